@@ -1,0 +1,39 @@
+"""afxdp: AF_XDP sockets for Python.
+
+Kernel-bypass packet I/O in batches: a Rust core owns the UMEM, the fill/completion/rx/tx rings
+and the XDP program; Python receives and sends whole batches and edits frames in place through
+the buffer protocol (zero copy).
+
+    import afxdp
+    with afxdp.Program.attach("eth0") as prog, afxdp.Socket("eth0", 0, program=prog) as sock:
+        batch = sock.recv(64, timeout=1)
+        batch.write_at(0, b"\\xff" * 6)     # destination MAC := broadcast, in every frame
+        sock.send(batch)
+
+Privileges: AF_XDP sockets need CAP_NET_RAW, XDP programs CAP_NET_ADMIN and CAP_BPF (root has
+them all).
+"""
+
+from afxdp._native import (
+    POLLIN,
+    POLLOUT,
+    Frame,
+    FrameBatch,
+    Program,
+    Socket,
+    Stats,
+    Umem,
+    __version__,
+)
+
+__all__ = [
+    "POLLIN",
+    "POLLOUT",
+    "Frame",
+    "FrameBatch",
+    "Program",
+    "Socket",
+    "Stats",
+    "Umem",
+    "__version__",
+]

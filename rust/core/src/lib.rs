@@ -1,0 +1,15 @@
+//! afxdp core: AF_XDP sockets in plain Rust (no Python).
+//!
+//! Layers, bottom up: [`sys`] (the kernel ABI and raw syscalls), [`ring`] (producer/consumer
+//! cursors over the kernel-shared rings), [`umem`] (the mmap'd frame region and the frame pool
+//! with its ownership model), [`socket`] (ring setup, bind, wakeups, statistics) and [`bpf`]
+//! (the embedded XDP program, attached with aya).
+
+pub mod bpf;
+pub mod error;
+pub mod ring;
+pub mod socket;
+pub mod sys;
+pub mod umem;
+
+pub use error::{Error, Result};

@@ -1,0 +1,580 @@
+//! An AF_XDP socket: its four rings, bind, wakeups, poll and statistics.
+//!
+//! Setup follows the only order the kernel accepts (see `net/xdp/xsk.c`): `socket` →
+//! `XDP_UMEM_REG` → fill/completion ring sizes → rx/tx ring sizes → `XDP_MMAP_OFFSETS` → mmap →
+//! frames on the fill ring → `bind`. The socket then only moves frames between the rings and the
+//! UMEM's frame table, which checks every move (see [`crate::umem`]).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::ring::{CompletionRing, FillRing, RingMemory, RxRing, TxRing};
+use crate::sys::{self, Mmap, SockaddrXdp, XdpDesc, XdpMmapOffsets, XdpRingOffset};
+use crate::umem::{Batch, FrameDesc, FrameState, Umem};
+
+/// Ring sizes and bind options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// RX ring entries (power of two), or 0 for a transmit-only socket.
+    pub rx_size: u32,
+    /// TX ring entries (power of two), or 0 for a receive-only socket.
+    pub tx_size: u32,
+    /// Fill ring entries (power of two).
+    pub fill_size: u32,
+    /// Completion ring entries (power of two).
+    pub comp_size: u32,
+    /// `Some(true)`: require zero-copy; `Some(false)`: force copy mode; `None`: let the kernel
+    /// try zero-copy and fall back to copy.
+    pub zerocopy: Option<bool>,
+    /// Bind with `XDP_USE_NEED_WAKEUP` (syscalls only when the kernel asks for them).
+    pub need_wakeup: bool,
+    /// Keep the fill ring topped up automatically (at creation and after every receive).
+    pub autofill: bool,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
+            rx_size: 2048,
+            tx_size: 2048,
+            fill_size: 4096,
+            comp_size: 2048,
+            zerocopy: None,
+            need_wakeup: true,
+            autofill: true,
+        }
+    }
+}
+
+impl SocketConfig {
+    /// Checks the ring sizes, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let check = |name: &'static str, value: u32, zero_ok: bool| {
+            if (value == 0 && zero_ok) || (value.is_power_of_two() && value <= MAX_RING_SIZE) {
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument {
+                    name,
+                    value: value.into(),
+                    reason: format!(
+                        "ring sizes must be powers of two from 1 to {MAX_RING_SIZE}{}",
+                        if zero_ok { " (or 0 for no ring)" } else { "" }
+                    ),
+                })
+            }
+        };
+        check("rx_size", self.rx_size, true)?;
+        check("tx_size", self.tx_size, true)?;
+        check("fill_size", self.fill_size, false)?;
+        check("comp_size", self.comp_size, false)?;
+        if self.rx_size == 0 && self.tx_size == 0 {
+            return Err(Error::InvalidArgument {
+                name: "rx_size",
+                value: 0,
+                reason: "a socket needs an rx ring, a tx ring or both".into(),
+            });
+        }
+        if self.zerocopy == Some(true) && !self.need_wakeup {
+            // Allowed by the kernel; nothing to check. Kept explicit for readers.
+        }
+        Ok(())
+    }
+}
+
+/// The largest ring afxdp asks for (the kernel's limit is memory, not a constant).
+pub const MAX_RING_SIZE: u32 = 1 << 20;
+
+/// How long `open` retries a bind that fails with EBUSY: the kernel releases a closed socket's
+/// queue asynchronously (xdp-tutorial#458).
+const BIND_RETRY: Duration = Duration::from_millis(1500);
+
+/// Counters kept by the library (the kernel's own are in [`sys::XdpStatistics`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames taken from the rx ring.
+    pub received: u64,
+    /// Frames put on the tx ring.
+    pub sent: u64,
+    /// Frames put on the fill ring.
+    pub filled: u64,
+    /// Frames taken back from the completion ring.
+    pub completed: u64,
+    /// Addresses the kernel returned that were not in the expected state (should stay 0).
+    pub unexpected: u64,
+}
+
+/// Kernel statistics plus the library's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub kernel: sys::XdpStatistics,
+    pub counters: Counters,
+}
+
+/// The socket fd plus the UMEM it registered. When the last reference goes (the socket, or a
+/// poll still running on another thread), the fd is closed first and only then do the frames
+/// the kernel held return to the pool.
+struct BoundFd {
+    fd: Option<OwnedFd>,
+    umem: Umem,
+}
+
+impl BoundFd {
+    fn raw(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
+    }
+}
+
+impl Drop for BoundFd {
+    fn drop(&mut self) {
+        drop(self.fd.take());
+        self.umem.unbind();
+    }
+}
+
+/// A handle for waiting on the socket without holding it (poll with the GIL released).
+#[derive(Clone)]
+pub struct PollHandle(Arc<BoundFd>);
+
+impl PollHandle {
+    /// `poll(2)` for `events`; returns the ready mask, 0 on timeout. Errors (EINTR included) are
+    /// returned so the caller can check for signals.
+    pub fn poll(&self, events: i16, timeout: Duration) -> io::Result<i16> {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        sys::poll(self.0.raw(), events, ms)
+    }
+}
+
+/// An AF_XDP socket bound to one queue of one interface.
+pub struct Socket {
+    // Field order is drop order: unmap the rings before the fd can close.
+    fill: FillRing,
+    comp: CompletionRing,
+    rx: Option<RxRing>,
+    tx: Option<TxRing>,
+    bound: Arc<BoundFd>,
+    umem: Umem,
+    ifname: String,
+    ifindex: u32,
+    queue: u32,
+    zerocopy: bool,
+    cfg: SocketConfig,
+    fill_target: u32,
+    counters: Counters,
+    scratch_desc: Vec<XdpDesc>,
+    scratch_addr: Vec<u64>,
+    scratch_index: Vec<u32>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("ifname", &self.ifname)
+            .field("queue", &self.queue)
+            .field("zerocopy", &self.zerocopy)
+            .finish()
+    }
+}
+
+fn map_ring<T: Copy>(fd: &OwnedFd, off: &XdpRingOffset, size: u32, pgoff: i64, call: &'static str) -> Result<RingMemory<T>> {
+    let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
+    let map = Arc::new(Mmap::ring(fd, len, pgoff, call)?);
+    let base = map.as_ptr();
+    // SAFETY: the kernel placed producer, consumer, flags and `size` descriptors at these offsets
+    // inside the `len`-byte mapping (XDP_MMAP_OFFSETS), suitably aligned; `map` keeps it alive
+    // as long as the ring memory exists.
+    Ok(unsafe {
+        RingMemory::new(
+            map.clone(),
+            base.add(off.producer as usize).cast(),
+            base.add(off.consumer as usize).cast(),
+            base.add(off.flags as usize).cast(),
+            base.add(off.desc as usize).cast(),
+            size,
+        )
+    })
+}
+
+impl Socket {
+    /// Opens a socket on `ifname`/`queue` over `umem`, with the rings of `cfg`.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a bad ring size, [`Error::NoSuchInterface`],
+    /// [`Error::QueueOutOfRange`], [`Error::UmemInUse`], or [`Error::Syscall`] naming the call
+    /// (EPERM without CAP_NET_RAW, EBUSY when the queue is taken, EOPNOTSUPP when zero-copy was
+    /// required but the driver has none).
+    pub fn open(ifname: &str, queue: u32, umem: Umem, cfg: SocketConfig) -> Result<Socket> {
+        cfg.validate()?;
+        let ifindex = sys::if_nametoindex(ifname).ok_or_else(|| Error::NoSuchInterface { ifname: ifname.into() })?;
+        let count = crate::bpf::interface_queue_count(ifname)?;
+        if queue >= count {
+            return Err(Error::QueueOutOfRange { ifname: ifname.into(), queue, count });
+        }
+        let fd = sys::xdp_socket()?;
+        umem.bind()?;
+        // From here on, dropping `bound` closes the fd and gives the UMEM back.
+        let bound = Arc::new(BoundFd { fd: Some(fd), umem: umem.clone() });
+        let fd = bound.fd.as_ref().expect("fd set above");
+
+        let ucfg = umem.config();
+        let reg = sys::XdpUmemReg {
+            addr: umem.as_ptr() as u64,
+            len: umem.len() as u64,
+            chunk_size: ucfg.frame_size,
+            headroom: ucfg.headroom,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        sys::setsockopt(fd, sys::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
+        sys::setsockopt(fd, sys::XDP_UMEM_FILL_RING, &cfg.fill_size, "setsockopt(XDP_UMEM_FILL_RING)")?;
+        sys::setsockopt(fd, sys::XDP_UMEM_COMPLETION_RING, &cfg.comp_size, "setsockopt(XDP_UMEM_COMPLETION_RING)")?;
+        if cfg.rx_size > 0 {
+            sys::setsockopt(fd, sys::XDP_RX_RING, &cfg.rx_size, "setsockopt(XDP_RX_RING)")?;
+        }
+        if cfg.tx_size > 0 {
+            sys::setsockopt(fd, sys::XDP_TX_RING, &cfg.tx_size, "setsockopt(XDP_TX_RING)")?;
+        }
+        let (off, len) = sys::getsockopt::<XdpMmapOffsets>(fd, sys::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")?;
+        if len != std::mem::size_of::<XdpMmapOffsets>() {
+            return Err(Error::Syscall {
+                call: "getsockopt(XDP_MMAP_OFFSETS)",
+                source: io::Error::other(format!("kernel answered {len} bytes, the pre-5.4 layout; afxdp needs Linux 5.4 or newer")),
+            });
+        }
+        let fill = FillRing::new(map_ring(fd, &off.fr, cfg.fill_size, sys::XDP_UMEM_PGOFF_FILL_RING, "mmap(fill ring)")?);
+        let comp = CompletionRing::new(map_ring(fd, &off.cr, cfg.comp_size, sys::XDP_UMEM_PGOFF_COMPLETION_RING, "mmap(completion ring)")?);
+        let rx = match cfg.rx_size {
+            0 => None,
+            n => Some(RxRing::new(map_ring(fd, &off.rx, n, sys::XDP_PGOFF_RX_RING, "mmap(rx ring)")?)),
+        };
+        let tx = match cfg.tx_size {
+            0 => None,
+            n => Some(TxRing::new(map_ring(fd, &off.tx, n, sys::XDP_PGOFF_TX_RING, "mmap(tx ring)")?)),
+        };
+        // Leave half the frames for transmission when the socket does both.
+        let frames = ucfg.frame_count;
+        let fill_target = if rx.is_none() {
+            0
+        } else if tx.is_none() {
+            cfg.fill_size.min(frames)
+        } else {
+            cfg.fill_size.min(frames.div_ceil(2))
+        };
+        let mut sock = Socket {
+            fill,
+            comp,
+            rx,
+            tx,
+            bound: bound.clone(),
+            umem: umem.clone(),
+            ifname: ifname.into(),
+            ifindex,
+            queue,
+            zerocopy: false,
+            cfg,
+            fill_target,
+            counters: Counters::default(),
+            scratch_desc: Vec::new(),
+            scratch_addr: Vec::new(),
+            scratch_index: Vec::new(),
+        };
+        // Frames go on the fill ring before bind: zero-copy drivers expect them there.
+        if cfg.autofill {
+            sock.top_up_fill()?;
+        }
+        let mut flags = 0;
+        if cfg.need_wakeup {
+            flags |= sys::XDP_USE_NEED_WAKEUP;
+        }
+        match cfg.zerocopy {
+            Some(true) => flags |= sys::XDP_ZEROCOPY,
+            Some(false) => flags |= sys::XDP_COPY,
+            None => {}
+        }
+        let addr = SockaddrXdp {
+            sxdp_family: sys::AF_XDP as u16,
+            sxdp_flags: flags,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: 0,
+        };
+        let deadline = Instant::now() + BIND_RETRY;
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            match sys::bind(fd, &addr) {
+                Err(Error::Syscall { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                }
+                other => break other?,
+            }
+        }
+        let (opts, _) = sys::getsockopt::<sys::XdpOptions>(fd, sys::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
+        sock.zerocopy = opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0;
+        Ok(sock)
+    }
+
+    /// The socket's file descriptor (for `poll`/`select`/XSKMAP registration).
+    pub fn fd(&self) -> RawFd {
+        self.bound.raw()
+    }
+
+    /// A handle to wait on the socket from another thread without holding it.
+    pub fn poll_handle(&self) -> PollHandle {
+        PollHandle(self.bound.clone())
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The queue id the socket is bound to.
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// Whether the kernel runs this socket in zero-copy mode (from `XDP_OPTIONS`).
+    pub fn zerocopy(&self) -> bool {
+        self.zerocopy
+    }
+
+    /// The configuration the socket was opened with.
+    pub fn config(&self) -> &SocketConfig {
+        &self.cfg
+    }
+
+    /// The UMEM.
+    pub fn umem(&self) -> &Umem {
+        &self.umem
+    }
+
+    /// Whether the socket has an rx ring / a tx ring.
+    pub fn has_rx(&self) -> bool {
+        self.rx.is_some()
+    }
+
+    /// Whether the socket has a tx ring.
+    pub fn has_tx(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// How many frames `autofill` keeps on the fill ring (kernel-held receive frames).
+    pub fn fill_target(&self) -> u32 {
+        self.fill_target
+    }
+
+    /// Hands up to `max` free frames to the kernel through the fill ring; returns how many.
+    pub fn fill(&mut self, max: u32) -> Result<u32> {
+        let want = max.min(self.umem.free_frames());
+        let n = self.fill.reserve(want);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.scratch_index.clear();
+        self.umem.frames().take_free(n as usize, FrameState::Fill, &mut self.scratch_index);
+        // Another batch may have taken frames meanwhile (the table is shared): write only what
+        // we got, and give back nothing: unwritten reserved slots are simply not submitted.
+        let got = self.scratch_index.len() as u32;
+        for (i, &index) in self.scratch_index.iter().enumerate() {
+            self.fill.write(i as u32, self.umem.addr_of(index));
+        }
+        self.fill.submit(got);
+        self.counters.filled += u64::from(got);
+        if self.fill.needs_wakeup() {
+            // Errors here only mean "try again later"; the frames are on the ring either way.
+            let _ = sys::wakeup_rx(self.fd());
+        }
+        Ok(got)
+    }
+
+    /// Tops the fill ring up to the fill target (what `autofill` does).
+    pub fn top_up_fill(&mut self) -> Result<u32> {
+        let held = self.umem.frames().count(FrameState::Fill);
+        match self.fill_target.checked_sub(held) {
+            Some(missing) if missing > 0 => self.fill(missing),
+            _ => Ok(0),
+        }
+    }
+
+    fn no_ring(ring: &'static str) -> Error {
+        Error::InvalidArgument { name: ring, value: 0, reason: format!("the socket was opened with {ring}=0") }
+    }
+
+    /// Takes up to `max` received frames from the rx ring, without waiting.
+    pub fn recv(&mut self, max: u32) -> Result<Batch> {
+        let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
+        self.scratch_desc.clear();
+        let n = rx.peek(max, &mut self.scratch_desc);
+        let mut frames = Vec::with_capacity(n as usize);
+        {
+            let fs = self.umem.config().frame_size;
+            let mut table = self.umem.frames();
+            for d in &self.scratch_desc {
+                let index = self.umem.index_of(d.addr);
+                let moved = index.map(|i| table.transition(i, FrameState::Fill, FrameState::User, fs));
+                match (index, moved) {
+                    (Some(index), Some(Ok(()))) => {
+                        let offset = (d.addr - self.umem.addr_of(index)) as u32;
+                        frames.push(FrameDesc { index, offset, len: d.len });
+                    }
+                    // An address we never filled: refuse it rather than hand out a frame
+                    // someone else owns.
+                    _ => self.counters.unexpected += 1,
+                }
+            }
+        }
+        rx.release(n);
+        self.counters.received += frames.len() as u64;
+        let batch = Batch::from_owned(self.umem.clone(), frames);
+        if self.cfg.autofill {
+            self.top_up_fill()?;
+        }
+        Ok(batch)
+    }
+
+    /// Number of entries waiting on the rx ring.
+    pub fn rx_available(&mut self) -> u32 {
+        self.rx.as_mut().map_or(0, |rx| rx.available(u32::MAX))
+    }
+
+    /// Takes up to `n` free frames for transmission (length 0 until written). Completed frames
+    /// are reclaimed first when the pool runs short.
+    pub fn alloc(&mut self, n: usize) -> Result<Batch> {
+        if (self.umem.free_frames() as usize) < n {
+            self.complete(u32::MAX)?;
+        }
+        Ok(self.umem.alloc(n))
+    }
+
+    /// Queues the frames of `batch` on the tx ring and wakes the kernel. Returns how many were
+    /// queued; they leave the batch. Frames that did not fit (tx ring full) stay in the batch.
+    ///
+    /// Every frame is checked first (owned by the batch's UMEM, length from 1 to its capacity):
+    /// a bad frame fails the whole call and nothing is queued.
+    pub fn send(&mut self, batch: &mut Batch) -> Result<u32> {
+        if self.tx.is_none() {
+            return Err(Self::no_ring("tx_size"));
+        }
+        if !batch.umem().same(&self.umem) {
+            return Err(Error::InvalidArgument {
+                name: "batch",
+                value: batch.len() as u64,
+                reason: "its frames belong to another Umem".into(),
+            });
+        }
+        for (i, d) in batch.descs().iter().enumerate() {
+            let capacity = batch.capacity(i)?;
+            if d.len == 0 {
+                return Err(Error::InvalidArgument {
+                    name: "frame length",
+                    value: 0,
+                    reason: format!("frame {i} of the batch is empty; write a packet or set its length"),
+                });
+            }
+            if d.len as usize > capacity {
+                return Err(Error::PacketTooLong { len: d.len as usize, capacity });
+            }
+        }
+        let want = batch.len() as u32;
+        if self.tx.as_mut().expect("checked above").free(want) < want {
+            // Make room: let the kernel drain the ring, then reclaim.
+            self.kick_tx()?;
+            self.complete(u32::MAX)?;
+        }
+        let tx = self.tx.as_mut().expect("checked above");
+        let n = tx.reserve(want);
+        let fs = self.umem.config().frame_size;
+        {
+            let mut table = self.umem.frames();
+            for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
+                table.transition(d.index, FrameState::User, FrameState::Tx, fs)?;
+                let desc = XdpDesc { addr: self.umem.addr_of(d.index) + u64::from(d.offset), len: d.len, options: 0 };
+                tx.write(i as u32, desc);
+            }
+        }
+        tx.submit(n);
+        batch.take_front(n as usize);
+        self.counters.sent += u64::from(n);
+        self.kick_tx()?;
+        Ok(n)
+    }
+
+    /// Number of frames on the tx ring the kernel has not taken yet.
+    pub fn tx_pending(&mut self) -> u32 {
+        self.tx.as_mut().map_or(0, |tx| tx.pending())
+    }
+
+    /// Wakes the kernel to transmit what is on the tx ring (copy mode needs a `sendto` for every
+    /// batch, and the kernel sends at most 32 frames per call, answering EAGAIN when more wait).
+    pub fn kick_tx(&mut self) -> Result<()> {
+        let fd = self.fd();
+        let need_wakeup = self.cfg.need_wakeup;
+        let Some(tx) = self.tx.as_mut() else { return Ok(()) };
+        let mut pending = tx.pending();
+        if pending == 0 || (need_wakeup && !tx.needs_wakeup()) {
+            return Ok(());
+        }
+        let mut rounds = pending / 16 + 4;
+        while pending > 0 && rounds > 0 {
+            rounds -= 1;
+            if let Err(e) = sys::wakeup_tx(fd) {
+                match e.raw_os_error() {
+                    // Budget used up, device busy, or out of skbs: progress later.
+                    Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => {}
+                    _ => return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e }),
+                }
+            }
+            pending = tx.pending();
+        }
+        Ok(())
+    }
+
+    /// Reclaims up to `max` transmitted frames from the completion ring into the free pool;
+    /// returns how many. Kicks the kernel first when frames still wait on the tx ring.
+    pub fn complete(&mut self, max: u32) -> Result<u32> {
+        self.kick_tx()?;
+        self.scratch_addr.clear();
+        let n = self.comp.peek(max, &mut self.scratch_addr);
+        let fs = self.umem.config().frame_size;
+        let mut done = 0;
+        {
+            let mut table = self.umem.frames();
+            for &addr in &self.scratch_addr {
+                let ok = self.umem.index_of(addr).map(|i| table.transition(i, FrameState::Tx, FrameState::Free, fs));
+                if let Some(Ok(())) = ok {
+                    done += 1;
+                } else {
+                    self.counters.unexpected += 1;
+                }
+            }
+        }
+        self.comp.release(n);
+        self.counters.completed += u64::from(done);
+        Ok(done)
+    }
+
+    /// Frames sent but not completed yet.
+    pub fn in_flight(&self) -> u32 {
+        self.umem.frames().count(FrameState::Tx)
+    }
+
+    /// Kernel statistics (`XDP_STATISTICS`) and the library's counters.
+    pub fn stats(&self) -> Result<Stats> {
+        let fd = self.bound.fd.as_ref().expect("fd lives as long as the socket");
+        let (kernel, len) = sys::getsockopt::<sys::XdpStatistics>(fd, sys::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")?;
+        if len != std::mem::size_of::<sys::XdpStatistics>() {
+            return Err(Error::Syscall {
+                call: "getsockopt(XDP_STATISTICS)",
+                source: io::Error::other(format!("kernel answered {len} bytes; afxdp needs the 48-byte layout (Linux 5.9+)")),
+            });
+        }
+        Ok(Stats { kernel, counters: self.counters })
+    }
+}

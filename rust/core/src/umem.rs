@@ -1,0 +1,559 @@
+//! The UMEM: one page-aligned region cut into equal frames, and the bookkeeping that says where
+//! every frame is.
+//!
+//! # The ownership model
+//!
+//! Every frame is in exactly one [`FrameState`] at a time:
+//!
+//! ```text
+//! Free ──fill──▶ Fill ──(kernel: rx ring)──▶ User ──send──▶ Tx ──(completion ring)──▶ Free
+//!   ▲                                         │  ▲                                         
+//!   └──────────────── release / drop ─────────┘  └── alloc ── Free
+//! ```
+//!
+//! The table is the single authority: a frame moves only through [`FrameTable::transition`],
+//! which refuses any move from the wrong state. So a frame can never be on the fill ring and the
+//! tx ring at once (the double-submit bug of asavie/xdp#24), a received frame can never be filled
+//! while the user still holds it, and an address the kernel returns that we did not hand out is
+//! caught instead of corrupting the pool.
+//!
+//! A [`Batch`] owns its frames exclusively (they are `User` and listed only in it). Dropping a
+//! batch returns the frames it still owns to the free pool, so nothing leaks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::sys::{self, Mmap, XDP_PACKET_HEADROOM};
+
+/// Bytes the kernel keeps at the end of a chunk for `struct skb_shared_info` (aligned) in copy
+/// mode, and the extra margin 6.18.y requires: the largest accepted headroom is
+/// `frame_size - XDP_PACKET_HEADROOM - SKB_SHARED_INFO - 128` (kernel a315e022a72d).
+const SKB_SHARED_INFO: u32 = 320;
+const HEADROOM_MARGIN: u32 = 128;
+
+/// Geometry of a UMEM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UmemConfig {
+    /// Number of frames.
+    pub frame_count: u32,
+    /// Bytes per frame (aligned mode: a power of two from 2048 to the page size).
+    pub frame_size: u32,
+    /// Bytes reserved at the start of every frame for the user (before packet data).
+    pub headroom: u32,
+}
+
+impl Default for UmemConfig {
+    fn default() -> Self {
+        UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 }
+    }
+}
+
+impl UmemConfig {
+    /// Checks the geometry against what the kernel accepts in aligned mode.
+    pub fn validate(&self) -> Result<()> {
+        let page = sys::page_size() as u32;
+        if !self.frame_size.is_power_of_two() || self.frame_size < 2048 || self.frame_size > page {
+            return Err(Error::InvalidArgument {
+                name: "frame_size",
+                value: self.frame_size.into(),
+                reason: format!("must be a power of two from 2048 to the page size ({page})"),
+            });
+        }
+        if self.frame_count == 0 || self.frame_count > (1 << 24) {
+            return Err(Error::InvalidArgument {
+                name: "frame_count",
+                value: self.frame_count.into(),
+                reason: "must be from 1 to 16777216".into(),
+            });
+        }
+        let max_headroom = self.max_headroom();
+        if self.headroom > max_headroom {
+            return Err(Error::InvalidArgument {
+                name: "headroom",
+                value: self.headroom.into(),
+                reason: format!(
+                    "at most {max_headroom} for {}-byte frames (the kernel keeps {XDP_PACKET_HEADROOM} bytes of XDP headroom and {} at the end)",
+                    self.frame_size,
+                    SKB_SHARED_INFO + HEADROOM_MARGIN
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The largest headroom the kernel accepts for this frame size.
+    pub fn max_headroom(&self) -> u32 {
+        self.frame_size.saturating_sub(XDP_PACKET_HEADROOM + SKB_SHARED_INFO + HEADROOM_MARGIN)
+    }
+
+    /// Length of the region in bytes.
+    pub fn len(&self) -> usize {
+        self.frame_count as usize * self.frame_size as usize
+    }
+
+    /// Whether the region is empty (never, for a validated config).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The largest packet the kernel can receive into a frame.
+    pub fn rx_capacity(&self) -> u32 {
+        self.frame_size - self.headroom - XDP_PACKET_HEADROOM
+    }
+
+    /// The largest packet that can be written into a frame for transmission.
+    pub fn tx_capacity(&self) -> u32 {
+        self.frame_size - self.headroom
+    }
+}
+
+/// Where a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameState {
+    /// In the free pool.
+    Free,
+    /// Handed to the kernel through the fill ring (or already on the rx ring).
+    Fill,
+    /// Owned by a user batch.
+    User,
+    /// Handed to the kernel through the tx ring, until it comes back on the completion ring.
+    Tx,
+}
+
+impl FrameState {
+    /// Lower-case name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameState::Free => "free",
+            FrameState::Fill => "on the fill ring",
+            FrameState::User => "held by a batch",
+            FrameState::Tx => "queued for transmission",
+        }
+    }
+}
+
+/// The state of every frame, plus the free pool as a stack of frame indices.
+#[derive(Debug)]
+pub struct FrameTable {
+    state: Vec<FrameState>,
+    free: Vec<u32>,
+    counts: [u32; 4],
+}
+
+impl FrameTable {
+    fn new(frame_count: u32) -> FrameTable {
+        FrameTable {
+            state: vec![FrameState::Free; frame_count as usize],
+            // Reversed so frames are handed out in ascending order.
+            free: (0..frame_count).rev().collect(),
+            counts: [frame_count, 0, 0, 0],
+        }
+    }
+
+    /// Moves frame `index` from `from` to `to`; refuses any other starting state. Frames leave
+    /// the free pool only through [`FrameTable::take_free`], so `from` may not be `Free`.
+    pub fn transition(&mut self, index: u32, from: FrameState, to: FrameState, frame_size: u32) -> Result<()> {
+        if from == FrameState::Free {
+            return Err(Error::FrameNotOwned { index, addr: u64::from(index) * u64::from(frame_size), state: "free" });
+        }
+        let slot = self.state.get_mut(index as usize).ok_or(Error::InvalidArgument {
+            name: "frame address",
+            value: u64::from(index) * u64::from(frame_size),
+            reason: "outside the UMEM".into(),
+        })?;
+        if *slot != from {
+            return Err(Error::FrameNotOwned { index, addr: u64::from(index) * u64::from(frame_size), state: slot.name() });
+        }
+        *slot = to;
+        self.counts[from as usize] -= 1;
+        self.counts[to as usize] += 1;
+        if to == FrameState::Free {
+            self.free.push(index);
+        }
+        Ok(())
+    }
+
+    /// Takes up to `n` frames from the free pool into state `to`.
+    pub fn take_free(&mut self, n: usize, to: FrameState, out: &mut Vec<u32>) {
+        let n = n.min(self.free.len());
+        let start = self.free.len() - n;
+        for &index in self.free[start..].iter().rev() {
+            self.state[index as usize] = to;
+            out.push(index);
+        }
+        self.free.truncate(start);
+        self.counts[FrameState::Free as usize] -= n as u32;
+        self.counts[to as usize] += n as u32;
+    }
+
+    /// Puts every frame in state `from` back into the free pool (after the kernel let go of them).
+    pub fn reclaim_all(&mut self, from: FrameState) {
+        for index in 0..self.state.len() as u32 {
+            if self.state[index as usize] == from {
+                self.state[index as usize] = FrameState::Free;
+                self.free.push(index);
+            }
+        }
+        self.counts[FrameState::Free as usize] += self.counts[from as usize];
+        self.counts[from as usize] = 0;
+    }
+
+    /// The state of frame `index`.
+    pub fn state(&self, index: u32) -> Option<FrameState> {
+        self.state.get(index as usize).copied()
+    }
+
+    /// How many frames are in `state`.
+    pub fn count(&self, state: FrameState) -> u32 {
+        self.counts[state as usize]
+    }
+}
+
+pub(crate) struct UmemShared {
+    region: Mmap,
+    cfg: UmemConfig,
+    frames: Mutex<FrameTable>,
+    bound: AtomicBool,
+}
+
+/// A UMEM region and its frame table; cheap to clone (shared ownership). The memory stays
+/// mapped until the last clone, socket and batch referring to it is gone.
+#[derive(Clone)]
+pub struct Umem {
+    shared: Arc<UmemShared>,
+}
+
+impl std::fmt::Debug for Umem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Umem").field("config", &self.shared.cfg).finish()
+    }
+}
+
+impl Umem {
+    /// Maps a new zeroed region for `cfg` (validated first).
+    pub fn new(cfg: UmemConfig) -> Result<Umem> {
+        cfg.validate()?;
+        let region = Mmap::anonymous(cfg.len())?;
+        Ok(Umem {
+            shared: Arc::new(UmemShared {
+                region,
+                cfg,
+                frames: Mutex::new(FrameTable::new(cfg.frame_count)),
+                bound: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The geometry.
+    pub fn config(&self) -> &UmemConfig {
+        &self.shared.cfg
+    }
+
+    /// Start of the region. Writing through it is the caller's responsibility: frames may be
+    /// owned by the kernel.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.shared.region.as_ptr()
+    }
+
+    /// Length of the region in bytes.
+    pub fn len(&self) -> usize {
+        self.shared.region.len()
+    }
+
+    /// Whether the region is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.shared.region.is_empty()
+    }
+
+    /// Locks the frame table.
+    pub fn frames(&self) -> MutexGuard<'_, FrameTable> {
+        // A panic while holding the lock leaves the table consistent (every update is one
+        // assignment per frame), so a poisoned lock is still usable.
+        self.shared.frames.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of frames in the free pool.
+    pub fn free_frames(&self) -> u32 {
+        self.frames().count(FrameState::Free)
+    }
+
+    /// Claims the UMEM for a socket; fails when another socket has it.
+    pub(crate) fn bind(&self) -> Result<()> {
+        if self.shared.bound.swap(true, Ordering::AcqRel) { Err(Error::UmemInUse) } else { Ok(()) }
+    }
+
+    /// Gives the UMEM up after its socket closed: frames the kernel held return to the pool.
+    pub(crate) fn unbind(&self) {
+        let mut frames = self.frames();
+        frames.reclaim_all(FrameState::Fill);
+        frames.reclaim_all(FrameState::Tx);
+        drop(frames);
+        self.shared.bound.store(false, Ordering::Release);
+    }
+
+    /// Whether a socket holds the UMEM.
+    pub fn is_bound(&self) -> bool {
+        self.shared.bound.load(Ordering::Acquire)
+    }
+
+    /// Whether `self` and `other` are the same region.
+    pub fn same(&self, other: &Umem) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// The frame index of a ring address (aligned mode: the chunk it falls in).
+    pub fn index_of(&self, addr: u64) -> Option<u32> {
+        let index = addr / u64::from(self.shared.cfg.frame_size);
+        (index < u64::from(self.shared.cfg.frame_count)).then_some(index as u32)
+    }
+
+    /// The ring address of the start of frame `index`.
+    pub fn addr_of(&self, index: u32) -> u64 {
+        u64::from(index) * u64::from(self.shared.cfg.frame_size)
+    }
+
+    /// Takes up to `n` free frames into a batch for the user to write and send.
+    pub fn alloc(&self, n: usize) -> Batch {
+        let mut indices = Vec::with_capacity(n);
+        self.frames().take_free(n, FrameState::User, &mut indices);
+        let offset = self.shared.cfg.headroom;
+        Batch {
+            umem: self.clone(),
+            frames: indices.into_iter().map(|index| FrameDesc { index, offset, len: 0 }).collect(),
+        }
+    }
+}
+
+/// One frame of a batch: which frame, where its packet starts inside it, and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameDesc {
+    pub index: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// Frames owned exclusively by the user. Dropping the batch returns them to the free pool.
+pub struct Batch {
+    umem: Umem,
+    frames: Vec<FrameDesc>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch").field("frames", &self.frames).finish()
+    }
+}
+
+impl Batch {
+    /// A batch of frames that were just moved to `User` state by the caller.
+    pub(crate) fn from_owned(umem: Umem, frames: Vec<FrameDesc>) -> Batch {
+        Batch { umem, frames }
+    }
+
+    /// The UMEM the frames belong to.
+    pub fn umem(&self) -> &Umem {
+        &self.umem
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether the batch holds no frame.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The descriptors.
+    pub fn descs(&self) -> &[FrameDesc] {
+        &self.frames
+    }
+
+    fn desc(&self, i: usize) -> Result<&FrameDesc> {
+        self.frames.get(i).ok_or(Error::InvalidArgument {
+            name: "frame index",
+            value: i as u64,
+            reason: format!("the batch has {} frames", self.frames.len()),
+        })
+    }
+
+    /// Bytes from the packet start to the end of frame `i`.
+    pub fn capacity(&self, i: usize) -> Result<usize> {
+        let d = self.desc(i)?;
+        Ok((self.umem.config().frame_size - d.offset) as usize)
+    }
+
+    /// Pointer to the packet start of frame `i` (valid while the batch owns the frame).
+    pub fn data_ptr(&self, i: usize) -> Result<*mut u8> {
+        let d = *self.desc(i)?;
+        let off = self.umem.addr_of(d.index) as usize + d.offset as usize;
+        // SAFETY: `index < frame_count` and `offset < frame_size` (both set only by this module),
+        // so the pointer stays inside the mapped region.
+        Ok(unsafe { self.umem.as_ptr().add(off) })
+    }
+
+    /// The packet bytes of frame `i`.
+    pub fn data(&self, i: usize) -> Result<&[u8]> {
+        let len = self.desc(i)?.len as usize;
+        let ptr = self.data_ptr(i)?;
+        // SAFETY: the batch owns the frame exclusively (state User), `len <= capacity`, and the
+        // region outlives `self` (it holds the UMEM).
+        Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+    }
+
+    /// The whole writable area of frame `i` (from the packet start to the frame end).
+    pub fn area_mut(&mut self, i: usize) -> Result<&mut [u8]> {
+        let cap = self.capacity(i)?;
+        let ptr = self.data_ptr(i)?;
+        // SAFETY: as in `data`, and `&mut self` makes this the only live reference.
+        Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
+    }
+
+    /// Sets the packet length of frame `i`.
+    pub fn set_len(&mut self, i: usize, len: usize) -> Result<()> {
+        let capacity = self.capacity(i)?;
+        if len > capacity {
+            return Err(Error::PacketTooLong { len, capacity });
+        }
+        self.frames[i].len = len as u32;
+        Ok(())
+    }
+
+    /// Copies `packet` into frame `i` and sets its length.
+    pub fn write(&mut self, i: usize, packet: &[u8]) -> Result<()> {
+        let area = self.area_mut(i)?;
+        if packet.len() > area.len() {
+            return Err(Error::PacketTooLong { len: packet.len(), capacity: area.len() });
+        }
+        area[..packet.len()].copy_from_slice(packet);
+        self.frames[i].len = packet.len() as u32;
+        Ok(())
+    }
+
+    /// Copies `packet` into every frame; checked against the smallest capacity first, so either
+    /// every frame is written or none.
+    pub fn write_all(&mut self, packet: &[u8]) -> Result<()> {
+        for i in 0..self.frames.len() {
+            let capacity = self.capacity(i)?;
+            if packet.len() > capacity {
+                return Err(Error::PacketTooLong { len: packet.len(), capacity });
+            }
+        }
+        for i in 0..self.frames.len() {
+            self.write(i, packet)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the first `n` descriptors out of the batch (they were handed to a ring).
+    pub(crate) fn take_front(&mut self, n: usize) {
+        self.frames.drain(..n);
+    }
+
+    /// Returns every frame to the free pool now.
+    pub fn release(mut self) {
+        self.release_all();
+    }
+
+    fn release_all(&mut self) {
+        if self.frames.is_empty() {
+            return;
+        }
+        let fs = self.umem.config().frame_size;
+        let mut table = self.umem.frames();
+        for d in self.frames.drain(..) {
+            // A batch's frames are User by construction; an error here would be a bug in this
+            // crate, and leaving the frame where it is is the safe response.
+            let released = table.transition(d.index, FrameState::User, FrameState::Free, fs);
+            debug_assert!(released.is_ok(), "batch frame {} not in User state", d.index);
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn umem(n: u32) -> Umem {
+        Umem::new(UmemConfig { frame_count: n, frame_size: 2048, headroom: 0 }).unwrap()
+    }
+
+    #[test]
+    fn config_validation_names_the_value() {
+        for (fs, ok) in [(2048, true), (4096, true), (1024, false), (3000, false), (8192, false)] {
+            let r = UmemConfig { frame_count: 4, frame_size: fs, headroom: 0 }.validate();
+            assert_eq!(r.is_ok(), ok, "frame_size {fs}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains(&fs.to_string()), "{e}");
+            }
+        }
+        let e = UmemConfig { frame_count: 0, frame_size: 2048, headroom: 0 }.validate().unwrap_err();
+        assert!(e.to_string().contains("frame_count 0"), "{e}");
+        let cfg = UmemConfig { frame_count: 4, frame_size: 2048, headroom: 0 };
+        let too_much = UmemConfig { headroom: cfg.max_headroom() + 1, ..cfg };
+        assert!(too_much.validate().unwrap_err().to_string().contains("headroom"));
+        assert!(UmemConfig { headroom: cfg.max_headroom(), ..cfg }.validate().is_ok());
+    }
+
+    #[test]
+    fn alloc_takes_distinct_frames_and_drop_returns_them() {
+        let u = umem(8);
+        let a = u.alloc(5);
+        let b = u.alloc(5);
+        assert_eq!((a.len(), b.len()), (5, 3));
+        let mut all: Vec<u32> = a.descs().iter().chain(b.descs()).map(|d| d.index).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 8);
+        assert_eq!(u.free_frames(), 0);
+        drop(a);
+        assert_eq!(u.free_frames(), 5);
+        b.release();
+        assert_eq!(u.free_frames(), 8);
+    }
+
+    #[test]
+    fn transitions_refuse_the_wrong_state() {
+        let u = umem(2);
+        let mut t = u.frames();
+        // Free frames leave the pool only through take_free.
+        t.transition(0, FrameState::Free, FrameState::Fill, 2048).unwrap_err();
+        let mut got = Vec::new();
+        t.take_free(1, FrameState::Fill, &mut got);
+        let i = got[0];
+        let e = t.transition(i, FrameState::User, FrameState::Tx, 2048).unwrap_err();
+        assert!(matches!(e, Error::FrameNotOwned { state: "on the fill ring", .. }), "{e}");
+        assert!(t.transition(99, FrameState::Fill, FrameState::User, 2048).is_err());
+        t.transition(i, FrameState::Fill, FrameState::User, 2048).unwrap();
+        assert_eq!(t.count(FrameState::User), 1);
+    }
+
+    #[test]
+    fn write_checks_capacity_and_sets_length() {
+        let u = Umem::new(UmemConfig { frame_count: 2, frame_size: 2048, headroom: 100 }).unwrap();
+        let mut b = u.alloc(2);
+        assert_eq!(b.capacity(0).unwrap(), 1948);
+        b.write(0, &[7u8; 60]).unwrap();
+        assert_eq!(b.data(0).unwrap(), &[7u8; 60][..]);
+        let e = b.write(1, &vec![0u8; 1949]).unwrap_err();
+        assert!(matches!(e, Error::PacketTooLong { len: 1949, capacity: 1948 }));
+        assert!(b.write_all(&vec![1u8; 1949]).is_err());
+        assert_eq!(b.data(0).unwrap().len(), 60, "a failed write_all writes nothing");
+        b.write_all(&[9u8; 64]).unwrap();
+        assert!(b.descs().iter().all(|d| d.len == 64));
+        assert!(b.set_len(0, 5000).is_err());
+        // The data really lands in the region, after the headroom.
+        let off = u.addr_of(b.descs()[1].index) as usize + 100;
+        // SAFETY: test reads inside the region it owns.
+        let first = unsafe { *u.as_ptr().add(off) };
+        assert_eq!(first, 9);
+    }
+}

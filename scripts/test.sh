@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine, as root: installs what it needs (apt, pip,
+# the eBPF toolchain), checks the committed XDP object against its source, runs the Rust core's
+# unit tests, builds and installs the Python package, and runs pytest.
+#
+# Privileged tests (AF_XDP sockets, XDP programs, network namespaces) run for real as root. Set
+# AFXDP_REQUIRE_PRIVILEGED=1 (CI does) to make them fail instead of skip when they cannot run.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k ring -x).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n== %s (%s s)\n' "$*" "$SECONDS" >&2; }
+
+step "system packages"
+scripts/install-deps.sh
+
+step "eBPF toolchain and the committed object"
+SKIP_APT="${SKIP_APT:-0}" scripts/install-ebpf-toolchain.sh
+scripts/build-ebpf.sh --check
+
+step "Rust core unit tests"
+cargo test --locked -p afxdp
+
+step "build and install the Python package"
+scripts/install.sh
+
+step "pytest"
+python3 -m pytest tests "$@"
+step "done"
