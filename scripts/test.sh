@@ -19,8 +19,13 @@ step "eBPF toolchain and the committed object"
 SKIP_APT="${SKIP_APT:-0}" scripts/install-ebpf-toolchain.sh
 scripts/build-ebpf.sh --check
 
-step "Rust core unit tests"
-cargo test --locked -p afxdp
+step "Rust core tests"
+# As root (CI), the core's privileged tests (netns, veth, XDP attach, SIGKILL) run too.
+if [[ $(id -u) == 0 || ${AFXDP_REQUIRE_PRIVILEGED:-0} == 1 ]]; then
+    cargo test --locked -p afxdp -- --include-ignored
+else
+    cargo test --locked -p afxdp
+fi
 
 step "build and install the Python package"
 scripts/install.sh

@@ -172,6 +172,9 @@ class Socket:
     @property
     def program(self) -> Program | None: ...
     @property
+    def registered(self) -> bool:
+        """Whether a live Program has this socket in its XSKMAP (it receives only then)."""
+    @property
     def fill_target(self) -> int: ...
     def __enter__(self) -> Self: ...
     def __exit__(

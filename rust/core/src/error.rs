@@ -12,7 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call failed; `call` names it (with the option, e.g. `setsockopt(XDP_UMEM_REG)`).
-    #[error("{call} failed: {source}{}", hint(*call, source))]
+    #[error("{call} failed: {source}{}", hint(call, source))]
     Syscall {
         call: &'static str,
         #[source]

@@ -1,6 +1,7 @@
 //! Python bindings of the afxdp core: classes, the buffer protocol, GIL release around waits, and
 //! the one place where core errors become Python exceptions. No policy lives here.
 
+use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -661,9 +662,26 @@ impl PyStats {
 pub struct PyProgram {
     prog: Mutex<Option<XdpProgram>>,
     ifname: String,
+    /// XSKMAP entries this object made: queue -> socket fd.
+    entries: Mutex<HashMap<u32, i32>>,
 }
 
 impl PyProgram {
+    /// Whether `fd` is registered for `queue` (and the program still attached).
+    fn has_entry(&self, queue: u32, fd: i32) -> bool {
+        lock(&self.prog).is_some() && lock(&self.entries).get(&queue) == Some(&fd)
+    }
+
+    fn register_socket(slf: &Bound<'_, Self>, socket: &PySocket) -> PyResult<()> {
+        let me = slf.get();
+        let (queue, fd) = socket.queue_and_fd()?;
+        me.with(|p| p.register(queue, fd))?;
+        lock(&me.entries).insert(queue, fd);
+        // The socket keeps its program (and so the attachment) alive.
+        *lock(&socket.program) = Some(slf.clone().unbind());
+        Ok(())
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut XdpProgram) -> Result<R, BpfError>) -> PyResult<R> {
         let mut g = lock(&self.prog);
         let p = g.as_mut().ok_or_else(|| PyValueError::new_err(format!("the program on {:?} is detached", self.ifname)))?;
@@ -682,19 +700,20 @@ impl PyProgram {
         let mode: AttachMode = mode.parse().map_err(|e: afxdp::bpf::ParseAttachModeError| PyValueError::new_err(e.to_string()))?;
         let name = ifname.clone();
         let prog = py.detach(move || XdpProgram::attach_builtin(&name, mode)).map_err(bpf_to_py)?;
-        Ok(PyProgram { prog: Mutex::new(Some(prog)), ifname })
+        Ok(PyProgram { prog: Mutex::new(Some(prog)), ifname, entries: Mutex::new(HashMap::new()) })
     }
 
     /// Puts `socket` into the XSKMAP at its queue: packets on that queue now reach it.
-    fn register(&self, socket: &PySocket) -> PyResult<()> {
-        let (queue, fd) = socket.queue_and_fd()?;
-        self.with(|p| p.register(queue, fd))
+    fn register(slf: &Bound<'_, Self>, socket: &PySocket) -> PyResult<()> {
+        Self::register_socket(slf, socket)
     }
 
     /// Removes whatever socket is registered for `queue`.
     fn unregister(&self, queue: i64) -> PyResult<()> {
         let queue = u32_arg("queue", queue)?;
-        self.with(|p| p.unregister(queue))
+        self.with(|p| p.unregister(queue))?;
+        lock(&self.entries).remove(&queue);
+        Ok(())
     }
 
     /// Detaches the program from the interface. Idempotent.
@@ -855,8 +874,7 @@ impl PySocket {
         let me = PySocket { sock: Mutex::new(Some(sock)), umem, program: Mutex::new(None), ifname, queue };
         if let Some(p) = program {
             // On failure `me` is dropped: the socket closes, nothing stays registered.
-            p.get().register(&me)?;
-            *lock(&me.program) = Some(p);
+            PyProgram::register_socket(p.bind(py), &me)?;
         }
         Ok(me)
     }
@@ -995,11 +1013,18 @@ impl PySocket {
         self.umem.clone_ref(py)
     }
 
-    /// The Program the socket registered itself with, or None (then it receives nothing until
-    /// a program registers it).
+    /// The Program the socket was registered with (at creation or by `Program.register`), or
+    /// None: then it receives nothing until a program registers it.
     #[getter]
     fn program(&self, py: Python<'_>) -> Option<Py<PyProgram>> {
         lock(&self.program).as_ref().map(|p| p.clone_ref(py))
+    }
+
+    /// Whether a live Program has this socket in its XSKMAP (it receives only then).
+    #[getter]
+    fn registered(&self) -> PyResult<bool> {
+        let fd = self.with(|s| Ok(s.fd()))?;
+        Ok(lock(&self.program).as_ref().is_some_and(|p| p.get().has_entry(self.queue, fd)))
     }
 
     /// How many frames autofill keeps on the fill ring.
@@ -1023,7 +1048,14 @@ impl PySocket {
             None => format!("<afxdp.Socket ifname={:?} queue={} [closed]>", self.ifname, self.queue),
             Some(s) => {
                 let mode = if s.zerocopy() { "zerocopy" } else { "copy" };
-                let reg = if lock(&self.program).is_some() { "registered" } else { "unregistered: receives nothing until a Program registers it" };
+                let registered = lock(&self.program).as_ref().is_some_and(|p| p.get().has_entry(self.queue, s.fd()));
+                let reg = if !s.has_rx() {
+                    "tx only"
+                } else if registered {
+                    "registered"
+                } else {
+                    "unregistered: receives nothing until a Program registers it"
+                };
                 format!("<afxdp.Socket ifname={:?} queue={} fd={} mode={mode} {reg}>", self.ifname, self.queue, s.fd())
             }
         }

@@ -1,0 +1,71 @@
+//! Receive-and-drop loop against the core, the Rust twin of `benches/rxdrop.py`.
+//!
+//! `rxdrop IFNAME [SECONDS] [native|generic] [BATCH]`: attaches the built-in program, opens a
+//! socket on queue 0, receives in batches (waiting in poll when the ring is empty) and drops the
+//! frames, until SECONDS pass. Prints one line of `key=value` figures: packets, seconds, pps,
+//! and the process's CPU time per packet.
+
+use std::time::{Duration, Instant};
+
+use afxdp::bpf::{AttachMode, XdpProgram};
+use afxdp::socket::{Socket, SocketConfig};
+use afxdp::umem::{Umem, UmemConfig};
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let ifname = args.get(1).ok_or("usage: rxdrop IFNAME [SECONDS] [native|generic] [BATCH]")?;
+    let seconds: f64 = args.get(2).map_or(Ok(5.0), |s| s.parse())?;
+    let mode: AttachMode = args.get(3).map_or(Ok(AttachMode::Native), |s| s.parse())?;
+    let batch: u32 = args.get(4).map_or(Ok(64), |s| s.parse())?;
+
+    let mut prog = XdpProgram::attach_builtin(ifname, mode)?;
+    let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 })?;
+    let cfg = SocketConfig { tx_size: 0, ..SocketConfig::default() };
+    let mut sock = Socket::open(ifname, 0, umem, cfg)?;
+    prog.register(0, sock.fd())?;
+    let poll = sock.poll_handle();
+    println!("ready");
+
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    let mut first: Option<(Instant, f64)> = None;
+    let end_wait = Instant::now() + Duration::from_secs_f64(seconds + 10.0);
+    let mut deadline = end_wait;
+    while Instant::now() < deadline {
+        let got = sock.recv(batch)?;
+        if got.is_empty() {
+            poll.poll(libc::POLLIN, Duration::from_millis(100))?;
+            continue;
+        }
+        if first.is_none() {
+            // Time from the first packet, so start-up does not count.
+            first = Some((Instant::now(), cpu_seconds()));
+            deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        }
+        packets += got.len() as u64;
+        bytes += got.descs().iter().map(|d| u64::from(d.len)).sum::<u64>();
+        drop(got);
+    }
+    let (t0, c0) = first.ok_or("no packet received")?;
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - c0;
+    let stats = sock.stats()?;
+    println!(
+        "impl=rust packets={packets} bytes={bytes} seconds={secs:.3} pps={:.0} cpu_ns_per_packet={:.1} rx_dropped={} rx_ring_full={} fill_empty={}",
+        packets as f64 / secs,
+        cpu * 1e9 / packets as f64,
+        stats.kernel.rx_dropped,
+        stats.kernel.rx_ring_full,
+        stats.kernel.rx_fill_ring_empty_descs
+    );
+    prog.detach()?;
+    Ok(())
+}
