@@ -157,7 +157,7 @@ impl FrameTable {
         if from == FrameState::Free {
             return Err(Error::FrameNotOwned { index, addr: u64::from(index) * u64::from(frame_size), state: "free" });
         }
-        let slot = self.state.get_mut(index as usize).ok_or(Error::InvalidArgument {
+        let slot = self.state.get_mut(index as usize).ok_or_else(|| Error::InvalidArgument {
             name: "frame address",
             value: u64::from(index) * u64::from(frame_size),
             reason: "outside the UMEM".into(),
@@ -372,7 +372,7 @@ impl Batch {
     }
 
     fn desc(&self, i: usize) -> Result<&FrameDesc> {
-        self.frames.get(i).ok_or(Error::InvalidArgument {
+        self.frames.get(i).ok_or_else(|| Error::InvalidArgument {
             name: "frame index",
             value: i as u64,
             reason: format!("the batch has {} frames", self.frames.len()),
