@@ -11,4 +11,4 @@ if ((${#need[@]})); then
     apt-get update -q
     apt-get install -y -q "${need[@]}"
 fi
-python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7"
+python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7" numpy

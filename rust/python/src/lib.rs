@@ -979,10 +979,13 @@ impl PySocket {
     }
 
     /// Closes the socket (the kernel also drops it from the XSKMAP). Idempotent. Batches already
-    /// received stay usable; their frames go back to the pool when released.
-    fn close(&self) {
+    /// received stay usable; their frames go back to the pool when released. The kernel waits
+    /// for an RCU grace period (~10 ms) on close; other Python threads run meanwhile.
+    fn close(&self, py: Python<'_>) {
         let sock = lock(&self.sock).take();
-        drop(sock);
+        if let Some(sock) = sock {
+            py.detach(move || drop(sock));
+        }
         lock(&self.program).take();
     }
 
@@ -1037,8 +1040,8 @@ impl PySocket {
         slf
     }
 
-    fn __exit__(&self, _t: Option<Bound<'_, PyAny>>, _v: Option<Bound<'_, PyAny>>, _tb: Option<Bound<'_, PyAny>>) -> bool {
-        self.close();
+    fn __exit__(&self, py: Python<'_>, _t: Option<Bound<'_, PyAny>>, _v: Option<Bound<'_, PyAny>>, _tb: Option<Bound<'_, PyAny>>) -> bool {
+        self.close(py);
         false
     }
 
