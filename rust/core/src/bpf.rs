@@ -131,7 +131,7 @@ pub enum BpfError {
 
     /// Loading the object or the program into the kernel failed. For a verifier rejection
     /// `message` includes the verifier log; `EPERM` means missing privileges.
-    #[error("loading the XDP program failed: {message}")]
+    #[error("loading the XDP program failed: {message}{}", privilege_hint(*errno))]
     Load {
         /// The errno of the failing `bpf()` call, if any.
         errno: Option<i32>,
@@ -143,7 +143,7 @@ pub enum BpfError {
     /// attached in this mode, e.g. by `ip link` or another process), `EEXIST` (a program is
     /// attached in the other mode), `EOPNOTSUPP` (no native XDP in this driver), `ERANGE`
     /// (native mode on veth with an MTU above one page), `EPERM`.
-    #[error("attaching the XDP program to {ifname} in {mode} mode failed: {message}")]
+    #[error("attaching the XDP program to {ifname} in {mode} mode failed: {message}{}", privilege_hint(*errno))]
     Attach {
         /// The interface.
         ifname: String,
@@ -194,6 +194,16 @@ pub enum BpfError {
         /// What failed.
         message: String,
     },
+}
+
+/// What to do about EPERM/EACCES from `bpf()` or the attach: name the capabilities.
+fn privilege_hint(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(libc::EPERM | libc::EACCES) => {
+            " (loading and attaching XDP programs needs CAP_BPF and CAP_NET_ADMIN, or CAP_SYS_ADMIN: run as root)"
+        }
+        _ => "",
+    }
 }
 
 impl BpfError {
