@@ -1,0 +1,66 @@
+"""The main job and the examples run in a private lab and report what they did (privileged)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("afxdp")
+
+pytestmark = pytest.mark.privileged
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def netns_names() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def test_lab_main_job_delivers_everything_and_cleans_up(privileged) -> None:
+    before = netns_names()
+    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5"],
+                         capture_output=True, text=True, timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    m = re.search(r"summary: sent ([\d,]+) received ([\d,]+)", out.stdout)
+    assert m, out.stdout
+    sent, received = (int(g.replace(",", "")) for g in m.groups())
+    assert sent > 10_000
+    assert received == sent
+    assert "rx_dropped=0" in out.stdout
+    assert netns_names() == before
+
+
+def test_lab_main_job_reports_bad_options_in_one_line(privileged) -> None:
+    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--size", "10"],
+                         capture_output=True, text=True, timeout=60, cwd="/")
+    assert out.returncode == 1
+    assert out.stderr.strip() == "afxdp: --size must be at least 60 bytes, not 10"
+
+
+def test_dns_flood_sends_and_reports_rates(privileged) -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "examples/dns_flood.py"), "--lab",
+                          "--duration", "1.5"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"[\d,]+ pkt/s +[\d,]+ bytes/s", out.stdout), out.stdout
+    m = re.search(r"sent ([\d,]+) DNS queries", out.stdout)
+    assert m and int(m.group(1).replace(",", "")) > 10_000, out.stdout
+
+
+def test_rebroadcast_example_sends_back_what_it_receives(lab) -> None:
+    rb = lab.popen("b", [sys.executable, str(ROOT / "examples/rebroadcast.py"), lab.if_b,
+                         "--duration", "3", "--mode", "native"], stdout=subprocess.PIPE, text=True)
+    assert rb.stdout is not None
+    assert rb.stdout.readline().startswith("rebroadcasting on")
+    time.sleep(0.2)
+    flood = lab.run("a", [sys.executable, str(ROOT / "examples/dns_flood.py"), lab.if_a,
+                          "--count", "1000", "--duration", "2"], timeout=60)
+    assert "sent 1,000 DNS queries" in flood.stdout
+    rest, _ = rb.communicate(timeout=60)
+    assert rb.returncode == 0
+    assert "rebroadcast 1,000 frames" in rest, rest
