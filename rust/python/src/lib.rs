@@ -911,8 +911,9 @@ impl PySocket {
     }
 
     /// Queues the batch's frames for transmission and wakes the kernel; returns how many were
-    /// queued. The batch is then closed; if the tx ring was too full for all of them, the
-    /// frames that did not fit stay in the batch (send it again later).
+    /// queued. When all were queued the batch is closed. If the tx ring had room for only some,
+    /// those leave the batch and the rest stay in it, re-indexed from 0: send it again later
+    /// (after `complete()`), or release it.
     fn send(&self, batch: &PyFrameBatch) -> PyResult<u32> {
         Self::take_batch(batch, "send")?;
         let n = batch.with(|b| self.with(|s| s.send(b)))?;
