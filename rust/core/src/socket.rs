@@ -77,9 +77,6 @@ impl SocketConfig {
                 reason: "a socket needs an rx ring, a tx ring or both".into(),
             });
         }
-        if self.zerocopy == Some(true) && !self.need_wakeup {
-            // Allowed by the kernel; nothing to check. Kept explicit for readers.
-        }
         Ok(())
     }
 }

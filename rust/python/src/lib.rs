@@ -826,10 +826,6 @@ impl PySocket {
             }
         }
     }
-
-    fn take_batch(batch: &PyFrameBatch, action: &str) -> PyResult<()> {
-        batch.check_no_exports(action)
-    }
 }
 
 #[pymethods]
@@ -915,7 +911,7 @@ impl PySocket {
     /// those leave the batch and the rest stay in it, re-indexed from 0: send it again later
     /// (after `complete()`), or release it.
     fn send(&self, batch: &PyFrameBatch) -> PyResult<u32> {
-        Self::take_batch(batch, "send")?;
+        batch.check_no_exports("send")?;
         let n = batch.with(|b| self.with(|s| s.send(b)))?;
         if batch.__len__() == 0 {
             batch.end("sent");
