@@ -8,7 +8,9 @@
 #     `-Z build-std=core --target bpfel-unknown-none` works (/usr/bin/rustc, /usr/bin/cargo);
 #   - LLVM 22 (the same LLVM as that rustc) for bpf-linker and llvm-objdump-22;
 #   - bpf-linker 0.10.4 built against Debian's LLVM 22 (later releases dropped loading rustc's
-#     own LLVM; an LLVM older than the bitcode's fails with "Invalid record").
+#     own LLVM; an LLVM older than the bitcode's fails with "Invalid record");
+#   - clang-22, which the test-suite uses to compile a user's C XDP program
+#     (tests/fixtures/custom_xdp.c) for the Program.load tests.
 #
 # Idempotent and non-interactive; run as root on Debian 12. Set SKIP_APT=1 to skip apt.
 set -euo pipefail
@@ -25,7 +27,7 @@ if [[ "${SKIP_APT:-0}" != 1 ]]; then
     # rustc-web/cargo-web/rust-web-src/llvm-22-dev only exist in bookworm-security.
     # Nothing else is needed to build bpf-linker: without its llvm-link-static feature it links
     # /usr/lib/llvm-22/lib/libLLVM.so (rpath set), so no zlib/zstd development packages.
-    apt-get install -y -q -t bookworm-security rustc-web cargo-web rust-web-src llvm-22-dev
+    apt-get install -y -q -t bookworm-security rustc-web cargo-web rust-web-src llvm-22-dev clang-22
     if ! command -v llvm-objdump-22 >/dev/null; then
         apt-get install -y -q -t bookworm-security llvm-22
     fi

@@ -20,9 +20,11 @@ from afxdp._native import (
     Frame,
     FrameBatch,
     Program,
+    Rule,
     Socket,
     Stats,
     Umem,
+    VerifierError,
     __version__,
 )
 
@@ -32,8 +34,10 @@ __all__ = [
     "Frame",
     "FrameBatch",
     "Program",
+    "Rule",
     "Socket",
     "Stats",
     "Umem",
+    "VerifierError",
     "__version__",
 ]

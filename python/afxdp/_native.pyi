@@ -1,6 +1,7 @@
 """Type stubs of the compiled core (afxdp._native); the public names are re-exported by afxdp."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from os import PathLike
 from types import TracebackType
 from typing import Literal
 
@@ -100,11 +101,70 @@ class Stats:
     completed: int
     def _asdict(self) -> list[tuple[str, int]]: ...
 
+class VerifierError(OSError):
+    """The kernel verifier rejected an XDP program (errno EACCES or EINVAL, usually)."""
+
+    program: str
+    """The rejected program's name."""
+    log: str
+    """The verifier's output."""
+
+class Rule:
+    """A match rule of the built-in program; every condition that is not None must hold.
+
+    ethertype: after at most one 802.1Q/802.1ad VLAN tag (0x0800 IPv4, 0x86DD IPv6, ...).
+    ip_proto: the IPv4 protocol or IPv6 next header, after up to four hop-by-hop, routing,
+    fragment and destination-options extension headers (17 UDP, 6 TCP, 1 ICMP, 58 ICMPv6).
+    dst_port: the TCP/UDP/UDP-Lite/SCTP/DCCP destination port; never matches a non-first
+    fragment. Rule() matches every packet.
+    """
+
+    def __init__(
+        self, ethertype: int | None = None, ip_proto: int | None = None, dst_port: int | None = None
+    ) -> None: ...
+    @property
+    def ethertype(self) -> int | None: ...
+    @property
+    def ip_proto(self) -> int | None: ...
+    @property
+    def dst_port(self) -> int | None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
 class Program:
-    """The built-in XDP program: redirects registered queues to their socket, passes the rest."""
+    """An XDP program attached to an interface: the built-in one (with optional match rules)
+    or one loaded from the user's own object."""
 
     @staticmethod
-    def attach(ifname: str, mode: Literal["auto", "native", "generic"] = "auto") -> Program: ...
+    def attach(
+        ifname: str,
+        mode: Literal["auto", "native", "generic"] = "auto",
+        rules: Iterable[Rule] | None = None,
+    ) -> Program:
+        """Attach the built-in program. With `rules` (at most 16), only matching packets leave
+        the kernel stack; None or empty: every packet of a queue with a registered socket."""
+    @staticmethod
+    def load(
+        obj: str | PathLike[str] | Buffer,
+        ifname: str,
+        *,
+        program: str | None = None,
+        xsk_map: str | None = None,
+        mode: Literal["auto", "native", "generic"] = "auto",
+    ) -> Program:
+        """Load XDP program `program` from an ELF object (path or bytes; aya or clang) and
+        attach it; sockets register into its XSKMAP `xsk_map`. None: the only one there is.
+        Raises ValueError naming a missing/wrong-typed program or map, VerifierError."""
+    def set_rules(self, rules: Iterable[Rule]) -> None:
+        """Replace the rules without reattaching, atomically for the data path (~10-30 ms)."""
+    @property
+    def rules(self) -> list[Rule]: ...
+    def rule_stats(self) -> list[tuple[Rule, int]]:
+        """(rule, packets) for each rule in force, counting each packet for its first match."""
+    def unmatched(self) -> int:
+        """Packets no rule matched (passed to the kernel stack) since the rules were set."""
+    @property
+    def program_name(self) -> str: ...
     def register(self, socket: Socket) -> None: ...
     def unregister(self, queue: int) -> None: ...
     def detach(self) -> None: ...

@@ -1,12 +1,29 @@
 //! The XDP program of afxdp.
 //!
-//! Every packet is redirected to the AF_XDP socket registered in [`XSKS`] at the index of the
-//! receive queue it arrived on. When that slot is empty (a queue without a socket) the program
-//! returns `XDP_PASS`, so ARP, neighbour discovery and everything else the sockets don't claim
-//! reach the kernel stack untouched.
+//! A packet leaves the kernel stack only when (1) it matches the active rule set (an empty set
+//! matches everything) and (2) an AF_XDP socket is registered in [`XSKS`] at the index of the
+//! receive queue it arrived on. Everything else returns `XDP_PASS`, so ARP, neighbour
+//! discovery, SSH and whatever the rules don't claim reach the kernel stack untouched.
 //!
-//! Userspace (`rust/core/src/bpf.rs`) sizes the map to the interface's queue count before load
-//! and fills it with socket fds.
+//! # Rules
+//!
+//! A rule has up to three conditions, all of which must hold: the ethertype (after at most one
+//! 802.1Q or 802.1ad VLAN tag), the IP protocol (IPv4 protocol, or the IPv6 next header after
+//! up to [`IPV6_EXT_HEADERS`] hop-by-hop, routing, fragment and destination-options extension
+//! headers), and the destination port (TCP, UDP, UDP-Lite, SCTP or DCCP; never matched on a
+//! non-first IP fragment, which carries no transport header). A packet matches the set when it
+//! matches any rule. The first matching rule's hit counter is incremented.
+//!
+//! # Changing rules atomically
+//!
+//! [`RULES`] holds two rule sets; [`ACTIVE`] says which one is in use. Userspace
+//! (`rust/core/src/bpf.rs`) writes the inactive set, waits for an RCU grace period (so every
+//! program run that starts later sees the whole new set), flips [`ACTIVE`], and waits for a
+//! grace period again (so no run still reads the old set before it is rewritten next time).
+//! The program reads [`ACTIVE`] once per packet, so each packet is judged by exactly one
+//! complete rule set, old or new.
+//!
+//! The layouts of [`Rule`] and [`RuleSet`] are mirrored in `rust/core/src/bpf.rs`.
 
 #![no_std]
 #![no_main]
@@ -14,22 +31,246 @@
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::XskMap,
+    maps::{Array, PerCpuArray, XskMap},
     programs::XdpContext,
 };
+
+/// The most rules in one set.
+const MAX_RULES: usize = 16;
+
+/// IPv6 extension headers walked to find the transport protocol.
+const IPV6_EXT_HEADERS: usize = 4;
+
+/// `Rule::flags`: the ethertype must match.
+const MATCH_ETHERTYPE: u8 = 1;
+/// `Rule::flags`: the IP protocol must match.
+const MATCH_IP_PROTO: u8 = 2;
+/// `Rule::flags`: the destination port must match.
+const MATCH_DST_PORT: u8 = 4;
+
+/// One match rule. Fields without their flag are ignored.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Rule {
+    /// Ethertype, host byte order.
+    ethertype: u16,
+    /// Destination port, host byte order.
+    dst_port: u16,
+    /// IP protocol number.
+    ip_proto: u8,
+    /// `MATCH_*` bits.
+    flags: u8,
+    _pad: [u8; 2],
+}
+
+/// A rule set: the first `count` rules are in force; `count == 0` matches every packet.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RuleSet {
+    count: u32,
+    _pad: u32,
+    rules: [Rule; MAX_RULES],
+}
 
 /// AF_XDP sockets, keyed by rx queue index. The size here is only a default: the loader
 /// resizes it to the interface's queue count.
 #[map]
 static XSKS: XskMap = XskMap::with_max_entries(64, 0);
 
-/// Redirect to the socket of this packet's rx queue, or pass it to the kernel stack.
+/// The two rule sets (see the module documentation).
+#[map]
+static RULES: Array<RuleSet> = Array::with_max_entries(2, 0);
+
+/// Index 0: the active rule set, 0 or 1.
+#[map]
+static ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Per-CPU packet counters: `HITS[set * MAX_RULES + i]` counts packets whose first matching
+/// rule was rule `i` of set `set`; `HITS[2 * MAX_RULES + set]` counts packets set `set` did not
+/// match (passed to the stack).
+#[map]
+static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2 * MAX_RULES as u32 + 2, 0);
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
+const IPV6_HLEN: usize = 40;
+
+/// What the rules look at, parsed once per packet. Plain integers rather than `Option`s:
+/// every field is always written, so no register the verifier sees is ever uninitialised.
+struct Headers {
+    ethertype: u16,
+    /// IP protocol; meaningful when `has_ip_proto`.
+    ip_proto: u8,
+    has_ip_proto: bool,
+    /// Destination port; meaningful when `has_dst_port`.
+    dst_port: u16,
+    has_dst_port: bool,
+}
+
+/// The `N` bytes at `offset` in the packet, if they are all inside it.
+///
+/// Callers read whole headers (at least 2 bytes) through this one check: a check for a single
+/// byte is compiled to `data + offset >= data_end`, which the verifier cannot use to bound a
+/// variable offset.
+#[inline(always)]
+fn header<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u8; N]> {
+    let start = ctx.data();
+    if start + offset + N > ctx.data_end() {
+        return None;
+    }
+    // SAFETY: the check above keeps all `N` bytes inside the packet.
+    Some(unsafe { core::ptr::read_unaligned((start + offset) as *const [u8; N]) })
+}
+
+#[inline(always)]
+fn be16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// Whether `proto` carries its destination port at bytes 2..4 of its header.
+#[inline(always)]
+fn has_ports(proto: u8) -> bool {
+    // TCP, UDP, DCCP, SCTP, UDP-Lite.
+    matches!(proto, 6 | 17 | 33 | 132 | 136)
+}
+
+#[inline(always)]
+fn parse(ctx: &XdpContext) -> Headers {
+    let mut headers = Headers {
+        ethertype: 0,
+        ip_proto: 0,
+        has_ip_proto: false,
+        dst_port: 0,
+        has_dst_port: false,
+    };
+    let Some(eth) = header::<ETH_HLEN>(ctx, 0) else {
+        return headers;
+    };
+    let mut ethertype = be16(&eth, 12);
+    let mut l3 = ETH_HLEN;
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        let Some(tag) = header::<VLAN_HLEN>(ctx, ETH_HLEN) else {
+            return headers;
+        };
+        ethertype = be16(&tag, 2);
+        l3 += VLAN_HLEN;
+    }
+    headers.ethertype = ethertype;
+
+    let (proto, l4, first_fragment) = match ethertype {
+        ETH_P_IP => {
+            let Some(ip) = header::<20>(ctx, l3) else {
+                return headers;
+            };
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            (ip[9], l3 + ihl, be16(&ip, 6) & 0x1fff == 0)
+        }
+        ETH_P_IPV6 => {
+            let Some(ip) = header::<IPV6_HLEN>(ctx, l3) else {
+                return headers;
+            };
+            let mut next = ip[6];
+            let mut offset = l3 + IPV6_HLEN;
+            let mut first_fragment = true;
+            for _ in 0..IPV6_EXT_HEADERS {
+                // Every extension header walked here is at least 8 octets.
+                if !matches!(next, 0 | 43 | 44 | 60) {
+                    break;
+                }
+                let Some(ext) = header::<8>(ctx, offset) else {
+                    return headers;
+                };
+                if next == 44 {
+                    // Fragment header: 8 octets; fragment offset in the upper 13 bits.
+                    first_fragment = be16(&ext, 2) & 0xfff8 == 0;
+                    offset += 8;
+                } else {
+                    // Hop-by-hop, routing, destination options: length in 8-octet units,
+                    // not counting the first 8.
+                    offset += (usize::from(ext[1]) + 1) * 8;
+                }
+                next = ext[0];
+            }
+            (next, offset, first_fragment)
+        }
+        _ => return headers,
+    };
+    headers.ip_proto = proto;
+    headers.has_ip_proto = true;
+    if first_fragment && has_ports(proto) {
+        if let Some(ports) = header::<4>(ctx, l4) {
+            headers.dst_port = be16(&ports, 2);
+            headers.has_dst_port = true;
+        }
+    }
+    headers
+}
+
+#[inline(always)]
+fn matches(rule: &Rule, headers: &Headers) -> bool {
+    if rule.flags & MATCH_ETHERTYPE != 0 && rule.ethertype != headers.ethertype {
+        return false;
+    }
+    if rule.flags & MATCH_IP_PROTO != 0
+        && !(headers.has_ip_proto && headers.ip_proto == rule.ip_proto)
+    {
+        return false;
+    }
+    if rule.flags & MATCH_DST_PORT != 0
+        && !(headers.has_dst_port && headers.dst_port == rule.dst_port)
+    {
+        return false;
+    }
+    true
+}
+
+#[inline(always)]
+fn count(index: u32) {
+    if let Some(counter) = HITS.get_ptr_mut(index) {
+        // SAFETY: a per-CPU slot, only touched by this CPU (XDP runs with preemption off).
+        unsafe { *counter += 1 };
+    }
+}
+
+/// Redirect to the socket of this packet's rx queue when the active rules match, else pass
+/// the packet to the kernel stack.
 #[xdp]
 pub fn afxdp_redirect(ctx: XdpContext) -> u32 {
-    let queue = ctx.rx_queue_index();
+    let set = match ACTIVE.get_ptr(0) {
+        // SAFETY: an array slot, valid for the program's run; read once (see module docs).
+        Some(p) => (unsafe { core::ptr::read_volatile(p) }) & 1,
+        None => 0,
+    };
+    let Some(rule_set) = RULES.get(set) else {
+        return xdp_action::XDP_PASS;
+    };
+    if rule_set.count != 0 {
+        let headers = parse(&ctx);
+        let mut hit = None;
+        for i in 0..MAX_RULES {
+            if i as u32 >= rule_set.count {
+                break;
+            }
+            if matches(&rule_set.rules[i], &headers) {
+                hit = Some(i as u32);
+                break;
+            }
+        }
+        match hit {
+            Some(i) => count(set * MAX_RULES as u32 + i),
+            None => {
+                count(2 * MAX_RULES as u32 + set);
+                return xdp_action::XDP_PASS;
+            }
+        }
+    }
     // The low bits of the flags are the action the helper returns when `XSKS[queue]` holds no
     // socket; either way its return value is the verdict.
-    match XSKS.redirect(queue, u64::from(xdp_action::XDP_PASS)) {
+    match XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
         Ok(action) | Err(action) => action,
     }
 }

@@ -48,7 +48,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, MapError, XskMap},
+    maps::{Array, MapData, MapError, PerCpuArray, PerCpuValues, XskMap},
     programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
 };
 
@@ -61,6 +61,115 @@ const PROGRAM_NAME: &str = "afxdp_redirect";
 
 /// Name of the XSKMAP in [`PROGRAM_OBJECT`] (rx queue index → AF_XDP socket).
 const MAP_NAME: &str = "XSKS";
+
+/// The two rule sets of the built-in program (`Array<RawRuleSet>`, 2 entries).
+const RULES_MAP: &str = "RULES";
+/// Index 0: which rule set is active (`Array<u32>`).
+const ACTIVE_MAP: &str = "ACTIVE";
+/// Per-CPU hit counters (`PerCpuArray<u64>`), laid out as described at [`hit_index`].
+const HITS_MAP: &str = "HITS";
+
+/// The most rules the built-in program takes ([`XdpProgram::set_rules`]).
+pub const MAX_RULES: usize = 16;
+
+/// A match rule of the built-in program: every condition that is `Some` must hold.
+///
+/// * `ethertype`: the ethertype after at most one 802.1Q or 802.1ad VLAN tag (so `0x0800`
+///   matches IPv4 whether or not it is tagged once).
+/// * `ip_proto`: the IPv4 protocol, or the IPv6 next header after up to four hop-by-hop,
+///   routing, fragment and destination-options extension headers (AH and ESP are not walked:
+///   their own number is the protocol). Only IPv4 and IPv6 packets match.
+/// * `dst_port`: the destination port of TCP, UDP, UDP-Lite, SCTP or DCCP. Never matches a
+///   non-first IP fragment (it has no transport header) or another protocol.
+///
+/// The default rule (all `None`) matches every packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// Ethertype, `>= 0x0600`.
+    pub ethertype: Option<u16>,
+    /// IP protocol number (6 TCP, 17 UDP, 58 ICMPv6, ...).
+    pub ip_proto: Option<u8>,
+    /// Transport destination port.
+    pub dst_port: Option<u16>,
+}
+
+impl Rule {
+    /// The smallest ethertype: values below are IEEE 802.3 lengths.
+    pub const MIN_ETHERTYPE: u16 = 0x0600;
+
+    fn to_raw(self) -> RawRule {
+        let mut raw = RawRule::default();
+        if let Some(ethertype) = self.ethertype {
+            raw.ethertype = ethertype;
+            raw.flags |= MATCH_ETHERTYPE;
+        }
+        if let Some(proto) = self.ip_proto {
+            raw.ip_proto = proto;
+            raw.flags |= MATCH_IP_PROTO;
+        }
+        if let Some(port) = self.dst_port {
+            raw.dst_port = port;
+            raw.flags |= MATCH_DST_PORT;
+        }
+        raw
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ethertype = self.ethertype.map(|e| format!("0x{e:04x}"));
+        let field = |v: Option<String>| v.unwrap_or_else(|| "None".to_owned());
+        write!(
+            f,
+            "Rule(ethertype={}, ip_proto={}, dst_port={})",
+            field(ethertype),
+            field(self.ip_proto.map(|p| p.to_string())),
+            field(self.dst_port.map(|p| p.to_string())),
+        )
+    }
+}
+
+/// `RawRule::flags` bits, as in `xdp-ebpf/src/main.rs`.
+const MATCH_ETHERTYPE: u8 = 1;
+const MATCH_IP_PROTO: u8 = 2;
+const MATCH_DST_PORT: u8 = 4;
+
+/// `struct Rule` of `xdp-ebpf/src/main.rs`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct RawRule {
+    ethertype: u16,
+    dst_port: u16,
+    ip_proto: u8,
+    flags: u8,
+    _pad: [u8; 2],
+}
+
+/// `struct RuleSet` of `xdp-ebpf/src/main.rs`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct RawRuleSet {
+    count: u32,
+    _pad: u32,
+    rules: [RawRule; MAX_RULES],
+}
+
+const _: () = assert!(size_of::<RawRule>() == 8);
+const _: () = assert!(size_of::<RawRuleSet>() == 8 + 8 * MAX_RULES);
+
+// SAFETY: plain integers, no padding the compiler owns (explicit `_pad` fields), any bit
+// pattern valid.
+unsafe impl aya::Pod for RawRuleSet {}
+
+/// The `HITS` index of rule `rule` of set `set`; `rule == MAX_RULES` is the set's counter of
+/// packets no rule matched.
+fn hit_index(set: u32, rule: usize) -> u32 {
+    if rule == MAX_RULES {
+        (2 * MAX_RULES) as u32 + set
+    } else {
+        set * MAX_RULES as u32 + rule as u32
+    }
+}
 
 /// How the XDP program is attached to the interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -182,6 +291,70 @@ pub enum BpfError {
     #[error("the XDP program is detached")]
     Detached,
 
+    /// A custom object has no program or map of the name asked for, or, when no name was
+    /// given, not exactly one candidate.
+    #[error("{message}")]
+    NotInObject {
+        /// `"program"` or `"map"`.
+        kind: &'static str,
+        /// The name asked for, if any.
+        name: Option<String>,
+        /// What is missing and what the object has.
+        message: String,
+    },
+
+    /// A program or map of a custom object has the wrong type (e.g. the `xsk_map` is a hash
+    /// map, or the program is not an XDP program).
+    #[error("{kind} `{name}` in the object is {found}, not {expected}")]
+    WrongType {
+        /// `"program"` or `"map"`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The type needed.
+        expected: &'static str,
+        /// The type found.
+        found: String,
+    },
+
+    /// The kernel verifier rejected the program; `log` is its output.
+    #[error("the kernel verifier rejected XDP program `{program}`{}:\n{log}", errno.map(|e| format!(" ({})", io::Error::from_raw_os_error(e))).unwrap_or_default())]
+    Verifier {
+        /// The program's name.
+        program: String,
+        /// The errno of `BPF_PROG_LOAD` (`EACCES` or `EINVAL`, usually).
+        errno: Option<i32>,
+        /// The verifier log.
+        log: String,
+    },
+
+    /// More rules than the built-in program takes.
+    #[error("too many rules: {count} (the built-in program takes at most {max})")]
+    TooManyRules {
+        /// The number of rules given.
+        count: usize,
+        /// [`MAX_RULES`].
+        max: usize,
+    },
+
+    /// A rule the program cannot express.
+    #[error("invalid rule {rule}: {reason}")]
+    InvalidRule {
+        /// The rule.
+        rule: Rule,
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// Match rules need the built-in program; this one was loaded from a custom object.
+    #[error(
+        "match rules need the built-in program; the program on {ifname} was loaded from a custom object"
+    )]
+    NoRules {
+        /// The interface.
+        ifname: String,
+    },
+
     /// Querying the interface failed (`call` is `"ETHTOOL_GCHANNELS"` or `"RTM_GETLINK"`).
     #[error("{call} on {ifname} failed: {message}")]
     Query {
@@ -217,14 +390,23 @@ impl BpfError {
             | Self::Query { errno, .. } => *errno,
             // What if_nametoindex() and the kernel say for an unknown interface.
             Self::NoSuchInterface { .. } => Some(libc::ENODEV),
-            Self::QueueOutOfRange { .. } | Self::Detached => None,
+            Self::Verifier { errno, .. } => *errno,
+            Self::QueueOutOfRange { .. }
+            | Self::Detached
+            | Self::NotInObject { .. }
+            | Self::WrongType { .. }
+            | Self::TooManyRules { .. }
+            | Self::InvalidRule { .. }
+            | Self::NoRules { .. } => None,
         }
     }
 }
 
-/// The built-in XDP program, loaded and attached to one interface.
+/// An XDP program attached to one interface with its XSKMAP: the built-in program
+/// ([`attach_builtin`](Self::attach_builtin), [`attach_with_rules`](Self::attach_with_rules))
+/// or one from a user's object ([`load`](Self::load)).
 ///
-/// Owns the loaded program, its XSKMAP and the attachment (a BPF link): dropping it, or
+/// Owns the loaded program, its maps and the attachment (a BPF link): dropping it, or
 /// [`detach`](Self::detach), removes the program from the interface and unloads it.
 /// Its methods take `&mut self`; share it between threads behind a `Mutex`.
 pub struct XdpProgram {
@@ -232,6 +414,8 @@ pub struct XdpProgram {
     ifindex: u32,
     mode: AttachMode,
     map_size: u32,
+    /// The program's name in its object.
+    program_name: String,
     /// `None` once detached.
     attached: Option<Attached>,
 }
@@ -240,10 +424,33 @@ pub struct XdpProgram {
 struct Attached {
     /// The XSKMAP, taken out of `ebpf` so it is typed once.
     xsks: XskMap<MapData>,
-    /// The attachment of the `afxdp_redirect` program in `ebpf`.
+    /// The rule maps of the built-in program; `None` for a custom program.
+    steering: Option<Steering>,
+    /// The attachment of the program in `ebpf`.
     link: XdpLinkId,
     /// The loaded object (owns the program and, through it, the link).
     ebpf: Ebpf,
+}
+
+/// The built-in program's rule maps and the rules in force.
+struct Steering {
+    rules: Array<MapData, RawRuleSet>,
+    active: Array<MapData, u32>,
+    hits: PerCpuArray<MapData, u64>,
+    /// The set `active` points at: 0 or 1.
+    active_set: u32,
+    /// The rules of the active set.
+    current: Vec<Rule>,
+}
+
+/// Hit counters of the active rule set, summed over CPUs ([`XdpProgram::rule_stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Packets whose first matching rule was `rules[i]`, for each rule in force. They left
+    /// the stack when their queue had a registered socket, else they were passed.
+    pub hits: Vec<u64>,
+    /// Packets no rule matched, passed to the kernel stack.
+    pub unmatched: u64,
 }
 
 // The Python bindings keep an `XdpProgram` in a `Mutex` inside a `#[pyclass]`.
@@ -257,6 +464,7 @@ impl fmt::Debug for XdpProgram {
         f.debug_struct("XdpProgram")
             .field("ifname", &self.ifname)
             .field("ifindex", &self.ifindex)
+            .field("program", &self.program_name)
             .field("mode", &self.mode)
             .field("map_size", &self.map_size)
             .field("attached", &self.is_attached())
@@ -264,8 +472,38 @@ impl fmt::Debug for XdpProgram {
     }
 }
 
+/// Checks what [`Rule`] alone cannot: the count and the ethertype range.
+fn validate_rules(rules: &[Rule]) -> Result<(), BpfError> {
+    if rules.len() > MAX_RULES {
+        return Err(BpfError::TooManyRules {
+            count: rules.len(),
+            max: MAX_RULES,
+        });
+    }
+    for rule in rules {
+        if rule.ethertype.is_some_and(|e| e < Rule::MIN_ETHERTYPE) {
+            return Err(BpfError::InvalidRule {
+                rule: *rule,
+                reason: "ethertypes start at 0x0600; smaller values are IEEE 802.3 lengths",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The map `name` of the built-in object, typed.
+fn builtin_map<M>(ebpf: &mut Ebpf, name: &str) -> Result<M, BpfError>
+where
+    M: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    ebpf.take_map(name)
+        .ok_or_else(|| missing_in_object("map", name))
+        .and_then(|map| M::try_from(map).map_err(|e| load_error(&e)))
+}
+
 impl XdpProgram {
-    /// Loads the built-in program and attaches it to `ifname`.
+    /// Loads the built-in program and attaches it to `ifname`, with no rules: every packet
+    /// of a queue with a registered socket goes to that socket.
     ///
     /// The XSKMAP gets one entry per queue of the interface ([`interface_queue_count`]).
     /// [`AttachMode::Auto`] tries native mode, then generic mode; it does not fall back when
@@ -277,9 +515,25 @@ impl XdpProgram {
     /// [`BpfError::NoSuchInterface`], [`BpfError::Query`] (queue count), [`BpfError::Load`],
     /// [`BpfError::Attach`].
     pub fn attach_builtin(ifname: &str, mode: AttachMode) -> Result<XdpProgram, BpfError> {
+        Self::attach_with_rules(ifname, mode, &[])
+    }
+
+    /// Like [`attach_builtin`](Self::attach_builtin), with match rules in force from the
+    /// first packet: only packets matching one of `rules` leave the kernel stack (an empty
+    /// slice matches every packet).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`attach_builtin`](Self::attach_builtin), and [`BpfError::TooManyRules`] or
+    /// [`BpfError::InvalidRule`] before anything is loaded.
+    pub fn attach_with_rules(
+        ifname: &str,
+        mode: AttachMode,
+        rules: &[Rule],
+    ) -> Result<XdpProgram, BpfError> {
+        validate_rules(rules)?;
         let ifindex = interface_index(ifname)?;
         let queues = interface_queue_count(ifname)?.max(1);
-
         let mut ebpf = EbpfLoader::new()
             // No CO-RE relocations in this program: skip parsing the kernel's BTF. The
             // object's own BTF is still loaded.
@@ -287,18 +541,130 @@ impl XdpProgram {
             .map_max_entries(MAP_NAME, queues)
             .load(PROGRAM_OBJECT)
             .map_err(|e| load_error(&e))?;
-        let xsks = ebpf
-            .take_map(MAP_NAME)
-            .ok_or_else(|| missing_in_object("map", MAP_NAME))
-            .and_then(|map| XskMap::try_from(map).map_err(|e| load_error(&e)))?;
-        let map_size = xsks.len();
+        let mut steering = Steering {
+            rules: builtin_map(&mut ebpf, RULES_MAP)?,
+            active: builtin_map(&mut ebpf, ACTIVE_MAP)?,
+            hits: builtin_map(&mut ebpf, HITS_MAP)?,
+            active_set: 0,
+            current: Vec::new(),
+        };
+        // Set 0 is active (the array starts zeroed); fill it before the program is attached.
+        steering.write_set(0, rules)?;
+        steering.current = rules.to_vec();
+        let xsks = builtin_map(&mut ebpf, MAP_NAME)?;
+        Self::attach_loaded(
+            ebpf,
+            xsks,
+            Some(steering),
+            PROGRAM_NAME,
+            ifname,
+            ifindex,
+            mode,
+        )
+    }
 
+    /// Loads XDP program `program` from a user's ELF object (built with aya or clang; legacy
+    /// or BTF-defined maps) and attaches it to `ifname`. Sockets register into its XSKMAP
+    /// `xsk_map` keyed by queue, as with the built-in program; what they receive is up to the
+    /// program's logic. When `program` (or `xsk_map`) is `None`, the object must have exactly
+    /// one XDP program (or XSKMAP), which is used. The XSKMAP keeps the size the object gives
+    /// it. Match rules ([`set_rules`](Self::set_rules)) are not available.
+    ///
+    /// The object is relocated against the kernel's BTF (`/sys/kernel/btf/vmlinux`) when
+    /// there is one, so CO-RE programs load.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Load`] (not a BPF ELF object, map creation failed),
+    /// [`BpfError::NotInObject`] (no such program or map; the message lists what the object
+    /// has), [`BpfError::WrongType`] (not an XDP program, not an XSKMAP),
+    /// [`BpfError::Verifier`] (with the verifier log), [`BpfError::NoSuchInterface`],
+    /// [`BpfError::Attach`].
+    pub fn load(
+        object: &[u8],
+        ifname: &str,
+        program: Option<&str>,
+        xsk_map: Option<&str>,
+        mode: AttachMode,
+    ) -> Result<XdpProgram, BpfError> {
+        let ifindex = interface_index(ifname)?;
+        // The ELF parser wants the object 8-byte aligned.
+        let mut aligned = vec![0u64; object.len().div_ceil(8)];
+        // SAFETY: `aligned` has at least `object.len()` bytes; u64 has no invalid bit patterns.
+        let aligned_bytes = unsafe {
+            std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), object.len())
+        };
+        aligned_bytes.copy_from_slice(object);
+        let mut ebpf = EbpfLoader::new()
+            .load(aligned_bytes)
+            .map_err(|e| load_error(&e))?;
+
+        let program = pick_name(
+            "program",
+            program,
+            ebpf.programs()
+                .map(|(name, p)| (name, matches!(p, aya::programs::Program::Xdp(_)))),
+            "XDP program",
+        )?;
+        match ebpf.program(&program) {
+            Some(aya::programs::Program::Xdp(_)) => {}
+            Some(other) => {
+                return Err(BpfError::WrongType {
+                    kind: "program",
+                    name: program,
+                    expected: "an XDP program",
+                    found: format!("a {:?} program", other.prog_type()),
+                });
+            }
+            None => unreachable!("pick_name returns a name of the object"),
+        }
+        let map_name = pick_name(
+            "map",
+            xsk_map,
+            ebpf.maps()
+                .map(|(name, m)| (name, matches!(m, aya::maps::Map::XskMap(_)))),
+            "XSKMAP",
+        )?;
+        let map = ebpf
+            .take_map(&map_name)
+            .expect("pick_name returns a name of the object");
+        let found = map_kind(&map);
+        let xsks = XskMap::try_from(map).map_err(|_| BpfError::WrongType {
+            kind: "map",
+            name: map_name.clone(),
+            expected: "an XSKMAP (BPF_MAP_TYPE_XSKMAP)",
+            found,
+        })?;
+        Self::attach_loaded(ebpf, xsks, None, &program, ifname, ifindex, mode)
+    }
+
+    /// Loads `program_name` of `ebpf` into the kernel and attaches it.
+    fn attach_loaded(
+        mut ebpf: Ebpf,
+        xsks: XskMap<MapData>,
+        steering: Option<Steering>,
+        program_name: &str,
+        ifname: &str,
+        ifindex: u32,
+        mode: AttachMode,
+    ) -> Result<XdpProgram, BpfError> {
+        let map_size = xsks.len();
         let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or_else(|| missing_in_object("program", PROGRAM_NAME))?
+            .program_mut(program_name)
+            .ok_or_else(|| missing_in_object("program", program_name))?
             .try_into()
             .map_err(|e: ProgramError| load_error(&e))?;
-        program.load().map_err(|e| load_error(&e))?;
+        program.load().map_err(|e| match e {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => BpfError::Verifier {
+                program: program_name.to_owned(),
+                errno: io_error.raw_os_error(),
+                log: format!("{verifier_log:?}").trim_end().to_owned(),
+            },
+            e => load_error(&e),
+        })?;
 
         let (link, mode) = match mode {
             AttachMode::Auto => attach_auto(program, ifname, ifindex)?,
@@ -310,7 +676,86 @@ impl XdpProgram {
             ifindex,
             mode,
             map_size,
-            attached: Some(Attached { xsks, link, ebpf }),
+            program_name: program_name.to_owned(),
+            attached: Some(Attached {
+                xsks,
+                steering,
+                link,
+                ebpf,
+            }),
+        })
+    }
+
+    /// Replaces the match rules of the built-in program, atomically for the data path: each
+    /// packet is judged by the complete old set or the complete new set, never a mix, and
+    /// none is lost on the way (the program stays attached). An empty slice matches every
+    /// packet. The new set's hit counters start at zero.
+    ///
+    /// Takes two RCU grace periods (about 10–30 ms): the new set is written to the inactive
+    /// slot, published, and the old slot is only reused once no program run can still read
+    /// it (see [`crate::sys::synchronize_rcu`]).
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::TooManyRules`], [`BpfError::InvalidRule`], [`BpfError::Detached`],
+    /// [`BpfError::NoRules`] (a custom program), [`BpfError::Map`].
+    pub fn set_rules(&mut self, rules: &[Rule]) -> Result<(), BpfError> {
+        validate_rules(rules)?;
+        let steering = self.steering_mut()?;
+        let next = steering.active_set ^ 1;
+        steering.zero_hits(next)?;
+        steering.write_set(next, rules)?;
+        // Every run that starts from now on sees the new set once it reads `next`.
+        crate::sys::synchronize_rcu();
+        steering
+            .active
+            .set(0, next, 0)
+            .map_err(|e| map_error("update", 0, e))?;
+        // No run still reads the old set: the next call may overwrite it.
+        crate::sys::synchronize_rcu();
+        steering.active_set = next;
+        steering.current = rules.to_vec();
+        Ok(())
+    }
+
+    /// The rules in force (empty: every packet matches). Empty for a custom program.
+    pub fn rules(&self) -> &[Rule] {
+        match self.attached.as_ref().and_then(|a| a.steering.as_ref()) {
+            Some(steering) => &steering.current,
+            None => &[],
+        }
+    }
+
+    /// Whether this is the built-in program (which takes rules).
+    pub fn has_rules(&self) -> bool {
+        self.attached.as_ref().is_some_and(|a| a.steering.is_some())
+    }
+
+    /// The hit counters of the rules in force, counted since they were set.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`].
+    pub fn rule_stats(&mut self) -> Result<RuleStats, BpfError> {
+        let steering = self.steering_mut()?;
+        let set = steering.active_set;
+        let hits = (0..steering.current.len())
+            .map(|rule| steering.hit_count(hit_index(set, rule)))
+            .collect::<Result<Vec<u64>, BpfError>>()?;
+        let unmatched = steering.hit_count(hit_index(set, MAX_RULES))?;
+        Ok(RuleStats { hits, unmatched })
+    }
+
+    /// The name of the XDP program in its object (`"afxdp_redirect"` for the built-in one).
+    pub fn program_name(&self) -> &str {
+        &self.program_name
+    }
+
+    fn steering_mut(&mut self) -> Result<&mut Steering, BpfError> {
+        let ifname = &self.ifname;
+        let attached = self.attached.as_mut().ok_or(BpfError::Detached)?;
+        attached.steering.as_mut().ok_or_else(|| BpfError::NoRules {
+            ifname: ifname.clone(),
         })
     }
 
@@ -363,20 +808,25 @@ impl XdpProgram {
     pub fn detach(&mut self) -> Result<(), BpfError> {
         let Some(Attached {
             xsks,
+            steering,
             link,
             mut ebpf,
         }) = self.attached.take()
         else {
             return Ok(());
         };
-        let detached = match ebpf.program_mut(PROGRAM_NAME).map(<&mut Xdp>::try_from) {
+        let detached = match ebpf
+            .program_mut(&self.program_name)
+            .map(<&mut Xdp>::try_from)
+        {
             Some(Ok(program)) => program.detach(link),
             Some(Err(e)) => Err(e),
             None => Err(ProgramError::NotLoaded),
         };
-        // Unload the program, then close the map.
+        // Unload the program, then close the maps.
         drop(ebpf);
         drop(xsks);
+        drop(steering);
         detached.map_err(|e| BpfError::Attach {
             ifname: self.ifname.clone(),
             mode: self.mode.as_str(),
@@ -430,6 +880,119 @@ impl Drop for XdpProgram {
         // Nothing to report to: the program is unloaded whatever the result.
         let _ = self.detach();
     }
+}
+
+impl Steering {
+    /// Writes `rules` into rule set `set`.
+    fn write_set(&mut self, set: u32, rules: &[Rule]) -> Result<(), BpfError> {
+        let mut raw = RawRuleSet {
+            count: rules.len() as u32,
+            ..RawRuleSet::default()
+        };
+        for (slot, rule) in raw.rules.iter_mut().zip(rules) {
+            *slot = rule.to_raw();
+        }
+        self.rules
+            .set(set, raw, 0)
+            .map_err(|e| map_error("update", set, e))
+    }
+
+    /// Zeroes the hit counters of rule set `set`.
+    fn zero_hits(&mut self, set: u32) -> Result<(), BpfError> {
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| BpfError::Load {
+            errno: e.raw_os_error(),
+            message: format!("{what}: {e}"),
+        })?;
+        for rule in 0..=MAX_RULES {
+            let index = hit_index(set, rule);
+            let zeros = PerCpuValues::try_from(vec![0u64; cpus])
+                .map_err(|e| map_error("update", index, MapError::from(e)))?;
+            self.hits
+                .set(index, zeros, 0)
+                .map_err(|e| map_error("update", index, e))?;
+        }
+        Ok(())
+    }
+
+    /// `HITS[index]` summed over CPUs.
+    fn hit_count(&self, index: u32) -> Result<u64, BpfError> {
+        let values = self
+            .hits
+            .get(&index, 0)
+            .map_err(|e| map_error("lookup", index, e))?;
+        Ok(values.iter().sum())
+    }
+}
+
+/// The name of the `kind` ("program" or "map") to use: `wanted` if the object has it, else,
+/// when `wanted` is `None`, the only candidate (`(name, is_candidate)` pairs).
+fn pick_name<'a>(
+    kind: &'static str,
+    wanted: Option<&str>,
+    names: impl Iterator<Item = (&'a str, bool)>,
+    candidate: &str,
+) -> Result<String, BpfError> {
+    let mut all: Vec<(&str, bool)> = names.collect();
+    all.sort_unstable();
+    let list = |only_candidates: bool| {
+        let names: Vec<&str> = all
+            .iter()
+            .filter(|(_, c)| *c || !only_candidates)
+            .map(|(n, _)| *n)
+            .collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    match wanted {
+        Some(name) if all.iter().any(|(n, _)| *n == name) => Ok(name.to_owned()),
+        Some(name) => Err(BpfError::NotInObject {
+            kind,
+            name: Some(name.to_owned()),
+            message: format!(
+                "the object has no {kind} named {name:?} (its {kind}s: {})",
+                list(false)
+            ),
+        }),
+        None => {
+            let candidates: Vec<&str> = all.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect();
+            match candidates[..] {
+                [only] => Ok(only.to_owned()),
+                _ => Err(BpfError::NotInObject {
+                    kind,
+                    name: None,
+                    message: format!(
+                        "the object has {} {candidate}s ({}): name the one to use",
+                        candidates.len(),
+                        list(true)
+                    ),
+                }),
+            }
+        }
+    }
+}
+
+/// The kernel type of a map, for error messages.
+fn map_kind(map: &aya::maps::Map) -> String {
+    use aya::maps::Map;
+    let kind = match map {
+        Map::Array(_) => "an array map (BPF_MAP_TYPE_ARRAY)",
+        Map::PerCpuArray(_) => "a per-CPU array map (BPF_MAP_TYPE_PERCPU_ARRAY)",
+        Map::HashMap(_) => "a hash map (BPF_MAP_TYPE_HASH)",
+        Map::PerCpuHashMap(_) => "a per-CPU hash map (BPF_MAP_TYPE_PERCPU_HASH)",
+        Map::LruHashMap(_) => "an LRU hash map (BPF_MAP_TYPE_LRU_HASH)",
+        Map::DevMap(_) => "a device map (BPF_MAP_TYPE_DEVMAP)",
+        Map::DevMapHash(_) => "a device hash map (BPF_MAP_TYPE_DEVMAP_HASH)",
+        Map::CpuMap(_) => "a CPU map (BPF_MAP_TYPE_CPUMAP)",
+        Map::ProgramArray(_) => "a program array (BPF_MAP_TYPE_PROG_ARRAY)",
+        Map::RingBuf(_) => "a ring buffer (BPF_MAP_TYPE_RINGBUF)",
+        Map::PerfEventArray(_) => "a perf event array (BPF_MAP_TYPE_PERF_EVENT_ARRAY)",
+        Map::XskMap(_) => "an XSKMAP",
+        _ => return "a map of another type".to_owned(),
+    };
+    kind.to_owned()
 }
 
 /// Attaches `program` to `ifindex` in `mode` (Native or Generic).
@@ -889,6 +1452,93 @@ mod tests {
         let error = "drv".parse::<AttachMode>().unwrap_err();
         assert_eq!(error.value, "drv");
         assert!(error.to_string().contains("\"drv\""), "{error}");
+    }
+
+    #[test]
+    fn rules_encode_their_conditions_as_flags() {
+        let any = Rule::default().to_raw();
+        assert_eq!(any.flags, 0);
+        let rule = Rule {
+            ethertype: Some(0x86dd),
+            ip_proto: Some(17),
+            dst_port: Some(53),
+        };
+        let raw = rule.to_raw();
+        assert_eq!(
+            (raw.ethertype, raw.ip_proto, raw.dst_port, raw.flags),
+            (
+                0x86dd,
+                17,
+                53,
+                MATCH_ETHERTYPE | MATCH_IP_PROTO | MATCH_DST_PORT
+            )
+        );
+        let port_only = Rule {
+            dst_port: Some(0),
+            ..Rule::default()
+        };
+        assert_eq!(
+            port_only.to_raw().flags,
+            MATCH_DST_PORT,
+            "port 0 is a condition too"
+        );
+        assert_eq!(
+            rule.to_string(),
+            "Rule(ethertype=0x86dd, ip_proto=17, dst_port=53)"
+        );
+    }
+
+    #[test]
+    fn rule_validation() {
+        assert!(validate_rules(&[Rule::default(); MAX_RULES]).is_ok());
+        match validate_rules(&[Rule::default(); MAX_RULES + 1]) {
+            Err(BpfError::TooManyRules { count, max }) => assert_eq!((count, max), (17, 16)),
+            other => panic!("{other:?}"),
+        }
+        let short = Rule {
+            ethertype: Some(0x05ff),
+            ..Rule::default()
+        };
+        let error = validate_rules(&[Rule::default(), short]).unwrap_err();
+        assert!(error.to_string().contains("ethertype=0x05ff"), "{error}");
+    }
+
+    #[test]
+    fn hit_counters_do_not_overlap() {
+        let mut seen = std::collections::HashSet::new();
+        for set in 0..2 {
+            for rule in 0..=MAX_RULES {
+                assert!(seen.insert(hit_index(set, rule)));
+            }
+        }
+        assert_eq!(seen.len(), 2 * MAX_RULES + 2);
+        assert_eq!(*seen.iter().max().unwrap() as usize, 2 * MAX_RULES + 1);
+    }
+
+    #[test]
+    fn picks_names_from_an_object() {
+        let names = || [("b_prog", true), ("a_prog", true), ("tc_prog", false)].into_iter();
+        assert_eq!(
+            pick_name("program", Some("tc_prog"), names(), "XDP program").unwrap(),
+            "tc_prog"
+        );
+        let missing = pick_name("program", Some("nope"), names(), "XDP program").unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "the object has no program named \"nope\" (its programs: a_prog, b_prog, tc_prog)"
+        );
+        let ambiguous = pick_name("program", None, names(), "XDP program").unwrap_err();
+        assert_eq!(
+            ambiguous.to_string(),
+            "the object has 2 XDP programs (a_prog, b_prog): name the one to use"
+        );
+        let one = [("only", true), ("other", false)].into_iter();
+        assert_eq!(pick_name("map", None, one, "XSKMAP").unwrap(), "only");
+        let none = pick_name("map", None, std::iter::empty(), "XSKMAP").unwrap_err();
+        assert_eq!(
+            none.to_string(),
+            "the object has 0 XSKMAPs (none): name the one to use"
+        );
     }
 
     #[test]

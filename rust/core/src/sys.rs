@@ -319,3 +319,31 @@ pub fn page_size() -> usize {
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if n > 0 { n as usize } else { 4096 }
 }
+
+/// `MEMBARRIER_CMD_GLOBAL` (`linux/membarrier.h`): returns after an RCU grace period.
+const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+
+/// How long [`synchronize_rcu`] sleeps when `membarrier(2)` is unavailable. XDP programs run
+/// for microseconds; this is far longer than any run.
+const GRACE_PERIOD_FALLBACK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Waits until every RCU read-side critical section in progress has finished, and therefore
+/// every XDP program run that started before the call (XDP runs inside one).
+///
+/// `membarrier(MEMBARRIER_CMD_GLOBAL)` is implemented with `synchronize_rcu()` (about 8–16 ms
+/// here). It also orders memory: a program run that starts after this returns sees every map
+/// update made before the call. Where `membarrier` is unavailable (ENOSYS, or EINVAL on
+/// `nohz_full` systems) it sleeps [`GRACE_PERIOD_FALLBACK`] instead.
+pub fn synchronize_rcu() {
+    // SAFETY: membarrier takes two integers and touches no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_GLOBAL,
+            0 as libc::c_long,
+        )
+    };
+    if rc != 0 {
+        std::thread::sleep(GRACE_PERIOD_FALLBACK);
+    }
+}
