@@ -297,12 +297,14 @@ impl Socket {
             sxdp_shared_umem_fd: 0,
         };
         let deadline = Instant::now() + BIND_RETRY;
-        let mut backoff = Duration::from_millis(5);
+        // A queue closed just before is released by deferred kernel work about 20 ms later
+        // here: poll for it in steps of at most 2 ms, so a reopen waits little past it.
+        let mut backoff = Duration::from_micros(200);
         loop {
             match sys::bind(fd, &addr) {
                 Err(Error::Syscall { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                     std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                    backoff = (backoff * 2).min(Duration::from_millis(2));
                 }
                 other => break other?,
             }

@@ -93,6 +93,11 @@ fn u32_arg(name: &'static str, value: i64) -> PyResult<u32> {
     u32::try_from(value).map_err(|_| PyValueError::new_err(format!("invalid {name} {value}: must be from 0 to {}", u32::MAX)))
 }
 
+/// A non-negative integer argument (a size or an offset); the error names the argument.
+fn usize_arg(name: &'static str, value: i64) -> PyResult<usize> {
+    usize::try_from(value).map_err(|_| PyValueError::new_err(format!("invalid {name} {value}: must be >= 0")))
+}
+
 /// An XDP attach mode: "auto", "native" or "generic".
 fn mode_arg(mode: &str) -> PyResult<AttachMode> {
     mode.parse().map_err(|e: afxdp::bpf::ParseAttachModeError| PyValueError::new_err(e.to_string()))
@@ -374,7 +379,8 @@ impl PyFrameBatch {
 
     /// Writes `data` at byte `offset` of every frame's packet (e.g. a MAC address), leaving the
     /// lengths as they are. Every frame must be at least `offset + len(data)` long.
-    fn write_at(&self, offset: usize, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn write_at(&self, offset: i64, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let offset = usize_arg("offset", offset)?;
         with_bytes(data, |d| {
             self.with(|b| {
                 let end = offset.checked_add(d.len()).ok_or_else(|| PyValueError::new_err("offset too large"))?;
@@ -402,7 +408,8 @@ impl PyFrameBatch {
     }
 
     /// Sets every frame's packet length (each within its frame's capacity).
-    fn set_lengths(&self, length: usize) -> PyResult<()> {
+    fn set_lengths(&self, length: i64) -> PyResult<()> {
+        let length = usize_arg("length", length)?;
         self.with(|b| {
             for i in 0..b.len() {
                 b.set_len(i, length).map_err(to_py)?;
@@ -1125,6 +1132,14 @@ impl PySocket {
 
     /// Returns a batch's frames to the free pool (same as `batch.release()`).
     fn release(&self, batch: &PyFrameBatch) -> PyResult<()> {
+        let foreign = lock(&batch.batch).as_ref().is_some_and(|b| {
+            lock(&self.sock).as_ref().is_some_and(|s| !b.umem().same(s.umem()))
+        });
+        if foreign {
+            return Err(PyValueError::new_err(
+                "the batch belongs to another UMEM than this socket's; release it with batch.release() or the socket it came from",
+            ));
+        }
         batch.release_now()
     }
 
@@ -1207,11 +1222,13 @@ impl PySocket {
         self.umem.clone_ref(py)
     }
 
-    /// The Program the socket was registered with (at creation or by `Program.register`), or
-    /// None: then it receives nothing until a program registers it.
+    /// The Program this socket is registered with (at creation or by `Program.register`), or
+    /// None (never registered, unregistered, or the program detached): then it receives
+    /// nothing until a program registers it.
     #[getter]
     fn program(&self, py: Python<'_>) -> Option<Py<PyProgram>> {
-        lock(&self.program).as_ref().map(|p| p.clone_ref(py))
+        let fd = lock(&self.sock).as_ref().map(Socket::fd)?;
+        lock(&self.program).as_ref().filter(|p| p.get().has_entry(self.queue, fd)).map(|p| p.clone_ref(py))
     }
 
     /// Whether a live Program has this socket in its XSKMAP (it receives only then).
