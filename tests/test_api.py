@@ -687,3 +687,32 @@ def test_batch_lengths_write_at_and_set_lengths(pair: Pair) -> None:
         assert batch[-1].index == batch[2].index
 
 # The 10,000-cycle leak test is in test_leaks.py.
+
+
+@privileged
+def test_batch_swap_macs_and_copy_from(pair: Pair) -> None:
+    tx, rx = pair.tx, pair.rx
+    frames = [packet.numbered_frame(seq, 64 + seq, pair.lab.mac_a, pair.lab.mac_b) for seq in range(3)]
+    with tx.alloc(3) as batch:
+        for frame, data in zip(batch, frames):
+            frame.write(data)
+        batch.swap_macs()
+        for frame, data in zip(batch, frames):
+            assert bytes(frame) == data[6:12] + data[:6] + data[12:]
+        batch.swap_macs()
+        assert batch.to_list() == frames
+        # Across UMEMs: tx and rx have their own.
+        with rx.alloc(2) as copy:
+            assert copy.copy_from(batch) == 2
+            assert copy.to_list() == frames[:2]
+            assert batch.to_list() == frames  # the source is untouched
+            with pytest.raises(ValueError, match="the source is this batch"):
+                copy.copy_from(copy)
+        batch[1].length = 11
+        before = batch.to_list()
+        with pytest.raises(ValueError, match="frame 1 is shorter than two MAC addresses"):
+            batch.swap_macs()
+        assert batch.to_list() == before
+    with rx.alloc(1) as copy, pytest.raises(ValueError, match="released"):
+        copy.copy_from(batch)
+    check_healthy(pair)

@@ -74,6 +74,10 @@ class FrameBatch:
         """Copy `packet` into every frame (all or none)."""
     def write_at(self, offset: int, data: Buffer) -> None:
         """Write `data` at `offset` of every frame's packet, lengths unchanged."""
+    def swap_macs(self) -> None:
+        """Swap destination and source MAC of every frame in place (all or none)."""
+    def copy_from(self, src: FrameBatch) -> int:
+        """Copy `src`'s packets (any UMEM) into these frames; returns min(len(self), len(src))."""
     @property
     def lengths(self) -> list[int]: ...
     def set_lengths(self, length: int) -> None: ...

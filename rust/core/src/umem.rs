@@ -447,6 +447,51 @@ impl Batch {
         Ok(())
     }
 
+    /// Swaps the destination and source MAC addresses (bytes 0..6 and 6..12) of every frame,
+    /// in place: the l2fwd edit. Checked first, so either every frame is edited or none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the first frame shorter than 12 bytes.
+    pub fn swap_macs(&mut self) -> Result<()> {
+        if let Some((i, d)) = self.frames.iter().enumerate().find(|(_, d)| d.len < 12) {
+            return Err(Error::InvalidArgument {
+                name: "frame length",
+                value: u64::from(d.len),
+                reason: format!("frame {i} is shorter than two MAC addresses (12 bytes)"),
+            });
+        }
+        for i in 0..self.frames.len() {
+            let area = self.area_mut(i)?;
+            let (dst, rest) = area.split_at_mut(6);
+            dst.swap_with_slice(&mut rest[..6]);
+        }
+        Ok(())
+    }
+
+    /// Copies the packets of `src` into this batch's frames, in order, and sets their lengths:
+    /// `min(self.len(), src.len())` frames, the count returned. The two batches may belong to
+    /// different UMEMs (forwarding between interfaces). Checked first, so either every frame
+    /// is written or none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PacketTooLong`] when a packet of `src` does not fit its destination frame.
+    pub fn copy_from(&mut self, src: &Batch) -> Result<usize> {
+        let n = self.len().min(src.len());
+        for i in 0..n {
+            let (len, capacity) = (src.frames[i].len as usize, self.capacity(i)?);
+            if len > capacity {
+                return Err(Error::PacketTooLong { len, capacity });
+            }
+        }
+        for i in 0..n {
+            let packet = src.data(i)?;
+            self.write(i, packet)?;
+        }
+        Ok(n)
+    }
+
     /// Moves the first `n` descriptors out of the batch (they were handed to a ring).
     pub(crate) fn take_front(&mut self, n: usize) {
         self.frames.drain(..n);
@@ -501,6 +546,42 @@ mod tests {
         let too_much = UmemConfig { headroom: cfg.max_headroom() + 1, ..cfg };
         assert!(too_much.validate().unwrap_err().to_string().contains("headroom"));
         assert!(UmemConfig { headroom: cfg.max_headroom(), ..cfg }.validate().is_ok());
+    }
+
+    #[test]
+    fn swap_macs_edits_every_frame_or_none() {
+        let u = umem(4);
+        let mut b = u.alloc(3);
+        let frame: Vec<u8> = (0..60).collect();
+        b.write_all(&frame).unwrap();
+        b.swap_macs().unwrap();
+        for i in 0..3 {
+            let d = b.data(i).unwrap();
+            assert_eq!(&d[..6], &frame[6..12]);
+            assert_eq!(&d[6..12], &frame[..6]);
+            assert_eq!(&d[12..], &frame[12..]);
+        }
+        b.set_len(1, 11).unwrap();
+        let e = b.swap_macs().unwrap_err();
+        assert!(e.to_string().contains("frame 1"), "{e}");
+        assert_eq!(&b.data(0).unwrap()[..6], &frame[6..12], "nothing edited on error");
+    }
+
+    #[test]
+    fn copy_from_another_umem() {
+        let (u1, u2) = (umem(4), umem(4));
+        let mut src = u1.alloc(3);
+        for i in 0..3 {
+            src.write(i, &vec![i as u8 + 1; 60 + i]).unwrap();
+        }
+        let mut dst = u2.alloc(2);
+        assert_eq!(dst.copy_from(&src).unwrap(), 2);
+        assert_eq!(dst.data(0).unwrap(), &[1u8; 60][..]);
+        assert_eq!(dst.data(1).unwrap(), &[2u8; 61][..]);
+        let mut big = u1.alloc(1);
+        big.set_len(0, 2048).unwrap();
+        let mut small = Umem::new(UmemConfig { frame_count: 1, frame_size: 2048, headroom: 256 }).unwrap().alloc(1);
+        assert!(matches!(small.copy_from(&big), Err(Error::PacketTooLong { len: 2048, .. })));
     }
 
     #[test]

@@ -401,6 +401,35 @@ impl PyFrameBatch {
         })
     }
 
+    /// Swaps the destination and source MAC addresses of every frame in place (l2fwd), in
+    /// one Rust loop. Either every frame is edited or, if one is shorter than 12 bytes, none.
+    fn swap_macs(&self) -> PyResult<()> {
+        self.with(|b| b.swap_macs().map_err(to_py))
+    }
+
+    /// Copies the packets of `src` (a batch of any socket, e.g. received on another
+    /// interface) into this batch's frames and sets their lengths; returns how many:
+    /// min(len(self), len(src)). `src` is left as it was.
+    fn copy_from(&self, src: &PyFrameBatch) -> PyResult<usize> {
+        if std::ptr::eq(self, src) {
+            return Err(PyValueError::new_err("copy_from: the source is this batch"));
+        }
+        // try_lock: two threads copying between the same two batches in opposite directions
+        // must not deadlock.
+        let guard = match src.batch.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(PyValueError::new_err("copy_from: the source batch is in use by another thread"));
+            }
+        };
+        let Some(source) = guard.as_ref() else {
+            drop(guard);
+            return Err(src.ended_error());
+        };
+        self.with(|b| b.copy_from(source).map_err(to_py))
+    }
+
     /// The packet length of every frame.
     #[getter]
     fn lengths(&self) -> PyResult<Vec<u32>> {
