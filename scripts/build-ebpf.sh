@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# Build the XDP program (xdp-ebpf/) and install it as rust/core/bpf/afxdp.bpf.o, the object the
-# core embeds. The object is committed, so only people changing the program need this (and the
-# toolchain from scripts/install-ebpf-toolchain.sh).
+# Build the XDP programs (xdp-ebpf/) and install them as the objects the core embeds:
+#   rust/core/bpf/afxdp.bpf.o      from bin `afxdp`      (src/main.rs, the redirect program)
+#   rust/core/bpf/afxdp_gen.bpf.o  from bin `afxdp-gen`  (src/gen.rs, the traffic generator)
+# The objects are committed, so only people changing a program need this (and the toolchain
+# from scripts/install-ebpf-toolchain.sh).
 #
-#   scripts/build-ebpf.sh           build and copy the object to rust/core/bpf/afxdp.bpf.o
+#   scripts/build-ebpf.sh           build and copy both objects to rust/core/bpf/
 #   scripts/build-ebpf.sh --check   clean build in a temporary directory and compare it with the
-#                                   committed object: the disassembly plus the section and symbol
+#                                   committed objects: the disassembly plus the section and symbol
 #                                   tables (llvm-objdump-22 -d -h -t). Exits 1 with the diff when
-#                                   they differ, 0 when they match. For CI.
+#                                   one differs, 0 when both match. For CI.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 crate="$root/xdp-ebpf"
-committed="$root/rust/core/bpf/afxdp.bpf.o"
+bpf_dir="$root/rust/core/bpf"
+# bin name in xdp-ebpf/Cargo.toml -> installed object name in rust/core/bpf/
+objects=("afxdp:afxdp.bpf.o" "afxdp-gen:afxdp_gen.bpf.o")
 objdump=llvm-objdump-22
 
 check=0
 case "${1:-}" in
     "") ;;
     --check) check=1 ;;
-    -h | --help) sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
@@ -52,27 +56,38 @@ describe() { # $1: object
 
 if [[ $check == 0 ]]; then
     build "$crate/target"
-    mkdir -p "$(dirname "$committed")"
-    cp "$crate/target/bpfel-unknown-none/release/afxdp" "$committed"
-    echo "build-ebpf: wrote ${committed#"$root"/} ($(stat -c %s "$committed") bytes)"
+    mkdir -p "$bpf_dir"
+    for entry in "${objects[@]}"; do
+        bin="${entry%%:*}" object="$bpf_dir/${entry#*:}"
+        cp "$crate/target/bpfel-unknown-none/release/$bin" "$object"
+        echo "build-ebpf: wrote ${object#"$root"/} ($(stat -c %s "$object") bytes)"
+    done
     exit 0
 fi
 
-if [[ ! -f $committed ]]; then
-    echo "build-ebpf: ${committed#"$root"/} is missing; run scripts/build-ebpf.sh" >&2
-    exit 1
-fi
+for entry in "${objects[@]}"; do
+    object="$bpf_dir/${entry#*:}"
+    if [[ ! -f $object ]]; then
+        echo "build-ebpf: ${object#"$root"/} is missing; run scripts/build-ebpf.sh" >&2
+        exit 1
+    fi
+done
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 build "$tmp/target"
-fresh="$tmp/target/bpfel-unknown-none/release/afxdp"
-describe "$committed" >"$tmp/committed.txt"
-describe "$fresh" >"$tmp/fresh.txt"
-if diff -u --label "committed ${committed#"$root"/}" --label "fresh build of xdp-ebpf/" \
-    "$tmp/committed.txt" "$tmp/fresh.txt"; then
-    echo "build-ebpf: ${committed#"$root"/} matches a fresh build of xdp-ebpf/"
-else
-    echo "build-ebpf: ${committed#"$root"/} differs from a fresh build of xdp-ebpf/;" \
-        "run scripts/build-ebpf.sh and commit the object" >&2
-    exit 1
-fi
+status=0
+for entry in "${objects[@]}"; do
+    bin="${entry%%:*}" object="$bpf_dir/${entry#*:}"
+    fresh="$tmp/target/bpfel-unknown-none/release/$bin"
+    describe "$object" >"$tmp/committed-$bin.txt"
+    describe "$fresh" >"$tmp/fresh-$bin.txt"
+    if diff -u --label "committed ${object#"$root"/}" --label "fresh build of bin $bin" \
+        "$tmp/committed-$bin.txt" "$tmp/fresh-$bin.txt"; then
+        echo "build-ebpf: ${object#"$root"/} matches a fresh build of xdp-ebpf/ (bin $bin)"
+    else
+        echo "build-ebpf: ${object#"$root"/} differs from a fresh build of xdp-ebpf/ (bin $bin);" \
+            "run scripts/build-ebpf.sh and commit the object" >&2
+        status=1
+    fi
+done
+exit "$status"

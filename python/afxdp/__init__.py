@@ -26,6 +26,7 @@ from afxdp._native import (
     Umem,
     VerifierError,
     __version__,
+    generate,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "Umem",
     "VerifierError",
     "__version__",
+    "generate",
 ]

@@ -17,6 +17,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySlice};
 
+mod generate;
+
 // ---------------------------------------------------------------------------------------------
 // Errors: the single mapping from core errors to Python exceptions.
 
@@ -1308,6 +1310,8 @@ mod _native {
     use super::{PyFrame, PyFrameBatch, PyProgram, PyRule, PySocket, PyStats, PyUmem};
     #[pymodule_export]
     use super::VerifierError;
+    #[pymodule_export]
+    use super::generate::generate;
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

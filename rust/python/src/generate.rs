@@ -1,0 +1,104 @@
+//! `afxdp.generate()`: the core's traffic generator (`afxdp::generator`), with the GIL released
+//! while packets are pushed and signals checked between slices of chunks.
+
+use std::time::Duration;
+
+use afxdp::generator::{GenerateError, GenerateOptions, Generator};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+
+/// How long packets are pushed without the GIL before it is taken back to check for signals
+/// (Ctrl-C). Inside a slice, the core already stops after the chunk in progress when a signal
+/// arrives for this thread, so Ctrl-C takes effect within a chunk (a few ms).
+const SLICE: Duration = Duration::from_millis(50);
+
+/// The single mapping of generator errors: the core's XDP program errors go through the
+/// bindings' own `bpf_to_py`, errors with an errno become `OSError` (PermissionError for
+/// EPERM, ...), the rest `ValueError`.
+fn generate_to_py(e: GenerateError) -> PyErr {
+    match e {
+        GenerateError::Bpf(b) => super::bpf_to_py(b),
+        e => {
+            let msg = e.to_string();
+            match (&e, e.errno()) {
+                (_, Some(errno)) => super::os_error(errno, msg),
+                (GenerateError::TestRun { .. }, None) => PyOSError::new_err(msg),
+                _ => PyValueError::new_err(msg),
+            }
+        }
+    }
+}
+
+/// Pushes `packet` (a whole Ethernet frame, bytes-like) out of interface `ifname` at kernel
+/// speed, and returns exactly how many copies were pushed.
+///
+/// It runs a tiny XDP program over the packet with `BPF_PROG_TEST_RUN` in live-frames mode
+/// (Linux >= 5.18): the kernel redirects copy after copy out of the interface from pages of its
+/// own, millions per second from one core, without a socket. It stops after `count` packets or
+/// `duration` seconds, whichever comes first; at least one of them is required. `rate` caps the
+/// packets per second (paced in ~1 ms steps). With `src_ports` > 1 the UDP source port cycles
+/// through that many values from the template's own, and the UDP checksum is kept valid; that
+/// needs an Ethernet (at most one 802.1Q/802.1ad tag) / IPv4 or IPv6 / UDP template.
+/// `batch_size` (1..256) is the kernel's batch of packets per flush.
+///
+/// The interface name is resolved in the calling thread's network namespace. The packet must be
+/// 14 to 3408 bytes (with 4 KiB pages) and fit the interface's MTU. The count is of copies handed
+/// to the redirect: a copy the interface cannot take is dropped there and counted, if at all, by
+/// the interface (veth: `ethtool -S` tx_queue_N_xdp_xmit_errors). A veth drops every copy,
+/// without counting, unless its peer has an XDP program attached (e.g. an afxdp.Program) or
+/// GRO on.
+///
+/// The GIL is released while packets are pushed. Ctrl-C raises KeyboardInterrupt within 50 ms
+/// (the count so far is then lost).
+///
+/// Raises ValueError (no count or duration, a bad value: the message names it), OSError
+/// ENODEV (unknown interface), PermissionError (no CAP_BPF/CAP_NET_ADMIN), OSError EINVAL
+/// (kernel older than 5.18), VerifierError.
+#[pyfunction]
+#[pyo3(signature = (ifname, packet, count = None, *, duration = None, rate = None, src_ports = 1, batch_size = 64))]
+#[allow(clippy::too_many_arguments)]
+pub fn generate(
+    py: Python<'_>,
+    ifname: String,
+    packet: &Bound<'_, PyAny>,
+    count: Option<i64>,
+    duration: Option<f64>,
+    rate: Option<f64>,
+    src_ports: i64,
+    batch_size: i64,
+) -> PyResult<u64> {
+    let count = count
+        .map(|c| u64::try_from(c).map_err(|_| PyValueError::new_err(format!("invalid count {c}: must be >= 0 or None"))))
+        .transpose()?;
+    let duration = match duration {
+        None => None,
+        Some(d) => Some(
+            Duration::try_from_secs_f64(d)
+                .map_err(|_| PyValueError::new_err(format!("invalid duration {d}: must be a finite number of seconds >= 0, or None")))?,
+        ),
+    };
+    let src_ports = u32::try_from(src_ports)
+        .map_err(|_| PyValueError::new_err(format!("invalid src_ports {src_ports}: must be from 1 to 65535")))?;
+    let batch_size = u32::try_from(batch_size)
+        .map_err(|_| PyValueError::new_err(format!("invalid batch_size {batch_size}: must be from 1 to {}", afxdp::generator::MAX_BATCH_SIZE)))?;
+    let options = GenerateOptions { count, duration, rate, src_ports, batch_size };
+    let packet = super::with_bytes(packet, |p| Ok(p.to_vec()))?;
+
+    let mut generator = py.detach(|| Generator::new(&ifname, &packet, &options)).map_err(generate_to_py)?;
+    let result = loop {
+        match py.detach(|| generator.run_for(SLICE)).map_err(generate_to_py) {
+            Ok(done) => {
+                if let Err(interrupt) = py.check_signals() {
+                    break Err(interrupt);
+                }
+                if done {
+                    break Ok(generator.sent());
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    // Unloading waits for an RCU grace period (the program leaves the XDP dispatcher).
+    py.detach(move || drop(generator));
+    result
+}
