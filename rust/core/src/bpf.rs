@@ -1101,7 +1101,7 @@ fn map_error(op: &'static str, key: u32, error: MapError) -> BpfError {
 }
 
 /// The first OS error code in `error`'s source chain.
-fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
+pub(crate) fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
     let mut current = Some(error);
     while let Some(e) = current {
         if let Some(errno) = e
@@ -1123,7 +1123,7 @@ fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
 
 /// `error` and its sources joined by ": " (aya's messages put the detail, e.g. the errno, in
 /// the source). A source whose text the message already contains is skipped.
-fn error_chain(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
     let mut message = error.to_string();
     let mut current = error.source();
     while let Some(e) = current {

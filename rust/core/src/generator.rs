@@ -68,7 +68,7 @@ use aya::{
     programs::{ProgramError, Xdp},
 };
 
-use crate::bpf::BpfError;
+use crate::bpf::{BpfError, error_chain, errno_of};
 
 /// The generator's XDP program (ELF object), built from `xdp-ebpf/src/gen.rs` by
 /// `scripts/build-ebpf.sh`.
@@ -1003,36 +1003,6 @@ fn load_error(error: &(dyn StdError + 'static)) -> BpfError {
         errno: errno_of(error),
         message: format!("the traffic generator's program: {}", error_chain(error)),
     }
-}
-
-/// The first OS error code in `error`'s source chain.
-fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(errno) = e
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::raw_os_error)
-        {
-            return Some(errno);
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// `error` and its sources joined by ": ", skipping a source the message already contains.
-fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut current = error.source();
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        current = e.source();
-    }
-    message
 }
 
 #[cfg(test)]
