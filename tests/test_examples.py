@@ -24,12 +24,12 @@ def netns_names() -> set[str]:
 
 def test_lab_main_job_delivers_everything_and_cleans_up(privileged) -> None:
     before = netns_names()
-    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5"],
+    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--job", "dns-flood"],
                          capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0, out.stderr
-    m = re.search(r"summary: sent ([\d,]+) received ([\d,]+)", out.stdout)
+    m = re.search(r"summary \[dns-flood\]: .*received ([\d,]+) .*sent ([\d,]+)", out.stdout)
     assert m, out.stdout
-    sent, received = (int(g.replace(",", "")) for g in m.groups())
+    received, sent = (int(g.replace(",", "")) for g in m.groups())
     assert sent > 10_000
     assert received == sent
     assert "rx_dropped=0" in out.stdout
@@ -39,7 +39,7 @@ def test_lab_main_job_delivers_everything_and_cleans_up(privileged) -> None:
 def test_lab_main_job_reports_bad_options_in_one_line(privileged) -> None:
     out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--size", "10"],
                          capture_output=True, text=True, timeout=60, cwd="/")
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert out.stderr.strip() == "afxdp: --size must be at least 60 bytes, not 10"
 
 
@@ -64,3 +64,44 @@ def test_rebroadcast_example_sends_back_what_it_receives(lab) -> None:
     rest, _ = rb.communicate(timeout=60)
     assert rb.returncode == 0
     assert "rebroadcast 1,000 frames" in rest, rest
+
+
+@pytest.mark.parametrize("args", [[], ["--per-frame"]])
+def test_l2fwd_example_forwards_back_with_macs_swapped(lab, args) -> None:
+    fwd = lab.popen("b", [sys.executable, str(ROOT / "examples/l2fwd.py"), lab.if_b, "--mode", "native",
+                          "--count", "500", "--duration", "20", *args], stdout=subprocess.PIPE, text=True)
+    assert fwd.stdout is not None
+    assert fwd.stdout.readline().startswith("l2fwd on")
+    flood = lab.run("a", [sys.executable, str(ROOT / "examples/dns_flood.py"), lab.if_a,
+                          "--count", "500", "--duration", "5"], timeout=60)
+    assert "sent 500 DNS queries" in flood.stdout
+    rest, _ = fwd.communicate(timeout=60)
+    assert fwd.returncode == 0
+    assert "forwarded 500 frames" in rest, rest
+
+
+def test_l2fwd_runs_in_the_lab_with_afxdp_lab_run() -> None:
+    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--rate", "1000",
+                          "--run", str(ROOT / "examples/l2fwd.py"), "--duration", "2.5"],
+                         capture_output=True, text=True, timeout=120, cwd="/")
+    assert out.returncode == 0, out.stderr
+    offered = int(re.search(r"offered ([\d,]+) packets", out.stdout).group(1).replace(",", ""))
+    forwarded = int(re.search(r"forwarded ([\d,]+) frames", out.stdout).group(1).replace(",", ""))
+    assert offered > 1000 and forwarded == offered
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expect"),
+    [
+        ("dumpframes.py", ["--count", "3", "--duration", "10"], r"dumped 3 frames"),
+        ("dns_flood.py", ["--count", "1000", "--duration", "5"], r"sent 1,000 DNS queries"),
+        ("rebroadcast.py", ["--duration", "2"], r"rebroadcast [\d,]+ frames"),
+    ],
+)
+def test_every_example_runs_in_the_lab(script, args, expect) -> None:
+    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1", "--rate", "500",
+                          "--run", str(ROOT / "examples" / script), *args],
+                         capture_output=True, text=True, timeout=120, cwd="/")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert re.search(expect, out.stdout), out.stdout
+    assert re.search(rf"{script} exited with 0", out.stdout)

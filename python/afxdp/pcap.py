@@ -1,0 +1,428 @@
+"""Classic pcap files and human views of frames, for ``afxdp dump`` and the examples (stdlib only).
+
+* :class:`PcapWriter` writes libpcap files that tcpdump, Wireshark, tshark and scapy read.
+* :func:`read_pcap` reads them back (both byte orders, microsecond and nanosecond files).
+* :func:`summary` is a one-line decode of a frame; :func:`hexdump` the classic offset/hex/ASCII
+  dump (the layout of ``hexdump -C`` and Go's ``hex.Dump``).
+
+File format (https://www.tcpdump.org/manpages/pcap-savefile.5.html, and the IETF draft
+"PCAP Capture File Format"): a 24-byte file header, then per frame a 16-byte record header
+(seconds, fraction, captured length, original length) and the captured bytes.
+
+Files are written with the *nanosecond* magic 0xa1b23c4d by default: ``time.time_ns()`` keeps
+every digit, and libpcap (>= 1.5, 2013), tcpdump, Wireshark and scapy all read it (tcpdump shows
+microseconds unless given ``--nano``). ``PcapWriter(..., nanosecond=False)`` writes the original
+microsecond magic 0xa1b2c3d4 for tools older than that. Headers are always little-endian, so the
+same frames give the same file on every machine; readers accept either byte order.
+
+This module imports nothing from the compiled extension, so it works without it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import struct
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import IO, SupportsBytes
+
+from afxdp.packet import ETH_HLEN, ETH_P_IPV6, describe, parse_ethernet
+
+__all__ = [
+    "LINKTYPE_ETHERNET",
+    "MAGIC_MICROSECONDS",
+    "MAGIC_NANOSECONDS",
+    "MAX_SNAPLEN",
+    "PcapWriter",
+    "hexdump",
+    "read_pcap",
+    "summary",
+]
+
+FrameBytes = bytes | bytearray | memoryview | SupportsBytes
+"""Anything holding one frame: bytes-like objects, an afxdp ``Frame``."""
+
+#: Magic number of a file with microsecond timestamps (the original format).
+MAGIC_MICROSECONDS = 0xA1B2C3D4
+#: Magic number of a file with nanosecond timestamps (what :class:`PcapWriter` writes by default).
+MAGIC_NANOSECONDS = 0xA1B23C4D
+#: DLT/LINKTYPE of Ethernet II frames (without FCS), what AF_XDP sockets receive.
+LINKTYPE_ETHERNET = 1
+#: libpcap's largest snapshot length (MAXIMUM_SNAPLEN); larger ones are clamped or refused.
+MAX_SNAPLEN = 262144
+
+ETH_P_8021Q = 0x8100
+ETH_P_8021AD = 0x88A8
+_VERSION = (2, 4)
+_FILE_HEADER = struct.Struct("<IHHiIII")  # magic, major, minor, thiszone, sigfigs, snaplen, network
+_RECORD = struct.Struct("<IIII")  # ts_sec, ts_usec or ts_nsec, incl_len, orig_len
+_U32 = 1 << 32
+
+
+def _as_bytes(frame: FrameBytes) -> bytes:
+    """The frame's bytes; an int is refused (``bytes(5)`` would be five zero bytes)."""
+    if isinstance(frame, bytes):
+        return frame
+    if isinstance(frame, int):
+        raise TypeError("a frame must be bytes-like or an afxdp Frame, not int")
+    return bytes(frame)
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+class PcapWriter:
+    """Writes frames to a classic pcap file.
+
+    Args:
+        file_or_path: a path (the file is created or truncated, and closed by :meth:`close`), or
+            a binary file object such as ``sys.stdout.buffer`` (flushed, not closed, by
+            :meth:`close`).
+        snaplen: frames longer than this are truncated to it; the record keeps their original
+            length, as tcpdump ``-s`` does. 1 to :data:`MAX_SNAPLEN`.
+        linktype: the LINKTYPE of every frame; :data:`LINKTYPE_ETHERNET` for AF_XDP.
+        nanosecond: write the nanosecond magic (default) or the microsecond one.
+        autoflush: flush after every :meth:`write` / :meth:`write_batch`, for a reader at the
+            other end of a pipe (``afxdp dump -w - | tcpdump -r -``). The file header is always
+            flushed at once.
+
+    Each record goes to the file in one ``write()`` call, a batch's records in one call too, so
+    a reader that follows the file sees whole records after each :meth:`flush`.
+
+    Raises:
+        ValueError: ``snaplen`` or ``linktype`` out of range.
+        OSError: the file cannot be created.
+    """
+
+    def __init__(
+        self,
+        file_or_path: str | os.PathLike[str] | IO[bytes],
+        snaplen: int = 65535,
+        linktype: int = LINKTYPE_ETHERNET,
+        *,
+        nanosecond: bool = True,
+        autoflush: bool = False,
+    ) -> None:
+        if not 1 <= snaplen <= MAX_SNAPLEN:
+            raise ValueError(f"snaplen must be in 1..{MAX_SNAPLEN}, not {snaplen}")
+        if not 0 <= linktype < _U32:
+            raise ValueError(f"linktype must fit in 32 unsigned bits, not {linktype}")
+        self.snaplen = snaplen
+        self.linktype = linktype
+        self.nanosecond = nanosecond
+        self.autoflush = autoflush
+        self.frames = 0  # records written so far
+        self._scale = 1_000_000_000 if nanosecond else 1_000_000
+        self._file: IO[bytes] | None = None
+        if isinstance(file_or_path, (str, os.PathLike)):
+            self.name = os.fspath(file_or_path)
+            self._owns_file = True
+            file: IO[bytes] = open(file_or_path, "wb")  # noqa: SIM115 - closed by close()
+        else:
+            if not callable(getattr(file_or_path, "write", None)):
+                raise TypeError("file_or_path must be a path or a binary file object")
+            self.name = str(getattr(file_or_path, "name", "<file>"))
+            self._owns_file = False
+            file = file_or_path
+        try:
+            magic = MAGIC_NANOSECONDS if nanosecond else MAGIC_MICROSECONDS
+            file.write(_FILE_HEADER.pack(magic, *_VERSION, 0, 0, snaplen, linktype))
+            file.flush()
+        except BaseException:
+            if self._owns_file:
+                file.close()
+            raise
+        self._file = file
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def _stamp(self, timestamp: float | None) -> tuple[int, int]:
+        """(seconds, fraction in this file's unit) of ``timestamp`` (seconds since the epoch)."""
+        if timestamp is None:
+            seconds, ns = divmod(time.time_ns(), 1_000_000_000)
+            return seconds, ns * self._scale // 1_000_000_000
+        if not (math.isfinite(timestamp) and 0 <= timestamp < _U32):
+            raise ValueError(
+                f"timestamp must be in 0..2**32 seconds since the epoch, not {timestamp}"
+            )
+        seconds = math.floor(timestamp)
+        fraction = round((timestamp - seconds) * self._scale)
+        if fraction >= self._scale:  # rounded up to the next second
+            seconds, fraction = seconds + 1, fraction - self._scale
+        return seconds, fraction
+
+    def _record(self, seconds: int, fraction: int, data: bytes, orig_len: int | None) -> bytes:
+        if orig_len is None:
+            orig_len = len(data)
+        elif not len(data) <= orig_len < _U32:
+            raise ValueError(
+                f"orig_len must be at least the frame's {len(data)} bytes and below 2**32, "
+                f"not {orig_len}"
+            )
+        captured = data[: self.snaplen]
+        return _RECORD.pack(seconds, fraction, len(captured), orig_len) + captured
+
+    def _file_or_raise(self) -> IO[bytes]:
+        if self._file is None:
+            raise ValueError("I/O operation on a closed PcapWriter")
+        return self._file
+
+    def write(
+        self, frame: FrameBytes, timestamp: float | None = None, orig_len: int | None = None
+    ) -> None:
+        """Append one frame.
+
+        Args:
+            frame: the frame's bytes (any bytes-like object or an afxdp ``Frame``).
+            timestamp: seconds since the epoch; None: now, to the nanosecond.
+            orig_len: the frame's length on the wire when ``frame`` is already truncated;
+                None: ``len(frame)``. Frames longer than ``snaplen`` are truncated here.
+
+        Raises:
+            ValueError: the writer is closed; ``timestamp`` or ``orig_len`` out of range.
+        """
+        file = self._file_or_raise()
+        data = _as_bytes(frame)
+        file.write(self._record(*self._stamp(timestamp), data, orig_len))
+        self.frames += 1
+        if self.autoflush:
+            file.flush()
+
+    def write_batch(self, batch: Iterable[FrameBytes], timestamp: float | None = None) -> int:
+        """Append every frame of an afxdp ``FrameBatch`` (or any iterable of frames), all with one
+        timestamp (None: now); returns how many. The batch is only read, never released.
+
+        A ``FrameBatch`` is copied out in one call (``to_list()``), not frame by frame.
+        """
+        file = self._file_or_raise()
+        to_list = getattr(batch, "to_list", None)
+        frames = to_list() if callable(to_list) else [_as_bytes(frame) for frame in batch]
+        seconds, fraction = self._stamp(timestamp)
+        file.write(b"".join(self._record(seconds, fraction, data, None) for data in frames))
+        self.frames += len(frames)
+        if self.autoflush:
+            file.flush()
+        return len(frames)
+
+    def flush(self) -> None:
+        """Push buffered records to the file (to the OS, not to the disk)."""
+        self._file_or_raise().flush()
+
+    def close(self) -> None:
+        """Flush, and close the file if this writer opened it. Idempotent."""
+        file, self._file = self._file, None
+        if file is None:
+            return
+        if self._owns_file:
+            file.close()
+        else:
+            file.flush()
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        unit = "ns" if self.nanosecond else "us"
+        state = " [closed]" if self.closed else ""
+        return (
+            f"<PcapWriter {self.name!r} snaplen={self.snaplen} linktype={self.linktype} {unit} "
+            f"frames={self.frames}{state}>"
+        )
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+_MAGICS = {
+    # magic as read little-endian -> (byte order of the file, fraction units per second)
+    MAGIC_MICROSECONDS: ("<", 1_000_000),
+    MAGIC_NANOSECONDS: ("<", 1_000_000_000),
+    int.from_bytes(MAGIC_MICROSECONDS.to_bytes(4, "little"), "big"): (">", 1_000_000),
+    int.from_bytes(MAGIC_NANOSECONDS.to_bytes(4, "little"), "big"): (">", 1_000_000_000),
+}
+_PCAPNG_MAGIC = 0x0A0D0D0A
+
+
+def read_pcap(path: str | os.PathLike[str] | IO[bytes]) -> list[tuple[float, bytes, int]]:
+    """Every record of a classic pcap file as ``(timestamp, data, orig_len)``.
+
+    ``timestamp`` is seconds since the epoch as a float (about 0.2 us resolution today; the file
+    may hold nanoseconds), ``data`` the captured bytes, ``orig_len`` the length on the wire.
+    Either byte order, microsecond or nanosecond magic; the whole file is read at once, so this
+    is for tests and small captures. ``path`` may also be an open binary file.
+
+    Raises:
+        ValueError: not a classic pcap file (pcapng included), an unknown version, or a
+            truncated or corrupt record; the message says where.
+        OSError: the file cannot be read.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        name = os.fspath(path)
+        with open(path, "rb") as file:
+            content = file.read()
+    else:
+        name = str(getattr(path, "name", "<file>"))
+        content = path.read()
+    if len(content) < _FILE_HEADER.size:
+        raise ValueError(
+            f"{name}: not a pcap file: {len(content)} bytes, shorter than the "
+            f"{_FILE_HEADER.size}-byte file header"
+        )
+    magic = int.from_bytes(content[:4], "little")
+    if magic == _PCAPNG_MAGIC:
+        raise ValueError(f"{name}: a pcapng file, not classic pcap (editcap -F pcap converts it)")
+    if magic not in _MAGICS:
+        raise ValueError(f"{name}: not a pcap file: magic 0x{content[:4].hex()}")
+    order, scale = _MAGICS[magic]
+    _, major, minor, _, _, snaplen, _ = struct.unpack_from(order + "IHHiIII", content)
+    if major != _VERSION[0]:
+        raise ValueError(f"{name}: pcap version {major}.{minor} is not supported (only 2.x)")
+    record = struct.Struct(order + "IIII")
+    longest = max(snaplen, MAX_SNAPLEN)
+    records: list[tuple[float, bytes, int]] = []
+    offset = _FILE_HEADER.size
+    while offset < len(content):
+        where = f"{name}: record {len(records)} at offset {offset}"
+        if offset + record.size > len(content):
+            raise ValueError(f"{where}: truncated record header")
+        seconds, fraction, captured, orig_len = record.unpack_from(content, offset)
+        if captured > longest:
+            raise ValueError(f"{where}: captured length {captured} exceeds {longest} (corrupt)")
+        start = offset + record.size
+        data = content[start : start + captured]
+        if len(data) < captured:
+            raise ValueError(f"{where}: truncated: {len(data)} of {captured} bytes")
+        records.append((seconds + fraction / scale, data, orig_len))
+        offset = start + captured
+    return records
+
+
+# --- human views ---------------------------------------------------------------------------------
+
+
+def summary(frame: FrameBytes) -> str:
+    """A one-line decode of an Ethernet frame; never raises on bad input.
+
+    MACs, one 802.1Q or 802.1ad VLAN tag, the ethertype (named IPv4, IPv6, ARP, else in hex),
+    addresses, protocol, TCP/UDP ports, ICMP/ICMPv6 type, ARP operation, the frame's length.
+    :func:`afxdp.packet.describe` does the work for all but IPv6 (which it leaves at the
+    next-header number; here IPv6 gets ports, up to four extension headers and ICMPv6 names)
+    and 802.1ad tags. Examples, after the MACs (``02:00:00:00:00:01 > 02:00:00:00:00:02``)::
+
+        IPv4 10.11.0.1:9000 > 10.11.0.2:53 UDP len 18 (60 bytes)
+        vlan 5 IPv6 [2001:db8::1]:9000 > [2001:db8::2]:53 UDP len 5 (71 bytes)
+        ARP who-has 10.11.0.2 tell 10.11.0.1 (60 bytes)
+    """
+    try:
+        data = _as_bytes(frame)
+    except TypeError:
+        return f"not a frame: {type(frame).__name__}"
+    if len(data) < ETH_HLEN:
+        return describe(data)
+    dst, src, ethertype, payload = parse_ethernet(data)
+    tag = ""
+    if ethertype in (ETH_P_8021Q, ETH_P_8021AD) and len(payload) >= 4:
+        tci, inner = struct.unpack_from("!HH", payload)
+        tag = f"{'802.1ad ' if ethertype == ETH_P_8021AD else ''}vlan {tci & 0x0FFF}"
+        if ethertype == ETH_P_8021AD and inner != ETH_P_IPV6:
+            # describe() knows 802.1Q tags only: show it the tag as one, then name it right.
+            as_8021q = data[:12] + ETH_P_8021Q.to_bytes(2, "big") + data[14:]
+            return describe(as_8021q).replace(" vlan ", " 802.1ad vlan ", 1)
+        ethertype, payload = inner, payload[4:]
+    if ethertype != ETH_P_IPV6:
+        return describe(data)
+    try:
+        ipv6 = _describe_ipv6(payload)
+    except (ValueError, struct.error, IndexError):
+        ipv6 = "IPv6 truncated"
+    return " ".join(part for part in (f"{src} > {dst}", tag, ipv6, f"({len(data)} bytes)") if part)
+
+
+_IPV6_HLEN = 40
+_IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
+_IPV6_FRAGMENT = 44
+_IPV6_MAX_EXTENSIONS = 4  # as many as the built-in XDP program walks
+_ICMPV6_NAMES = {
+    1: "unreachable",
+    2: "packet-too-big",
+    3: "time-exceeded",
+    4: "parameter-problem",
+    128: "echo-request",
+    129: "echo-reply",
+    133: "router-solicitation",
+    134: "router-advertisement",
+    135: "neighbor-solicitation",
+    136: "neighbor-advertisement",
+}
+
+
+def _tcp_text(body: bytes) -> str:
+    """``[flags] seq N``, as :func:`afxdp.packet.describe` shows TCP."""
+    (seq, offset_flags) = struct.unpack_from("!I4xH", body, 4)
+    flags = "".join(name for bit, name in enumerate("FSRPAU") if offset_flags >> bit & 1)
+    return f"[{flags or '.'}] seq {seq}"
+
+
+def _describe_ipv6(ip: bytes) -> str:
+    """``IPv6 ...`` of an IPv6 packet: addresses, ports or ICMPv6 type, payload length."""
+    if len(ip) < _IPV6_HLEN:
+        raise ValueError("short IPv6 header")
+    length, next_header = struct.unpack_from("!HB", ip, 4)
+    src = socket.inet_ntop(socket.AF_INET6, ip[8:24])
+    dst = socket.inet_ntop(socket.AF_INET6, ip[24:40])
+    body = ip[_IPV6_HLEN : _IPV6_HLEN + length]
+    for _ in range(_IPV6_MAX_EXTENSIONS):
+        if next_header in _IPV6_EXTENSIONS:
+            next_header, body = body[0], body[(body[1] + 1) * 8 :]
+        elif next_header == _IPV6_FRAGMENT:
+            (offset,) = struct.unpack_from("!H", body, 2)
+            if offset >> 3:
+                return f"IPv6 {src} > {dst} fragment next-header {body[0]}"
+            next_header, body = body[0], body[8:]
+        else:
+            break
+    if next_header == 17:
+        sport, dport, udp_len = struct.unpack_from("!HHH", body)
+        return f"IPv6 [{src}]:{sport} > [{dst}]:{dport} UDP len {udp_len - 8}"
+    if next_header == 6:
+        sport, dport = struct.unpack_from("!HH", body)
+        return f"IPv6 [{src}]:{sport} > [{dst}]:{dport} TCP {_tcp_text(body)}"
+    if next_header == 58:
+        icmp_type, code = body[0], body[1]
+        name = _ICMPV6_NAMES.get(icmp_type, f"type {icmp_type} code {code}")
+        if icmp_type in (128, 129):
+            ident, seq = struct.unpack_from("!HH", body, 4)
+            name += f" id {ident} seq {seq}"
+        elif icmp_type in (135, 136):
+            name += f" {socket.inet_ntop(socket.AF_INET6, body[8:24])}"
+        return f"IPv6 {src} > {dst} ICMPv6 {name}"
+    return f"IPv6 {src} > {dst} next-header {next_header} len {length}"
+
+
+_PRINTABLE = bytes(b if 0x20 <= b < 0x7F else ord(".") for b in range(256))
+
+
+def hexdump(frame: FrameBytes) -> str:
+    """The classic dump: 16 bytes a line, hex offset, hex bytes in two groups of 8, ASCII.
+
+    The layout of ``hexdump -C`` and Go's ``hex.Dump`` (what the Go dumpframes example prints),
+    without a trailing newline; "" for an empty frame::
+
+        00000000  02 00 00 00 00 02 02 00  00 00 00 01 08 00 45 00  |..............E.|
+    """
+    data = _as_bytes(frame)
+    lines = []
+    for offset in range(0, len(data), 16):
+        line = data[offset : offset + 16]
+        hex_part = f"{line[:8].hex(' '):<23}  {line[8:].hex(' '):<23}"
+        lines.append(f"{offset:08x}  {hex_part}  |{line.translate(_PRINTABLE).decode('ascii')}|")
+    return "\n".join(lines)
