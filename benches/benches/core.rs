@@ -1,5 +1,11 @@
 //! Criterion benchmarks of the core's per-packet bookkeeping, without a kernel: ring cursors
-//! over heap memory and the frame table. `cargo bench -p afxdp-benches`.
+//! over heap memory, the frame pool and the batch edits. `cargo bench -p afxdp-benches`.
+//!
+//! Every benchmark works on a batch of 64 (the batch size of the examples and of the C
+//! reference) and declares 64 elements of throughput, so criterion's `thrpt` line gives
+//! descriptors (or frames) per second; `python3 benches/ring_compare.py` turns the estimates
+//! into nanoseconds per descriptor and sets the ring figure next to libxdp's inline ring
+//! functions driven the same way (`xsk_ref ring`, benches/c/xsk_ref.c).
 
 use std::hint::black_box;
 
@@ -10,6 +16,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const BATCH: u32 = 64;
 
+/// Produce 64 descriptors, then consume them: `xsk_ref ring` does the same with libxdp's
+/// `xsk_ring_prod__reserve/submit` and `xsk_ring_cons__peek/release`.
 fn rings(c: &mut Criterion) {
     let mut g = c.benchmark_group("ring");
     g.throughput(Throughput::Elements(u64::from(BATCH)));
@@ -20,7 +28,14 @@ fn rings(c: &mut Criterion) {
         bench.iter(|| {
             let n = p.reserve(BATCH);
             for i in 0..n {
-                p.write(i, XdpDesc { addr: u64::from(i) * 4096, len: 60, options: 0 });
+                p.write(
+                    i,
+                    XdpDesc {
+                        addr: u64::from(i) * 4096,
+                        len: 60,
+                        options: 0,
+                    },
+                );
             }
             p.submit(n);
             out.clear();
@@ -29,36 +44,86 @@ fn rings(c: &mut Criterion) {
             black_box(&out);
         })
     });
+    // The fill/completion shape: u64 addresses instead of 16-byte descriptors.
+    let (a, b) = RingMemory::<u64>::heap(2048);
+    let (mut p, mut q) = (Producer::new(a), Consumer::new(b));
+    let mut addrs = Vec::with_capacity(BATCH as usize);
+    g.bench_function("produce+consume 64 addresses", |bench| {
+        bench.iter(|| {
+            let n = p.reserve(BATCH);
+            for i in 0..n {
+                p.write(i, u64::from(i) * 4096);
+            }
+            p.submit(n);
+            addrs.clear();
+            let m = q.peek(BATCH, &mut addrs);
+            q.release(m);
+            black_box(&addrs);
+        })
+    });
     g.finish();
 }
 
+/// The frame pool: allocation and release, and the state checks of a frame's round trip.
 fn frames(c: &mut Criterion) {
     let mut g = c.benchmark_group("frames");
     g.throughput(Throughput::Elements(u64::from(BATCH)));
-    let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 2048, headroom: 0 }).unwrap();
+    let umem = Umem::new(UmemConfig {
+        frame_count: 4096,
+        frame_size: 2048,
+        headroom: 0,
+    })
+    .unwrap();
     g.bench_function("alloc+release 64 frames", |bench| {
         bench.iter(|| black_box(umem.alloc(BATCH as usize)).release())
     });
-    g.bench_function("fill -> user -> tx -> free transitions, 64 frames", |bench| {
-        let mut idx = Vec::with_capacity(BATCH as usize);
-        bench.iter(|| {
-            idx.clear();
-            let mut t = umem.frames();
-            t.take_free(BATCH as usize, FrameState::Fill, &mut idx);
-            for &i in &idx {
-                t.transition(i, FrameState::Fill, FrameState::User, 2048).unwrap();
-                t.transition(i, FrameState::User, FrameState::Tx, 2048).unwrap();
-                t.transition(i, FrameState::Tx, FrameState::Free, 2048).unwrap();
-            }
-        })
-    });
-    let packet = [0xabu8; 64];
+    g.bench_function(
+        "fill -> user -> tx -> free transitions, 64 frames",
+        |bench| {
+            let mut idx = Vec::with_capacity(BATCH as usize);
+            bench.iter(|| {
+                idx.clear();
+                let mut t = umem.frames();
+                t.take_free(BATCH as usize, FrameState::Fill, &mut idx);
+                for &i in &idx {
+                    t.transition(i, FrameState::Fill, FrameState::User, 2048)
+                        .unwrap();
+                    t.transition(i, FrameState::User, FrameState::Tx, 2048)
+                        .unwrap();
+                    t.transition(i, FrameState::Tx, FrameState::Free, 2048)
+                        .unwrap();
+                }
+            })
+        },
+    );
+    g.finish();
+}
+
+/// The batch edits that keep per-frame work out of Python: `write_all` (the tx template) and
+/// `swap_macs` (the l2fwd edit), over 64 frames.
+fn batch_edits(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch");
+    g.throughput(Throughput::Elements(u64::from(BATCH)));
+    let umem = Umem::new(UmemConfig {
+        frame_count: 4096,
+        frame_size: 2048,
+        headroom: 0,
+    })
+    .unwrap();
     let mut batch = umem.alloc(BATCH as usize);
-    g.bench_function("write_all 64-byte packet into 64 frames", |bench| {
-        bench.iter(|| batch.write_all(black_box(&packet)).unwrap())
+    for size in [64usize, 1500] {
+        let packet = vec![0xabu8; size];
+        g.bench_function(
+            format!("write_all {size}-byte packet into 64 frames"),
+            |bench| bench.iter(|| batch.write_all(black_box(&packet)).unwrap()),
+        );
+    }
+    batch.write_all(&[0x5au8; 64]).unwrap();
+    g.bench_function("swap_macs 64 frames", |bench| {
+        bench.iter(|| black_box(&mut batch).swap_macs().unwrap())
     });
     g.finish();
 }
 
-criterion_group!(benches, rings, frames);
+criterion_group!(benches, rings, frames, batch_edits);
 criterion_main!(benches);

@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""afxdp side by side with libxdp (C), the Rust core and AF_PACKET: receive, forward, transmit.
+
+One command, as root, on an otherwise quiet machine with at least 2 cores:
+
+    python3 benches/e2e.py [--rounds 3] [--seconds 5] [--sizes 64,1500]
+
+It builds the C reference (benches/c/xsk_ref.c, libxdp's xsk API: `cc -O2 ... -lxdp -lbpf`) and
+the Rust core's examples (`cargo build --release -p afxdp --examples`), creates a private veth
+lab (afxdp.lab.Lab: namespaces a and b) and measures, round after round, interleaved:
+
+rx     afxdp.generate() in namespace a offers load (pinned to the load core); a receiver in
+       namespace b (pinned to the work core) receives and drops: the C reference (xsk_ref
+       rxdrop), the Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release),
+       Python touching every frame (`frame[23]`), and Python's own AF_PACKET socket
+       (`recv_into`). Delivered = what the receiver counted.
+l2fwd  the same load; the receiver swaps the MAC addresses and sends the frames back out of its
+       interface: C (xsk_ref l2fwd), Rust (rust/core/examples/l2fwd.rs), Python batch
+       (`FrameBatch.swap_macs()`), Python per frame (`frame[0:6], frame[6:12] = ...`).
+       Delivered = what a counting XDP sink (xsk_ref sink) on the other end saw come back.
+tx     a sender in namespace a (pinned to the work core) transmits one template: C (xsk_ref
+       txonly), Rust (rust/core/examples/txonly.rs), Python batch (alloc/set_lengths/send),
+       Python AF_PACKET `send`. Delivered = what the counting XDP sink on b saw.
+
+Every AF_XDP receiver runs behind the same XDP program (afxdp's built-in one; the harness
+attaches it for the C reference, which inserts its socket into that program's XSKMAP), so only
+the user-space side differs. Figures: medians over the rounds of offered and delivered
+packets/s, the measured process's CPU time per packet (receivers wait in poll when idle, so
+this is work, not spinning), and the kernel's drop counters; ratios against the C reference.
+The table goes to stdout and to docs/benchmarks.md (with the machine), a chart to
+docs/benchmarks.png when matplotlib is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import fcntl
+import os
+import platform
+import select
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import afxdp
+import cref  # benches/cref.py
+from afxdp import packet
+from afxdp.lab import Lab
+from cref import build_xsk_ref
+
+ROOT = Path(__file__).resolve().parent.parent
+XSK_REF = cref.BINARY
+RUST_EXAMPLES = ROOT / "target" / "release" / "examples"
+WORKERS = [sys.executable, str(ROOT / "benches" / "workers.py")]
+WORKLOADS = ("rx", "l2fwd", "tx")
+#: Receivers count for this much longer than the load runs (from their first packet).
+RX_MARGIN = 1.0
+#: Upper bound on the packets of any sending loop (the loops are also bounded in time).
+MAX_PACKETS_PER_SECOND = 50_000_000
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured program: `argv(ifname, seconds, frame_hex)` runs in the measured namespace."""
+
+    workload: str
+    impl: str
+    argv: Callable[[str, float, str], list[str]]
+    #: The harness attaches afxdp's built-in program on the receiver's interface (C receivers).
+    harness_program: bool = False
+
+
+def cap(seconds: float) -> str:
+    return str(int(seconds * MAX_PACKETS_PER_SECOND))
+
+
+def cases() -> list[Case]:
+    x, r = str(XSK_REF), RUST_EXAMPLES
+
+    def py(mode: str) -> Callable[[str, float, str], list[str]]:
+        return lambda ifn, s, hx: [*WORKERS, mode, ifn, str(s), "--packet", hx,
+                                   "--max-count", cap(s)]
+
+    return [
+        Case("rx", "c", lambda ifn, s, hx: [x, "rxdrop", ifn, "-d", str(s)], harness_program=True),
+        Case("rx", "rust", lambda ifn, s, hx: [str(r / "rxdrop"), ifn, str(s), "native", "64"]),
+        Case("rx", "python-batch", py("rx-batch")),
+        Case("rx", "python-touch", py("rx-touch")),
+        Case("rx", "python-afpacket", py("afpacket-rx")),
+        Case("l2fwd", "c", lambda ifn, s, hx: [x, "l2fwd", ifn, "-d", str(s)],
+             harness_program=True),
+        Case("l2fwd", "rust", lambda ifn, s, hx: [str(r / "l2fwd"), ifn, str(s), "native", "64"]),
+        Case("l2fwd", "python-batch", py("l2fwd-batch")),
+        Case("l2fwd", "python-perframe", py("l2fwd-perframe")),
+        Case("tx", "c", lambda ifn, s, hx: [x, "txonly", ifn, "-d", str(s), "--packet", hx,
+                                            "-C", cap(s)]),
+        Case("tx", "rust", lambda ifn, s, hx: [str(r / "txonly"), ifn, str(s), hx, "64", cap(s)]),
+        Case("tx", "python-batch", py("tx-batch")),
+        Case("tx", "python-afpacket", py("afpacket-tx")),
+    ]
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def build(skip_c: bool) -> bool:
+    """Builds the Rust examples and the C reference; returns whether the C reference exists."""
+    print("building the Rust examples (cargo build --release -p afxdp --examples)", flush=True)
+    subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "afxdp", "--examples"],
+                   cwd=ROOT, check=True)
+    return not skip_c and build_xsk_ref() is not None
+
+
+# --- veth counters -------------------------------------------------------------------------------
+
+SIOCETHTOOL = 0x8946
+ETHTOOL_GSSET_INFO, ETHTOOL_GSTRINGS, ETHTOOL_GSTATS, ETH_SS_STATS = 0x37, 0x1B, 0x1D, 1
+
+
+def _ethtool(ifname: str, buf: ctypes.Array[ctypes.c_char]) -> None:
+    ifreq = struct.pack("16sP", ifname.encode(), ctypes.addressof(buf)) + bytes(16)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s.fileno(), SIOCETHTOOL, ifreq)
+
+
+def ethtool_stats(ifname: str) -> dict[str, int]:
+    """`ethtool -S IFNAME` through the SIOCETHTOOL ioctl (in the calling thread's netns)."""
+    info = ctypes.create_string_buffer(struct.pack("IIQI", ETHTOOL_GSSET_INFO, 0,
+                                                   1 << ETH_SS_STATS, 0))
+    _ethtool(ifname, info)
+    n = struct.unpack_from("I", info, 16)[0]
+    strings = ctypes.create_string_buffer(struct.pack("III", ETHTOOL_GSTRINGS, ETH_SS_STATS, n)
+                                          + bytes(32 * n))
+    _ethtool(ifname, strings)
+    names = [strings.raw[12 + 32 * i:44 + 32 * i].split(b"\0")[0].decode() for i in range(n)]
+    values = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_GSTATS, n) + bytes(8 * n))
+    _ethtool(ifname, values)
+    return dict(zip(names, struct.unpack_from(f"{n}Q", values, 8)))
+
+
+def veth_drops(lab: Lab) -> int:
+    """Redirected frames the veth pair refused, both ways (`tx_queue_N_xdp_xmit_errors`: the
+    peer's ring was full), i.e. frames the load pushed that no XDP program or socket ever saw.
+    (`rx_queue_N_drops` is left out: it counts failed redirects, such as a full socket ring,
+    which the socket counts itself.)"""
+    total = 0
+    for side in ("a", "b"):
+        with lab.enter(side):  # type: ignore[arg-type]
+            stats = ethtool_stats(lab.ifname(side))  # type: ignore[arg-type]
+        total += sum(v for k, v in stats.items() if k.endswith("_xdp_xmit_errors"))
+    return total
+
+
+# --- running one case ----------------------------------------------------------------------------
+
+
+def parse(line: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+
+
+class Proc:
+    """A child started in a lab namespace, pinned to one CPU, that prints `ready` when set up."""
+
+    def __init__(self, lab: Lab, side: str, argv: list[str], cpu: int, name: str) -> None:
+        self.name = name
+        self.proc = lab.popen(side, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if line.strip() != "ready":
+            self.kill()
+            raise RuntimeError(f"{self.name} did not start: {line.strip()} {self.stderr()}")
+
+    def result(self, timeout: float) -> dict[str, str]:
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise RuntimeError(f"{self.name} did not finish in {timeout:.0f} s") from None
+        lines = [ln for ln in out.splitlines() if ln.startswith("impl=")]
+        if self.proc.returncode != 0 or not lines:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {err.strip()}")
+        return parse(lines[-1])
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return ""
+        return self.proc.stderr.read().strip()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
+             work_cpu: int) -> dict[str, float]:
+    """Runs one case once; returns offered, own and delivered packets/s, CPU ns/packet, drops.
+
+    Every rate is a count over the load's own duration: the generator's (rx, l2fwd) or the
+    sender's (tx). The receivers and the sink start first and keep counting until after the
+    load stops (receivers: `seconds + RX_MARGIN` from their first packet; the sink: until no
+    packet came for 0.5 s), so they see all of it, and their CPU time covers the same packets.
+    """
+    hx = frame.hex()
+    timeout = seconds + 60
+    procs: list[Proc] = []
+    prog = None
+
+    def sink_on(side: str) -> Proc:
+        sink = Proc(lab, side, [str(XSK_REF), "sink", lab.ifname(side), "-d", str(seconds + 30)],
+                    load_cpu, f"sink on {side}")
+        procs.append(sink)
+        sink.wait_ready()
+        return sink
+
+    try:
+        if case.workload == "tx":
+            sink = sink_on("b")
+            drops0 = veth_drops(lab)
+            sender = Proc(lab, "a", case.argv(lab.if_a, seconds, hx), work_cpu, case.impl)
+            procs.append(sender)
+            sender.wait_ready()
+            own = sender.result(timeout)
+            load_seconds = float(own["seconds"])
+            offered = float(own["packets"]) / load_seconds
+            mine = offered
+            delivered = float(sink.result(timeout)["packets"]) / load_seconds
+            drops = veth_drops(lab) - drops0
+        else:
+            if case.harness_program:
+                with lab.enter("b"):
+                    prog = afxdp.Program.attach(lab.if_b, mode="native")
+            sink = sink_on("a") if case.workload == "l2fwd" else None
+            rx = Proc(lab, "b", case.argv(lab.if_b, seconds + RX_MARGIN, hx), work_cpu, case.impl)
+            procs.append(rx)
+            rx.wait_ready()
+            drops0 = veth_drops(lab)
+            gen = Proc(lab, "a", [*WORKERS, "gen", lab.if_a, str(seconds), "--packet", hx,
+                                  "--max-count", cap(seconds)], load_cpu, "generator")
+            procs.append(gen)
+            gen.wait_ready()
+            load = gen.result(timeout)
+            load_seconds = float(load["seconds"])
+            offered = float(load["packets"]) / load_seconds
+            own = rx.result(timeout)
+            mine = float(own["packets"]) / load_seconds
+            delivered = float(sink.result(timeout)["packets"]) / load_seconds if sink else mine
+            drops = veth_drops(lab) - drops0
+        return {
+            "offered": offered,
+            "own": mine,
+            "delivered": delivered,
+            "cpu": float(own["cpu_ns_per_packet"]),
+            "ring_full": float(own.get("rx_ring_full", 0)),
+            "fill_empty": float(own.get("fill_empty", 0)),
+            "rx_dropped": float(own.get("rx_dropped", 0)),
+            "veth_drops": float(drops),
+        }
+    finally:
+        for p in procs:
+            p.kill()
+        if prog is not None:
+            prog.detach()
+
+
+# --- reporting -----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                         model)
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=False).stdout.strip() or "unknown"
+    return {
+        "kernel": platform.release(),
+        "cpu": model,
+        "cores": str(os.cpu_count()),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "afxdp": getattr(afxdp, "__version__", "?"),
+    }
+
+
+def fmt_ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}" if base else "-"
+
+
+def table(results: dict[tuple[int, str, str], list[dict[str, float]]], sizes: list[int],
+          base_impl: str) -> tuple[str, dict[tuple[int, str, str], dict[str, float]]]:
+    """The markdown table of medians, and the medians themselves."""
+    med: dict[tuple[int, str, str], dict[str, float]] = {}
+    for key, runs in results.items():
+        if runs:
+            med[key] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    out = []
+    for size in sizes:
+        out.append(f"\n### {size}-byte frames\n")
+        out.append(f"| workload | implementation | offered Mpps | own Mpps | delivered Mpps | "
+                   f"delivered vs {base_impl} | CPU ns/packet | CPU vs {base_impl} | "
+                   f"socket drops: ring full / fill empty / rx_dropped | veth xmit errors |")
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for workload in WORKLOADS:
+            base = med.get((size, workload, base_impl))
+            for (sz, wl, impl), m in med.items():
+                if sz != size or wl != workload:
+                    continue
+                out.append(
+                    f"| {workload} | {impl} | {m['offered'] / 1e6:.3f} | {m['own'] / 1e6:.3f} | "
+                    f"{m['delivered'] / 1e6:.3f} | "
+                    f"{fmt_ratio(m['delivered'], base['delivered'] if base else None)} | "
+                    f"{m['cpu']:.1f} | {fmt_ratio(m['cpu'], base['cpu'] if base else None)} | "
+                    f"{m['ring_full']:,.0f} / {m['fill_empty']:,.0f} / {m['rx_dropped']:,.0f} | "
+                    f"{m['veth_drops']:,.0f} |")
+    return "\n".join(out), med
+
+
+METHOD = """\
+## How it is measured
+
+- A private veth lab (`afxdp.lab.Lab`): namespaces a and b joined by one veth pair, MTU 1500,
+  native XDP on the receiving end. Frames are Ethernet/IPv4/UDP (`afxdp.packet.ipv4_udp`, to
+  port 9); the size is the frame length without FCS. veth supports AF_XDP in copy mode only.
+- Two CPUs are used: the *load* CPU runs the offered load (`afxdp.generate()`, the kernel-speed
+  generator, in namespace a) and the helper processes; the *work* CPU runs the measured process
+  (pinned with `sched_setaffinity`). On a veth the receiving end's XDP program and the copy into
+  the UMEM run in softirq on the sending CPU: for rx and l2fwd that is the load CPU, for tx it is
+  the work CPU (the sender's), and then it may be charged to the sender.
+- Every rate is a count divided by the load's own duration: the generator's for rx and l2fwd,
+  the sender's sending window for tx. Whatever counts (the receiver, the forwarder, the sink)
+  starts first and keeps counting until after the load stopped, so it sees all of it.
+- *own* is what the measured process counted (received, forwarded or sent), per second.
+- **rx**: delivered = what the receiver counted. **l2fwd**: the forwarder swaps the MAC
+  addresses and sends each frame back out of its interface; own = what it forwarded, delivered
+  = what a counting XDP program on the other end saw come back (`xsk_ref sink`: count in a
+  per-CPU array, XDP_DROP). **tx**: offered = what the sender pushed (completed frames for
+  AF_XDP, successful `send` calls for AF_PACKET); delivered = what the counting XDP sink on b
+  saw.
+- Every AF_XDP receiver runs behind afxdp's built-in XDP program (the harness attaches it for the
+  C reference, which inserts its socket into that program's XSKMAP; libxdp's own program loading
+  is inhibited), so only the user-space side differs. The AF_PACKET receiver runs with the same
+  program attached and no socket registered, so every frame is passed to the stack.
+- The AF_PACKET receiver needs the kernel stack: each frame becomes an skb, goes through IPv4
+  and UDP (port 9 has no listener; the ICMP errors are rate-limited) and is cloned to the packet
+  socket, all in softirq on the load CPU, so there the offered load itself is lower.
+- CPU ns/packet is the measured process's user + system time (getrusage) from its first packet
+  (receivers) or send (senders) to its end, divided by its own packet count. Receivers wait in
+  poll when their ring is empty, so a receiver that keeps up shows its real cost per packet;
+  one that is saturated shows about 1e9 / its rate.
+- Drops: the socket's XDP_STATISTICS counters over its lifetime (rx_ring_full: the receiver
+  fell behind; rx_fill_ring_empty_descs: no free frame to receive into; rx_dropped counts the
+  latter too), for AF_PACKET PACKET_STATISTICS tp_drops (as rx_dropped); and the veth's
+  `tx_queue_N_xdp_xmit_errors` (`ethtool -S`, both ends): frames the load pushed that the
+  receiving end's ring had no room for, seen by no program and no socket.
+- Implementations: **c** is benches/c/xsk_ref.c (libxdp's xsk API, xdpsock-style loops);
+  **rust** is the core crate alone (rust/core/examples/rxdrop.rs, l2fwd.rs, txonly.rs);
+  **python-*** are benches/workers.py on the afxdp Python API (batch calls, or per-frame
+  Python), and Python's `socket.AF_PACKET`.
+"""
+
+
+def chart(med: dict[tuple[int, str, str], dict[str, float]], sizes: list[int], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not importable: no chart (pip install matplotlib for one)")
+        return
+    fig, axes = plt.subplots(len(sizes), 2, figsize=(13, 4.2 * len(sizes)), squeeze=False)
+    for row, size in enumerate(sizes):
+        keys = [k for k in med if k[0] == size]
+        labels = [f"{wl} {impl}" for _, wl, impl in keys]
+        colors = [{"rx": "tab:blue", "l2fwd": "tab:orange", "tx": "tab:green"}[k[1]] for k in keys]
+        ypos = range(len(keys))
+        for col, (metric, title) in enumerate(
+                (("delivered", "delivered Mpps (higher is better)"),
+                 ("cpu", "CPU ns per packet (lower is better)"))):
+            ax = axes[row][col]
+            values = [med[k][metric] / (1e6 if metric == "delivered" else 1) for k in keys]
+            ax.barh(list(ypos), values, color=colors)
+            ax.set_yticks(list(ypos), labels)
+            ax.invert_yaxis()
+            ax.set_title(f"{size}-byte frames: {title}")
+            ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"chart written to {path}")
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=5.0, help="measured window of each run")
+    p.add_argument("--sizes", default="64,1500", help="frame sizes in bytes, comma-separated")
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="subset of rx,l2fwd,tx")
+    p.add_argument("--impls", default=None,
+                   help="only these implementations (comma-separated, e.g. c,rust)")
+    p.add_argument("--cpus", default="0,1", help="LOAD,WORK: the load CPU and the measured CPU")
+    p.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks.md")
+    p.add_argument("--chart", type=Path, default=ROOT / "docs/benchmarks.png")
+    p.add_argument("--no-c", action="store_true", help="skip the C reference")
+    args = p.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workloads = args.workloads.split(",")
+    load_cpu, work_cpu = (int(c) for c in args.cpus.split(","))
+    if unknown := set(workloads) - set(WORKLOADS):
+        p.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    if not {load_cpu, work_cpu} <= os.sched_getaffinity(0) or load_cpu == work_cpu:
+        p.error(f"--cpus {args.cpus}: two different CPUs of {sorted(os.sched_getaffinity(0))}")
+    if any(not 60 <= s <= 1514 for s in sizes):
+        p.error("--sizes: 60 to 1514 bytes")
+
+    have_c = build(args.no_c)
+    if not have_c and {"l2fwd", "tx"} & set(workloads):
+        # The counting sink is part of the C reference program.
+        print("without the C build there is no counting sink: l2fwd and tx are skipped",
+              file=sys.stderr)
+        workloads = [w for w in workloads if w == "rx"]
+    todo = [c for c in cases() if c.workload in workloads and (have_c or c.impl != "c")
+            and (args.impls is None or c.impl in args.impls.split(","))]
+    base_impl = "c" if have_c else "rust"
+    results: dict[tuple[int, str, str], list[dict[str, float]]] = {
+        (size, c.workload, c.impl): [] for size in sizes for c in todo}
+    failures: list[str] = []
+
+    with Lab() as lab:
+        for r in range(args.rounds):
+            for size in sizes:
+                frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
+                                        bytes(max(0, size - 42)))
+                for case in todo:  # interleaved, so drift hits every case alike
+                    try:
+                        res = run_case(lab, case, frame, args.seconds, load_cpu, work_cpu)
+                    except (RuntimeError, OSError) as e:
+                        failures.append(f"round {r + 1} {size} B {case.workload} {case.impl}: {e}")
+                        print(f"round {r + 1} {size:5} B {case.workload:5} {case.impl:16} "
+                              f"FAILED: {e}", flush=True)
+                        continue
+                    results[(size, case.workload, case.impl)].append(res)
+                    print(f"round {r + 1} {size:5} B {case.workload:5} {case.impl:16} "
+                          f"offered {res['offered'] / 1e6:6.3f} own {res['own'] / 1e6:6.3f} "
+                          f"delivered {res['delivered'] / 1e6:6.3f} Mpps  "
+                          f"{res['cpu']:8.1f} ns CPU/packet  "
+                          f"drops: ring_full {res['ring_full']:,.0f} "
+                          f"fill_empty {res['fill_empty']:,.0f} veth {res['veth_drops']:,.0f}",
+                          flush=True)
+
+    text, med = table(results, sizes, base_impl)
+    info = machine()
+    subset = " (a subset of the cases)" if args.impls or len(workloads) < len(WORKLOADS) else ""
+    header = (f"# Benchmarks: afxdp side by side with libxdp (C), the Rust core and AF_PACKET\n\n"
+              f"Written by `python3 benches/e2e.py --rounds {args.rounds} "
+              f"--seconds {args.seconds:g} --sizes {args.sizes}`{subset}. "
+              f"Medians over {args.rounds} rounds of {args.seconds:g} s; ratios against "
+              f"**{base_impl}**.\n\n"
+              f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
+              f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
+              f"load CPU {load_cpu}, work CPU {work_cpu}.\n")
+    doc = header + text + "\n\n" + METHOD
+    if failures:
+        doc += "\n## Failed runs\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"
+    print("\n" + header + text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(doc, encoding="utf-8")
+    print(f"\ntable written to {args.output}")
+    if med:
+        chart(med, sizes, args.chart)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""The Python side of the end-to-end benchmark (benches/e2e.py): one process per measured loop.
+
+    workers.py MODE IFNAME SECONDS [--packet HEX] [--batch 64] [--mode native|generic]
+               [--max-count N]
+
+Receivers (they attach afxdp's built-in program themselves, count SECONDS from their first
+packet, and wait in poll when nothing arrives, so their CPU time is work, not spinning):
+
+* ``rx-batch``: ``sock.recv(64)``, count, ``release()``: the batch API, no per-frame Python.
+* ``rx-touch``: the same, and read one header byte of every frame from Python (``frame[23]``,
+  the IPv4 protocol): what a per-frame Python loop costs.
+* ``l2fwd-batch``: ``batch.swap_macs()`` (one Rust call) and ``sock.send(batch)`` back out.
+* ``l2fwd-perframe``: the same with the swap in Python,
+  ``frame[0:6], frame[6:12] = frame[6:12], frame[0:6]``.
+* ``afpacket-rx``: Python's own ``socket(AF_PACKET, SOCK_RAW)`` and a ``recv_into`` loop
+  (blocking, SO_RCVTIMEO 100 ms). The built-in program is attached with no socket registered,
+  so it passes every frame to the stack, as for the other receivers a veth needs a program.
+
+Senders (SECONDS from the first send; every loop is bounded by --max-count too):
+
+* ``tx-batch``: the template written into every UMEM frame once, then ``alloc(64)``,
+  ``set_lengths``, ``send``, ``complete`` (as examples/dns_flood.py).
+* ``afpacket-tx``: ``socket(AF_PACKET, SOCK_RAW).send(frame)`` in a loop.
+
+Load:
+
+* ``gen``: ``afxdp.generate(IFNAME, packet, count=--max-count, duration=SECONDS)``.
+
+Every mode prints ``ready`` once set up, then one ``key=value`` line like the Rust and C twins
+(packets, bytes, seconds, pps, cpu_ns_per_packet and the kernel's drop counters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import resource
+import socket
+import struct
+import sys
+import time
+
+import afxdp
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+
+
+def cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def report(mode: str, packets: int, nbytes: int, secs: float, cpu: float, **counters: int) -> None:
+    extra = " ".join(f"{k}={v}" for k, v in counters.items())
+    print(f"impl=python mode={mode} packets={packets} bytes={nbytes} seconds={secs:.3f} "
+          f"pps={packets / secs:.0f} cpu_ns_per_packet={cpu * 1e9 / max(packets, 1):.1f} {extra}",
+          flush=True)
+
+
+def xsk_counters(sock: afxdp.Socket) -> dict[str, int]:
+    s = sock.stats()
+    return {"rx_dropped": s.rx_dropped, "rx_ring_full": s.rx_ring_full,
+            "fill_empty": s.rx_fill_ring_empty_descs, "tx_invalid": s.tx_invalid_descs}
+
+
+def xsk_receiver(args: argparse.Namespace) -> int:
+    """rx-batch, rx-touch, l2fwd-batch, l2fwd-perframe."""
+    forward = args.mode.startswith("l2fwd")
+    with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
+            afxdp.Socket(args.ifname, 0, program=prog, tx_size=2048 if forward else 0) as sock:
+        print("ready", flush=True)
+        packets = nbytes = acc = 0
+        first: tuple[float, float] | None = None
+        deadline = time.monotonic() + args.seconds + 10
+        batch = args.batch
+        mode = args.mode
+        while time.monotonic() < deadline:
+            if forward and sock.in_flight:
+                sock.complete()
+            with sock.recv(batch, timeout=0.001 if forward and sock.in_flight else 0.1) as got:
+                n = len(got)
+                if not n:
+                    continue
+                if first is None:
+                    first = (time.monotonic(), cpu_seconds())
+                    deadline = first[0] + args.seconds
+                nbytes += sum(got.lengths)
+                if mode == "rx-batch":
+                    packets += n
+                elif mode == "rx-touch":
+                    for frame in got:
+                        acc += frame[23]  # one header field per frame: the IPv4 protocol
+                    packets += n
+                elif mode == "l2fwd-batch":
+                    got.swap_macs()
+                    packets += sock.send(got)
+                else:  # l2fwd-perframe
+                    for frame in got:
+                        frame[0:6], frame[6:12] = frame[6:12], frame[0:6]
+                    packets += sock.send(got)
+                # Leaving `with` releases what is left: received frames (rx) or frames the tx
+                # ring had no room for (l2fwd).
+        if first is None:
+            print("no packet received", file=sys.stderr)
+            return 1
+        secs, cpu = time.monotonic() - first[0], cpu_seconds() - first[1]
+        report(mode, packets, nbytes, secs, cpu, **xsk_counters(sock), checksum=acc)
+    return 0
+
+
+def packet_stats(sock: socket.socket) -> tuple[int, int]:
+    """(packets, drops) of an AF_PACKET socket since the last call (the kernel resets them)."""
+    return struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+
+
+def afpacket_rx(args: argparse.Namespace) -> int:
+    with afxdp.Program.attach(args.ifname, mode=args.xdp_mode), \
+            socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock:
+        sock.bind((args.ifname, ETH_P_ALL))
+        # Blocking with a receive timeout: one syscall per packet, sleeping in the kernel when
+        # idle (a Python-level timeout would poll() before every recv).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 100_000))
+        buf = bytearray(4096)
+        recv_into = sock.recv_into
+        print("ready", flush=True)
+        packets = nbytes = 0
+        deadline = time.monotonic() + args.seconds + 10
+        first: tuple[float, float] | None = None
+        while time.monotonic() < deadline:
+            try:
+                n = recv_into(buf)
+            except BlockingIOError:
+                continue
+            if first is None:
+                packet_stats(sock)  # reset the kernel's counters: count drops from here on
+                first = (time.monotonic(), cpu_seconds())
+                deadline = first[0] + args.seconds
+            packets += 1
+            nbytes += n
+            # Check the clock every 64 packets only, as the batch loops do once per batch.
+            for _ in range(63):
+                try:
+                    nbytes += recv_into(buf)
+                    packets += 1
+                except BlockingIOError:
+                    break
+        if first is None:
+            print("no packet received", file=sys.stderr)
+            return 1
+        secs, cpu = time.monotonic() - first[0], cpu_seconds() - first[1]
+        _, drops = packet_stats(sock)
+        report("afpacket-rx", packets, nbytes, secs, cpu, rx_dropped=drops, rx_ring_full=0,
+               fill_empty=0)
+    return 0
+
+
+def tx_batch(args: argparse.Namespace, frame: bytes) -> int:
+    with afxdp.Socket(args.ifname, 0, rx_size=0) as sock:
+        everything = sock.alloc(sock.umem.frame_count)
+        everything.write_all(frame)  # every frame of the UMEM carries the packet
+        everything.release()
+        print("ready", flush=True)
+        sent = completed = 0
+        batch, length = args.batch, len(frame)
+        start, c0 = time.monotonic(), cpu_seconds()
+        deadline = start + args.seconds
+        while time.monotonic() < deadline and sent < args.max_count:
+            with sock.alloc(batch) as out:
+                if len(out):
+                    out.set_lengths(length)  # the bytes are already there
+                    sent += sock.send(out)
+            completed += sock.complete()
+        secs = time.monotonic() - start  # the sending window; the drain adds CPU time only
+        drain = time.monotonic() + 1.0
+        while sock.in_flight and time.monotonic() < drain:
+            completed += sock.complete()
+            time.sleep(0.0002)
+        cpu = cpu_seconds() - c0
+        report("tx-batch", completed, completed * length, secs, cpu, sent=sent,
+               **xsk_counters(sock))
+    return 0
+
+
+def afpacket_tx(args: argparse.Namespace, frame: bytes) -> int:
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((args.ifname, 0))
+        send = sock.send
+        print("ready", flush=True)
+        sent = failed = 0
+        start, c0 = time.monotonic(), cpu_seconds()
+        deadline = start + args.seconds
+        while time.monotonic() < deadline and sent < args.max_count:
+            for _ in range(64):  # the clock is read once per 64 sends
+                try:
+                    send(frame)
+                    sent += 1
+                except OSError as e:  # a full device queue: ENOBUFS/EAGAIN, counted as failed
+                    if e.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                        raise
+                    failed += 1
+        secs, cpu = time.monotonic() - start, cpu_seconds() - c0
+        report("afpacket-tx", sent, sent * len(frame), secs, cpu, tx_failed=failed)
+    return 0
+
+
+def gen(args: argparse.Namespace, frame: bytes) -> int:
+    print("ready", flush=True)
+    start = time.monotonic()
+    n = afxdp.generate(args.ifname, frame, count=args.max_count, duration=args.seconds,
+                       batch_size=args.batch)
+    secs = min(time.monotonic() - start, args.seconds)  # the wall time includes loading
+    print(f"impl=gen mode=gen packets={n} seconds={secs:.3f} pps={n / secs:.0f}", flush=True)
+    return 0
+
+
+RECEIVERS = ("rx-batch", "rx-touch", "l2fwd-batch", "l2fwd-perframe")
+MODES = (*RECEIVERS, "afpacket-rx", "tx-batch", "afpacket-tx", "gen")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("mode", choices=MODES)
+    p.add_argument("ifname")
+    p.add_argument("seconds", type=float)
+    p.add_argument("--packet", help="the frame to send, in hex (senders and gen)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--mode", dest="xdp_mode", choices=["native", "generic"], default="native")
+    p.add_argument("--max-count", type=int, default=10**9)
+    args = p.parse_args()
+    if args.mode in RECEIVERS:
+        return xsk_receiver(args)
+    if args.mode == "afpacket-rx":
+        return afpacket_rx(args)
+    if not args.packet:
+        p.error(f"{args.mode} needs --packet")
+    frame = bytes.fromhex(args.packet)
+    return {"tx-batch": tx_batch, "afpacket-tx": afpacket_tx, "gen": gen}[args.mode](args, frame)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
