@@ -87,7 +87,7 @@ def xsk_receiver(args: argparse.Namespace) -> int:
                 if first is None:
                     first = (time.monotonic(), cpu_seconds())
                     deadline = first[0] + args.seconds
-                nbytes += sum(got.lengths)
+                nbytes += got.nbytes
                 if mode == "rx-batch":
                     packets += n
                 elif mode == "rx-touch":

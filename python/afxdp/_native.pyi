@@ -79,6 +79,9 @@ class FrameBatch:
     def copy_from(self, src: FrameBatch) -> int:
         """Copy `src`'s packets (any UMEM) into these frames; returns min(len(self), len(src))."""
     @property
+    def nbytes(self) -> int:
+        """Total packet length of the frames, in bytes."""
+    @property
     def lengths(self) -> list[int]: ...
     def set_lengths(self, length: int) -> None: ...
     def to_list(self) -> list[bytes]: ...

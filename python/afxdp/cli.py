@@ -264,7 +264,7 @@ def rxdrop(args: argparse.Namespace) -> dict[str, Any]:
             with sock.recv(want, timeout=0.1) as batch:
                 if len(batch):
                     meter.rx += len(batch)
-                    meter.rx_bytes += sum(batch.lengths)
+                    meter.rx_bytes += batch.nbytes
             meter.tick()
         return meter.summary("rxdrop")
 
@@ -280,7 +280,7 @@ def _forward_loop(args: argparse.Namespace, sock: afxdp.Socket, edit: Callable[[
             n = len(batch)
             if n:
                 meter.rx += n
-                nbytes = sum(batch.lengths)
+                nbytes = batch.nbytes
                 meter.rx_bytes += nbytes
                 if out is None:
                     edit(batch)

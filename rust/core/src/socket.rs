@@ -381,8 +381,9 @@ impl Socket {
         // Another batch may have taken frames meanwhile (the table is shared): write only what
         // we got, and give back nothing: unwritten reserved slots are simply not submitted.
         let got = self.scratch_index.len() as u32;
+        let shift = self.umem.config().frame_size.trailing_zeros();
         for (i, &index) in self.scratch_index.iter().enumerate() {
-            self.fill.write(i as u32, self.umem.addr_of(index));
+            self.fill.write(i as u32, u64::from(index) << shift);
         }
         self.fill.submit(got);
         self.counters.filled += u64::from(got);
@@ -413,13 +414,10 @@ impl Socket {
         let n = rx.peek(max, &mut self.scratch_desc);
         let mut frames = Vec::with_capacity(n as usize);
         {
-            let fs = self.umem.config().frame_size;
             let mut table = self.umem.frames();
             for d in &self.scratch_desc {
-                let index = self.umem.index_of(d.addr);
-                let moved = index.map(|i| table.transition(i, FrameState::Fill, FrameState::User, fs));
-                match (index, moved) {
-                    (Some(index), Some(Ok(()))) => {
+                match self.umem.index_of(d.addr) {
+                    Some(index) if table.take_received(index) => {
                         let offset = (d.addr - self.umem.addr_of(index)) as u32;
                         frames.push(FrameDesc { index, offset, len: d.len });
                     }
@@ -428,6 +426,7 @@ impl Socket {
                     _ => self.counters.unexpected += 1,
                 }
             }
+            table.received(frames.len() as u32);
         }
         rx.release(n);
         self.counters.received += frames.len() as u64;

@@ -432,6 +432,13 @@ impl PyFrameBatch {
         self.with(|b| b.copy_from(source).map_err(to_py))
     }
 
+    /// The total packet length of the frames, in bytes (for byte rates without building the
+    /// `lengths` list).
+    #[getter]
+    fn nbytes(&self) -> PyResult<u64> {
+        self.with(|b| Ok(b.descs().iter().map(|d| u64::from(d.len)).sum()))
+    }
+
     /// The packet length of every frame.
     #[getter]
     fn lengths(&self) -> PyResult<Vec<u32>> {
