@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::ring::{CompletionRing, FillRing, RingMemory, RxRing, TxRing};
 use crate::sys::{self, Mmap, SockaddrXdp, XdpDesc, XdpMmapOffsets, XdpRingOffset};
-use crate::umem::{Batch, FrameDesc, FrameState, Umem};
+use crate::umem::{Batch, FrameDesc, FrameState, FrameTable, Umem};
 
 /// Ring sizes and bind options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,16 +371,32 @@ impl Socket {
 
     /// Hands up to `max` free frames to the kernel through the fill ring; returns how many.
     pub fn fill(&mut self, max: u32) -> Result<u32> {
-        let want = max.min(self.umem.free_frames());
-        let n = self.fill.reserve(want);
-        if n == 0 {
+        self.fill_with(|_| max)
+    }
+
+    /// Tops the fill ring up to the fill target (what `autofill` does).
+    pub fn top_up_fill(&mut self) -> Result<u32> {
+        let target = self.fill_target;
+        self.fill_with(|table| target.saturating_sub(table.count(FrameState::Fill)))
+    }
+
+    /// Puts `want(table)` free frames (at most) on the fill ring, deciding and taking them under
+    /// one lock of the frame table.
+    fn fill_with(&mut self, want: impl FnOnce(&FrameTable) -> u32) -> Result<u32> {
+        self.scratch_index.clear();
+        {
+            let mut table = self.umem.frames();
+            let want = want(&table).min(table.count(FrameState::Free));
+            if want == 0 {
+                return Ok(0);
+            }
+            let n = self.fill.reserve(want);
+            table.take_free(n as usize, FrameState::Fill, &mut self.scratch_index);
+        }
+        let got = self.scratch_index.len() as u32;
+        if got == 0 {
             return Ok(0);
         }
-        self.scratch_index.clear();
-        self.umem.frames().take_free(n as usize, FrameState::Fill, &mut self.scratch_index);
-        // Another batch may have taken frames meanwhile (the table is shared): write only what
-        // we got, and give back nothing: unwritten reserved slots are simply not submitted.
-        let got = self.scratch_index.len() as u32;
         let shift = self.umem.config().frame_size.trailing_zeros();
         for (i, &index) in self.scratch_index.iter().enumerate() {
             self.fill.write(i as u32, u64::from(index) << shift);
@@ -392,15 +408,6 @@ impl Socket {
             let _ = sys::wakeup_rx(self.fd());
         }
         Ok(got)
-    }
-
-    /// Tops the fill ring up to the fill target (what `autofill` does).
-    pub fn top_up_fill(&mut self) -> Result<u32> {
-        let held = self.umem.frames().count(FrameState::Fill);
-        match self.fill_target.checked_sub(held) {
-            Some(missing) if missing > 0 => self.fill(missing),
-            _ => Ok(0),
-        }
     }
 
     fn no_ring(ring: &'static str) -> Error {
