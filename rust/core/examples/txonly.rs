@@ -12,14 +12,8 @@ use std::time::{Duration, Instant};
 use afxdp::socket::{Socket, SocketConfig};
 use afxdp::umem::{Umem, UmemConfig};
 
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
+mod common;
+use common::cpu_seconds;
 
 fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
     if !hex.len().is_multiple_of(2) {
