@@ -401,6 +401,8 @@ def test_frame_after_its_batch_is_gone_raises(pair: Pair, how: str) -> None:
                 pytest.fail(f"{name} on a frame of a {how} batch did not raise")
     for name, use in {
         "len_batch": lambda b: b.lengths,
+        "nbytes": lambda b: b.nbytes,
+        "swap_macs": lambda b: b.swap_macs(),
         "getitem": lambda b: b[0],
         "write_all": lambda b: b.write_all(b"x" * 60),
         "write_at": lambda b: b.write_at(0, b"x"),
@@ -412,7 +414,7 @@ def test_frame_after_its_batch_is_gone_raises(pair: Pair, how: str) -> None:
         except (ValueError, IndexError):
             continue
         # a consumed batch may also behave as empty, but it must not reach any frame
-        assert result in (None, [], b""), f"{name} on a {how} batch gave {result!r}"
+        assert result in (None, [], b"", 0), f"{name} on a {how} batch gave {result!r}"
     wait_completed(tx)
     drain(pair.rx)
     check_healthy(pair)
@@ -657,8 +659,9 @@ def test_batch_lengths_write_at_and_set_lengths(pair: Pair) -> None:
         batch[0].write(b"a" * 60)
         batch[1].write(b"b" * 70)
         assert batch.lengths == [60, 70, 0]
+        assert batch.nbytes == 130
         batch.set_lengths(64)
-        assert batch.lengths == [64, 64, 64]
+        assert batch.lengths == [64, 64, 64] and batch.nbytes == 192
         batch.write_at(2, b"XY")
         for f in batch:
             assert bytes(f)[2:4] == b"XY"
