@@ -207,6 +207,18 @@ class Meter:
                 totals[i] += v
         return totals[0], totals[1], totals[2], totals[3]
 
+    def received(self, batch: afxdp.FrameBatch) -> int:
+        """Counts a received batch; returns its length."""
+        n = len(batch)
+        self.rx += n
+        self.rx_bytes += batch.nbytes
+        return n
+
+    def sent(self, n: int, frame_len: int) -> None:
+        """Counts `n` frames of `frame_len` bytes sent."""
+        self.tx += n
+        self.tx_bytes += n * frame_len
+
     def tick(self) -> None:
         now = time.monotonic()
         if now - self._last >= self.interval:
@@ -241,6 +253,14 @@ def _stop(start: float, duration: float, done: int, count: int | None) -> bool:
     return time.monotonic() - start >= duration or (count is not None and done >= count)
 
 
+def _finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
+    """Reclaims the frames still in flight, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while sock.in_flight and time.monotonic() < deadline:
+        sock.complete()
+        time.sleep(0.001)
+
+
 # --- workloads ---------------------------------------------------------------------------------
 
 
@@ -262,9 +282,7 @@ def rxdrop(args: argparse.Namespace) -> dict[str, Any]:
         while not _stop(meter.start, args.duration, meter.rx, args.count):
             want = args.batch if args.count is None else min(args.batch, args.count - meter.rx)
             with sock.recv(want, timeout=0.1) as batch:
-                if len(batch):
-                    meter.rx += len(batch)
-                    meter.rx_bytes += batch.nbytes
+                meter.received(batch)
             meter.tick()
         return meter.summary("rxdrop")
 
@@ -279,8 +297,8 @@ def _forward_loop(args: argparse.Namespace, sock: afxdp.Socket, edit: Callable[[
         with sock.recv(want, timeout=0.1) as batch:
             n = len(batch)
             if n:
-                meter.rx += n
                 nbytes = batch.nbytes
+                meter.rx += n
                 meter.rx_bytes += nbytes
                 if out is None:
                     edit(batch)
@@ -294,10 +312,7 @@ def _forward_loop(args: argparse.Namespace, sock: afxdp.Socket, edit: Callable[[
                 meter.tx_bytes += nbytes if sent == n else 0
         tx.complete()
         meter.tick()
-    deadline = time.monotonic() + 1.0
-    while tx.in_flight and time.monotonic() < deadline:
-        tx.complete()
-        time.sleep(0.001)
+    _finish_tx(tx)
     return meter.summary(what)
 
 
@@ -348,17 +363,12 @@ def txonly(args: argparse.Namespace) -> dict[str, Any]:
             with sock.alloc(want) as out:
                 if len(out):
                     out.set_lengths(len(template))
-                    sent = sock.send(out)
-                    meter.tx += sent
-                    meter.tx_bytes += sent * len(template)
+                    meter.sent(sock.send(out), len(template))
                 else:
                     sock.poll(0.01, afxdp.POLLOUT)
             sock.complete()
             meter.tick()
-        deadline = time.monotonic() + 1.0
-        while sock.in_flight and time.monotonic() < deadline:
-            sock.complete()
-            time.sleep(0.001)
+        _finish_tx(sock)
         return meter.summary("txonly")
 
 
@@ -440,13 +450,18 @@ def _lab_frame(the_lab: Any, size: int, port: int = 9000) -> bytes:
                            bytes(max(0, size - 42)))
 
 
+def _lab_receiver(the_lab: Any, mode: str) -> tuple[afxdp.Program, afxdp.Socket]:
+    """The built-in program and a receive-only socket on the lab's end b."""
+    with the_lab.enter("b"):
+        prog = afxdp.Program.attach(the_lab.if_b, mode=mode)
+        return prog, afxdp.Socket(the_lab.if_b, 0, program=prog, tx_size=0)
+
+
 def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """The kernel generator (namespace a) -> a Python batch receive loop (namespace b)."""
     print(f"\n== gen-rx: afxdp.generate() on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}", flush=True)
     frame = _lab_frame(the_lab, args.size)
-    with the_lab.enter("b"):
-        prog = afxdp.Program.attach(the_lab.if_b, mode=args.mode)
-        rx = afxdp.Socket(the_lab.if_b, 0, program=prog, tx_size=0)
+    prog, rx = _lab_receiver(the_lab, args.mode)
     pushed = [0]
     failure: list[BaseException] = []
 
@@ -466,8 +481,7 @@ def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict
         thread.start()
         while thread.is_alive() or rx.rx_available:
             with rx.recv(256, timeout=0.05) as got:
-                meter.rx += len(got)
-                meter.rx_bytes += len(got) * len(frame)
+                meter.received(got)
             meter.tx = pushed[0]
             meter.tx_bytes = meter.tx * len(frame)
             meter.tick()
@@ -478,8 +492,7 @@ def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict
         deadline = time.monotonic() + 0.3
         while time.monotonic() < deadline:
             with rx.recv(256, timeout=0.05) as got:
-                meter.rx += len(got)
-                meter.rx_bytes += len(got) * len(frame)
+                meter.received(got)
         meter.tx = pushed[0]
         meter.tx_bytes = meter.tx * len(frame)
         return meter.summary("generator -> Python receiver")
@@ -489,9 +502,7 @@ def _lab_dns_flood(the_lab: Any, args: argparse.Namespace, duration: float) -> d
     """The Go library's sender (a DNS query in every UMEM frame) -> a Python receiver."""
     print(f"\n== dns-flood: Python AF_XDP TX on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}", flush=True)
     query = packet.dns_query_frame(the_lab.mac_a, the_lab.mac_b, the_lab.ip_a, the_lab.ip_b)
-    with the_lab.enter("b"):
-        prog = afxdp.Program.attach(the_lab.if_b, mode=args.mode)
-        rx = afxdp.Socket(the_lab.if_b, 0, program=prog, tx_size=0)
+    prog, rx = _lab_receiver(the_lab, args.mode)
     with the_lab.enter("a"):
         tx = afxdp.Socket(the_lab.if_a, 0, rx_size=0, umem=afxdp.Umem(4096, 2048))
     with prog, rx, tx:
@@ -502,20 +513,16 @@ def _lab_dns_flood(the_lab: Any, args: argparse.Namespace, duration: float) -> d
             with tx.alloc(args.batch) as out:
                 if len(out):
                     out.set_lengths(len(query))
-                    sent = tx.send(out)
-                    meter.tx += sent
-                    meter.tx_bytes += sent * len(query)
+                    meter.sent(tx.send(out), len(query))
             tx.complete()
             with rx.recv(4 * args.batch) as got:
-                meter.rx += len(got)
-                meter.rx_bytes += len(got) * len(query)
+                meter.received(got)
             meter.tick()
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline and meter.rx < meter.tx:
             tx.complete()
             with rx.recv(4 * args.batch, timeout=0.05) as got:
-                meter.rx += len(got)
-                meter.rx_bytes += len(got) * len(query)
+                meter.received(got)
         return meter.summary("DNS-query flood -> Python receiver")
 
 
@@ -531,18 +538,15 @@ def _lab_rebroadcast(the_lab: Any, args: argparse.Namespace, duration: float) ->
     with the_lab.enter("a"):
         prog_a = afxdp.Program.attach(the_lab.if_a, mode=args.mode, rules=[afxdp.Rule(dst_port=9000)])
         a = afxdp.Socket(the_lab.if_a, 0, program=prog_a, umem=afxdp.Umem(4096, 2048))
-    back = 0
     with prog_a, prog_b, a, b:
         meter = Meter({"a": a, "b": b}, label="rebroadcast")
         in_flight_limit = 1024  # keep the loop bounded: never more than this many unanswered
         while time.monotonic() - meter.start < duration:
-            if meter.tx - back < in_flight_limit:
+            if meter.tx - meter.rx < in_flight_limit:
                 with a.alloc(args.batch) as out:
                     if len(out):
                         out.write_all(frame)
-                        sent = a.send(out)
-                        meter.tx += sent
-                        meter.tx_bytes += sent * len(frame)
+                        meter.sent(a.send(out), len(frame))
             a.complete()
             with b.recv(4 * args.batch) as got:
                 if len(got):
@@ -552,7 +556,6 @@ def _lab_rebroadcast(the_lab: Any, args: argparse.Namespace, duration: float) ->
             with a.recv(4 * args.batch) as returned:
                 for f in returned:
                     if f[0:6] == BROADCAST:
-                        back += 1
                         meter.rx += 1
                         meter.rx_bytes += len(f)
             meter.tick()
@@ -691,11 +694,10 @@ def _one_line(e: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for option in ("size",):
-        value = getattr(args, option, None)
-        if value is not None and value < 60 and args.command != "lab":
-            print(f"afxdp {args.command}: --size must be at least 60 bytes, not {value}", file=sys.stderr)
-            return 2
+    size = getattr(args, "size", None)
+    if size is not None and size < 60 and args.command != "lab":  # lab reports it itself
+        print(f"afxdp {args.command}: --size must be at least 60 bytes, not {size}", file=sys.stderr)
+        return 2
     try:
         args.func(args)
     except KeyboardInterrupt:
