@@ -397,7 +397,8 @@ impl Socket {
         if got == 0 {
             return Ok(0);
         }
-        let shift = self.umem.config().frame_size.trailing_zeros();
+        // `addr_of`, with the shift read once rather than through `self` on every iteration.
+        let shift = self.umem.frame_shift();
         for (i, &index) in self.scratch_index.iter().enumerate() {
             self.fill.write(i as u32, u64::from(index) << shift);
         }
