@@ -95,11 +95,6 @@ fn u32_arg(name: &'static str, value: i64) -> PyResult<u32> {
     u32::try_from(value).map_err(|_| PyValueError::new_err(format!("invalid {name} {value}: must be from 0 to {}", u32::MAX)))
 }
 
-/// A non-negative integer argument (a size or an offset); the error names the argument.
-fn usize_arg(name: &'static str, value: i64) -> PyResult<usize> {
-    usize::try_from(value).map_err(|_| PyValueError::new_err(format!("invalid {name} {value}: must be >= 0")))
-}
-
 /// An XDP attach mode: "auto", "native" or "generic".
 fn mode_arg(mode: &str) -> PyResult<AttachMode> {
     mode.parse().map_err(|e: afxdp::bpf::ParseAttachModeError| PyValueError::new_err(e.to_string()))
@@ -382,7 +377,7 @@ impl PyFrameBatch {
     /// Writes `data` at byte `offset` of every frame's packet (e.g. a MAC address), leaving the
     /// lengths as they are. Every frame must be at least `offset + len(data)` long.
     fn write_at(&self, offset: i64, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let offset = usize_arg("offset", offset)?;
+        let offset = u32_arg("offset", offset)? as usize;
         with_bytes(data, |d| {
             self.with(|b| {
                 let end = offset.checked_add(d.len()).ok_or_else(|| PyValueError::new_err("offset too large"))?;
@@ -447,7 +442,7 @@ impl PyFrameBatch {
 
     /// Sets every frame's packet length (each within its frame's capacity).
     fn set_lengths(&self, length: i64) -> PyResult<()> {
-        let length = usize_arg("length", length)?;
+        let length = u32_arg("length", length)? as usize;
         self.with(|b| {
             for i in 0..b.len() {
                 b.set_len(i, length).map_err(to_py)?;
