@@ -737,13 +737,33 @@ impl XdpProgram {
     ///
     /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`].
     pub fn rule_stats(&mut self) -> Result<RuleStats, BpfError> {
+        Ok(RuleStats {
+            hits: self.rule_hits()?,
+            unmatched: self.unmatched()?,
+        })
+    }
+
+    /// [`RuleStats::hits`] alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`rule_stats`](Self::rule_stats).
+    pub fn rule_hits(&mut self) -> Result<Vec<u64>, BpfError> {
         let steering = self.steering_mut()?;
         let set = steering.active_set;
-        let hits = (0..steering.current.len())
+        (0..steering.current.len())
             .map(|rule| steering.hit_count(hit_index(set, rule)))
-            .collect::<Result<Vec<u64>, BpfError>>()?;
-        let unmatched = steering.hit_count(hit_index(set, MAX_RULES))?;
-        Ok(RuleStats { hits, unmatched })
+            .collect()
+    }
+
+    /// [`RuleStats::unmatched`] alone (one map lookup).
+    ///
+    /// # Errors
+    ///
+    /// As [`rule_stats`](Self::rule_stats).
+    pub fn unmatched(&mut self) -> Result<u64, BpfError> {
+        let steering = self.steering_mut()?;
+        steering.hit_count(hit_index(steering.active_set, MAX_RULES))
     }
 
     /// The name of the XDP program in its object (`"afxdp_redirect"` for the built-in one).

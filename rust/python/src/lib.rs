@@ -921,14 +921,14 @@ impl PyProgram {
     /// pairs, packets counted for the first rule they matched.
     fn rule_stats(&self) -> PyResult<Vec<(PyRule, u64)>> {
         self.with(|p| {
-            let stats = p.rule_stats()?;
-            Ok(p.rules().iter().zip(stats.hits).map(|(&rule, n)| (PyRule { rule }, n)).collect())
+            let hits = p.rule_hits()?;
+            Ok(p.rules().iter().zip(hits).map(|(&rule, n)| (PyRule { rule }, n)).collect())
         })
     }
 
     /// Packets that matched no rule (and went to the kernel stack) since the rules were set.
     fn unmatched(&self) -> PyResult<u64> {
-        self.with(|p| Ok(p.rule_stats()?.unmatched))
+        self.with(XdpProgram::unmatched)
     }
 
     /// The XDP program's name in its object ("afxdp_redirect" for the built-in one).
