@@ -39,7 +39,7 @@
 
 use std::{
     error::Error as StdError,
-    ffi::{CString, c_char, c_void},
+    ffi::{c_char, c_void},
     fmt, io,
     mem::size_of,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
@@ -654,17 +654,9 @@ impl XdpProgram {
             .ok_or_else(|| missing_in_object("program", program_name))?
             .try_into()
             .map_err(|e: ProgramError| load_error(&e))?;
-        program.load().map_err(|e| match e {
-            ProgramError::LoadError {
-                io_error,
-                verifier_log,
-            } => BpfError::Verifier {
-                program: program_name.to_owned(),
-                errno: io_error.raw_os_error(),
-                log: format!("{verifier_log:?}").trim_end().to_owned(),
-            },
-            e => load_error(&e),
-        })?;
+        program
+            .load()
+            .map_err(|e| program_load_error(program_name, e, load_error))?;
 
         let (link, mode) = match mode {
             AttachMode::Auto => attach_auto(program, ifname, ifindex)?,
@@ -1088,6 +1080,33 @@ fn attach_auto(
     }
 }
 
+/// The error of `BPF_PROG_LOAD` for program `name`: [`BpfError::Load`] for missing privileges
+/// (`EPERM` is no verdict of the verifier), [`BpfError::Verifier`] with the log for a rejection,
+/// `other` for anything else.
+pub(crate) fn program_load_error(
+    name: &str,
+    error: ProgramError,
+    other: fn(&(dyn StdError + 'static)) -> BpfError,
+) -> BpfError {
+    match error {
+        ProgramError::LoadError { io_error, .. } if io_error.raw_os_error() == Some(libc::EPERM) => {
+            BpfError::Load {
+                errno: Some(libc::EPERM),
+                message: format!("loading XDP program `{name}`: {io_error}"),
+            }
+        }
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => BpfError::Verifier {
+            program: name.to_owned(),
+            errno: io_error.raw_os_error(),
+            log: format!("{verifier_log:?}").trim_end().to_owned(),
+        },
+        e => other(&e),
+    }
+}
+
 /// A [`BpfError::Load`] from an aya error, keeping the errno and the verifier log.
 fn load_error(error: &(dyn StdError + 'static)) -> BpfError {
     BpfError::Load {
@@ -1159,15 +1178,9 @@ pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
 
 /// The index of `ifname` in the calling thread's network namespace.
 fn interface_index(ifname: &str) -> Result<u32, BpfError> {
-    let no_such = || BpfError::NoSuchInterface {
+    crate::sys::if_nametoindex(ifname).ok_or_else(|| BpfError::NoSuchInterface {
         ifname: ifname.to_owned(),
-    };
-    let name = CString::new(ifname).map_err(|_| no_such())?;
-    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(no_such()),
-        ifindex => Ok(ifindex),
-    }
+    })
 }
 
 /// `struct ethtool_channels` from `linux/ethtool.h`.

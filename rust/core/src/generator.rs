@@ -68,7 +68,7 @@ use aya::{
     programs::{ProgramError, Xdp},
 };
 
-use crate::bpf::{BpfError, error_chain, errno_of};
+use crate::bpf::{BpfError, error_chain, errno_of, program_load_error};
 
 /// The generator's XDP program (ELF object), built from `xdp-ebpf/src/gen.rs` by
 /// `scripts/build-ebpf.sh`.
@@ -628,26 +628,9 @@ impl Generator {
             })?
             .try_into()
             .map_err(|e: ProgramError| load_error(&e))?;
-        program.load().map_err(|e| match e {
-            // Missing privileges, not a verdict of the verifier.
-            ProgramError::LoadError { io_error, .. }
-                if io_error.raw_os_error() == Some(libc::EPERM) =>
-            {
-                BpfError::Load {
-                    errno: Some(libc::EPERM),
-                    message: format!("loading the traffic generator's program: {io_error}"),
-                }
-            }
-            ProgramError::LoadError {
-                io_error,
-                verifier_log,
-            } => BpfError::Verifier {
-                program: PROGRAM_NAME.to_owned(),
-                errno: io_error.raw_os_error(),
-                log: format!("{verifier_log:?}").trim_end().to_owned(),
-            },
-            e => load_error(&e),
-        })?;
+        program
+            .load()
+            .map_err(|e| program_load_error(PROGRAM_NAME, e, load_error))?;
         let prog_fd = program
             .fd()
             .map_err(|e| load_error(&e))?
