@@ -29,13 +29,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let poll = sock.poll_handle();
     println!("ready");
 
-    let (mut packets, mut bytes) = (0u64, 0u64);
+    let (mut packets, mut bytes, mut batches, mut polls) = (0u64, 0u64, 0u64, 0u64);
     let mut first: Option<(Instant, f64)> = None;
     let end_wait = Instant::now() + Duration::from_secs_f64(seconds + 10.0);
     let mut deadline = end_wait;
     while Instant::now() < deadline {
         let got = sock.recv(batch)?;
         if got.is_empty() {
+            polls += 1;
             poll.poll(libc::POLLIN, Duration::from_millis(100))?;
             continue;
         }
@@ -45,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             deadline = Instant::now() + Duration::from_secs_f64(seconds);
         }
         packets += got.len() as u64;
+        batches += 1;
         bytes += got.descs().iter().map(|d| u64::from(d.len)).sum::<u64>();
         drop(got);
     }
@@ -53,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu = cpu_seconds() - c0;
     let stats = sock.stats()?;
     println!(
-        "impl=rust packets={packets} bytes={bytes} seconds={secs:.3} pps={:.0} cpu_ns_per_packet={:.1} rx_dropped={} rx_ring_full={} fill_empty={}",
+        "impl=rust packets={packets} bytes={bytes} seconds={secs:.3} pps={:.0} cpu_ns_per_packet={:.1} batches={batches} polls={polls} rx_dropped={} rx_ring_full={} fill_empty={}",
         packets as f64 / secs,
         cpu * 1e9 / packets as f64,
         stats.kernel.rx_dropped,

@@ -354,6 +354,25 @@ impl<T: Copy> Producer<T> {
         unsafe { self.mem.slot(self.cached_prod.wrapping_add(i)).write(value) };
     }
 
+    /// Writes `values[i]` into slot `i` of the current reservation, for every `i`: one bounds
+    /// check for the whole slice instead of one per entry.
+    ///
+    /// # Panics
+    /// When `values` is longer than the reservation (in release builds too).
+    pub fn write_slice(&mut self, values: &[T]) {
+        assert!(
+            values.len() <= self.reserved as usize,
+            "ring write of {} entries outside the reservation of {}",
+            values.len(),
+            self.reserved
+        );
+        let start = self.cached_prod;
+        for (i, &value) in values.iter().enumerate() {
+            // SAFETY: as in `write`: every slot is inside the reservation (checked above).
+            unsafe { self.mem.slot(start.wrapping_add(i as u32)).write(value) };
+        }
+    }
+
     /// Publishes the first `n` reserved slots: Release-stores `producer + n`, so the entries
     /// are visible before the index. Unwritten reserved slots beyond `n` are dropped.
     ///
@@ -548,6 +567,13 @@ macro_rules! producer_ring {
             #[inline]
             pub fn write(&mut self, i: u32, value: $t) {
                 self.0.write(i, value)
+            }
+
+            /// Writes `values` into the first slots of the reservation (see
+            /// [`Producer::write_slice`]).
+            #[inline]
+            pub fn write_slice(&mut self, values: &[$t]) {
+                self.0.write_slice(values)
             }
 
             /// Publishes the first `n` reserved slots to the kernel (see [`Producer::submit`]).

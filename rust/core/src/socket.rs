@@ -160,9 +160,8 @@ pub struct Socket {
     cfg: SocketConfig,
     fill_target: u32,
     counters: Counters,
-    scratch_desc: Vec<XdpDesc>,
+    /// Addresses taken for the fill ring, written to it after the frame table's lock.
     scratch_addr: Vec<u64>,
-    scratch_index: Vec<u32>,
 }
 
 impl std::fmt::Debug for Socket {
@@ -272,9 +271,7 @@ impl Socket {
             cfg,
             fill_target,
             counters: Counters::default(),
-            scratch_desc: Vec::new(),
             scratch_addr: Vec::new(),
-            scratch_index: Vec::new(),
         };
         // Frames go on the fill ring before bind: zero-copy drivers expect them there.
         if cfg.autofill {
@@ -383,32 +380,26 @@ impl Socket {
     /// Puts `want(table)` free frames (at most) on the fill ring, deciding and taking them under
     /// one lock of the frame table.
     fn fill_with(&mut self, want: impl FnOnce(&FrameTable) -> u32) -> Result<u32> {
-        self.scratch_index.clear();
-        {
-            let mut table = self.umem.frames();
-            let want = want(&table).min(table.count(FrameState::Free));
-            if want == 0 {
-                return Ok(0);
-            }
-            let n = self.fill.reserve(want);
-            table.take_free(n as usize, FrameState::Fill, &mut self.scratch_index);
-        }
-        let got = self.scratch_index.len() as u32;
-        if got == 0 {
-            return Ok(0);
-        }
-        // `addr_of`, with the shift read once rather than through `self` on every iteration.
         let shift = self.umem.frame_shift();
-        for (i, &index) in self.scratch_index.iter().enumerate() {
-            self.fill.write(i as u32, u64::from(index) << shift);
+        let got = {
+            let mut table = self.umem.frames();
+            let want = want(&table);
+            fill_locked(&mut self.fill, &mut table, want, shift, &mut self.scratch_addr)
+        };
+        self.filled(got);
+        Ok(got)
+    }
+
+    /// Counts `got` frames just put on the fill ring and wakes the kernel if it asked.
+    fn filled(&mut self, got: u32) {
+        if got == 0 {
+            return;
         }
-        self.fill.submit(got);
         self.counters.filled += u64::from(got);
         if self.fill.needs_wakeup() {
             // Errors here only mean "try again later"; the frames are on the ring either way.
             let _ = sys::wakeup_rx(self.fd());
         }
-        Ok(got)
     }
 
     fn no_ring(ring: &'static str) -> Error {
@@ -416,33 +407,37 @@ impl Socket {
     }
 
     /// Takes up to `max` received frames from the rx ring, without waiting.
+    ///
+    /// One lock of the frame table covers the whole batch: every descriptor is checked (an
+    /// address this socket did not put on the fill ring is refused and counted as
+    /// `unexpected`), and with `autofill` the fill ring is topped up from the free pool.
     pub fn recv(&mut self, max: u32) -> Result<Batch> {
         let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
-        self.scratch_desc.clear();
-        let n = rx.peek(max, &mut self.scratch_desc);
-        let mut frames = Vec::with_capacity(n as usize);
-        {
+        let shift = self.umem.frame_shift();
+        self.scratch_addr.clear();
+        let (frames, n, unexpected, reserved) = {
             let mut table = self.umem.frames();
-            for d in &self.scratch_desc {
-                match self.umem.index_of(d.addr) {
-                    Some(index) if table.take_received(index) => {
-                        let offset = (d.addr - self.umem.addr_of(index)) as u32;
-                        frames.push(FrameDesc { index, offset, len: d.len });
-                    }
-                    // An address we never filled: refuse it rather than hand out a frame
-                    // someone else owns.
-                    _ => self.counters.unexpected += 1,
-                }
-            }
-            table.received(frames.len() as u32);
-        }
+            let ready = rx.available(max).min(max);
+            let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
+            let mut sink = Received { table: &mut table, shift, frames, unexpected: 0 };
+            let n = rx.peek(ready, &mut sink);
+            let Received { frames, unexpected, .. } = sink;
+            let reserved = if self.cfg.autofill {
+                let want = self.fill_target.saturating_sub(table.count(FrameState::Fill)).min(table.count(FrameState::Free));
+                let reserved = if want == 0 { 0 } else { self.fill.reserve(want) };
+                table.take_free_for_fill(reserved, shift, &mut self.scratch_addr)
+            } else {
+                0
+            };
+            (frames, n, unexpected, reserved)
+        };
         rx.release(n);
+        self.fill.write_slice(&self.scratch_addr);
+        self.fill.submit(reserved);
+        self.counters.unexpected += u64::from(unexpected);
         self.counters.received += frames.len() as u64;
-        let batch = Batch::from_owned(self.umem.clone(), frames);
-        if self.cfg.autofill {
-            self.top_up_fill()?;
-        }
-        Ok(batch)
+        self.filled(reserved);
+        Ok(Batch::from_owned(self.umem.clone(), frames))
     }
 
     /// Number of entries waiting on the rx ring.
@@ -546,22 +541,17 @@ impl Socket {
     /// returns how many. Kicks the kernel first when frames still wait on the tx ring.
     pub fn complete(&mut self, max: u32) -> Result<u32> {
         self.kick_tx()?;
-        self.scratch_addr.clear();
-        let n = self.comp.peek(max, &mut self.scratch_addr);
-        let fs = self.umem.config().frame_size;
-        let mut done = 0;
-        {
+        let shift = self.umem.frame_shift();
+        let (n, done) = {
             let mut table = self.umem.frames();
-            for &addr in &self.scratch_addr {
-                let ok = self.umem.index_of(addr).map(|i| table.transition(i, FrameState::Tx, FrameState::Free, fs));
-                if let Some(Ok(())) = ok {
-                    done += 1;
-                } else {
-                    self.counters.unexpected += 1;
-                }
-            }
-        }
+            let mut sink = Completed { table: &mut table, shift, done: 0 };
+            let n = self.comp.peek(max, &mut sink);
+            let done = sink.done;
+            table.completed(done);
+            (n, done)
+        };
         self.comp.release(n);
+        self.counters.unexpected += u64::from(n - done);
         self.counters.completed += u64::from(done);
         Ok(done)
     }
@@ -584,3 +574,53 @@ impl Socket {
         Ok(Stats { kernel, counters: self.counters })
     }
 }
+/// Moves up to `want` free frames onto the fill ring under the caller's lock of the frame
+/// table; returns how many.
+fn fill_locked(fill: &mut FillRing, table: &mut FrameTable, want: u32, shift: u32, scratch: &mut Vec<u64>) -> u32 {
+    let want = want.min(table.count(FrameState::Free));
+    if want == 0 {
+        return 0;
+    }
+    let n = fill.reserve(want);
+    scratch.clear();
+    let got = table.take_free_for_fill(n, shift, scratch);
+    fill.write_slice(scratch);
+    fill.submit(got);
+    got
+}
+
+/// Where [`Socket::recv`] peeks rx descriptors to: each one's frame moves `Fill` → `User` and
+/// joins the batch, with no intermediate copy of the descriptors.
+struct Received<'a> {
+    table: &'a mut FrameTable,
+    shift: u32,
+    frames: Vec<FrameDesc>,
+    unexpected: u32,
+}
+
+impl Extend<XdpDesc> for Received<'_> {
+    #[inline]
+    fn extend<I: IntoIterator<Item = XdpDesc>>(&mut self, descs: I) {
+        // An address we never filled is refused (counted), rather than handing out a frame
+        // someone else owns.
+        self.unexpected += self.table.take_received(descs.into_iter(), self.shift, &mut self.frames);
+    }
+}
+
+/// Where [`Socket::complete`] peeks completion addresses to: each one's frame moves `Tx` →
+/// `Free`; anything else is left alone (and counted as unexpected by the caller).
+struct Completed<'a> {
+    table: &'a mut FrameTable,
+    shift: u32,
+    done: u32,
+}
+
+impl Extend<u64> for Completed<'_> {
+    #[inline]
+    fn extend<I: IntoIterator<Item = u64>>(&mut self, addrs: I) {
+        for addr in addrs {
+            self.done += u32::from(self.table.take_completed(addr >> self.shift));
+        }
+    }
+}
+

@@ -23,6 +23,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::sys::XdpDesc;
 use crate::error::{Error, Result};
 use crate::sys::{self, Mmap, XDP_PACKET_HEADROOM};
 
@@ -139,7 +140,13 @@ pub struct FrameTable {
     state: Vec<FrameState>,
     free: Vec<u32>,
     counts: [u32; 4],
+    /// Emptied descriptor vectors of released batches, reused by the next receive so a batch
+    /// costs no allocation in a steady receive loop.
+    spare: Vec<Vec<FrameDesc>>,
 }
+
+/// How many emptied batch vectors the frame table keeps for reuse.
+const SPARE_VECS: usize = 8;
 
 impl FrameTable {
     fn new(frame_count: u32) -> FrameTable {
@@ -148,6 +155,7 @@ impl FrameTable {
             // Reversed so frames are handed out in ascending order.
             free: (0..frame_count).rev().collect(),
             counts: [frame_count, 0, 0, 0],
+            spare: Vec::new(),
         }
     }
 
@@ -193,39 +201,110 @@ impl FrameTable {
     /// the counts once. A frame not in `User` is left alone (it would be a bug in this crate);
     /// returns how many moved.
     pub(crate) fn release_users(&mut self, indices: impl Iterator<Item = u32>) -> u32 {
-        let mut moved = 0;
+        // Locals, not fields, in the loop: nothing for the compiler to reload per frame.
+        let state = &mut self.state[..];
+        let mut free = std::mem::take(&mut self.free);
+        let before = free.len();
         for index in indices {
-            if let Some(slot) = self.state.get_mut(index as usize)
+            if let Some(slot) = state.get_mut(index as usize)
                 && *slot == FrameState::User
             {
                 *slot = FrameState::Free;
-                self.free.push(index);
-                moved += 1;
+                free.push(index);
             }
         }
+        let moved = (free.len() - before) as u32;
+        self.free = free;
         self.counts[FrameState::User as usize] -= moved;
         self.counts[FrameState::Free as usize] += moved;
         moved
     }
 
-    /// Moves frame `index` from `Fill` to `User` (the kernel handed it back on the rx ring),
-    /// without building an error when it is not in `Fill`; the caller counts the counts with
-    /// [`FrameTable::received`] once per batch.
+    /// Takes up to `n` frames from the free pool into state `Fill` and appends their ring
+    /// addresses (`index << shift`) to `out`, for the fill ring; returns how many.
+    pub(crate) fn take_free_for_fill(&mut self, n: u32, shift: u32, out: &mut Vec<u64>) -> u32 {
+        let n = (n as usize).min(self.free.len());
+        let start = self.free.len() - n;
+        let state = &mut self.state[..];
+        out.reserve(n);
+        for &index in self.free[start..].iter().rev() {
+            if let Some(slot) = state.get_mut(index as usize) {
+                *slot = FrameState::Fill;
+            }
+            out.push(u64::from(index) << shift);
+        }
+        self.free.truncate(start);
+        self.counts[FrameState::Free as usize] -= n as u32;
+        self.counts[FrameState::Fill as usize] += n as u32;
+        n as u32
+    }
+
+    /// Moves the frame of every rx descriptor from `Fill` to `User` and appends it to
+    /// `frames`; a descriptor whose frame is not in `Fill` (an address this UMEM never put on a
+    /// fill ring) is skipped. Returns how many were skipped.
     #[inline]
-    pub(crate) fn take_received(&mut self, index: u32) -> bool {
-        match self.state.get_mut(index as usize) {
-            Some(slot) if *slot == FrameState::Fill => {
-                *slot = FrameState::User;
+    pub(crate) fn take_received(&mut self, descs: impl Iterator<Item = XdpDesc>, shift: u32, frames: &mut Vec<FrameDesc>) -> u32 {
+        let offset_mask = (1u64 << shift) - 1;
+        let state = &mut self.state[..];
+        let mut out = std::mem::take(frames);
+        let before = out.len();
+        let mut skipped = 0;
+        for d in descs {
+            let index = d.addr >> shift;
+            match state.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
+                Some(slot) if *slot == FrameState::Fill => {
+                    *slot = FrameState::User;
+                    // `index` indexed the state table, so it is below the frame count (a u32).
+                    out.push(FrameDesc { index: index as u32, offset: (d.addr & offset_mask) as u32, len: d.len });
+                }
+                _ => skipped += 1,
+            }
+        }
+        let moved = (out.len() - before) as u32;
+        self.counts[FrameState::Fill as usize] -= moved;
+        self.counts[FrameState::User as usize] += moved;
+        *frames = out;
+        skipped
+    }
+
+    /// Moves frame `index` from `Tx` to `Free` (the kernel handed it back on the completion
+    /// ring); false, and nothing changes, when it is not in `Tx`. The caller accounts the
+    /// counts with [`FrameTable::completed`] once per batch.
+    #[inline]
+    pub(crate) fn take_completed(&mut self, index: u64) -> bool {
+        match self.state.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
+            Some(slot) if *slot == FrameState::Tx => {
+                *slot = FrameState::Free;
+                self.free.push(index as u32);
                 true
             }
             _ => false,
         }
     }
 
-    /// Accounts `n` frames moved by [`FrameTable::take_received`].
-    pub(crate) fn received(&mut self, n: u32) {
-        self.counts[FrameState::Fill as usize] -= n;
-        self.counts[FrameState::User as usize] += n;
+    /// Accounts `n` frames moved by [`FrameTable::take_completed`].
+    pub(crate) fn completed(&mut self, n: u32) {
+        self.counts[FrameState::Tx as usize] -= n;
+        self.counts[FrameState::Free as usize] += n;
+    }
+
+    /// A vector for `n` descriptors: a released batch's, when one is kept.
+    pub(crate) fn desc_vec(&mut self, n: usize) -> Vec<FrameDesc> {
+        match self.spare.pop() {
+            Some(mut v) => {
+                v.reserve(n);
+                v
+            }
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    /// Keeps an emptied batch vector for [`FrameTable::desc_vec`].
+    fn keep_vec(&mut self, mut v: Vec<FrameDesc>) {
+        if self.spare.len() < SPARE_VECS && v.capacity() != 0 && v.capacity() <= 1 << 16 {
+            v.clear();
+            self.spare.push(v);
+        }
     }
 
     /// Puts every frame in state `from` back into the free pool (after the kernel let go of them).
@@ -555,9 +634,13 @@ impl Batch {
             return;
         }
         let n = self.frames.len();
+        let frames = std::mem::take(&mut self.frames);
+        let mut table = self.umem.frames();
         // A batch's frames are User by construction; one that is not would be a bug in this
         // crate, and leaving it where it is is the safe response.
-        let moved = self.umem.frames().release_users(self.frames.drain(..).map(|d| d.index));
+        let moved = table.release_users(frames.iter().map(|d| d.index));
+        table.keep_vec(frames);
+        drop(table);
         debug_assert_eq!(moved as usize, n, "batch frames not in User state");
     }
 }
