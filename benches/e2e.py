@@ -14,6 +14,8 @@ rx     afxdp.generate() in namespace a offers load (pinned to the load core); a 
        rxdrop), the Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release),
        Python touching every frame (`frame[23]`), and Python's own AF_PACKET socket
        (`recv_into`). Delivered = what the receiver counted.
+rx-paced  the AF_XDP receivers again, under the same *paced* load for all (--paced-mpps, at a
+       rate every one of them keeps up with): their CPU per packet at equal offered load.
 l2fwd  the same load; the receiver swaps the MAC addresses and sends the frames back out of its
        interface: C (xsk_ref l2fwd), Rust (rust/core/examples/l2fwd.rs), Python batch
        (`FrameBatch.swap_macs()`), Python per frame (`frame[0:6], frame[6:12] = ...`).
@@ -59,7 +61,9 @@ ROOT = Path(__file__).resolve().parent.parent
 XSK_REF = cref.BINARY
 RUST_EXAMPLES = ROOT / "target" / "release" / "examples"
 WORKERS = [sys.executable, str(ROOT / "benches" / "workers.py")]
-WORKLOADS = ("rx", "l2fwd", "tx")
+WORKLOADS = ("rx", "rx-paced", "l2fwd", "tx")
+#: Frames per batch of every implementation (xdpsock's default); --batch changes it.
+BATCH = 64
 #: Receivers count for this much longer than the load runs (from their first packet).
 RX_MARGIN = 1.0
 #: Upper bound on the packets of any sending loop (the loops are also bounded in time).
@@ -86,24 +90,36 @@ def cases() -> list[Case]:
 
     def py(mode: str) -> Callable[[str, float, str], list[str]]:
         return lambda ifn, s, hx: [*WORKERS, mode, ifn, str(s), "--packet", hx,
-                                   "--max-count", cap(s)]
+                                   "--max-count", cap(s), "--batch", str(BATCH)]
+
+    def c(mode: str) -> Callable[[str, float, str], list[str]]:
+        return lambda ifn, s, hx: [x, mode, ifn, "-d", str(s), "-b", str(BATCH)]
+
+    def rust(example: str) -> Callable[[str, float, str], list[str]]:
+        return lambda ifn, s, hx: [str(r / example), ifn, str(s), "native", str(BATCH)]
+
+    paced = [Case("rx-paced", impl, argv, harness)
+             for impl, argv, harness in (("c", c("rxdrop"), True), ("rust", rust("rxdrop"), False),
+                                         ("python-batch", py("rx-batch"), False),
+                                         ("python-touch", py("rx-touch"), False))]
 
     return [
-        Case("rx", "c", lambda ifn, s, hx: [x, "rxdrop", ifn, "-d", str(s)], harness_program=True),
-        Case("rx", "rust", lambda ifn, s, hx: [str(r / "rxdrop"), ifn, str(s), "native", "64"]),
+        Case("rx", "c", c("rxdrop"), harness_program=True),
+        Case("rx", "rust", rust("rxdrop")),
         Case("rx", "python-batch", py("rx-batch")),
         Case("rx", "python-touch", py("rx-touch")),
         Case("rx", "python-afpacket", py("afpacket-rx")),
-        Case("l2fwd", "c", lambda ifn, s, hx: [x, "l2fwd", ifn, "-d", str(s)],
-             harness_program=True),
-        Case("l2fwd", "rust", lambda ifn, s, hx: [str(r / "l2fwd"), ifn, str(s), "native", "64"]),
+        Case("l2fwd", "c", c("l2fwd"), harness_program=True),
+        Case("l2fwd", "rust", rust("l2fwd")),
         Case("l2fwd", "python-batch", py("l2fwd-batch")),
         Case("l2fwd", "python-perframe", py("l2fwd-perframe")),
         Case("tx", "c", lambda ifn, s, hx: [x, "txonly", ifn, "-d", str(s), "--packet", hx,
-                                            "-C", cap(s)]),
-        Case("tx", "rust", lambda ifn, s, hx: [str(r / "txonly"), ifn, str(s), hx, "64", cap(s)]),
+                                            "-b", str(BATCH), "-C", cap(s)]),
+        Case("tx", "rust", lambda ifn, s, hx: [str(r / "txonly"), ifn, str(s), hx, str(BATCH),
+                                               cap(s)]),
         Case("tx", "python-batch", py("tx-batch")),
         Case("tx", "python-afpacket", py("afpacket-tx")),
+        *paced,
     ]
 
 
@@ -204,11 +220,12 @@ class Proc:
 
 
 def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
-             work_cpu: int) -> dict[str, float]:
+             work_cpu: int, rate: float | None = None) -> dict[str, float]:
     """Runs one case once; returns offered, own and delivered packets/s, CPU ns/packet, drops.
 
     Every rate is a count over the load's own duration: the generator's (rx, l2fwd) or the
-    sender's (tx). The receivers and the sink start first and keep counting until after the
+    sender's (tx). `rate` paces the generator (rx-paced), else it runs as fast as it can.
+    The receivers and the sink start first and keep counting until after the
     load stops (receivers: `seconds + RX_MARGIN` from their first packet; the sink: until no
     packet came for 0.5 s), so they see all of it, and their CPU time covers the same packets.
     """
@@ -247,7 +264,9 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
             rx.wait_ready()
             drops0 = veth_drops(lab)
             gen = Proc(lab, "a", [*WORKERS, "gen", lab.if_a, str(seconds), "--packet", hx,
-                                  "--max-count", cap(seconds)], load_cpu, "generator")
+                                  "--max-count", cap(seconds),
+                                  *(["--rate", f"{rate:.0f}"] if rate else [])],
+                       load_cpu, "generator")
             procs.append(gen)
             gen.wait_ready()
             load = gen.result(timeout)
@@ -353,6 +372,13 @@ METHOD = """\
 - *delivered / offered* is the median over the rounds of each run's own ratio: the generator's
   rate differs from run to run (±15% here), so it compares throughput more fairly than
   *delivered vs c*, which divides medians of different offered loads.
+- **rx-paced**: the generator is paced (`afxdp.generate(rate=...)`, ~1 ms steps) at the same
+  rate for every receiver, so CPU per packet is compared at equal offered load. In **rx** the
+  generator runs flat out and its rate depends on the receiver too (waking a receiver costs the
+  load CPU), so the receivers there see different offered loads, and a receiver's CPU per
+  packet depends on the load (the busier it is, the more packets each wakeup brings).
+- Every implementation moves frames in batches of the same size (`--batch`, xdpsock's 64 by
+  default): up to that many per ring peek and per `recv` call.
 - **rx**: delivered = what the receiver counted. **l2fwd**: the forwarder swaps the MAC
   addresses and sends each frame back out of its interface; own = what it forwarded, delivered
   = what a counting XDP program on the other end saw come back (`xsk_ref sink`: count in a
@@ -395,7 +421,8 @@ def chart(med: dict[tuple[int, str, str], dict[str, float]], sizes: list[int], p
     for row, size in enumerate(sizes):
         keys = [k for k in med if k[0] == size]
         labels = [f"{wl} {impl}" for _, wl, impl in keys]
-        colors = [{"rx": "tab:blue", "l2fwd": "tab:orange", "tx": "tab:green"}[k[1]] for k in keys]
+        colors = [{"rx": "tab:blue", "rx-paced": "tab:purple", "l2fwd": "tab:orange",
+                   "tx": "tab:green"}[k[1]] for k in keys]
         ypos = range(len(keys))
         for col, (metric, title) in enumerate(
                 (("delivered", "delivered Mpps (higher is better)"),
@@ -416,11 +443,18 @@ def chart(med: dict[tuple[int, str, str], dict[str, float]], sizes: list[int], p
 
 
 def main() -> int:
+    global BATCH
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="measured window of each run")
     p.add_argument("--sizes", default="64,1500", help="frame sizes in bytes, comma-separated")
-    p.add_argument("--workloads", default=",".join(WORKLOADS), help="subset of rx,l2fwd,tx")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help="subset of " + ",".join(WORKLOADS))
+    p.add_argument("--batch", type=int, default=BATCH,
+                   help="frames per batch, the same for every implementation")
+    p.add_argument("--paced-mpps", default=None,
+                   help="rx-paced: the generator's rate in Mpps, one per size or one for all "
+                        "(default: 2 up to 512-byte frames, 1 above)")
     p.add_argument("--impls", default=None,
                    help="only these implementations (comma-separated, e.g. c,rust)")
     p.add_argument("--cpus", default="0,1", help="LOAD,WORK: the load CPU and the measured CPU")
@@ -429,6 +463,15 @@ def main() -> int:
     p.add_argument("--no-c", action="store_true", help="skip the C reference")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    BATCH = args.batch
+    paced = ([float(m) * 1e6 for m in args.paced_mpps.split(",")] if args.paced_mpps
+             else [2e6 if size <= 512 else 1e6 for size in sizes])
+    if len(paced) == 1:
+        paced *= len(sizes)
+    if len(paced) != len(sizes) or min(paced) <= 0:
+        p.error("--paced-mpps: one rate per size, or one for all, each > 0")
+    if not 1 <= BATCH <= 256:
+        p.error("--batch: 1 to 256")
     workloads = args.workloads.split(",")
     load_cpu, work_cpu = (int(c) for c in args.cpus.split(","))
     if unknown := set(workloads) - set(WORKLOADS):
@@ -443,7 +486,7 @@ def main() -> int:
         # The counting sink is part of the C reference program.
         print("without the C build there is no counting sink: l2fwd and tx are skipped",
               file=sys.stderr)
-        workloads = [w for w in workloads if w == "rx"]
+        workloads = [w for w in workloads if w.startswith("rx")]
     todo = [c for c in cases() if c.workload in workloads and (have_c or c.impl != "c")
             and (args.impls is None or c.impl in args.impls.split(","))]
     base_impl = "c" if have_c else "rust"
@@ -453,19 +496,20 @@ def main() -> int:
 
     with Lab() as lab:
         for r in range(args.rounds):
-            for size in sizes:
+            for size, rate in zip(sizes, paced):
                 frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
                                         bytes(max(0, size - 42)))
                 for case in todo:  # interleaved, so drift hits every case alike
                     try:
-                        res = run_case(lab, case, frame, args.seconds, load_cpu, work_cpu)
+                        res = run_case(lab, case, frame, args.seconds, load_cpu, work_cpu,
+                                       rate if case.workload == "rx-paced" else None)
                     except (RuntimeError, OSError) as e:
                         failures.append(f"round {r + 1} {size} B {case.workload} {case.impl}: {e}")
-                        print(f"round {r + 1} {size:5} B {case.workload:5} {case.impl:16} "
+                        print(f"round {r + 1} {size:5} B {case.workload:8} {case.impl:16} "
                               f"FAILED: {e}", flush=True)
                         continue
                     results[(size, case.workload, case.impl)].append(res)
-                    print(f"round {r + 1} {size:5} B {case.workload:5} {case.impl:16} "
+                    print(f"round {r + 1} {size:5} B {case.workload:8} {case.impl:16} "
                           f"offered {res['offered'] / 1e6:6.3f} own {res['own'] / 1e6:6.3f} "
                           f"delivered {res['delivered'] / 1e6:6.3f} Mpps  "
                           f"{res['cpu']:8.1f} ns CPU/packet  "
@@ -478,7 +522,8 @@ def main() -> int:
     subset = " (a subset of the cases)" if args.impls or len(workloads) < len(WORKLOADS) else ""
     header = (f"# Benchmarks: afxdp side by side with libxdp (C), the Rust core and AF_PACKET\n\n"
               f"Written by `python3 benches/e2e.py --rounds {args.rounds} "
-              f"--seconds {args.seconds:g} --sizes {args.sizes}`{subset}. "
+              f"--seconds {args.seconds:g} --sizes {args.sizes} --batch {BATCH} "
+              f"--paced-mpps {','.join(f'{r / 1e6:g}' for r in paced)}`{subset}. "
               f"Medians over {args.rounds} rounds of {args.seconds:g} s; ratios against "
               f"**{base_impl}**.\n\n"
               f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "

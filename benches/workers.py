@@ -25,7 +25,7 @@ Senders (SECONDS from the first send; every loop is bounded by --max-count too):
 
 Load:
 
-* ``gen``: ``afxdp.generate(IFNAME, packet, count=--max-count, duration=SECONDS)``.
+* ``gen``: ``afxdp.generate(IFNAME, packet, count=--max-count, duration=SECONDS, rate=--rate)``.
 
 Every mode prints ``ready`` once set up, then one ``key=value`` line like the Rust and C twins
 (packets, bytes, seconds, pps, cpu_ns_per_packet and the kernel's drop counters).
@@ -210,7 +210,7 @@ def gen(args: argparse.Namespace, frame: bytes) -> int:
     print("ready", flush=True)
     start = time.monotonic()
     n = afxdp.generate(args.ifname, frame, count=args.max_count, duration=args.seconds,
-                       batch_size=args.batch)
+                       rate=args.rate, batch_size=args.batch)
     secs = min(time.monotonic() - start, args.seconds)  # the wall time includes loading
     print(f"impl=gen mode=gen packets={n} seconds={secs:.3f} pps={n / secs:.0f}", flush=True)
     return 0
@@ -229,6 +229,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--mode", dest="xdp_mode", choices=["native", "generic"], default="native")
     p.add_argument("--max-count", type=int, default=10**9)
+    p.add_argument("--rate", type=float, help="gen: packets per second (default: as fast as it can)")
     args = p.parse_args()
     if args.mode in RECEIVERS:
         return xsk_receiver(args)
