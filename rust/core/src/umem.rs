@@ -200,24 +200,27 @@ impl FrameTable {
     /// Moves every frame of `indices` from `User` to `Free` (a batch let go of them), updating
     /// the counts once. A frame not in `User` is left alone (it would be a bug in this crate);
     /// returns how many moved.
-    pub(crate) fn release_users(&mut self, indices: impl Iterator<Item = u32>) -> u32 {
-        // Locals, not fields, in the loop: nothing for the compiler to reload per frame.
+    pub(crate) fn release_users(&mut self, frames: &[FrameDesc]) -> u32 {
+        // The loops below write into slices sized beforehand rather than pushing: no growth
+        // path inside them, so the compiler keeps everything in registers.
         let state = &mut self.state[..];
-        let mut free = std::mem::take(&mut self.free);
-        let before = free.len();
-        for index in indices {
-            if let Some(slot) = state.get_mut(index as usize)
+        let base = self.free.len();
+        self.free.resize(base + frames.len(), 0);
+        let out = &mut self.free[base..];
+        let mut k = 0;
+        for d in frames {
+            if let Some(slot) = state.get_mut(d.index as usize)
                 && *slot == FrameState::User
             {
                 *slot = FrameState::Free;
-                free.push(index);
+                out[k] = d.index;
+                k += 1;
             }
         }
-        let moved = (free.len() - before) as u32;
-        self.free = free;
-        self.counts[FrameState::User as usize] -= moved;
-        self.counts[FrameState::Free as usize] += moved;
-        moved
+        self.free.truncate(base + k);
+        self.counts[FrameState::User as usize] -= k as u32;
+        self.counts[FrameState::Free as usize] += k as u32;
+        k as u32
     }
 
     /// Takes up to `n` frames from the free pool into state `Fill` and appends their ring
@@ -226,12 +229,13 @@ impl FrameTable {
         let n = (n as usize).min(self.free.len());
         let start = self.free.len() - n;
         let state = &mut self.state[..];
-        out.reserve(n);
-        for &index in self.free[start..].iter().rev() {
+        let base = out.len();
+        out.resize(base + n, 0);
+        for (addr, &index) in out[base..].iter_mut().zip(self.free[start..].iter().rev()) {
             if let Some(slot) = state.get_mut(index as usize) {
                 *slot = FrameState::Fill;
             }
-            out.push(u64::from(index) << shift);
+            *addr = u64::from(index) << shift;
         }
         self.free.truncate(start);
         self.counts[FrameState::Free as usize] -= n as u32;
@@ -246,25 +250,33 @@ impl FrameTable {
     pub(crate) fn take_received(&mut self, descs: impl Iterator<Item = XdpDesc>, shift: u32, frames: &mut Vec<FrameDesc>) -> u32 {
         let offset_mask = (1u64 << shift) - 1;
         let state = &mut self.state[..];
-        let mut out = std::mem::take(frames);
-        let before = out.len();
-        let mut skipped = 0;
+        let base = frames.len();
+        // The ring's iterator knows its exact length.
+        frames.resize(base + descs.size_hint().0, FrameDesc { index: 0, offset: 0, len: 0 });
+        let mut k = base;
+        let mut seen = 0;
         for d in descs {
+            seen += 1;
             let index = d.addr >> shift;
             match state.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
                 Some(slot) if *slot == FrameState::Fill => {
                     *slot = FrameState::User;
                     // `index` indexed the state table, so it is below the frame count (a u32).
-                    out.push(FrameDesc { index: index as u32, offset: (d.addr & offset_mask) as u32, len: d.len });
+                    let desc = FrameDesc { index: index as u32, offset: (d.addr & offset_mask) as u32, len: d.len };
+                    match frames.get_mut(k) {
+                        Some(slot) => *slot = desc,
+                        None => frames.push(desc),
+                    }
+                    k += 1;
                 }
-                _ => skipped += 1,
+                _ => {}
             }
         }
-        let moved = (out.len() - before) as u32;
+        frames.truncate(k);
+        let moved = (k - base) as u32;
         self.counts[FrameState::Fill as usize] -= moved;
         self.counts[FrameState::User as usize] += moved;
-        *frames = out;
-        skipped
+        seen - moved
     }
 
     /// Moves frame `index` from `Tx` to `Free` (the kernel handed it back on the completion
@@ -638,7 +650,7 @@ impl Batch {
         let mut table = self.umem.frames();
         // A batch's frames are User by construction; one that is not would be a bug in this
         // crate, and leaving it where it is is the safe response.
-        let moved = table.release_users(frames.iter().map(|d| d.index));
+        let moved = table.release_users(&frames);
         table.keep_vec(frames);
         drop(table);
         debug_assert_eq!(moved as usize, n, "batch frames not in User state");
