@@ -11,9 +11,10 @@ lab (afxdp.lab.Lab: namespaces a and b) and measures, round after round, interle
 
 rx     afxdp.generate() in namespace a offers load (pinned to the load core); a receiver in
        namespace b (pinned to the work core) receives and drops: the C reference (xsk_ref
-       rxdrop), the Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release),
-       Python touching every frame (`frame[23]`), and Python's own AF_PACKET socket
-       (`recv_into`). Delivered = what the receiver counted.
+       rxdrop), the same C loop doing afxdp's frame ownership bookkeeping (`--track`), the
+       Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release), Python
+       touching every frame (`frame[23]`), and Python's own AF_PACKET socket (`recv_into`).
+       Delivered = what the receiver counted.
 rx-paced  the AF_XDP receivers again, under the same *paced* load for all (--paced-mpps, at a
        rate every one of them keeps up with): their CPU per packet at equal offered load.
 l2fwd  the same load; the receiver swaps the MAC addresses and sends the frames back out of its
@@ -92,19 +93,22 @@ def cases() -> list[Case]:
         return lambda ifn, s, hx: [*WORKERS, mode, ifn, str(s), "--packet", hx,
                                    "--max-count", cap(s), "--batch", str(BATCH)]
 
-    def c(mode: str) -> Callable[[str, float, str], list[str]]:
-        return lambda ifn, s, hx: [x, mode, ifn, "-d", str(s), "-b", str(BATCH)]
+    def c(mode: str, *extra: str) -> Callable[[str, float, str], list[str]]:
+        return lambda ifn, s, hx: [x, mode, ifn, "-d", str(s), "-b", str(BATCH), *extra]
 
     def rust(example: str) -> Callable[[str, float, str], list[str]]:
         return lambda ifn, s, hx: [str(r / example), ifn, str(s), "native", str(BATCH)]
 
     paced = [Case("rx-paced", impl, argv, harness)
-             for impl, argv, harness in (("c", c("rxdrop"), True), ("rust", rust("rxdrop"), False),
+             for impl, argv, harness in (("c", c("rxdrop"), True),
+                                         ("c-tracked", c("rxdrop", "--track"), True),
+                                         ("rust", rust("rxdrop"), False),
                                          ("python-batch", py("rx-batch"), False),
                                          ("python-touch", py("rx-touch"), False))]
 
     return [
         Case("rx", "c", c("rxdrop"), harness_program=True),
+        Case("rx", "c-tracked", c("rxdrop", "--track"), harness_program=True),
         Case("rx", "rust", rust("rxdrop")),
         Case("rx", "python-batch", py("rx-batch")),
         Case("rx", "python-touch", py("rx-touch")),
@@ -402,6 +406,9 @@ METHOD = """\
   `tx_queue_N_xdp_xmit_errors` (`ethtool -S`, both ends): frames the load pushed that the
   receiving end's ring had no room for, seen by no program and no socket.
 - Implementations: **c** is benches/c/xsk_ref.c (libxdp's xsk API, xdpsock-style loops);
+  **c-tracked** is the same rxdrop loop doing afxdp's per-frame ownership bookkeeping in plain C
+  (`xsk_ref rxdrop --track`: a state byte per frame checked and changed on every move, a batch
+  array, a free stack the fill ring is refilled from), which prices that bookkeeping;
   **rust** is the core crate alone (rust/core/examples/rxdrop.rs, l2fwd.rs, txonly.rs);
   **python-*** are benches/workers.py on the afxdp Python API (batch calls, or per-frame
   Python), and Python's `socket.AF_PACKET`.

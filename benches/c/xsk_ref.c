@@ -3,7 +3,7 @@
  * xsk_ref: the C reference of the afxdp benchmarks, written against libxdp's xsk API
  * (<xdp/xsk.h>, Debian libxdp-dev 1.3.1) the way xdpsock does it.
  *
- *   xsk_ref rxdrop IFNAME [-d SECONDS] [-b BATCH] [--prog attached|libxdp] [-S]
+ *   xsk_ref rxdrop IFNAME [-d SECONDS] [-b BATCH] [--prog attached|libxdp] [-S] [--track]
  *   xsk_ref l2fwd  IFNAME [-d SECONDS] [-b BATCH] [--prog attached|libxdp] [-S]
  *   xsk_ref txonly IFNAME --packet HEX [-d SECONDS] [-b BATCH] [-C MAXCOUNT]
  *   xsk_ref sink   IFNAME [-d SECONDS] [-S]
@@ -28,6 +28,11 @@
  *     inside `ip netns exec` (no bpffs mounted) without the dispatcher: libxdp says so and
  *     attaches xsk_def_xdp_prog alone. The harness does not use it, because a different XDP
  *     program would change the kernel-side cost per packet and with it the offered load.
+ *
+ * rxdrop --track: the same loop doing afxdp's frame ownership bookkeeping in plain C, to price
+ * it: a state byte per frame, checked and changed on every move (fill ring -> received batch ->
+ * free stack -> fill ring), a batch array of (index, offset, len), and a LIFO free stack the
+ * fill ring is refilled from; an address not on the fill ring is refused and counted.
  *
  * sink: attach a tiny XDP program (built here from 12 instructions, no compiler needed) that
  * counts every packet in a per-CPU array and drops it; once packets arrive, count until none
@@ -112,7 +117,16 @@ struct opts {
 	size_t packet_len;
 	unsigned long long max_count;
 	unsigned long long ring_descs;
+	bool track;
 };
+
+/* --track: afxdp's per-frame ownership bookkeeping (rust/core/src/umem.rs FrameTable), in C. */
+enum { ST_FREE, ST_FILL, ST_USER };
+static unsigned char frame_state[FRAME_COUNT];
+static __u32 free_stack[FRAME_COUNT];
+static __u32 free_top;
+static struct { __u32 index, offset, len; } track_batch[1024];
+static unsigned long long track_refused;
 
 struct xsk {
 	void *area;
@@ -218,8 +232,12 @@ static void xsk_open(struct xsk *x, const struct opts *o, bool want_rx, bool wan
 		n = FILL_SIZE;
 	if (xsk_ring_prod__reserve(&x->fill, n, &idx) != n)
 		die("fill ring reserve", ENOSPC);
-	for (__u32 i = 0; i < n; i++)
+	for (__u32 i = 0; i < n; i++) {
 		*xsk_ring_prod__fill_addr(&x->fill, idx + i) = (__u64)i * FRAME_SIZE;
+		frame_state[i] = ST_FILL;
+	}
+	for (__u32 i = FRAME_COUNT; i > n; i--)
+		free_stack[free_top++] = i - 1;
 	xsk_ring_prod__submit(&x->fill, n);
 	if (!o->libxdp_prog) {
 		int err = 0, map_fd = attached_xskmap(if_nametoindex(o->ifname), 0, &err);
@@ -243,11 +261,11 @@ static void print_result(const char *mode, struct xsk *x, unsigned long long pac
 	if (getsockopt(x->fd, SOL_XDP, XDP_STATISTICS, &st, &len))
 		die("getsockopt(XDP_STATISTICS)", errno);
 	printf("impl=c mode=%s packets=%llu bytes=%llu seconds=%.3f pps=%.0f cpu_ns_per_packet=%.1f "
-	       "rx_dropped=%llu rx_ring_full=%llu fill_empty=%llu tx_invalid=%llu\n",
+	       "rx_dropped=%llu rx_ring_full=%llu fill_empty=%llu tx_invalid=%llu refused=%llu\n",
 	       mode, packets, bytes, secs, packets / secs, packets ? cpu * 1e9 / packets : 0.0,
 	       (unsigned long long)st.rx_dropped, (unsigned long long)st.rx_ring_full,
 	       (unsigned long long)st.rx_fill_ring_empty_descs,
-	       (unsigned long long)st.tx_invalid_descs);
+	       (unsigned long long)st.tx_invalid_descs, track_refused);
 	fflush(stdout);
 }
 
@@ -349,6 +367,47 @@ static int run_rx(const struct opts *o, bool forward)
 			xsk_ring_cons__release(&x.rx, n);
 			x.outstanding_tx += n;
 			kick_tx(&x);
+		} else if (o->track) {
+			__u32 k = 0, got;
+
+			/* receive: fill -> user, into the batch array */
+			for (__u32 i = 0; i < n; i++) {
+				const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x.rx, idx_rx + i);
+				__u64 index = d->addr / FRAME_SIZE;
+
+				if (index < FRAME_COUNT && frame_state[index] == ST_FILL) {
+					frame_state[index] = ST_USER;
+					track_batch[k].index = (__u32)index;
+					track_batch[k].offset = (__u32)(d->addr % FRAME_SIZE);
+					track_batch[k].len = d->len;
+					k++;
+				} else {
+					track_refused++;
+				}
+			}
+			xsk_ring_cons__release(&x.rx, n);
+			for (__u32 i = 0; i < k; i++)
+				bytes += track_batch[i].len;
+			/* release the batch: user -> free stack */
+			for (__u32 i = 0; i < k; i++) {
+				__u32 index = track_batch[i].index;
+
+				if (frame_state[index] == ST_USER) {
+					frame_state[index] = ST_FREE;
+					free_stack[free_top++] = index;
+				}
+			}
+			/* refill: free stack -> fill ring */
+			got = xsk_ring_prod__reserve(&x.fill, free_top < n ? free_top : n, &idx_out);
+			for (__u32 i = 0; i < got; i++) {
+				__u32 index = free_stack[--free_top];
+
+				frame_state[index] = ST_FILL;
+				*xsk_ring_prod__fill_addr(&x.fill, idx_out + i) = (__u64)index * FRAME_SIZE;
+			}
+			xsk_ring_prod__submit(&x.fill, got);
+			packets += k;
+			continue;
 		} else {
 			while (xsk_ring_prod__reserve(&x.fill, n, &idx_out) != n) {
 				if (xsk_ring_prod__needs_wakeup(&x.fill))
@@ -616,6 +675,7 @@ int main(int argc, char **argv)
 		{"packet", required_argument, NULL, 'p'},
 		{"count", required_argument, NULL, 'C'},
 		{"descriptors", required_argument, NULL, 'n'},
+		{"track", no_argument, NULL, 'T'},
 		{0},
 	};
 	int opt;
@@ -634,7 +694,7 @@ int main(int argc, char **argv)
 		o.ifname = argv[2];
 		optind = 3;
 	}
-	while ((opt = getopt_long(argc, argv, "d:b:P:Sp:C:n:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:b:P:Sp:C:n:T", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': o.seconds = atof(optarg); break;
 		case 'b': o.batch = (__u32)atoi(optarg); break;
@@ -648,6 +708,7 @@ int main(int argc, char **argv)
 		case 'p': parse_hex(&o, optarg); break;
 		case 'C': o.max_count = strtoull(optarg, NULL, 10); break;
 		case 'n': o.ring_descs = strtoull(optarg, NULL, 10); break;
+		case 'T': o.track = true; break;
 		default: return 2;
 		}
 	}
