@@ -329,8 +329,12 @@ impl PyFrameBatch {
 
     fn release_now(&self) -> PyResult<()> {
         self.check_no_exports("release")?;
-        if lock(&self.batch).is_some() {
-            self.end("released");
+        // One lock of the batch: take the frames and say why they are gone before letting go.
+        let mut g = lock(&self.batch);
+        if let Some(batch) = g.take() {
+            *lock(&self.ended) = "released";
+            drop(g);
+            drop(batch);
         }
         Ok(())
     }
