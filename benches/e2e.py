@@ -526,11 +526,15 @@ def main() -> int:
 
     text, med = table(results, sizes, base_impl)
     info = machine()
-    subset = " (a subset of the cases)" if args.impls or len(workloads) < len(WORKLOADS) else ""
+    subset = ""
+    if len(workloads) < len(WORKLOADS):
+        subset += f" --workloads {','.join(workloads)}"
+    if args.impls:
+        subset += f" --impls {args.impls}"
     header = (f"# Benchmarks: afxdp side by side with libxdp (C), the Rust core and AF_PACKET\n\n"
               f"Written by `python3 benches/e2e.py --rounds {args.rounds} "
               f"--seconds {args.seconds:g} --sizes {args.sizes} --batch {BATCH} "
-              f"--paced-mpps {','.join(f'{r / 1e6:g}' for r in paced)}`{subset}. "
+              f"--paced-mpps {','.join(f'{r / 1e6:g}' for r in paced)}{subset}`. "
               f"Medians over {args.rounds} rounds of {args.seconds:g} s; ratios against "
               f"**{base_impl}**.\n\n"
               f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
