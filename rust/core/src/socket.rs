@@ -160,7 +160,7 @@ pub struct Socket {
     cfg: SocketConfig,
     fill_target: u32,
     counters: Counters,
-    /// Addresses taken for the fill ring, written to it after the frame table's lock.
+    /// Addresses taken from the free pool for the fill ring (reused by every top-up).
     scratch_addr: Vec<u64>,
 }
 
@@ -374,7 +374,7 @@ impl Socket {
     /// Tops the fill ring up to the fill target (what `autofill` does).
     pub fn top_up_fill(&mut self) -> Result<u32> {
         let target = self.fill_target;
-        self.fill_with(|table| target.saturating_sub(table.count(FrameState::Fill)))
+        self.fill_with(|table| fill_deficit(target, table))
     }
 
     /// Puts `want(table)` free frames (at most) on the fill ring, deciding and taking them under
@@ -414,29 +414,25 @@ impl Socket {
     pub fn recv(&mut self, max: u32) -> Result<Batch> {
         let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
         let shift = self.umem.frame_shift();
-        self.scratch_addr.clear();
-        let (frames, n, unexpected, reserved) = {
+        let (frames, n, unexpected, filled) = {
             let mut table = self.umem.frames();
             let ready = rx.available(max).min(max);
             let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
             let mut sink = Received { table: &mut table, shift, frames, unexpected: 0 };
             let n = rx.peek(ready, &mut sink);
             let Received { frames, unexpected, .. } = sink;
-            let reserved = if self.cfg.autofill {
-                let want = self.fill_target.saturating_sub(table.count(FrameState::Fill)).min(table.count(FrameState::Free));
-                let reserved = if want == 0 { 0 } else { self.fill.reserve(want) };
-                table.take_free_for_fill(reserved, shift, &mut self.scratch_addr)
+            let filled = if self.cfg.autofill {
+                let want = fill_deficit(self.fill_target, &table);
+                fill_locked(&mut self.fill, &mut table, want, shift, &mut self.scratch_addr)
             } else {
                 0
             };
-            (frames, n, unexpected, reserved)
+            (frames, n, unexpected, filled)
         };
         rx.release(n);
-        self.fill.write_slice(&self.scratch_addr);
-        self.fill.submit(reserved);
         self.counters.unexpected += u64::from(unexpected);
         self.counters.received += frames.len() as u64;
-        self.filled(reserved);
+        self.filled(filled);
         Ok(Batch::from_owned(self.umem.clone(), frames))
     }
 
@@ -574,6 +570,11 @@ impl Socket {
         Ok(Stats { kernel, counters: self.counters })
     }
 }
+/// How many frames the fill ring lacks to reach `target` (what `autofill` tops up).
+fn fill_deficit(target: u32, table: &FrameTable) -> u32 {
+    target.saturating_sub(table.count(FrameState::Fill))
+}
+
 /// Moves up to `want` free frames onto the fill ring under the caller's lock of the frame
 /// table; returns how many.
 fn fill_locked(fill: &mut FillRing, table: &mut FrameTable, want: u32, shift: u32, scratch: &mut Vec<u64>) -> u32 {

@@ -23,9 +23,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::sys::XdpDesc;
 use crate::error::{Error, Result};
-use crate::sys::{self, Mmap, XDP_PACKET_HEADROOM};
+use crate::sys::{self, Mmap, XdpDesc, XDP_PACKET_HEADROOM};
 
 /// Bytes the kernel keeps at the end of a chunk for `struct skb_shared_info` (aligned) in copy
 /// mode, and the extra margin 6.18.y requires: the largest accepted headroom is
@@ -251,9 +250,7 @@ impl FrameTable {
         let offset_mask = (1u64 << shift) - 1;
         let state = &mut self.state[..];
         let base = frames.len();
-        // The ring's iterator knows its exact length.
-        frames.resize(base + descs.size_hint().0, FrameDesc { index: 0, offset: 0, len: 0 });
-        let mut k = base;
+        frames.reserve(descs.size_hint().0);
         let mut seen = 0;
         for d in descs {
             seen += 1;
@@ -262,18 +259,12 @@ impl FrameTable {
                 Some(slot) if *slot == FrameState::Fill => {
                     *slot = FrameState::User;
                     // `index` indexed the state table, so it is below the frame count (a u32).
-                    let desc = FrameDesc { index: index as u32, offset: (d.addr & offset_mask) as u32, len: d.len };
-                    match frames.get_mut(k) {
-                        Some(slot) => *slot = desc,
-                        None => frames.push(desc),
-                    }
-                    k += 1;
+                    frames.push(FrameDesc { index: index as u32, offset: (d.addr & offset_mask) as u32, len: d.len });
                 }
                 _ => {}
             }
         }
-        frames.truncate(k);
-        let moved = (k - base) as u32;
+        let moved = (frames.len() - base) as u32;
         self.counts[FrameState::Fill as usize] -= moved;
         self.counts[FrameState::User as usize] += moved;
         seen - moved
