@@ -64,16 +64,21 @@ fn rings(c: &mut Criterion) {
     g.finish();
 }
 
-/// The frame pool: allocation and release, and the state checks of a frame's round trip.
-fn frames(c: &mut Criterion) {
-    let mut g = c.benchmark_group("frames");
-    g.throughput(Throughput::Elements(u64::from(BATCH)));
-    let umem = Umem::new(UmemConfig {
+/// The UMEM the frame and batch benches work on: 4096 frames of 2048 bytes.
+fn bench_umem() -> Umem {
+    Umem::new(UmemConfig {
         frame_count: 4096,
         frame_size: 2048,
         headroom: 0,
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// The frame pool: allocation and release, and the state checks of a frame's round trip.
+fn frames(c: &mut Criterion) {
+    let mut g = c.benchmark_group("frames");
+    g.throughput(Throughput::Elements(u64::from(BATCH)));
+    let umem = bench_umem();
     g.bench_function("alloc+release 64 frames", |bench| {
         bench.iter(|| black_box(umem.alloc(BATCH as usize)).release())
     });
@@ -104,12 +109,7 @@ fn frames(c: &mut Criterion) {
 fn batch_edits(c: &mut Criterion) {
     let mut g = c.benchmark_group("batch");
     g.throughput(Throughput::Elements(u64::from(BATCH)));
-    let umem = Umem::new(UmemConfig {
-        frame_count: 4096,
-        frame_size: 2048,
-        headroom: 0,
-    })
-    .unwrap();
+    let umem = bench_umem();
     let mut batch = umem.alloc(BATCH as usize);
     for size in [64usize, 1500] {
         let packet = vec![0xabu8; size];
