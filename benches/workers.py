@@ -5,10 +5,9 @@
                [--max-count N]
 
 Receivers (they attach afxdp's built-in program themselves, count SECONDS from their first
-packet, and wait in poll when nothing arrives, so their CPU time is work, not spinning):
-
-Each mode is one plain loop (``with sock.recv(batch, 0.1) as got:`` ...), timed from the first
-packet; the mode is not looked at per batch.
+packet, and wait in poll when nothing arrives, so their CPU time is work, not spinning; each mode
+is one plain loop, ``with sock.recv(batch, 0.1) as got: ...``, that does not look at the mode per
+batch):
 
 * ``rx-batch``: ``sock.recv(64)``, count, ``release()``: the batch API, no per-frame Python.
 * ``rx-touch``: the same, and read one header byte of every frame from Python (``frame[23]``,
