@@ -1475,6 +1475,22 @@ mod tests {
                     assert_eq!(generator.sent(), count);
                     assert_eq!(generator.runs().unwrap(), count);
                 }
+                // Pacing never runs ahead of its schedule: 2000 packets at 20k/s take at least
+                // 100 ms less the first 1 ms quantum, which goes at once.
+                let options = GenerateOptions {
+                    count: Some(2000),
+                    rate: Some(20_000.0),
+                    ..GenerateOptions::default()
+                };
+                let start = Instant::now();
+                assert_eq!(generate("lo", &[0; 60], &options).unwrap(), 2000);
+                let elapsed = start.elapsed();
+                assert!(elapsed >= Duration::from_millis(99), "{elapsed:?}");
+                assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+                // With a duration it stops there, and sends at most the schedule plus one quantum
+                // (20). How far below that depends on the CPU this thread gets (the tests run in
+                // parallel on two cores: a stall of 12 ms near the end cost 240 packets in CI),
+                // so the floor only shows that it paced rather than stalled.
                 let options = GenerateOptions {
                     duration: Some(Duration::from_millis(100)),
                     rate: Some(20_000.0),
@@ -1484,8 +1500,8 @@ mod tests {
                 let sent = generate("lo", &[0; 60], &options).unwrap();
                 let elapsed = start.elapsed();
                 assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-                assert!(elapsed < Duration::from_millis(400), "{elapsed:?}");
-                assert!((1900..=2100).contains(&sent), "{sent}");
+                assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+                assert!((1000..=2020).contains(&sent), "{sent}");
                 // A rate so low the next packet is due beyond any Instant: one, then the end.
                 let options = GenerateOptions {
                     duration: Some(Duration::from_millis(50)),
@@ -1510,9 +1526,10 @@ mod tests {
                 for _ in 0..100 {
                     test_run_live(generator.prog_fd, &[0; 60], 2, 64).unwrap();
                 }
-                // Unpinned, each call would wait for two RCU grace periods (20-30 ms).
+                // Unpinned, each call would wait for two RCU grace periods (20-30 ms): 2-3 s in
+                // all. Pinned, it takes a few ms; the bound leaves room for a busy machine.
                 assert!(
-                    start.elapsed() < Duration::from_millis(200),
+                    start.elapsed() < Duration::from_secs(1),
                     "{:?}",
                     start.elapsed()
                 );
