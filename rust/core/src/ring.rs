@@ -1202,12 +1202,17 @@ mod tests {
         let (a, b) = RingMemory::<XdpDesc>::heap_at(64, u32::MAX - 1000, u32::MAX - 1000);
         let mut tx = TxRing::new(a);
         let mut kernel = Consumer::new(b);
-        // A stalled ring fails the test instead of hanging it.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let stalled = move || assert!(std::time::Instant::now() < deadline, "ring stalled");
+        // A ring that moves nothing for 10 s fails the test instead of hanging it. A busy
+        // machine only slows it down (two threads taking turns through yield_now took 26 s of a
+        // fixed 20 s deadline with both cores loaded), so the clock restarts on every entry moved.
+        let stalled = |idle_since: &mut Option<std::time::Instant>| {
+            let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+            assert!(since.elapsed() < std::time::Duration::from_secs(10), "ring stalled");
+        };
         let producer = std::thread::spawn(move || {
             let mut rng = Rng::new(1);
             let mut next = 0;
+            let mut idle_since = None;
             while next < n {
                 let want = (rng.upto(40) as u64 + 1).min(n - next) as u32;
                 let got = tx.reserve(want);
@@ -1217,14 +1222,17 @@ mod tests {
                 tx.submit(got);
                 next += u64::from(got);
                 if got == 0 {
-                    stalled();
+                    stalled(&mut idle_since);
                     std::thread::yield_now();
+                } else {
+                    idle_since = None;
                 }
             }
         });
         let mut rng = Rng::new(2);
         let mut expect = 0;
         let mut out = Vec::with_capacity(64);
+        let mut idle_since = None;
         while expect < n {
             out.clear();
             let got = kernel.peek(rng.upto(48) + 1, &mut out);
@@ -1234,12 +1242,14 @@ mod tests {
             }
             kernel.release(got);
             if got == 0 {
-                stalled();
+                stalled(&mut idle_since);
                 assert!(
                     !producer.is_finished() || kernel.available(1) > 0,
                     "producer stopped"
                 );
                 std::thread::yield_now();
+            } else {
+                idle_since = None;
             }
         }
         producer.join().unwrap();
