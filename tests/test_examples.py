@@ -52,31 +52,33 @@ def test_dns_flood_sends_and_reports_rates(privileged) -> None:
     assert m and int(m.group(1).replace(",", "")) > 10_000, out.stdout
 
 
-def test_rebroadcast_example_sends_back_what_it_receives(lab) -> None:
-    rb = lab.popen("b", [sys.executable, str(ROOT / "examples/rebroadcast.py"), lab.if_b,
-                         "--duration", "3", "--mode", "native"], stdout=subprocess.PIPE, text=True)
-    assert rb.stdout is not None
-    assert rb.stdout.readline().startswith("rebroadcasting on")
+def run_under_dns_flood(lab, script: str, args: list[str], banner: str, queries: int,
+                        flood_seconds: int) -> str:
+    """Starts examples/`script` on end b, waits for its `banner` line, sends `queries` DNS queries
+    from end a (examples/dns_flood.py) and returns what the script printed after the banner."""
+    proc = lab.popen("b", [sys.executable, str(ROOT / "examples" / script), lab.if_b, *args],
+                     stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith(banner)
     time.sleep(0.2)
     flood = lab.run("a", [sys.executable, str(ROOT / "examples/dns_flood.py"), lab.if_a,
-                          "--count", "1000", "--duration", "2"], timeout=60)
-    assert "sent 1,000 DNS queries" in flood.stdout
-    rest, _ = rb.communicate(timeout=60)
-    assert rb.returncode == 0
+                          "--count", str(queries), "--duration", str(flood_seconds)], timeout=60)
+    assert f"sent {queries:,} DNS queries" in flood.stdout
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    return rest
+
+
+def test_rebroadcast_example_sends_back_what_it_receives(lab) -> None:
+    rest = run_under_dns_flood(lab, "rebroadcast.py", ["--duration", "3", "--mode", "native"],
+                               "rebroadcasting on", 1000, 2)
     assert "rebroadcast 1,000 frames" in rest, rest
 
 
 @pytest.mark.parametrize("args", [[], ["--per-frame"]])
 def test_l2fwd_example_forwards_back_with_macs_swapped(lab, args) -> None:
-    fwd = lab.popen("b", [sys.executable, str(ROOT / "examples/l2fwd.py"), lab.if_b, "--mode", "native",
-                          "--count", "500", "--duration", "20", *args], stdout=subprocess.PIPE, text=True)
-    assert fwd.stdout is not None
-    assert fwd.stdout.readline().startswith("l2fwd on")
-    flood = lab.run("a", [sys.executable, str(ROOT / "examples/dns_flood.py"), lab.if_a,
-                          "--count", "500", "--duration", "5"], timeout=60)
-    assert "sent 500 DNS queries" in flood.stdout
-    rest, _ = fwd.communicate(timeout=60)
-    assert fwd.returncode == 0
+    rest = run_under_dns_flood(lab, "l2fwd.py", ["--mode", "native", "--count", "500", "--duration", "20", *args],
+                               "l2fwd on", 500, 5)
     assert "forwarded 500 frames" in rest, rest
 
 
