@@ -570,6 +570,7 @@ impl Socket {
         Ok(Stats { kernel, counters: self.counters })
     }
 }
+
 /// How many frames the fill ring lacks to reach `target` (what `autofill` tops up).
 fn fill_deficit(target: u32, table: &FrameTable) -> u32 {
     target.saturating_sub(table.count(FrameState::Fill))

@@ -432,12 +432,6 @@ impl Umem {
         self.shared.cfg.frame_size.trailing_zeros()
     }
 
-    /// The frame index of a ring address (aligned mode: the chunk it falls in).
-    pub fn index_of(&self, addr: u64) -> Option<u32> {
-        let index = addr >> self.frame_shift();
-        (index < u64::from(self.shared.cfg.frame_count)).then_some(index as u32)
-    }
-
     /// The ring address of the start of frame `index`.
     pub fn addr_of(&self, index: u32) -> u64 {
         u64::from(index) << self.frame_shift()
