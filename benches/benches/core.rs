@@ -28,14 +28,7 @@ fn rings(c: &mut Criterion) {
         bench.iter(|| {
             let n = p.reserve(BATCH);
             for i in 0..n {
-                p.write(
-                    i,
-                    XdpDesc {
-                        addr: u64::from(i) * 4096,
-                        len: 60,
-                        options: 0,
-                    },
-                );
+                p.write(i, XdpDesc { addr: u64::from(i) * 4096, len: 60, options: 0 });
             }
             p.submit(n);
             out.clear();
@@ -66,12 +59,7 @@ fn rings(c: &mut Criterion) {
 
 /// The UMEM the frame and batch benches work on: 4096 frames of 2048 bytes.
 fn bench_umem() -> Umem {
-    Umem::new(UmemConfig {
-        frame_count: 4096,
-        frame_size: 2048,
-        headroom: 0,
-    })
-    .unwrap()
+    Umem::new(UmemConfig { frame_count: 4096, frame_size: 2048, headroom: 0 }).unwrap()
 }
 
 /// The frame pool: allocation and release, and the state checks of a frame's round trip.
@@ -82,25 +70,19 @@ fn frames(c: &mut Criterion) {
     g.bench_function("alloc+release 64 frames", |bench| {
         bench.iter(|| black_box(umem.alloc(BATCH as usize)).release())
     });
-    g.bench_function(
-        "fill -> user -> tx -> free transitions, 64 frames",
-        |bench| {
-            let mut idx = Vec::with_capacity(BATCH as usize);
-            bench.iter(|| {
-                idx.clear();
-                let mut t = umem.frames();
-                t.take_free(BATCH as usize, FrameState::Fill, &mut idx);
-                for &i in &idx {
-                    t.transition(i, FrameState::Fill, FrameState::User, 2048)
-                        .unwrap();
-                    t.transition(i, FrameState::User, FrameState::Tx, 2048)
-                        .unwrap();
-                    t.transition(i, FrameState::Tx, FrameState::Free, 2048)
-                        .unwrap();
-                }
-            })
-        },
-    );
+    g.bench_function("fill -> user -> tx -> free transitions, 64 frames", |bench| {
+        let mut idx = Vec::with_capacity(BATCH as usize);
+        bench.iter(|| {
+            idx.clear();
+            let mut t = umem.frames();
+            t.take_free(BATCH as usize, FrameState::Fill, &mut idx);
+            for &i in &idx {
+                t.transition(i, FrameState::Fill, FrameState::User, 2048).unwrap();
+                t.transition(i, FrameState::User, FrameState::Tx, 2048).unwrap();
+                t.transition(i, FrameState::Tx, FrameState::Free, 2048).unwrap();
+            }
+        })
+    });
     g.finish();
 }
 
@@ -113,10 +95,9 @@ fn batch_edits(c: &mut Criterion) {
     let mut batch = umem.alloc(BATCH as usize);
     for size in [64usize, 1500] {
         let packet = vec![0xabu8; size];
-        g.bench_function(
-            format!("write_all {size}-byte packet into 64 frames"),
-            |bench| bench.iter(|| batch.write_all(black_box(&packet)).unwrap()),
-        );
+        g.bench_function(format!("write_all {size}-byte packet into 64 frames"), |bench| {
+            bench.iter(|| batch.write_all(black_box(&packet)).unwrap())
+        });
     }
     batch.write_all(&[0x5au8; 64]).unwrap();
     g.bench_function("swap_macs 64 frames", |bench| {

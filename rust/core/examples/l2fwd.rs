@@ -19,19 +19,13 @@ use common::cpu_seconds;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let ifname = args
-        .get(1)
-        .ok_or("usage: l2fwd IFNAME [SECONDS] [native|generic] [BATCH]")?;
+    let ifname = args.get(1).ok_or("usage: l2fwd IFNAME [SECONDS] [native|generic] [BATCH]")?;
     let seconds: f64 = args.get(2).map_or(Ok(5.0), |s| s.parse())?;
     let mode: AttachMode = args.get(3).map_or(Ok(AttachMode::Native), |s| s.parse())?;
     let batch: u32 = args.get(4).map_or(Ok(64), |s| s.parse())?;
 
     let mut prog = XdpProgram::attach_builtin(ifname, mode)?;
-    let umem = Umem::new(UmemConfig {
-        frame_count: 4096,
-        frame_size: 4096,
-        headroom: 0,
-    })?;
+    let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 })?;
     let mut sock = Socket::open(ifname, 0, umem, SocketConfig::default())?;
     prog.register(0, sock.fd())?;
     let poll = sock.poll_handle();

@@ -218,9 +218,7 @@ impl FromStr for AttachMode {
             "auto" => Ok(Self::Auto),
             "native" => Ok(Self::Native),
             "generic" => Ok(Self::Generic),
-            _ => Err(ParseAttachModeError {
-                value: value.to_owned(),
-            }),
+            _ => Err(ParseAttachModeError { value: value.to_owned() }),
         }
     }
 }
@@ -475,10 +473,7 @@ impl fmt::Debug for XdpProgram {
 /// Checks what [`Rule`] alone cannot: the count and the ethertype range.
 fn validate_rules(rules: &[Rule]) -> Result<(), BpfError> {
     if rules.len() > MAX_RULES {
-        return Err(BpfError::TooManyRules {
-            count: rules.len(),
-            max: MAX_RULES,
-        });
+        return Err(BpfError::TooManyRules { count: rules.len(), max: MAX_RULES });
     }
     for rule in rules {
         if rule.ethertype.is_some_and(|e| e < Rule::MIN_ETHERTYPE) {
@@ -552,15 +547,7 @@ impl XdpProgram {
         steering.write_set(0, rules)?;
         steering.current = rules.to_vec();
         let xsks = builtin_map(&mut ebpf, MAP_NAME)?;
-        Self::attach_loaded(
-            ebpf,
-            xsks,
-            Some(steering),
-            PROGRAM_NAME,
-            ifname,
-            ifindex,
-            mode,
-        )
+        Self::attach_loaded(ebpf, xsks, Some(steering), PROGRAM_NAME, ifname, ifindex, mode)
     }
 
     /// Loads XDP program `program` from a user's ELF object (built with aya or clang; legacy
@@ -595,15 +582,12 @@ impl XdpProgram {
             std::slice::from_raw_parts_mut(aligned.as_mut_ptr().cast::<u8>(), object.len())
         };
         aligned_bytes.copy_from_slice(object);
-        let mut ebpf = EbpfLoader::new()
-            .load(aligned_bytes)
-            .map_err(|e| load_error(&e))?;
+        let mut ebpf = EbpfLoader::new().load(aligned_bytes).map_err(|e| load_error(&e))?;
 
         let program = pick_name(
             "program",
             program,
-            ebpf.programs()
-                .map(|(name, p)| (name, matches!(p, aya::programs::Program::Xdp(_)))),
+            ebpf.programs().map(|(name, p)| (name, matches!(p, aya::programs::Program::Xdp(_)))),
             "XDP program",
         )?;
         match ebpf.program(&program) {
@@ -621,13 +605,10 @@ impl XdpProgram {
         let map_name = pick_name(
             "map",
             xsk_map,
-            ebpf.maps()
-                .map(|(name, m)| (name, matches!(m, aya::maps::Map::XskMap(_)))),
+            ebpf.maps().map(|(name, m)| (name, matches!(m, aya::maps::Map::XskMap(_)))),
             "XSKMAP",
         )?;
-        let map = ebpf
-            .take_map(&map_name)
-            .expect("pick_name returns a name of the object");
+        let map = ebpf.take_map(&map_name).expect("pick_name returns a name of the object");
         let found = map_kind(&map);
         let xsks = XskMap::try_from(map).map_err(|_| BpfError::WrongType {
             kind: "map",
@@ -654,9 +635,7 @@ impl XdpProgram {
             .ok_or_else(|| missing_in_object("program", program_name))?
             .try_into()
             .map_err(|e: ProgramError| load_error(&e))?;
-        program
-            .load()
-            .map_err(|e| program_load_error(program_name, e, load_error))?;
+        program.load().map_err(|e| program_load_error(program_name, e, load_error))?;
 
         let (link, mode) = match mode {
             AttachMode::Auto => attach_auto(program, ifname, ifindex)?,
@@ -669,12 +648,7 @@ impl XdpProgram {
             mode,
             map_size,
             program_name: program_name.to_owned(),
-            attached: Some(Attached {
-                xsks,
-                steering,
-                link,
-                ebpf,
-            }),
+            attached: Some(Attached { xsks, steering, link, ebpf }),
         })
     }
 
@@ -699,10 +673,7 @@ impl XdpProgram {
         steering.write_set(next, rules)?;
         // Every run that starts from now on sees the new set once it reads `next`.
         crate::sys::synchronize_rcu();
-        steering
-            .active
-            .set(0, next, 0)
-            .map_err(|e| map_error("update", 0, e))?;
+        steering.active.set(0, next, 0).map_err(|e| map_error("update", 0, e))?;
         // No run still reads the old set: the next call may overwrite it.
         crate::sys::synchronize_rcu();
         steering.active_set = next;
@@ -729,10 +700,7 @@ impl XdpProgram {
     ///
     /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`].
     pub fn rule_stats(&mut self) -> Result<RuleStats, BpfError> {
-        Ok(RuleStats {
-            hits: self.rule_hits()?,
-            unmatched: self.unmatched()?,
-        })
+        Ok(RuleStats { hits: self.rule_hits()?, unmatched: self.unmatched()? })
     }
 
     /// [`RuleStats::hits`] alone.
@@ -743,9 +711,7 @@ impl XdpProgram {
     pub fn rule_hits(&mut self) -> Result<Vec<u64>, BpfError> {
         let steering = self.steering_mut()?;
         let set = steering.active_set;
-        (0..steering.current.len())
-            .map(|rule| steering.hit_count(hit_index(set, rule)))
-            .collect()
+        (0..steering.current.len()).map(|rule| steering.hit_count(hit_index(set, rule))).collect()
     }
 
     /// [`RuleStats::unmatched`] alone (one map lookup).
@@ -766,9 +732,7 @@ impl XdpProgram {
     fn steering_mut(&mut self) -> Result<&mut Steering, BpfError> {
         let ifname = &self.ifname;
         let attached = self.attached.as_mut().ok_or(BpfError::Detached)?;
-        attached.steering.as_mut().ok_or_else(|| BpfError::NoRules {
-            ifname: ifname.clone(),
-        })
+        attached.steering.as_mut().ok_or_else(|| BpfError::NoRules { ifname: ifname.clone() })
     }
 
     /// Registers an AF_XDP socket for `queue`: `XSKMAP[queue] = socket_fd`, replacing any
@@ -786,8 +750,7 @@ impl XdpProgram {
     /// [`BpfError::Map`] (e.g. `EBADF`, or `EOPNOTSUPP` for a socket that is not AF_XDP).
     pub fn register(&mut self, queue: u32, socket_fd: RawFd) -> Result<(), BpfError> {
         let xsks = self.xsks_at(queue)?;
-        xsks.set(queue, socket_fd, 0)
-            .map_err(|e| map_error("update", queue, e))
+        xsks.set(queue, socket_fd, 0).map_err(|e| map_error("update", queue, e))
     }
 
     /// Removes the socket registered for `queue`, if any; the queue's packets go back to
@@ -801,10 +764,7 @@ impl XdpProgram {
         match xsks.unset(queue) {
             Ok(()) => Ok(()),
             Err(e) => match map_error("delete", queue, e) {
-                BpfError::Map {
-                    errno: Some(libc::ENOENT),
-                    ..
-                } => Ok(()),
+                BpfError::Map { errno: Some(libc::ENOENT), .. } => Ok(()),
                 other => Err(other),
             },
         }
@@ -818,19 +778,10 @@ impl XdpProgram {
     ///
     /// [`BpfError::Attach`] if the kernel refused to detach; the program is unloaded anyway.
     pub fn detach(&mut self) -> Result<(), BpfError> {
-        let Some(Attached {
-            xsks,
-            steering,
-            link,
-            mut ebpf,
-        }) = self.attached.take()
-        else {
+        let Some(Attached { xsks, steering, link, mut ebpf }) = self.attached.take() else {
             return Ok(());
         };
-        let detached = match ebpf
-            .program_mut(&self.program_name)
-            .map(<&mut Xdp>::try_from)
-        {
+        let detached = match ebpf.program_mut(&self.program_name).map(<&mut Xdp>::try_from) {
             Some(Ok(program)) => program.detach(link),
             Some(Err(e)) => Err(e),
             None => Err(ProgramError::NotLoaded),
@@ -897,16 +848,11 @@ impl Drop for XdpProgram {
 impl Steering {
     /// Writes `rules` into rule set `set`.
     fn write_set(&mut self, set: u32, rules: &[Rule]) -> Result<(), BpfError> {
-        let mut raw = RawRuleSet {
-            count: rules.len() as u32,
-            ..RawRuleSet::default()
-        };
+        let mut raw = RawRuleSet { count: rules.len() as u32, ..RawRuleSet::default() };
         for (slot, rule) in raw.rules.iter_mut().zip(rules) {
             *slot = rule.to_raw();
         }
-        self.rules
-            .set(set, raw, 0)
-            .map_err(|e| map_error("update", set, e))
+        self.rules.set(set, raw, 0).map_err(|e| map_error("update", set, e))
     }
 
     /// Zeroes the hit counters of rule set `set`.
@@ -919,19 +865,14 @@ impl Steering {
             let index = hit_index(set, rule);
             let zeros = PerCpuValues::try_from(vec![0u64; cpus])
                 .map_err(|e| map_error("update", index, MapError::from(e)))?;
-            self.hits
-                .set(index, zeros, 0)
-                .map_err(|e| map_error("update", index, e))?;
+            self.hits.set(index, zeros, 0).map_err(|e| map_error("update", index, e))?;
         }
         Ok(())
     }
 
     /// `HITS[index]` summed over CPUs.
     fn hit_count(&self, index: u32) -> Result<u64, BpfError> {
-        let values = self
-            .hits
-            .get(&index, 0)
-            .map_err(|e| map_error("lookup", index, e))?;
+        let values = self.hits.get(&index, 0).map_err(|e| map_error("lookup", index, e))?;
         Ok(values.iter().sum())
     }
 }
@@ -947,16 +888,9 @@ fn pick_name<'a>(
     let mut all: Vec<(&str, bool)> = names.collect();
     all.sort_unstable();
     let list = |only_candidates: bool| {
-        let names: Vec<&str> = all
-            .iter()
-            .filter(|(_, c)| *c || !only_candidates)
-            .map(|(n, _)| *n)
-            .collect();
-        if names.is_empty() {
-            "none".to_owned()
-        } else {
-            names.join(", ")
-        }
+        let names: Vec<&str> =
+            all.iter().filter(|(_, c)| *c || !only_candidates).map(|(n, _)| *n).collect();
+        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
     };
     match wanted {
         Some(name) if all.iter().any(|(n, _)| *n == name) => Ok(name.to_owned()),
@@ -1057,20 +991,12 @@ fn attach_auto(
     };
     // Another program attached, or missing privileges: generic mode would fail as well, and
     // the native error says why.
-    if matches!(
-        native.errno(),
-        Some(libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES)
-    ) {
+    if matches!(native.errno(), Some(libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES)) {
         return Err(native);
     }
     match attach(program, ifname, ifindex, AttachMode::Generic) {
         Ok(link) => Ok((link, AttachMode::Generic)),
-        Err(BpfError::Attach {
-            ifname,
-            mode,
-            errno,
-            message,
-        }) => Err(BpfError::Attach {
+        Err(BpfError::Attach { ifname, mode, errno, message }) => Err(BpfError::Attach {
             ifname,
             mode,
             errno,
@@ -1089,16 +1015,15 @@ pub(crate) fn program_load_error(
     other: fn(&(dyn StdError + 'static)) -> BpfError,
 ) -> BpfError {
     match error {
-        ProgramError::LoadError { io_error, .. } if io_error.raw_os_error() == Some(libc::EPERM) => {
+        ProgramError::LoadError { io_error, .. }
+            if io_error.raw_os_error() == Some(libc::EPERM) =>
+        {
             BpfError::Load {
                 errno: Some(libc::EPERM),
                 message: format!("loading XDP program `{name}`: {io_error}"),
             }
         }
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => BpfError::Verifier {
+        ProgramError::LoadError { io_error, verifier_log } => BpfError::Verifier {
             program: name.to_owned(),
             errno: io_error.raw_os_error(),
             log: format!("{verifier_log:?}").trim_end().to_owned(),
@@ -1109,33 +1034,21 @@ pub(crate) fn program_load_error(
 
 /// A [`BpfError::Load`] from an aya error, keeping the errno and the verifier log.
 fn load_error(error: &(dyn StdError + 'static)) -> BpfError {
-    BpfError::Load {
-        errno: errno_of(error),
-        message: error_chain(error),
-    }
+    BpfError::Load { errno: errno_of(error), message: error_chain(error) }
 }
 
 /// A [`BpfError::Load`] for an object that lacks `name` (the embedded object is broken).
 fn missing_in_object(kind: &str, name: &str) -> BpfError {
-    BpfError::Load {
-        errno: None,
-        message: format!("the embedded object has no {kind} `{name}`"),
-    }
+    BpfError::Load { errno: None, message: format!("the embedded object has no {kind} `{name}`") }
 }
 
 /// A [`BpfError`] from an XSKMAP error.
 fn map_error(op: &'static str, key: u32, error: MapError) -> BpfError {
     match error {
-        MapError::OutOfBounds { index, max_entries } => BpfError::QueueOutOfRange {
-            queue: index,
-            max: max_entries,
-        },
-        error => BpfError::Map {
-            op,
-            key,
-            errno: errno_of(&error),
-            message: error_chain(&error),
-        },
+        MapError::OutOfBounds { index, max_entries } => {
+            BpfError::QueueOutOfRange { queue: index, max: max_entries }
+        }
+        error => BpfError::Map { op, key, errno: errno_of(&error), message: error_chain(&error) },
     }
 }
 
@@ -1143,10 +1056,7 @@ fn map_error(op: &'static str, key: u32, error: MapError) -> BpfError {
 pub(crate) fn errno_of(error: &(dyn StdError + 'static)) -> Option<i32> {
     let mut current = Some(error);
     while let Some(e) = current {
-        if let Some(errno) = e
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::raw_os_error)
-        {
+        if let Some(errno) = e.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) {
             return Some(errno);
         }
         if let Some(errno) = e
@@ -1178,9 +1088,8 @@ pub(crate) fn error_chain(error: &(dyn StdError + 'static)) -> String {
 
 /// The index of `ifname` in the calling thread's network namespace.
 fn interface_index(ifname: &str) -> Result<u32, BpfError> {
-    crate::sys::if_nametoindex(ifname).ok_or_else(|| BpfError::NoSuchInterface {
-        ifname: ifname.to_owned(),
-    })
+    crate::sys::if_nametoindex(ifname)
+        .ok_or_else(|| BpfError::NoSuchInterface { ifname: ifname.to_owned() })
 }
 
 /// `struct ethtool_channels` from `linux/ethtool.h`.
@@ -1235,22 +1144,14 @@ pub fn interface_queue_count(ifname: &str) -> Result<u32, BpfError> {
 
     let mut ifr_name = [0 as c_char; libc::IFNAMSIZ];
     if ifname.len() >= ifr_name.len() {
-        return Err(BpfError::NoSuchInterface {
-            ifname: ifname.to_owned(),
-        });
+        return Err(BpfError::NoSuchInterface { ifname: ifname.to_owned() });
     }
     for (dst, src) in ifr_name.iter_mut().zip(ifname.bytes()) {
         *dst = src as c_char;
     }
-    let mut channels = EthtoolChannels {
-        cmd: ETHTOOL_GCHANNELS,
-        ..EthtoolChannels::default()
-    };
-    let mut request = IfreqEthtool {
-        ifr_name,
-        ifr_data: (&raw mut channels).cast(),
-        _union_rest: [0; 16],
-    };
+    let mut channels = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..EthtoolChannels::default() };
+    let mut request =
+        IfreqEthtool { ifr_name, ifr_data: (&raw mut channels).cast(), _union_rest: [0; 16] };
 
     // SAFETY: socket() takes no pointers; the result is checked below.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -1267,22 +1168,14 @@ pub fn interface_queue_count(ifname: &str) -> Result<u32, BpfError> {
         let error = io::Error::last_os_error();
         return match error.raw_os_error() {
             Some(libc::EOPNOTSUPP) => Ok(1),
-            Some(libc::ENODEV) => Err(BpfError::NoSuchInterface {
-                ifname: ifname.to_owned(),
-            }),
+            Some(libc::ENODEV) => Err(BpfError::NoSuchInterface { ifname: ifname.to_owned() }),
             _ => Err(query_error(error)),
         };
     }
-    Ok([
-        channels.max_combined,
-        channels.max_rx,
-        channels.combined_count,
-        channels.rx_count,
-        1,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(1))
+    Ok([channels.max_combined, channels.max_rx, channels.combined_count, channels.rx_count, 1]
+        .into_iter()
+        .max()
+        .unwrap_or(1))
 }
 
 // rtnetlink constants from linux/rtnetlink.h, linux/netlink.h and linux/if_link.h.
@@ -1332,11 +1225,7 @@ pub fn attached_program_id(ifname: &str) -> Result<Option<u32>, BpfError> {
 
     // SAFETY: socket() takes no pointers; the result is checked below.
     let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
+        libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)
     };
     if fd < 0 {
         return Err(os_error(io::Error::last_os_error()));
@@ -1345,14 +1234,7 @@ pub fn attached_program_id(ifname: &str) -> Result<Option<u32>, BpfError> {
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: `request` is a live buffer of `request.len()` bytes. Unbound netlink sockets
     // send to the kernel (address 0), so no address is needed.
-    let sent = unsafe {
-        libc::send(
-            socket.as_raw_fd(),
-            request.as_ptr().cast(),
-            request.len(),
-            0,
-        )
-    };
+    let sent = unsafe { libc::send(socket.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
     if sent < 0 {
         return Err(os_error(io::Error::last_os_error()));
     }
@@ -1380,10 +1262,7 @@ pub fn attached_program_id(ifname: &str) -> Result<Option<u32>, BpfError> {
             }
         };
         if received > buffer.len() {
-            return Err(query_error(
-                None,
-                format!("reply truncated ({received} bytes)"),
-            ));
+            return Err(query_error(None, format!("reply truncated ({received} bytes)")));
         }
         let mut messages = &buffer[..received];
         while messages.len() >= NLMSG_HDRLEN {
@@ -1400,19 +1279,14 @@ pub fn attached_program_id(ifname: &str) -> Result<Option<u32>, BpfError> {
             }
             if msg_type == libc::NLMSG_ERROR as u16 {
                 // struct nlmsgerr starts with the negative errno.
-                let errno = if body.len() >= 4 {
-                    (u32_at(body, 0) as i32).wrapping_neg()
-                } else {
-                    0
-                };
+                let errno =
+                    if body.len() >= 4 { (u32_at(body, 0) as i32).wrapping_neg() } else { 0 };
                 if errno == 0 {
                     continue; // An acknowledgement.
                 }
                 let error = io::Error::from_raw_os_error(errno);
                 return Err(if errno == libc::ENODEV {
-                    BpfError::NoSuchInterface {
-                        ifname: ifname.to_owned(),
-                    }
+                    BpfError::NoSuchInterface { ifname: ifname.to_owned() }
                 } else {
                     os_error(error)
                 });
@@ -1427,9 +1301,7 @@ pub fn attached_program_id(ifname: &str) -> Result<Option<u32>, BpfError> {
 /// The program id in the `IFLA_XDP` attribute among `attributes` (the rtattrs of an
 /// `RTM_NEWLINK` message), if a program is attached.
 fn xdp_program_id(attributes: &[u8]) -> Option<u32> {
-    let xdp = netlink_attributes(attributes)
-        .find(|&(kind, _)| kind == IFLA_XDP)?
-        .1;
+    let xdp = netlink_attributes(attributes).find(|&(kind, _)| kind == IFLA_XDP)?.1;
     let id_of = |wanted: u16| {
         netlink_attributes(xdp)
             .find(|&(kind, value)| kind == wanted && value.len() >= 4)
@@ -1491,34 +1363,15 @@ mod tests {
     fn rules_encode_their_conditions_as_flags() {
         let any = Rule::default().to_raw();
         assert_eq!(any.flags, 0);
-        let rule = Rule {
-            ethertype: Some(0x86dd),
-            ip_proto: Some(17),
-            dst_port: Some(53),
-        };
+        let rule = Rule { ethertype: Some(0x86dd), ip_proto: Some(17), dst_port: Some(53) };
         let raw = rule.to_raw();
         assert_eq!(
             (raw.ethertype, raw.ip_proto, raw.dst_port, raw.flags),
-            (
-                0x86dd,
-                17,
-                53,
-                MATCH_ETHERTYPE | MATCH_IP_PROTO | MATCH_DST_PORT
-            )
+            (0x86dd, 17, 53, MATCH_ETHERTYPE | MATCH_IP_PROTO | MATCH_DST_PORT)
         );
-        let port_only = Rule {
-            dst_port: Some(0),
-            ..Rule::default()
-        };
-        assert_eq!(
-            port_only.to_raw().flags,
-            MATCH_DST_PORT,
-            "port 0 is a condition too"
-        );
-        assert_eq!(
-            rule.to_string(),
-            "Rule(ethertype=0x86dd, ip_proto=17, dst_port=53)"
-        );
+        let port_only = Rule { dst_port: Some(0), ..Rule::default() };
+        assert_eq!(port_only.to_raw().flags, MATCH_DST_PORT, "port 0 is a condition too");
+        assert_eq!(rule.to_string(), "Rule(ethertype=0x86dd, ip_proto=17, dst_port=53)");
     }
 
     #[test]
@@ -1528,10 +1381,7 @@ mod tests {
             Err(BpfError::TooManyRules { count, max }) => assert_eq!((count, max), (17, 16)),
             other => panic!("{other:?}"),
         }
-        let short = Rule {
-            ethertype: Some(0x05ff),
-            ..Rule::default()
-        };
+        let short = Rule { ethertype: Some(0x05ff), ..Rule::default() };
         let error = validate_rules(&[Rule::default(), short]).unwrap_err();
         assert!(error.to_string().contains("ethertype=0x05ff"), "{error}");
     }
@@ -1568,10 +1418,7 @@ mod tests {
         let one = [("only", true), ("other", false)].into_iter();
         assert_eq!(pick_name("map", None, one, "XSKMAP").unwrap(), "only");
         let none = pick_name("map", None, std::iter::empty(), "XSKMAP").unwrap_err();
-        assert_eq!(
-            none.to_string(),
-            "the object has 0 XSKMAPs (none): name the one to use"
-        );
+        assert_eq!(none.to_string(), "the object has 0 XSKMAPs (none): name the one to use");
     }
 
     #[test]
@@ -1579,11 +1426,7 @@ mod tests {
         assert_eq!(&PROGRAM_OBJECT[..4], b"\x7fELF");
         assert_eq!(PROGRAM_OBJECT[4], 2, "ELFCLASS64");
         assert_eq!(u16_at(PROGRAM_OBJECT, 18), 247, "EM_BPF");
-        assert_eq!(
-            PROGRAM_OBJECT.as_ptr() as usize % 8,
-            0,
-            "include_bytes_aligned"
-        );
+        assert_eq!(PROGRAM_OBJECT.as_ptr() as usize % 8, 0, "include_bytes_aligned");
     }
 
     #[test]
@@ -1662,10 +1505,7 @@ mod tests {
         }
 
         fn run(args: &[&str]) -> String {
-            let output = Command::new(args[0])
-                .args(&args[1..])
-                .output()
-                .expect(args[0]);
+            let output = Command::new(args[0]).args(&args[1..]).output().expect(args[0]);
             assert!(
                 output.status.success(),
                 "{args:?} failed: {}",
@@ -1678,10 +1518,7 @@ mod tests {
             fn new(queues: u32) -> VethNetns {
                 static COUNTER: AtomicU32 = AtomicU32::new(0);
                 // Unique across processes and runs: pid, clock, counter.
-                let nanos = std::time::SystemTime::UNIX_EPOCH
-                    .elapsed()
-                    .unwrap()
-                    .subsec_nanos();
+                let nanos = std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().subsec_nanos();
                 let name = format!(
                     "afxdp-tmp-{}-{nanos:x}-{}",
                     std::process::id(),
@@ -1726,12 +1563,8 @@ mod tests {
                 run(&["ip", "-n", &self.peer, "neigh", "flush", "dev", "veth0"]);
                 let receiver = in_netns(&self.name, || UdpSocket::bind("10.211.0.1:0").unwrap());
                 let sender = in_netns(&self.peer, || UdpSocket::bind("10.211.0.2:0").unwrap());
-                receiver
-                    .set_read_timeout(Some(Duration::from_secs(2)))
-                    .unwrap();
-                sender
-                    .send_to(b"afxdp", receiver.local_addr().unwrap())
-                    .unwrap();
+                receiver.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                sender.send_to(b"afxdp", receiver.local_addr().unwrap()).unwrap();
                 let mut buffer = [0; 16];
                 matches!(receiver.recv_from(&mut buffer), Ok((5, _)))
             }
@@ -1773,9 +1606,7 @@ mod tests {
         }
 
         fn udp_socket() -> OwnedFd {
-            std::net::UdpSocket::bind("0.0.0.0:0")
-                .expect("udp socket")
-                .into()
+            std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket").into()
         }
 
         #[test]
@@ -1805,18 +1636,12 @@ mod tests {
                     assert!(details.contains(&format!("id {id}")), "{details}");
 
                     // No socket registered: everything goes to the kernel stack (XDP_PASS).
-                    assert!(
-                        netns.udp_delivered(),
-                        "{requested:?}: XDP_PASS fallback broken"
-                    );
+                    assert!(netns.udp_delivered(), "{requested:?}: XDP_PASS fallback broken");
 
                     // An unbound AF_XDP socket at queue 0: redirected packets are dropped.
                     let xsk = xsk_socket();
                     program.register(0, xsk.as_raw_fd()).unwrap();
-                    assert!(
-                        !netns.udp_delivered(),
-                        "{requested:?}: not redirected to the socket"
-                    );
+                    assert!(!netns.udp_delivered(), "{requested:?}: not redirected to the socket");
                     program.unregister(0).unwrap();
                     program.unregister(0).unwrap(); // Already empty: not an error.
                     assert!(netns.udp_delivered(), "{requested:?}: still redirected");
@@ -1858,17 +1683,7 @@ mod tests {
                 let error = program.register(1, udp.as_raw_fd()).unwrap_err();
                 eprintln!("{error}");
                 assert_eq!(error.errno(), Some(libc::EOPNOTSUPP), "{error}");
-                assert!(
-                    matches!(
-                        error,
-                        BpfError::Map {
-                            op: "update",
-                            key: 1,
-                            ..
-                        }
-                    ),
-                    "{error}"
-                );
+                assert!(matches!(error, BpfError::Map { op: "update", key: 1, .. }), "{error}");
                 let error = program.register(1, -1).unwrap_err();
                 eprintln!("{error}");
                 assert_eq!(error.errno(), Some(libc::EBADF), "{error}");
@@ -1895,11 +1710,7 @@ mod tests {
                 assert!(
                     matches!(
                         error,
-                        BpfError::Attach {
-                            mode: "native",
-                            errno: Some(libc::EBUSY),
-                            ..
-                        }
+                        BpfError::Attach { mode: "native", errno: Some(libc::EBUSY), .. }
                     ),
                     "{error}"
                 );
@@ -1907,9 +1718,7 @@ mod tests {
                 // Native mode on veth needs the peer's MTU <= about one page for a program
                 // without frags support: ERANGE, and Auto falls back to generic mode.
                 let peer = netns.peer.as_str();
-                run(&[
-                    "ip", "-n", peer, "link", "set", "dev", "veth0", "mtu", "9000",
-                ]);
+                run(&["ip", "-n", peer, "link", "set", "dev", "veth0", "mtu", "9000"]);
                 let error = XdpProgram::attach_builtin("veth1", AttachMode::Native).unwrap_err();
                 eprintln!("{error}");
                 assert_eq!(error.errno(), Some(libc::ERANGE), "{error}");
@@ -1953,9 +1762,7 @@ mod tests {
                     .map_while(Result::ok)
                     .any(|line| line.contains("AFXDP-ATTACHED native"));
                 assert!(attached, "the child did not attach");
-                let id = attached_program_id("veth1")
-                    .unwrap()
-                    .expect("attached by the child");
+                let id = attached_program_id("veth1").unwrap().expect("attached by the child");
                 assert!(netns.link_details().contains(&format!("prog/xdp id {id}")));
 
                 // SAFETY: kill() takes no pointers; the pid is our own child's.

@@ -68,7 +68,7 @@ use aya::{
     programs::{ProgramError, Xdp},
 };
 
-use crate::bpf::{BpfError, error_chain, errno_of, program_load_error};
+use crate::bpf::{BpfError, errno_of, error_chain, program_load_error};
 
 /// The generator's XDP program (ELF object), built from `xdp-ebpf/src/gen.rs` by
 /// `scripts/build-ebpf.sh`.
@@ -332,13 +332,7 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self {
-            count: None,
-            duration: None,
-            rate: None,
-            src_ports: 1,
-            batch_size: 64,
-        }
+        Self { count: None, duration: None, rate: None, src_ports: 1, batch_size: 64 }
     }
 }
 
@@ -358,10 +352,7 @@ pub struct UdpTemplate {
 pub fn parse_udp_template(packet: &[u8]) -> Result<UdpTemplate, String> {
     let be16 = |at: usize| u16::from_be_bytes([packet[at], packet[at + 1]]);
     if packet.len() < 14 {
-        return Err(format!(
-            "{} bytes is shorter than an Ethernet header",
-            packet.len()
-        ));
+        return Err(format!("{} bytes is shorter than an Ethernet header", packet.len()));
     }
     let mut ethertype = be16(12);
     let mut l3 = 14;
@@ -426,11 +417,7 @@ pub fn parse_udp_template(packet: &[u8]) -> Result<UdpTemplate, String> {
             udp_offset + 8
         ));
     }
-    Ok(UdpTemplate {
-        udp_offset,
-        src_port: be16(udp_offset),
-        checksum: be16(udp_offset + 6),
-    })
+    Ok(UdpTemplate { udp_offset, src_port: be16(udp_offset), checksum: be16(udp_offset + 6) })
 }
 
 /// The one's complement update of a 16-bit checksum when one 16-bit word of the data changes
@@ -477,11 +464,7 @@ fn validate(
     }
     let max = max_packet_len();
     if packet.len() < MIN_PACKET_LEN || packet.len() > max {
-        return Err(GenerateError::PacketLength {
-            len: packet.len(),
-            min: MIN_PACKET_LEN,
-            max,
-        });
+        return Err(GenerateError::PacketLength { len: packet.len(), min: MIN_PACKET_LEN, max });
     }
     match options.src_ports {
         0 => Err(GenerateError::InvalidArgument {
@@ -491,10 +474,8 @@ fn validate(
         }),
         1 => Ok(None),
         n => {
-            let template = parse_udp_template(packet).map_err(|reason| GenerateError::NotUdp {
-                src_ports: n,
-                reason,
-            })?;
+            let template = parse_udp_template(packet)
+                .map_err(|reason| GenerateError::NotUdp { src_ports: n, reason })?;
             let last = u64::from(template.src_port) + u64::from(n) - 1;
             if last > u64::from(u16::MAX) {
                 return Err(GenerateError::InvalidArgument {
@@ -576,9 +557,7 @@ impl Generator {
         options: &GenerateOptions,
     ) -> Result<Self, GenerateError> {
         let template = validate(packet, options)?;
-        let no_such = || GenerateError::NoSuchInterface {
-            ifname: ifname.to_owned(),
-        };
+        let no_such = || GenerateError::NoSuchInterface { ifname: ifname.to_owned() };
         if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ {
             return Err(no_such());
         }
@@ -606,11 +585,7 @@ impl Generator {
             udp_offset: template.map_or(0, |t| t.udp_offset as u32),
             port_base: template.map_or(0, |t| u32::from(t.src_port)),
             port_count: options.src_ports,
-            flags: if template.is_some() {
-                REWRITE_SRC_PORT
-            } else {
-                0
-            },
+            flags: if template.is_some() { REWRITE_SRC_PORT } else { 0 },
             _pad: 0,
         };
         config_map.set(0, config, 0).map_err(|e| BpfError::Map {
@@ -628,21 +603,11 @@ impl Generator {
             })?
             .try_into()
             .map_err(|e: ProgramError| load_error(&e))?;
-        program
-            .load()
-            .map_err(|e| program_load_error(PROGRAM_NAME, e, load_error))?;
-        let prog_fd = program
-            .fd()
-            .map_err(|e| load_error(&e))?
-            .as_fd()
-            .as_raw_fd();
+        program.load().map_err(|e| program_load_error(PROGRAM_NAME, e, load_error))?;
+        let prog_fd = program.fd().map_err(|e| load_error(&e))?.as_fd().as_raw_fd();
         // Best effort: without the pin, chunks are longer (see the module documentation).
         let pin_netns = pin_in_dispatcher(program).ok();
-        let timing = if pin_netns.is_some() {
-            PINNED
-        } else {
-            UNPINNED
-        };
+        let timing = if pin_netns.is_some() { PINNED } else { UNPINNED };
 
         Ok(Self {
             _ebpf: ebpf,
@@ -754,10 +719,8 @@ impl Generator {
     /// One `BPF_PROG_TEST_RUN` of `repeat` packets with every signal blocked. Returns whether a
     /// signal the caller had not blocked became pending meanwhile.
     fn push(&mut self, repeat: u32) -> Result<bool, GenerateError> {
-        let blocked = BlockedSignals::block_all().map_err(|source| GenerateError::TestRun {
-            sent: self.sent,
-            source,
-        })?;
+        let blocked = BlockedSignals::block_all()
+            .map_err(|source| GenerateError::TestRun { sent: self.sent, source })?;
         let start = Instant::now();
         let result = test_run_live(self.prog_fd, &self.packet, repeat, self.batch_size);
         let elapsed = start.elapsed();
@@ -774,20 +737,16 @@ impl Generator {
             // Only a signal that cannot be blocked (SIGSTOP, or ptrace) gets here: the chunk
             // stopped part-way; the program's run counter says how far.
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
-                self.sent = self.runs().map_err(|source| GenerateError::TestRun {
-                    sent: self.sent,
-                    source,
-                })?;
+                self.sent = self
+                    .runs()
+                    .map_err(|source| GenerateError::TestRun { sent: self.sent, source })?;
                 Ok(true)
             }
             Err(source) => {
                 if let Ok(runs) = self.runs() {
                     self.sent = runs;
                 }
-                Err(GenerateError::TestRun {
-                    sent: self.sent,
-                    source,
-                })
+                Err(GenerateError::TestRun { sent: self.sent, source })
             }
         }
     }
@@ -905,9 +864,7 @@ impl BlockedSignals {
             if rc != 0 {
                 return Err(io::Error::from_raw_os_error(rc));
             }
-            Ok(Self {
-                previous: previous.assume_init(),
-            })
+            Ok(Self { previous: previous.assume_init() })
         }
     }
 
@@ -1016,11 +973,7 @@ mod tests {
         zeroed[6] = 0;
         zeroed[7] = 0;
         let len = (udp.len() as u32).to_be_bytes();
-        let ethertype_at = if frame[12..14] == [0x81, 0x00] {
-            16
-        } else {
-            12
-        };
+        let ethertype_at = if frame[12..14] == [0x81, 0x00] { 16 } else { 12 };
         let l3 = ethertype_at + 2;
         let pseudo: Vec<u8> = if frame[ethertype_at..ethertype_at + 2] == [0x08, 0x00] {
             [&frame[l3 + 12..l3 + 20], &[0, 17], &len[2..]].concat()
@@ -1042,9 +995,7 @@ mod tests {
         frame.extend_from_slice(&[0x08, 0x00]);
         let udp_len = 8 + payload.len() as u16;
         let total = 20 + udp_len;
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 11, 0, 1, 10, 11, 0, 2,
-        ];
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 11, 0, 1, 10, 11, 0, 2];
         ip[2..4].copy_from_slice(&total.to_be_bytes());
         let check = internet_checksum(&[&ip]);
         ip[10..12].copy_from_slice(&check.to_be_bytes());
@@ -1113,11 +1064,7 @@ mod tests {
             for _ in 0..4 {
                 set_port(&mut frame, rng.next() as u16);
                 let t = parse_udp_template(&frame).unwrap();
-                assert_eq!(
-                    t.checksum,
-                    udp_checksum_from_scratch(&frame),
-                    "round {round}"
-                );
+                assert_eq!(t.checksum, udp_checksum_from_scratch(&frame), "round {round}");
             }
         }
     }
@@ -1129,10 +1076,7 @@ mod tests {
         // Same port: unchanged, whatever the representation of zero.
         for check in [1, 0x1234, 0xfffe, 0xffff] {
             let same = udp_checksum_replace(check, 53, 53);
-            assert!(
-                same == check || (check == 0xffff && same == 0xffff),
-                "{check:#x}"
-            );
+            assert!(same == check || (check == 0xffff && same == 0xffff), "{check:#x}");
         }
         // Every (old, new) pair that makes the sum wrap: result is never 0.
         for old in (0..=u16::MAX).step_by(257) {
@@ -1144,11 +1088,7 @@ mod tests {
         let mut rng = Rng(7);
         let mut found = 0;
         for _ in 0..200_000 {
-            let frame = ipv4_udp(
-                rng.next() as u16,
-                &[rng.next() as u8, rng.next() as u8],
-                false,
-            );
+            let frame = ipv4_udp(rng.next() as u16, &[rng.next() as u8, rng.next() as u8], false);
             if parse_udp_template(&frame).unwrap().checksum == 0xffff {
                 let mut frame = frame;
                 set_port(&mut frame, 4000);
@@ -1186,26 +1126,14 @@ mod tests {
         let mut fragment = v4.clone();
         fragment[20] = 0x00;
         fragment[21] = 0x10;
-        assert!(
-            parse_udp_template(&fragment)
-                .unwrap_err()
-                .contains("fragment")
-        );
+        assert!(parse_udp_template(&fragment).unwrap_err().contains("fragment"));
         let mut qinq = tagged.clone();
         qinq[16..18].copy_from_slice(&[0x81, 0x00]);
         assert!(parse_udp_template(&qinq).unwrap_err().contains("VLAN"));
         let mut ext = v6.clone();
         ext[20] = 0; // hop-by-hop
-        assert!(
-            parse_udp_template(&ext)
-                .unwrap_err()
-                .contains("next header 0")
-        );
-        assert!(
-            parse_udp_template(&v4[..40])
-                .unwrap_err()
-                .contains("UDP header")
-        );
+        assert!(parse_udp_template(&ext).unwrap_err().contains("next header 0"));
+        assert!(parse_udp_template(&v4[..40]).unwrap_err().contains("UDP header"));
         assert!(parse_udp_template(&v4[..10]).is_err());
         assert!(parse_udp_template(&v6[..30]).unwrap_err().contains("IPv6"));
     }
@@ -1213,10 +1141,7 @@ mod tests {
     #[test]
     fn validation_names_the_value() {
         let packet = ipv4_udp(1000, b"payload", false);
-        let count = |n| GenerateOptions {
-            count: Some(n),
-            ..GenerateOptions::default()
-        };
+        let count = |n| GenerateOptions { count: Some(n), ..GenerateOptions::default() };
         assert!(matches!(
             validate(&packet, &GenerateOptions::default()),
             Err(GenerateError::Unbounded)
@@ -1226,16 +1151,10 @@ mod tests {
         assert!(err.to_string().contains("length 13"), "{err}");
         let too_long = max_packet_len() + 1;
         let err = validate(&vec![0; too_long], &count(1)).unwrap_err();
-        assert!(
-            err.to_string().contains(&format!("length {too_long}")),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&format!("length {too_long}")), "{err}");
         assert!(validate(&vec![0; max_packet_len()], &count(1)).is_ok());
 
-        let ports = |n| GenerateOptions {
-            src_ports: n,
-            ..count(1)
-        };
+        let ports = |n| GenerateOptions { src_ports: n, ..count(1) };
         let t = validate(&packet, &ports(8)).unwrap().unwrap();
         assert_eq!((t.udp_offset, t.src_port), (34, 1000));
         let err = validate(&packet, &ports(0)).unwrap_err();
@@ -1247,27 +1166,14 @@ mod tests {
         assert!(validate(&packet, &ports(64_536)).is_ok());
 
         for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let options = GenerateOptions {
-                rate: Some(rate),
-                ..count(1)
-            };
+            let options = GenerateOptions { rate: Some(rate), ..count(1) };
             let err = validate(&packet, &options).unwrap_err();
-            assert!(
-                err.to_string().starts_with(&format!("invalid rate {rate}")),
-                "{err}"
-            );
+            assert!(err.to_string().starts_with(&format!("invalid rate {rate}")), "{err}");
         }
         for batch_size in [0, 257] {
-            let options = GenerateOptions {
-                batch_size,
-                ..count(1)
-            };
+            let options = GenerateOptions { batch_size, ..count(1) };
             let err = validate(&packet, &options).unwrap_err();
-            assert!(
-                err.to_string()
-                    .contains(&format!("batch_size {batch_size}")),
-                "{err}"
-            );
+            assert!(err.to_string().contains(&format!("batch_size {batch_size}")), "{err}");
         }
     }
 
@@ -1295,18 +1201,12 @@ mod tests {
 
     #[test]
     fn unknown_interface_is_named() {
-        let options = GenerateOptions {
-            count: Some(1),
-            ..GenerateOptions::default()
-        };
+        let options = GenerateOptions { count: Some(1), ..GenerateOptions::default() };
         let err = Generator::new("afxdp-no-such0", &[0; 60], &options).unwrap_err();
         assert_eq!(err.errno(), Some(libc::ENODEV));
         assert!(err.to_string().contains("\"afxdp-no-such0\""), "{err}");
         let err = Generator::new("a-name-far-too-long-for-linux", &[0; 60], &options).unwrap_err();
-        assert!(
-            matches!(err, GenerateError::NoSuchInterface { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, GenerateError::NoSuchInterface { .. }), "{err}");
     }
 
     #[test]
@@ -1328,10 +1228,7 @@ mod tests {
             assert!(blocked(&during, libc::SIGINT) && blocked(&during, libc::SIGTERM));
             assert!(!guard.newly_pending());
         }
-        assert_eq!(
-            blocked(&current(), libc::SIGINT),
-            blocked(&before, libc::SIGINT)
-        );
+        assert_eq!(blocked(&current(), libc::SIGINT), blocked(&before, libc::SIGINT));
     }
 
     /// Privileged tests: run the real program. `scripts/test.sh` runs them as root. Each runs
@@ -1347,12 +1244,7 @@ mod tests {
                     .spawn(|| {
                         // SAFETY: unshare takes a flag and moves only this scoped thread.
                         let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-                        assert_eq!(
-                            rc,
-                            0,
-                            "unshare(CLONE_NEWNET): {}",
-                            io::Error::last_os_error()
-                        );
+                        assert_eq!(rc, 0, "unshare(CLONE_NEWNET): {}", io::Error::last_os_error());
                         body()
                     })
                     .join()
@@ -1407,11 +1299,7 @@ mod tests {
                         let (retval, out) = run_once(generator.prog_fd, &frame);
                         assert_eq!(retval, XDP_REDIRECT);
                         let t = parse_udp_template(&out).unwrap();
-                        assert_eq!(
-                            t.src_port,
-                            5000 + (run % 8) as u16,
-                            "template {i} run {run}"
-                        );
+                        assert_eq!(t.src_port, 5000 + (run % 8) as u16, "template {i} run {run}");
                         assert_eq!(
                             t.checksum,
                             udp_checksum_from_scratch(&out),
@@ -1424,11 +1312,8 @@ mod tests {
                 // A zero checksum (IPv4: none) stays zero.
                 let mut template = ipv4_udp(5000, b"zero", false);
                 template[40..42].copy_from_slice(&[0, 0]);
-                let options = GenerateOptions {
-                    count: Some(1),
-                    src_ports: 3,
-                    ..GenerateOptions::default()
-                };
+                let options =
+                    GenerateOptions { count: Some(1), src_ports: 3, ..GenerateOptions::default() };
                 let generator = Generator::new("lo", &template, &options).unwrap();
                 for run in 0..6u16 {
                     let (_, out) = run_once(generator.prog_fd, &template);
@@ -1443,10 +1328,7 @@ mod tests {
         fn live_frame_limits_match_the_kernel() {
             in_private_netns(|| {
                 // Into loopback: every frame is dropped there (no ndo_xdp_xmit), which is fine.
-                let options = GenerateOptions {
-                    count: Some(3),
-                    ..GenerateOptions::default()
-                };
+                let options = GenerateOptions { count: Some(3), ..GenerateOptions::default() };
                 let max = max_packet_len();
                 let generator = Generator::new("lo", &vec![0; max], &options).unwrap();
                 test_run_live(generator.prog_fd, &vec![0; max], 3, 64).unwrap();
@@ -1516,10 +1398,7 @@ mod tests {
         #[ignore = "needs root: loads a BPF program"]
         fn pinned_chunks_are_cheap() {
             in_private_netns(|| {
-                let options = GenerateOptions {
-                    count: Some(1),
-                    ..GenerateOptions::default()
-                };
+                let options = GenerateOptions { count: Some(1), ..GenerateOptions::default() };
                 let generator = Generator::new("lo", &[0; 60], &options).unwrap();
                 assert!(generator.is_pinned());
                 let start = Instant::now();
@@ -1528,11 +1407,7 @@ mod tests {
                 }
                 // Unpinned, each call would wait for two RCU grace periods (20-30 ms): 2-3 s in
                 // all. Pinned, it takes a few ms; the bound leaves room for a busy machine.
-                assert!(
-                    start.elapsed() < Duration::from_secs(1),
-                    "{:?}",
-                    start.elapsed()
-                );
+                assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
             });
         }
     }

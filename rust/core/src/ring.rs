@@ -89,10 +89,7 @@ unsafe impl<T: Send> Sync for HeapRing<T> {}
 fn index_ptr(p: *mut u32, what: &str) -> NonNull<AtomicU32> {
     let p = NonNull::new(p.cast::<AtomicU32>())
         .unwrap_or_else(|| panic!("ring {what} pointer is null"));
-    assert!(
-        p.as_ptr().is_aligned(),
-        "ring {what} pointer {p:p} is misaligned"
-    );
+    assert!(p.as_ptr().is_aligned(), "ring {what} pointer {p:p} is misaligned");
     p
 }
 
@@ -120,15 +117,9 @@ impl<T: Copy> RingMemory<T> {
         descs: *mut T,
         size: u32,
     ) -> Self {
-        assert!(
-            size.is_power_of_two(),
-            "ring size {size} is not a power of two"
-        );
+        assert!(size.is_power_of_two(), "ring size {size} is not a power of two");
         let descs = NonNull::new(descs).expect("ring entry pointer is null");
-        assert!(
-            descs.as_ptr().is_aligned(),
-            "ring entry pointer {descs:p} is misaligned"
-        );
+        assert!(descs.as_ptr().is_aligned(), "ring entry pointer {descs:p} is misaligned");
         RingMemory {
             producer: index_ptr(producer, "producer"),
             consumer: index_ptr(consumer, "consumer"),
@@ -167,10 +158,7 @@ impl<T: Copy> RingMemory<T> {
     where
         T: Default + Send + 'static,
     {
-        assert!(
-            size.is_power_of_two(),
-            "ring size {size} is not a power of two"
-        );
+        assert!(size.is_power_of_two(), "ring size {size} is not a power of two");
         assert!(
             producer.wrapping_sub(consumer) <= size,
             "producer {producer} and consumer {consumer} are more than {size} entries apart"
@@ -221,10 +209,7 @@ impl<T: Copy> RingMemory<T> {
                 Side::Producer => &sides.producer,
                 Side::Consumer => &sides.consumer,
             };
-            assert!(
-                !taken.swap(true, Ordering::Relaxed),
-                "this heap ring already has a {side:?}"
-            );
+            assert!(!taken.swap(true, Ordering::Relaxed), "this heap ring already has a {side:?}");
         }
     }
 
@@ -294,16 +279,8 @@ impl<T: Copy> Producer<T> {
     pub fn new(mem: RingMemory<T>) -> Self {
         mem.claim(Side::Producer);
         let cached_prod = mem.producer().load(Ordering::Relaxed);
-        let cached_cons = mem
-            .consumer()
-            .load(Ordering::Acquire)
-            .wrapping_add(mem.size);
-        Producer {
-            mem,
-            cached_prod,
-            cached_cons,
-            reserved: 0,
-        }
+        let cached_cons = mem.consumer().load(Ordering::Acquire).wrapping_add(mem.size);
+        Producer { mem, cached_prod, cached_cons, reserved: 0 }
     }
 
     /// Number of entries.
@@ -319,11 +296,7 @@ impl<T: Copy> Producer<T> {
         if free >= wanted {
             return free;
         }
-        self.cached_cons = self
-            .mem
-            .consumer()
-            .load(Ordering::Acquire)
-            .wrapping_add(self.mem.size);
+        self.cached_cons = self.mem.consumer().load(Ordering::Acquire).wrapping_add(self.mem.size);
         self.cached_cons.wrapping_sub(self.cached_prod)
     }
 
@@ -389,9 +362,7 @@ impl<T: Copy> Producer<T> {
             return;
         }
         self.cached_prod = self.cached_prod.wrapping_add(n);
-        self.mem
-            .producer()
-            .store(self.cached_prod, Ordering::Release);
+        self.mem.producer().store(self.cached_prod, Ordering::Release);
     }
 
     /// Entries submitted and not yet released by the consumer (reloads the consumer index
@@ -450,12 +421,7 @@ impl<T: Copy> Consumer<T> {
         mem.claim(Side::Consumer);
         let cached_cons = mem.consumer().load(Ordering::Relaxed);
         let cached_prod = mem.producer().load(Ordering::Acquire);
-        Consumer {
-            mem,
-            cached_prod,
-            cached_cons,
-            released: cached_cons,
-        }
+        Consumer { mem, cached_prod, cached_cons, released: cached_cons }
     }
 
     /// Number of entries.
@@ -500,10 +466,7 @@ impl<T: Copy> Consumer<T> {
     /// the producer overwrite entries before they are peeked).
     pub fn release(&mut self, n: u32) {
         let peeked = self.cached_cons.wrapping_sub(self.released);
-        assert!(
-            n <= peeked,
-            "ring release of {n} exceeds the {peeked} peeked entries"
-        );
+        assert!(n <= peeked, "ring release of {n} exceeds the {peeked} peeked entries");
         if n == 0 {
             return;
         }
@@ -700,11 +663,7 @@ mod tests {
     }
 
     fn desc(i: u64) -> XdpDesc {
-        XdpDesc {
-            addr: i,
-            len: (i as u32) ^ 0x5a5a_5a5a,
-            options: !(i as u32),
-        }
+        XdpDesc { addr: i, len: (i as u32) ^ 0x5a5a_5a5a, options: !(i as u32) }
     }
 
     fn values(range: std::ops::Range<u64>) -> Vec<u64> {
@@ -776,11 +735,7 @@ mod tests {
         assert_eq!(p.free(1), 0, "peeked entries still hold their slots");
         c.release(1);
         assert_eq!(p.free(1), 1);
-        assert_eq!(
-            c.peek(3, &mut out),
-            1,
-            "peek continues after the peeked entries"
-        );
+        assert_eq!(c.peek(3, &mut out), 1, "peek continues after the peeked entries");
         assert_eq!(out, values(0..4));
         c.release(3);
         assert_eq!(p.free(4), 4);
@@ -1110,11 +1065,7 @@ mod tests {
                     let expect: Vec<T> = expect.iter().map(|&v| make(v)).collect();
                     assert_eq!(out, expect, "{ctx}: FIFO order and values");
                     peeked += n;
-                    let r = if rng.upto(2) == 0 {
-                        rng.upto(peeked)
-                    } else {
-                        peeked
-                    };
+                    let r = if rng.upto(2) == 0 { rng.upto(peeked) } else { peeked };
                     c.release(r);
                     peeked -= r;
                 }
@@ -1122,32 +1073,16 @@ mod tests {
                     // Cached views: never over-report, always satisfy what exists.
                     let w = rng.upto(size + 1);
                     let free = p.free(w);
-                    assert!(
-                        free <= true_free,
-                        "{ctx}: free {free} over-reports {true_free}"
-                    );
-                    assert!(
-                        free >= w.min(true_free),
-                        "{ctx}: free {free} below wanted {w}"
-                    );
+                    assert!(free <= true_free, "{ctx}: free {free} over-reports {true_free}");
+                    assert!(free >= w.min(true_free), "{ctx}: free {free} below wanted {w}");
                     let avail = c.available(w);
-                    assert!(
-                        avail as usize <= ready.len(),
-                        "{ctx}: available over-reports"
-                    );
-                    assert!(
-                        avail >= w.min(ready.len() as u32),
-                        "{ctx}: available below wanted"
-                    );
+                    assert!(avail as usize <= ready.len(), "{ctx}: available over-reports");
+                    assert!(avail >= w.min(ready.len() as u32), "{ctx}: available below wanted");
                 }
                 _ => {
                     let flags = rng.next() as u32;
                     c.set_flags(flags);
-                    assert_eq!(
-                        p.needs_wakeup(),
-                        flags & XDP_RING_NEED_WAKEUP != 0,
-                        "{ctx}: flags"
-                    );
+                    assert_eq!(p.needs_wakeup(), flags & XDP_RING_NEED_WAKEUP != 0, "{ctx}: flags");
                 }
             }
             let in_flight = ready.len() as u32 + peeked;
@@ -1243,10 +1178,7 @@ mod tests {
             kernel.release(got);
             if got == 0 {
                 stalled(&mut idle_since);
-                assert!(
-                    !producer.is_finished() || kernel.available(1) > 0,
-                    "producer stopped"
-                );
+                assert!(!producer.is_finished() || kernel.available(1) > 0, "producer stopped");
                 std::thread::yield_now();
             } else {
                 idle_since = None;

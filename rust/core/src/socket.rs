@@ -174,7 +174,13 @@ impl std::fmt::Debug for Socket {
     }
 }
 
-fn map_ring<T: Copy>(fd: &OwnedFd, off: &XdpRingOffset, size: u32, pgoff: i64, call: &'static str) -> Result<RingMemory<T>> {
+fn map_ring<T: Copy>(
+    fd: &OwnedFd,
+    off: &XdpRingOffset,
+    size: u32,
+    pgoff: i64,
+    call: &'static str,
+) -> Result<RingMemory<T>> {
     let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
     let map = Arc::new(Mmap::ring(fd, len, pgoff, call)?);
     let base = map.as_ptr();
@@ -202,7 +208,8 @@ impl Socket {
     /// required but the driver has none).
     pub fn open(ifname: &str, queue: u32, umem: Umem, cfg: SocketConfig) -> Result<Socket> {
         cfg.validate()?;
-        let ifindex = sys::if_nametoindex(ifname).ok_or_else(|| Error::NoSuchInterface { ifname: ifname.into() })?;
+        let ifindex = sys::if_nametoindex(ifname)
+            .ok_or_else(|| Error::NoSuchInterface { ifname: ifname.into() })?;
         let count = crate::bpf::interface_queue_count(ifname)?;
         if queue >= count {
             return Err(Error::QueueOutOfRange { ifname: ifname.into(), queue, count });
@@ -223,30 +230,70 @@ impl Socket {
             tx_metadata_len: 0,
         };
         sys::setsockopt(fd, sys::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
-        sys::setsockopt(fd, sys::XDP_UMEM_FILL_RING, &cfg.fill_size, "setsockopt(XDP_UMEM_FILL_RING)")?;
-        sys::setsockopt(fd, sys::XDP_UMEM_COMPLETION_RING, &cfg.comp_size, "setsockopt(XDP_UMEM_COMPLETION_RING)")?;
+        sys::setsockopt(
+            fd,
+            sys::XDP_UMEM_FILL_RING,
+            &cfg.fill_size,
+            "setsockopt(XDP_UMEM_FILL_RING)",
+        )?;
+        sys::setsockopt(
+            fd,
+            sys::XDP_UMEM_COMPLETION_RING,
+            &cfg.comp_size,
+            "setsockopt(XDP_UMEM_COMPLETION_RING)",
+        )?;
         if cfg.rx_size > 0 {
             sys::setsockopt(fd, sys::XDP_RX_RING, &cfg.rx_size, "setsockopt(XDP_RX_RING)")?;
         }
         if cfg.tx_size > 0 {
             sys::setsockopt(fd, sys::XDP_TX_RING, &cfg.tx_size, "setsockopt(XDP_TX_RING)")?;
         }
-        let (off, len) = sys::getsockopt::<XdpMmapOffsets>(fd, sys::XDP_MMAP_OFFSETS, "getsockopt(XDP_MMAP_OFFSETS)")?;
+        let (off, len) = sys::getsockopt::<XdpMmapOffsets>(
+            fd,
+            sys::XDP_MMAP_OFFSETS,
+            "getsockopt(XDP_MMAP_OFFSETS)",
+        )?;
         if len != std::mem::size_of::<XdpMmapOffsets>() {
             return Err(Error::Syscall {
                 call: "getsockopt(XDP_MMAP_OFFSETS)",
-                source: io::Error::other(format!("kernel answered {len} bytes, the pre-5.4 layout; afxdp needs Linux 5.4 or newer")),
+                source: io::Error::other(format!(
+                    "kernel answered {len} bytes, the pre-5.4 layout; afxdp needs Linux 5.4 or newer"
+                )),
             });
         }
-        let fill = FillRing::new(map_ring(fd, &off.fr, cfg.fill_size, sys::XDP_UMEM_PGOFF_FILL_RING, "mmap(fill ring)")?);
-        let comp = CompletionRing::new(map_ring(fd, &off.cr, cfg.comp_size, sys::XDP_UMEM_PGOFF_COMPLETION_RING, "mmap(completion ring)")?);
+        let fill = FillRing::new(map_ring(
+            fd,
+            &off.fr,
+            cfg.fill_size,
+            sys::XDP_UMEM_PGOFF_FILL_RING,
+            "mmap(fill ring)",
+        )?);
+        let comp = CompletionRing::new(map_ring(
+            fd,
+            &off.cr,
+            cfg.comp_size,
+            sys::XDP_UMEM_PGOFF_COMPLETION_RING,
+            "mmap(completion ring)",
+        )?);
         let rx = match cfg.rx_size {
             0 => None,
-            n => Some(RxRing::new(map_ring(fd, &off.rx, n, sys::XDP_PGOFF_RX_RING, "mmap(rx ring)")?)),
+            n => Some(RxRing::new(map_ring(
+                fd,
+                &off.rx,
+                n,
+                sys::XDP_PGOFF_RX_RING,
+                "mmap(rx ring)",
+            )?)),
         };
         let tx = match cfg.tx_size {
             0 => None,
-            n => Some(TxRing::new(map_ring(fd, &off.tx, n, sys::XDP_PGOFF_TX_RING, "mmap(tx ring)")?)),
+            n => Some(TxRing::new(map_ring(
+                fd,
+                &off.tx,
+                n,
+                sys::XDP_PGOFF_TX_RING,
+                "mmap(tx ring)",
+            )?)),
         };
         // Leave half the frames for transmission when the socket does both.
         let frames = ucfg.frame_count;
@@ -299,14 +346,17 @@ impl Socket {
         let mut backoff = Duration::from_micros(200);
         loop {
             match sys::bind(fd, &addr) {
-                Err(Error::Syscall { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                Err(Error::Syscall { source, .. })
+                    if source.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                {
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_millis(2));
                 }
                 other => break other?,
             }
         }
-        let (opts, _) = sys::getsockopt::<sys::XdpOptions>(fd, sys::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
+        let (opts, _) =
+            sys::getsockopt::<sys::XdpOptions>(fd, sys::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
         sock.zerocopy = opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0;
         Ok(sock)
     }
@@ -403,7 +453,11 @@ impl Socket {
     }
 
     fn no_ring(ring: &'static str) -> Error {
-        Error::InvalidArgument { name: ring, value: 0, reason: format!("the socket was opened with {ring}=0") }
+        Error::InvalidArgument {
+            name: ring,
+            value: 0,
+            reason: format!("the socket was opened with {ring}=0"),
+        }
     }
 
     /// Takes up to `max` received frames from the rx ring, without waiting.
@@ -472,7 +526,9 @@ impl Socket {
                 return Err(Error::InvalidArgument {
                     name: "frame length",
                     value: 0,
-                    reason: format!("frame {i} of the batch is empty; write a packet or set its length"),
+                    reason: format!(
+                        "frame {i} of the batch is empty; write a packet or set its length"
+                    ),
                 });
             }
             if d.len as usize > capacity {
@@ -492,7 +548,11 @@ impl Socket {
             let mut table = self.umem.frames();
             for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
                 table.transition(d.index, FrameState::User, FrameState::Tx, fs)?;
-                let desc = XdpDesc { addr: self.umem.addr_of(d.index) + u64::from(d.offset), len: d.len, options: 0 };
+                let desc = XdpDesc {
+                    addr: self.umem.addr_of(d.index) + u64::from(d.offset),
+                    len: d.len,
+                    options: 0,
+                };
                 tx.write(i as u32, desc);
             }
         }
@@ -525,7 +585,9 @@ impl Socket {
                 match e.raw_os_error() {
                     // Budget used up, device busy, or out of skbs: progress later.
                     Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => {}
-                    _ => return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e }),
+                    _ => {
+                        return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e });
+                    }
                 }
             }
             pending = tx.pending();
@@ -560,11 +622,17 @@ impl Socket {
     /// Kernel statistics (`XDP_STATISTICS`) and the library's counters.
     pub fn stats(&self) -> Result<Stats> {
         let fd = self.bound.fd.as_ref().expect("fd lives as long as the socket");
-        let (kernel, len) = sys::getsockopt::<sys::XdpStatistics>(fd, sys::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")?;
+        let (kernel, len) = sys::getsockopt::<sys::XdpStatistics>(
+            fd,
+            sys::XDP_STATISTICS,
+            "getsockopt(XDP_STATISTICS)",
+        )?;
         if len != std::mem::size_of::<sys::XdpStatistics>() {
             return Err(Error::Syscall {
                 call: "getsockopt(XDP_STATISTICS)",
-                source: io::Error::other(format!("kernel answered {len} bytes; afxdp needs the 48-byte layout (Linux 5.9+)")),
+                source: io::Error::other(format!(
+                    "kernel answered {len} bytes; afxdp needs the 48-byte layout (Linux 5.9+)"
+                )),
             });
         }
         Ok(Stats { kernel, counters: self.counters })
@@ -578,7 +646,13 @@ fn fill_deficit(target: u32, table: &FrameTable) -> u32 {
 
 /// Moves up to `want` free frames onto the fill ring under the caller's lock of the frame
 /// table; returns how many.
-fn fill_locked(fill: &mut FillRing, table: &mut FrameTable, want: u32, shift: u32, scratch: &mut Vec<u64>) -> u32 {
+fn fill_locked(
+    fill: &mut FillRing,
+    table: &mut FrameTable,
+    want: u32,
+    shift: u32,
+    scratch: &mut Vec<u64>,
+) -> u32 {
     let want = want.min(table.count(FrameState::Free));
     if want == 0 {
         return 0;
@@ -605,7 +679,8 @@ impl Extend<XdpDesc> for Received<'_> {
     fn extend<I: IntoIterator<Item = XdpDesc>>(&mut self, descs: I) {
         // An address we never filled is refused (counted), rather than handing out a frame
         // someone else owns.
-        self.unexpected += self.table.take_received(descs.into_iter(), self.shift, &mut self.frames);
+        self.unexpected +=
+            self.table.take_received(descs.into_iter(), self.shift, &mut self.frames);
     }
 }
 
@@ -625,4 +700,3 @@ impl Extend<u64> for Completed<'_> {
         }
     }
 }
-

@@ -176,7 +176,11 @@ pub fn setsockopt<T: Copy>(fd: &OwnedFd, opt: i32, value: &T, call: &'static str
 
 /// `getsockopt(fd, SOL_XDP, opt, ...)` into a zeroed `T`; returns it with the length the kernel
 /// wrote, so callers can tell an older, shorter layout apart.
-pub fn getsockopt<T: Copy + Default>(fd: &OwnedFd, opt: i32, call: &'static str) -> Result<(T, usize)> {
+pub fn getsockopt<T: Copy + Default>(
+    fd: &OwnedFd,
+    opt: i32,
+    call: &'static str,
+) -> Result<(T, usize)> {
     let mut value = T::default();
     let mut len = size_of::<T>() as libc::socklen_t;
     // SAFETY: `value` is a writable `T` and `len` holds its exact size.
@@ -209,7 +213,8 @@ pub fn bind(fd: &OwnedFd, addr: &SockaddrXdp) -> Result<()> {
 /// (EAGAIN/EBUSY/ENOBUFS mean "call again later", not failure) so callers decide.
 pub fn wakeup_tx(fd: RawFd) -> io::Result<()> {
     // SAFETY: a zero-length send with null buffer and address is valid for AF_XDP.
-    let rc = unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+    let rc =
+        unsafe { libc::sendto(fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
@@ -217,7 +222,14 @@ pub fn wakeup_tx(fd: RawFd) -> io::Result<()> {
 pub fn wakeup_rx(fd: RawFd) -> io::Result<()> {
     // SAFETY: a zero-length receive with null buffer and address is valid for AF_XDP.
     let rc = unsafe {
-        libc::recvfrom(fd, std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut())
+        libc::recvfrom(
+            fd,
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
     };
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
@@ -336,13 +348,8 @@ const GRACE_PERIOD_FALLBACK: std::time::Duration = std::time::Duration::from_mil
 /// `nohz_full` systems) it sleeps [`GRACE_PERIOD_FALLBACK`] instead.
 pub fn synchronize_rcu() {
     // SAFETY: membarrier takes two integers and touches no memory of ours.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_membarrier,
-            MEMBARRIER_CMD_GLOBAL,
-            0 as libc::c_long,
-        )
-    };
+    let rc =
+        unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0 as libc::c_long) };
     if rc != 0 {
         std::thread::sleep(GRACE_PERIOD_FALLBACK);
     }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, Mmap, XdpDesc, XDP_PACKET_HEADROOM};
+use crate::sys::{self, Mmap, XDP_PACKET_HEADROOM, XdpDesc};
 
 /// Bytes the kernel keeps at the end of a chunk for `struct skb_shared_info` (aligned) in copy
 /// mode, and the extra margin 6.18.y requires: the largest accepted headroom is
@@ -160,9 +160,19 @@ impl FrameTable {
 
     /// Moves frame `index` from `from` to `to`; refuses any other starting state. Frames leave
     /// the free pool only through [`FrameTable::take_free`], so `from` may not be `Free`.
-    pub fn transition(&mut self, index: u32, from: FrameState, to: FrameState, frame_size: u32) -> Result<()> {
+    pub fn transition(
+        &mut self,
+        index: u32,
+        from: FrameState,
+        to: FrameState,
+        frame_size: u32,
+    ) -> Result<()> {
         if from == FrameState::Free {
-            return Err(Error::FrameNotOwned { index, addr: u64::from(index) * u64::from(frame_size), state: "free" });
+            return Err(Error::FrameNotOwned {
+                index,
+                addr: u64::from(index) * u64::from(frame_size),
+                state: "free",
+            });
         }
         let slot = self.state.get_mut(index as usize).ok_or_else(|| Error::InvalidArgument {
             name: "frame address",
@@ -170,7 +180,11 @@ impl FrameTable {
             reason: "outside the UMEM".into(),
         })?;
         if *slot != from {
-            return Err(Error::FrameNotOwned { index, addr: u64::from(index) * u64::from(frame_size), state: slot.name() });
+            return Err(Error::FrameNotOwned {
+                index,
+                addr: u64::from(index) * u64::from(frame_size),
+                state: slot.name(),
+            });
         }
         *slot = to;
         self.counts[from as usize] -= 1;
@@ -246,7 +260,12 @@ impl FrameTable {
     /// `frames`; a descriptor whose frame is not in `Fill` (an address this UMEM never put on a
     /// fill ring) is skipped. Returns how many were skipped.
     #[inline]
-    pub(crate) fn take_received(&mut self, descs: impl Iterator<Item = XdpDesc>, shift: u32, frames: &mut Vec<FrameDesc>) -> u32 {
+    pub(crate) fn take_received(
+        &mut self,
+        descs: impl Iterator<Item = XdpDesc>,
+        shift: u32,
+        frames: &mut Vec<FrameDesc>,
+    ) -> u32 {
         let offset_mask = (1u64 << shift) - 1;
         let state = &mut self.state[..];
         let base = frames.len();
@@ -259,7 +278,11 @@ impl FrameTable {
                 Some(slot) if *slot == FrameState::Fill => {
                     *slot = FrameState::User;
                     // `index` indexed the state table, so it is below the frame count (a u32).
-                    frames.push(FrameDesc { index: index as u32, offset: (d.addr & offset_mask) as u32, len: d.len });
+                    frames.push(FrameDesc {
+                        index: index as u32,
+                        offset: (d.addr & offset_mask) as u32,
+                        len: d.len,
+                    });
                 }
                 _ => {}
             }
@@ -665,7 +688,8 @@ mod tests {
                 assert!(e.to_string().contains(&fs.to_string()), "{e}");
             }
         }
-        let e = UmemConfig { frame_count: 0, frame_size: 2048, headroom: 0 }.validate().unwrap_err();
+        let e =
+            UmemConfig { frame_count: 0, frame_size: 2048, headroom: 0 }.validate().unwrap_err();
         assert!(e.to_string().contains("frame_count 0"), "{e}");
         let cfg = UmemConfig { frame_count: 4, frame_size: 2048, headroom: 0 };
         let too_much = UmemConfig { headroom: cfg.max_headroom() + 1, ..cfg };
@@ -705,7 +729,9 @@ mod tests {
         assert_eq!(dst.data(1).unwrap(), &[2u8; 61][..]);
         let mut big = u1.alloc(1);
         big.set_len(0, 2048).unwrap();
-        let mut small = Umem::new(UmemConfig { frame_count: 1, frame_size: 2048, headroom: 256 }).unwrap().alloc(1);
+        let mut small = Umem::new(UmemConfig { frame_count: 1, frame_size: 2048, headroom: 256 })
+            .unwrap()
+            .alloc(1);
         assert!(matches!(small.copy_from(&big), Err(Error::PacketTooLong { len: 2048, .. })));
     }
 

@@ -68,23 +68,34 @@ pub fn generate(
     batch_size: i64,
 ) -> PyResult<u64> {
     let count = count
-        .map(|c| u64::try_from(c).map_err(|_| PyValueError::new_err(format!("invalid count {c}: must be >= 0 or None"))))
+        .map(|c| {
+            u64::try_from(c).map_err(|_| {
+                PyValueError::new_err(format!("invalid count {c}: must be >= 0 or None"))
+            })
+        })
         .transpose()?;
     let duration = match duration {
         None => None,
-        Some(d) => Some(
-            Duration::try_from_secs_f64(d)
-                .map_err(|_| PyValueError::new_err(format!("invalid duration {d}: must be a finite number of seconds >= 0, or None")))?,
-        ),
+        Some(d) => Some(Duration::try_from_secs_f64(d).map_err(|_| {
+            PyValueError::new_err(format!(
+                "invalid duration {d}: must be a finite number of seconds >= 0, or None"
+            ))
+        })?),
     };
-    let src_ports = u32::try_from(src_ports)
-        .map_err(|_| PyValueError::new_err(format!("invalid src_ports {src_ports}: must be from 1 to 65535")))?;
-    let batch_size = u32::try_from(batch_size)
-        .map_err(|_| PyValueError::new_err(format!("invalid batch_size {batch_size}: must be from 1 to {}", afxdp::generator::MAX_BATCH_SIZE)))?;
+    let src_ports = u32::try_from(src_ports).map_err(|_| {
+        PyValueError::new_err(format!("invalid src_ports {src_ports}: must be from 1 to 65535"))
+    })?;
+    let batch_size = u32::try_from(batch_size).map_err(|_| {
+        PyValueError::new_err(format!(
+            "invalid batch_size {batch_size}: must be from 1 to {}",
+            afxdp::generator::MAX_BATCH_SIZE
+        ))
+    })?;
     let options = GenerateOptions { count, duration, rate, src_ports, batch_size };
     let packet = super::with_bytes(packet, |p| Ok(p.to_vec()))?;
 
-    let mut generator = py.detach(|| Generator::new(&ifname, &packet, &options)).map_err(generate_to_py)?;
+    let mut generator =
+        py.detach(|| Generator::new(&ifname, &packet, &options)).map_err(generate_to_py)?;
     let result = loop {
         match py.detach(|| generator.run_for(SLICE)).map_err(generate_to_py) {
             Ok(done) => {

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use afxdp::bpf::{AttachMode, BpfError, Rule, XdpProgram, MAX_RULES};
+use afxdp::Error;
+use afxdp::bpf::{AttachMode, BpfError, MAX_RULES, Rule, XdpProgram};
 use afxdp::socket::{Socket, SocketConfig, Stats};
 use afxdp::umem::{Batch, Umem, UmemConfig};
-use afxdp::Error;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyBufferError, PyIndexError, PyOSError, PyTypeError, PyValueError};
 use pyo3::ffi;
@@ -92,7 +92,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A non-negative integer argument that must fit in u32; the error names the argument.
 fn u32_arg(name: &'static str, value: i64) -> PyResult<u32> {
-    u32::try_from(value).map_err(|_| PyValueError::new_err(format!("invalid {name} {value}: must be from 0 to {}", u32::MAX)))
+    u32::try_from(value).map_err(|_| {
+        PyValueError::new_err(format!("invalid {name} {value}: must be from 0 to {}", u32::MAX))
+    })
 }
 
 /// An XDP attach mode: "auto", "native" or "generic".
@@ -105,7 +107,9 @@ fn timeout_arg(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     match timeout {
         None => Ok(None),
         Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(PyValueError::new_err(format!("invalid timeout {t}: must be >= 0 seconds or None"))),
+        Some(t) => {
+            Err(PyValueError::new_err(format!("invalid timeout {t}: must be >= 0 seconds or None")))
+        }
     }
 }
 
@@ -115,8 +119,12 @@ fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> PyResult<R>) -
     if let Ok(b) = obj.cast::<PyBytes>() {
         return f(b.as_bytes());
     }
-    let buf = PyBuffer::<u8>::get(obj)
-        .map_err(|_| PyTypeError::new_err(format!("a bytes-like object is required, not {:?}", obj.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    let buf = PyBuffer::<u8>::get(obj).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "a bytes-like object is required, not {:?}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
     let v = buf.to_vec(obj.py())?;
     f(&v)
 }
@@ -126,18 +134,36 @@ fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> PyResult<R>) -
 /// # Safety
 /// `view` must be a valid `Py_buffer` pointer; `buf..buf+len` must stay valid and unaliased by
 /// Rust references for as long as `owner` lives and the export is not released.
-unsafe fn fill_view(view: *mut ffi::Py_buffer, flags: c_int, buf: *mut u8, len: usize, owner: Bound<'_, PyAny>) {
+unsafe fn fill_view(
+    view: *mut ffi::Py_buffer,
+    flags: c_int,
+    buf: *mut u8,
+    len: usize,
+    owner: Bound<'_, PyAny>,
+) {
     // SAFETY: the caller guarantees `view` is valid; every field is written before returning.
     unsafe {
         (*view).buf = buf.cast::<c_void>();
         (*view).len = len as ffi::Py_ssize_t;
         (*view).readonly = 0;
         (*view).itemsize = 1;
-        (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT { c"B".as_ptr().cast_mut() } else { std::ptr::null_mut() };
+        (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+            c"B".as_ptr().cast_mut()
+        } else {
+            std::ptr::null_mut()
+        };
         (*view).ndim = 1;
         // Like PyBuffer_FillInfo: shape and strides point into the view itself.
-        (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND { &mut (*view).len } else { std::ptr::null_mut() };
-        (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES { &mut (*view).itemsize } else { std::ptr::null_mut() };
+        (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
+            &mut (*view).len
+        } else {
+            std::ptr::null_mut()
+        };
+        (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
+            &mut (*view).itemsize
+        } else {
+            std::ptr::null_mut()
+        };
         (*view).suboffsets = std::ptr::null_mut();
         (*view).internal = std::ptr::null_mut();
         // A new strong reference: the owner keeps the memory alive until PyBuffer_Release.
@@ -231,7 +257,9 @@ impl PyUmem {
     fn close(&self) -> PyResult<()> {
         let mut g = lock(&self.umem);
         if self.exports.load(Ordering::Acquire) > 0 {
-            return Err(PyBufferError::new_err("cannot close a Umem while a memoryview of it exists"));
+            return Err(PyBufferError::new_err(
+                "cannot close a Umem while a memoryview of it exists",
+            ));
         }
         g.take();
         Ok(())
@@ -245,7 +273,12 @@ impl PyUmem {
         slf
     }
 
-    fn __exit__(&self, _t: Option<Bound<'_, PyAny>>, _v: Option<Bound<'_, PyAny>>, _tb: Option<Bound<'_, PyAny>>) -> PyResult<bool> {
+    fn __exit__(
+        &self,
+        _t: Option<Bound<'_, PyAny>>,
+        _v: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
         self.close()?;
         Ok(false)
     }
@@ -253,10 +286,17 @@ impl PyUmem {
     fn __repr__(&self) -> String {
         let c = &self.cfg;
         let state = if self.closed() { " [closed]" } else { "" };
-        format!("<afxdp.Umem frame_count={} frame_size={} headroom={}{state}>", c.frame_count, c.frame_size, c.headroom)
+        format!(
+            "<afxdp.Umem frame_count={} frame_size={} headroom={}{state}>",
+            c.frame_count, c.frame_size, c.headroom
+        )
     }
 
-    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
         if view.is_null() {
             return Err(PyBufferError::new_err("view is null"));
         }
@@ -292,12 +332,19 @@ pub struct PyFrameBatch {
 
 impl PyFrameBatch {
     fn new(batch: Batch) -> Self {
-        PyFrameBatch { batch: Mutex::new(Some(batch)), exports: AtomicUsize::new(0), ended: Mutex::new("") }
+        PyFrameBatch {
+            batch: Mutex::new(Some(batch)),
+            exports: AtomicUsize::new(0),
+            ended: Mutex::new(""),
+        }
     }
 
     fn ended_error(&self) -> PyErr {
         let how = *lock(&self.ended);
-        PyValueError::new_err(format!("this FrameBatch was {how}; its frames are gone", how = if how.is_empty() { "closed" } else { how }))
+        PyValueError::new_err(format!(
+            "this FrameBatch was {how}; its frames are gone",
+            how = if how.is_empty() { "closed" } else { how }
+        ))
     }
 
     /// Runs `f` on the live batch.
@@ -343,7 +390,9 @@ impl PyFrameBatch {
 fn norm_index(i: isize, len: usize) -> PyResult<usize> {
     let j = if i < 0 { i + len as isize } else { i };
     if j < 0 || j as usize >= len {
-        return Err(PyIndexError::new_err(format!("frame index {i} out of range for a batch of {len}")));
+        return Err(PyIndexError::new_err(format!(
+            "frame index {i} out of range for a batch of {len}"
+        )));
     }
     Ok(j as usize)
 }
@@ -366,7 +415,11 @@ impl PyFrameBatch {
     fn __iter__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let frames: Vec<PyFrame> = slf.get().with(|b| {
-            Ok(b.descs().iter().enumerate().map(|(pos, d)| PyFrame { batch: slf.clone().unbind(), pos, index: d.index }).collect())
+            Ok(b.descs()
+                .iter()
+                .enumerate()
+                .map(|(pos, d)| PyFrame { batch: slf.clone().unbind(), pos, index: d.index })
+                .collect())
         })?;
         let list = PyList::new(py, frames)?;
         Ok(list.try_iter()?.into_any().unbind())
@@ -421,7 +474,9 @@ impl PyFrameBatch {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => {
-                return Err(PyValueError::new_err("copy_from: the source batch is in use by another thread"));
+                return Err(PyValueError::new_err(
+                    "copy_from: the source batch is in use by another thread",
+                ));
             }
         };
         let Some(source) = guard.as_ref() else {
@@ -459,7 +514,9 @@ impl PyFrameBatch {
     fn to_list(slf: &Bound<'_, Self>) -> PyResult<Py<PyList>> {
         let py = slf.py();
         slf.get().with(|b| {
-            let items = (0..b.len()).map(|i| b.data(i).map(|d| PyBytes::new(py, d)).map_err(to_py)).collect::<PyResult<Vec<_>>>()?;
+            let items = (0..b.len())
+                .map(|i| b.data(i).map(|d| PyBytes::new(py, d)).map_err(to_py))
+                .collect::<PyResult<Vec<_>>>()?;
             Ok(PyList::new(py, items)?.unbind())
         })
     }
@@ -479,7 +536,12 @@ impl PyFrameBatch {
         slf
     }
 
-    fn __exit__(&self, _t: Option<Bound<'_, PyAny>>, _v: Option<Bound<'_, PyAny>>, _tb: Option<Bound<'_, PyAny>>) -> PyResult<bool> {
+    fn __exit__(
+        &self,
+        _t: Option<Bound<'_, PyAny>>,
+        _v: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
         self.release_now()?;
         Ok(false)
     }
@@ -487,7 +549,10 @@ impl PyFrameBatch {
     fn __repr__(&self) -> String {
         match lock(&self.batch).as_ref() {
             Some(b) => format!("<afxdp.FrameBatch frames={}>", b.len()),
-            None => format!("<afxdp.FrameBatch [{}]>", if lock(&self.ended).is_empty() { "closed" } else { *lock(&self.ended) }),
+            None => format!(
+                "<afxdp.FrameBatch [{}]>",
+                if lock(&self.ended).is_empty() { "closed" } else { *lock(&self.ended) }
+            ),
         }
     }
 }
@@ -508,7 +573,9 @@ impl PyFrame {
         let pos = self.pos;
         self.batch.get().with(|b| match b.descs().get(pos) {
             Some(d) if d.index == index => f(b, pos),
-            _ => Err(PyValueError::new_err(format!("frame {index} is no longer in this batch (it was sent)"))),
+            _ => Err(PyValueError::new_err(format!(
+                "frame {index} is no longer in this batch (it was sent)"
+            ))),
         })
     }
 
@@ -542,7 +609,8 @@ impl PyFrame {
 
     #[setter]
     fn set_length(&self, length: i64) -> PyResult<()> {
-        let length = usize::try_from(length).map_err(|_| PyValueError::new_err(format!("invalid length {length}: must be >= 0")))?;
+        let length = usize::try_from(length)
+            .map_err(|_| PyValueError::new_err(format!("invalid length {length}: must be >= 0")))?;
         self.with(|b, i| b.set_len(i, length).map_err(to_py))
     }
 
@@ -585,7 +653,10 @@ impl PyFrame {
             let k: isize = key.extract()?;
             let j = if k < 0 { k + data.len() as isize } else { k };
             if j < 0 || j as usize >= data.len() {
-                return Err(PyIndexError::new_err(format!("index {k} out of range for a {}-byte frame", data.len())));
+                return Err(PyIndexError::new_err(format!(
+                    "index {k} out of range for a {}-byte frame",
+                    data.len()
+                )));
             }
             Ok(data[j as usize].into_pyobject(py)?.into_any().unbind())
         })
@@ -626,13 +697,18 @@ impl PyFrame {
         }
     }
 
-    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
         if view.is_null() {
             return Err(PyBufferError::new_err("view is null"));
         }
         let me = slf.get();
         let batch = me.batch.get();
-        let (ptr, len) = me.with(|b, i| Ok((b.data_ptr(i).map_err(to_py)?, b.descs()[i].len as usize)))?;
+        let (ptr, len) =
+            me.with(|b, i| Ok((b.data_ptr(i).map_err(to_py)?, b.descs()[i].len as usize)))?;
         batch.exports.fetch_add(1, Ordering::AcqRel);
         // SAFETY: `view` is valid (CPython); the batch owns the frame exclusively and cannot send
         // or release it while `exports` > 0, and the frame object (the view's owner) keeps the
@@ -722,7 +798,8 @@ impl PyStats {
     }
 
     fn __repr__(&self) -> String {
-        let body: Vec<String> = STAT_FIELDS.iter().zip(self.values()).map(|(k, v)| format!("{k}={v}")).collect();
+        let body: Vec<String> =
+            STAT_FIELDS.iter().zip(self.values()).map(|(k, v)| format!("{k}={v}")).collect();
         format!("Stats({})", body.join(", "))
     }
 }
@@ -744,11 +821,18 @@ pub struct PyRule {
 }
 
 /// An optional integer argument in `0..=max`; the error names the argument and the value.
-fn opt_int_arg<T: TryFrom<i64>>(name: &str, value: Option<i64>, min: i64, max: i64) -> PyResult<Option<T>> {
+fn opt_int_arg<T: TryFrom<i64>>(
+    name: &str,
+    value: Option<i64>,
+    min: i64,
+    max: i64,
+) -> PyResult<Option<T>> {
     match value {
         None => Ok(None),
         Some(v) if (min..=max).contains(&v) => Ok(T::try_from(v).ok()),
-        Some(v) => Err(PyValueError::new_err(format!("invalid {name} {v}: must be from {min} to {max}, or None for any"))),
+        Some(v) => Err(PyValueError::new_err(format!(
+            "invalid {name} {v}: must be from {min} to {max}, or None for any"
+        ))),
     }
 }
 
@@ -759,7 +843,12 @@ impl PyRule {
     fn new(ethertype: Option<i64>, ip_proto: Option<i64>, dst_port: Option<i64>) -> PyResult<Self> {
         Ok(PyRule {
             rule: Rule {
-                ethertype: opt_int_arg("ethertype", ethertype, i64::from(Rule::MIN_ETHERTYPE), 0xffff)?,
+                ethertype: opt_int_arg(
+                    "ethertype",
+                    ethertype,
+                    i64::from(Rule::MIN_ETHERTYPE),
+                    0xffff,
+                )?,
                 ip_proto: opt_int_arg("ip_proto", ip_proto, 0, 255)?,
                 dst_port: opt_int_arg("dst_port", dst_port, 0, 65535)?,
             },
@@ -793,11 +882,17 @@ fn rules_arg(rules: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Rule>> {
     for (i, item) in rules.try_iter()?.enumerate() {
         let item = item?;
         let rule = item.cast::<PyRule>().map_err(|_| {
-            PyTypeError::new_err(format!("rules[{i}] is {}, not an afxdp.Rule", item.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into())))
+            PyTypeError::new_err(format!(
+                "rules[{i}] is {}, not an afxdp.Rule",
+                item.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into())
+            ))
         })?;
         out.push(rule.get().rule);
         if out.len() > MAX_RULES {
-            return Err(bpf_to_py(BpfError::TooManyRules { count: rules.len().unwrap_or(out.len()), max: MAX_RULES }));
+            return Err(bpf_to_py(BpfError::TooManyRules {
+                count: rules.len().unwrap_or(out.len()),
+                max: MAX_RULES,
+            }));
         }
     }
     Ok(out)
@@ -859,11 +954,18 @@ impl PyProgram {
     /// the kernel stack; None or empty: every packet of a queue with a registered socket.
     #[staticmethod]
     #[pyo3(signature = (ifname, mode = "auto", rules = None))]
-    fn attach(py: Python<'_>, ifname: String, mode: &str, rules: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn attach(
+        py: Python<'_>,
+        ifname: String,
+        mode: &str,
+        rules: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let mode = mode_arg(mode)?;
         let rules = rules_arg(rules)?;
         let name = ifname.clone();
-        let prog = py.detach(move || XdpProgram::attach_with_rules(&name, mode, &rules)).map_err(bpf_to_py)?;
+        let prog = py
+            .detach(move || XdpProgram::attach_with_rules(&name, mode, &rules))
+            .map_err(bpf_to_py)?;
         Ok(Self::new(prog, ifname))
     }
 
@@ -901,7 +1003,9 @@ impl PyProgram {
         };
         let name = ifname.clone();
         let prog = py
-            .detach(move || XdpProgram::load(&object, &name, program.as_deref(), xsk_map.as_deref(), mode))
+            .detach(move || {
+                XdpProgram::load(&object, &name, program.as_deref(), xsk_map.as_deref(), mode)
+            })
             .map_err(bpf_to_py)?;
         Ok(Self::new(prog, ifname))
     }
@@ -999,7 +1103,12 @@ impl PyProgram {
         slf
     }
 
-    fn __exit__(&self, _t: Option<Bound<'_, PyAny>>, _v: Option<Bound<'_, PyAny>>, _tb: Option<Bound<'_, PyAny>>) -> PyResult<bool> {
+    fn __exit__(
+        &self,
+        _t: Option<Bound<'_, PyAny>>,
+        _v: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
         self.detach()?;
         Ok(false)
     }
@@ -1092,7 +1201,10 @@ impl PySocket {
         let cfg = SocketConfig {
             rx_size,
             tx_size,
-            fill_size: u32_arg("fill_size", fill_size.unwrap_or(i64::from(rx_size.saturating_mul(2).max(64))))?,
+            fill_size: u32_arg(
+                "fill_size",
+                fill_size.unwrap_or(i64::from(rx_size.saturating_mul(2).max(64))),
+            )?,
             comp_size: u32_arg("comp_size", comp_size.unwrap_or(i64::from(tx_size.max(64))))?,
             zerocopy,
             need_wakeup,
@@ -1105,7 +1217,13 @@ impl PySocket {
         let core_umem = umem.get().get()?;
         let name = ifname.clone();
         let sock = py.detach(move || Socket::open(&name, queue, core_umem, cfg)).map_err(to_py)?;
-        let me = PySocket { sock: Mutex::new(Some(sock)), umem, program: Mutex::new(None), ifname, queue };
+        let me = PySocket {
+            sock: Mutex::new(Some(sock)),
+            umem,
+            program: Mutex::new(None),
+            ifname,
+            queue,
+        };
         if let Some(p) = program {
             // On failure `me` is dropped: the socket closes, nothing stays registered.
             PyProgram::register_socket(p.bind(py), &me)?;
@@ -1169,9 +1287,9 @@ impl PySocket {
 
     /// Returns a batch's frames to the free pool (same as `batch.release()`).
     fn release(&self, batch: &PyFrameBatch) -> PyResult<()> {
-        let foreign = lock(&batch.batch).as_ref().is_some_and(|b| {
-            lock(&self.sock).as_ref().is_some_and(|s| !b.umem().same(s.umem()))
-        });
+        let foreign = lock(&batch.batch)
+            .as_ref()
+            .is_some_and(|b| lock(&self.sock).as_ref().is_some_and(|s| !b.umem().same(s.umem())));
         if foreign {
             return Err(PyValueError::new_err(
                 "the batch belongs to another UMEM than this socket's; release it with batch.release() or the socket it came from",
@@ -1265,7 +1383,10 @@ impl PySocket {
     #[getter]
     fn program(&self, py: Python<'_>) -> Option<Py<PyProgram>> {
         let fd = lock(&self.sock).as_ref().map(Socket::fd)?;
-        lock(&self.program).as_ref().filter(|p| p.get().has_entry(self.queue, fd)).map(|p| p.clone_ref(py))
+        lock(&self.program)
+            .as_ref()
+            .filter(|p| p.get().has_entry(self.queue, fd))
+            .map(|p| p.clone_ref(py))
     }
 
     /// Whether a live Program has this socket in its XSKMAP (it receives only then).
@@ -1285,7 +1406,13 @@ impl PySocket {
         slf
     }
 
-    fn __exit__(&self, py: Python<'_>, _t: Option<Bound<'_, PyAny>>, _v: Option<Bound<'_, PyAny>>, _tb: Option<Bound<'_, PyAny>>) -> bool {
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _t: Option<Bound<'_, PyAny>>,
+        _v: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> bool {
         self.close(py);
         false
     }
@@ -1293,10 +1420,14 @@ impl PySocket {
     fn __repr__(&self) -> String {
         let g = lock(&self.sock);
         match g.as_ref() {
-            None => format!("<afxdp.Socket ifname={:?} queue={} [closed]>", self.ifname, self.queue),
+            None => {
+                format!("<afxdp.Socket ifname={:?} queue={} [closed]>", self.ifname, self.queue)
+            }
             Some(s) => {
                 let mode = if s.zerocopy() { "zerocopy" } else { "copy" };
-                let registered = lock(&self.program).as_ref().is_some_and(|p| p.get().has_entry(self.queue, s.fd()));
+                let registered = lock(&self.program)
+                    .as_ref()
+                    .is_some_and(|p| p.get().has_entry(self.queue, s.fd()));
                 let reg = if !s.has_rx() {
                     "tx only"
                 } else if registered {
@@ -1304,7 +1435,12 @@ impl PySocket {
                 } else {
                     "unregistered: receives nothing until a Program registers it"
                 };
-                format!("<afxdp.Socket ifname={:?} queue={} fd={} mode={mode} {reg}>", self.ifname, self.queue, s.fd())
+                format!(
+                    "<afxdp.Socket ifname={:?} queue={} fd={} mode={mode} {reg}>",
+                    self.ifname,
+                    self.queue,
+                    s.fd()
+                )
             }
         }
     }
@@ -1313,11 +1449,11 @@ impl PySocket {
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use super::{PyFrame, PyFrameBatch, PyProgram, PyRule, PySocket, PyStats, PyUmem};
-    #[pymodule_export]
     use super::VerifierError;
     #[pymodule_export]
     use super::generate::generate;
+    #[pymodule_export]
+    use super::{PyFrame, PyFrameBatch, PyProgram, PyRule, PySocket, PyStats, PyUmem};
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
