@@ -5,6 +5,8 @@
 # Options go to benches/e2e.py (--rounds N, --seconds S, --sizes 64,1500).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/env.sh"
+as_root "$@"
 "$root/scripts/install-deps.sh"
 if ! [[ -f /usr/include/xdp/xsk.h && -f /usr/include/bpf/libbpf.h ]]; then
     export DEBIAN_FRONTEND=noninteractive

@@ -3,7 +3,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-export PATH="$HOME/.cargo/bin:$PATH"
+source scripts/env.sh
 python3 -m pip install -q "maturin>=1.9,<2"
 rm -rf target/wheels
 python3 -m maturin build --release --locked -i python3 -o target/wheels

@@ -5,6 +5,8 @@
 # --size, --rate, --run SCRIPT ARGS...).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/env.sh"
+as_root "$@"
 "$root/scripts/install-deps.sh"
 "$root/scripts/install.sh" >&2
 cd /

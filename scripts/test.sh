@@ -9,7 +9,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-export PATH="$HOME/.cargo/bin:$PATH"
+source scripts/env.sh
+as_root "$@"
 step() { printf '\n== %s (%s s)\n' "$*" "$SECONDS" >&2; }
 
 step "system packages"
