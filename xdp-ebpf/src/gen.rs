@@ -1,6 +1,6 @@
 //! The traffic generator's XDP program, `afxdp_gen`.
 //!
-//! It is never attached to an interface: userspace (`rust/core/src/generator.rs`) runs it with
+//! It is never attached to an interface: userspace (`rust/core/src/generator/`) runs it with
 //! `BPF_PROG_TEST_RUN` and `BPF_F_TEST_XDP_LIVE_FRAMES` over a packet template, and the kernel
 //! performs whatever the program returns for every repetition. The program returns
 //! `bpf_redirect(ifindex, 0)`, so each run sends one copy of the template out of the interface
@@ -15,11 +15,14 @@
 //! holds either the pristine template or whatever an earlier run left in it: the update never
 //! assumes which. A zero checksum ("none", IPv4) stays zero.
 //!
-//! The layout of [`Config`] is mirrored in `rust/core/src/generator.rs`.
+//! [`Config`] (`GenConfig`) and its flags come from `afxdp-ebpf-common` (`xdp-ebpf/common`),
+//! which the core (`rust/core/src/generator/`) uses as well. The map names must stay those in
+//! its `names` module.
 
 #![no_std]
 #![no_main]
 
+use afxdp_ebpf_common::{GenConfig as Config, REWRITE_SRC_PORT};
 use aya_ebpf::{
     bindings::xdp_action,
     helpers::generated::bpf_redirect,
@@ -28,8 +31,6 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 
-/// `Config::flags`: rewrite the UDP source port (see the module documentation).
-const REWRITE_SRC_PORT: u32 = 1;
 
 /// The largest `Config::udp_offset` the program follows: Ethernet, one VLAN tag and an IPv4
 /// header with the most options is 14 + 4 + 60 = 78 bytes. Bounding the offset lets the verifier
@@ -38,23 +39,6 @@ const MAX_UDP_OFFSET: usize = 128;
 
 /// UDP header length.
 const UDP_HLEN: usize = 8;
-
-/// What to send and how. Written once by userspace before the first run.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Config {
-    /// Interface to redirect every packet to (in the network namespace of the test run).
-    ifindex: u32,
-    /// Offset of the UDP header in the frame; used with [`REWRITE_SRC_PORT`].
-    udp_offset: u32,
-    /// First source port, host byte order.
-    port_base: u32,
-    /// Number of source ports; the program rewrites only when it is above 1.
-    port_count: u32,
-    /// `REWRITE_SRC_PORT`.
-    flags: u32,
-    _pad: u32,
-}
 
 /// Index 0: the configuration.
 #[map]

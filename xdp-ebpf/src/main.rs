@@ -17,17 +17,20 @@
 //! # Changing rules atomically
 //!
 //! [`RULES`] holds two rule sets; [`ACTIVE`] says which one is in use. Userspace
-//! (`rust/core/src/bpf.rs`) writes the inactive set, waits for an RCU grace period (so every
+//! (`rust/core/src/bpf/rules.rs`) writes the inactive set, waits for an RCU grace period (so every
 //! program run that starts later sees the whole new set), flips [`ACTIVE`], and waits for a
 //! grace period again (so no run still reads the old set before it is rewritten next time).
 //! The program reads [`ACTIVE`] once per packet, so each packet is judged by exactly one
 //! complete rule set, old or new.
 //!
-//! The layouts of [`Rule`] and [`RuleSet`] are mirrored in `rust/core/src/bpf.rs`.
+//! [`Rule`], [`RuleSet`], their flags and [`MAX_RULES`] come from `afxdp-ebpf-common`
+//! (`xdp-ebpf/common`), which the core (`rust/core/src/bpf/rules.rs`) uses as well. The map
+//! names must stay those in its `names` module.
 
 #![no_std]
 #![no_main]
 
+use afxdp_ebpf_common::{MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, Rule, RuleSet};
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
@@ -35,42 +38,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 
-/// The most rules in one set.
-const MAX_RULES: usize = 16;
-
 /// IPv6 extension headers walked to find the transport protocol.
 const IPV6_EXT_HEADERS: usize = 4;
-
-/// `Rule::flags`: the ethertype must match.
-const MATCH_ETHERTYPE: u8 = 1;
-/// `Rule::flags`: the IP protocol must match.
-const MATCH_IP_PROTO: u8 = 2;
-/// `Rule::flags`: the destination port must match.
-const MATCH_DST_PORT: u8 = 4;
-
-/// One match rule. Fields without their flag are ignored.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Rule {
-    /// Ethertype, host byte order.
-    ethertype: u16,
-    /// Destination port, host byte order.
-    dst_port: u16,
-    /// IP protocol number.
-    ip_proto: u8,
-    /// `MATCH_*` bits.
-    flags: u8,
-    _pad: [u8; 2],
-}
-
-/// A rule set: the first `count` rules are in force; `count == 0` matches every packet.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct RuleSet {
-    count: u32,
-    _pad: u32,
-    rules: [Rule; MAX_RULES],
-}
 
 /// AF_XDP sockets, keyed by rx queue index. The size here is only a default: the loader
 /// resizes it to the interface's queue count.

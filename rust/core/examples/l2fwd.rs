@@ -20,15 +20,16 @@ use common::cpu_seconds;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let ifname = args.get(1).ok_or("usage: l2fwd IFNAME [SECONDS] [native|generic] [BATCH]")?;
+    let iface = afxdp::Interface::by_name(ifname)?;
     let seconds: f64 = args.get(2).map_or(Ok(5.0), |s| s.parse())?;
     let mode: AttachMode = args.get(3).map_or(Ok(AttachMode::Native), |s| s.parse())?;
     let batch: u32 = args.get(4).map_or(Ok(64), |s| s.parse())?;
 
-    let mut prog = XdpProgram::attach_builtin(ifname, mode)?;
+    let mut prog = XdpProgram::attach_builtin(&iface, mode)?;
     let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 })?;
-    let mut sock = Socket::open(ifname, 0, umem, SocketConfig::default())?;
+    let mut sock = Socket::open(&iface, 0, umem, SocketConfig::default())?;
     prog.register(0, sock.fd())?;
-    let poll = sock.poll_handle();
+    let poll = sock.poll_handle()?;
     println!("ready");
 
     let (mut received, mut forwarded, mut bytes) = (0u64, 0u64, 0u64);
@@ -42,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if got.is_empty() {
             // Idle: wait in poll; with frames in flight, wake soon to reclaim them.
             let wait = if sock.in_flight() > 0 { 1 } else { 100 };
-            poll.poll(libc::POLLIN, Duration::from_millis(wait))?;
+            poll.poll(afxdp::socket::POLLIN, Duration::from_millis(wait))?;
             continue;
         }
         if first.is_none() {

@@ -18,16 +18,17 @@ use common::cpu_seconds;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let ifname = args.get(1).ok_or("usage: rxdrop IFNAME [SECONDS] [native|generic] [BATCH]")?;
+    let iface = afxdp::Interface::by_name(ifname)?;
     let seconds: f64 = args.get(2).map_or(Ok(5.0), |s| s.parse())?;
     let mode: AttachMode = args.get(3).map_or(Ok(AttachMode::Native), |s| s.parse())?;
     let batch: u32 = args.get(4).map_or(Ok(64), |s| s.parse())?;
 
-    let mut prog = XdpProgram::attach_builtin(ifname, mode)?;
+    let mut prog = XdpProgram::attach_builtin(&iface, mode)?;
     let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 })?;
     let cfg = SocketConfig { tx_size: 0, ..SocketConfig::default() };
-    let mut sock = Socket::open(ifname, 0, umem, cfg)?;
+    let mut sock = Socket::open(&iface, 0, umem, cfg)?;
     prog.register(0, sock.fd())?;
-    let poll = sock.poll_handle();
+    let poll = sock.poll_handle()?;
     println!("ready");
 
     let (mut packets, mut bytes, mut batches, mut polls) = (0u64, 0u64, 0u64, 0u64);
@@ -38,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let got = sock.recv(batch)?;
         if got.is_empty() {
             polls += 1;
-            poll.poll(libc::POLLIN, Duration::from_millis(100))?;
+            poll.poll(afxdp::socket::POLLIN, Duration::from_millis(100))?;
             continue;
         }
         if first.is_none() {

@@ -29,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: txonly IFNAME SECONDS PACKET_HEX [BATCH] [MAX_COUNT]";
     let ifname = args.get(1).ok_or(usage)?;
+    let iface = afxdp::Interface::by_name(ifname)?;
     let seconds: f64 = args.get(2).ok_or(usage)?.parse()?;
     let packet = parse_hex(args.get(3).ok_or(usage)?)?;
     let batch: usize = args.get(4).map_or(Ok(64), |s| s.parse())?;
@@ -36,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 })?;
     let cfg = SocketConfig { rx_size: 0, ..SocketConfig::default() };
-    let mut sock = Socket::open(ifname, 0, umem, cfg)?;
+    let mut sock = Socket::open(&iface, 0, umem, cfg)?;
     // The template goes into every frame once; afterwards only lengths are set. Dropping the
     // batch returns the frames to the pool with their bytes.
     let mut everything = sock.alloc(sock.umem().config().frame_count as usize)?;

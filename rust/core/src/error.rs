@@ -1,9 +1,13 @@
 //! One error type for the core. Each variant says what failed and with which value, so the
 //! Python bindings can map it once to a precise exception (keeping `errno` where there is one).
+//! What only the XDP program can get wrong nests in [`Error::Bpf`], what only the traffic
+//! generator can in [`Error::Generate`]; neither repeats a variant of [`Error`].
 
 use std::io;
 
 use crate::bpf::BpfError;
+use crate::generator::GenerateError;
+use crate::sys::errno;
 
 /// Result alias of the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -12,17 +16,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call failed; `call` names it (with the option, e.g. `setsockopt(XDP_UMEM_REG)`).
-    #[error("{call} failed: {source}{}", hint(call, source))]
+    #[error("{call} failed: {source}{}", syscall_hint(call, source))]
     Syscall {
         call: &'static str,
         #[source]
         source: io::Error,
     },
     /// An argument the caller passed is out of its valid range.
-    #[error("invalid {name} {value}: {reason}")]
-    InvalidArgument { name: &'static str, value: u64, reason: String },
+    #[error("invalid {name} {value}: {why}")]
+    InvalidArgument { name: &'static str, value: String, why: String },
     /// The interface does not exist in this network namespace.
-    #[error("no such interface: {ifname:?}")]
+    #[error("no such network interface: {ifname:?}")]
     NoSuchInterface { ifname: String },
     /// The queue id is not one of the interface's queues.
     #[error("queue {queue} out of range for {ifname:?}: it has {count} queue(s)")]
@@ -39,40 +43,115 @@ pub enum Error {
     /// The UMEM is already in use by another socket (sharing comes later).
     #[error("this Umem is already bound to a socket")]
     UmemInUse,
-    /// Loading, attaching or updating the XDP program failed.
+    /// The running kernel lacks something the core needs.
+    #[error("{feature} needs Linux {needs} or newer")]
+    KernelTooOld { feature: &'static str, needs: &'static str },
+    /// The object was created in another process, which this one is a `fork()` child of: the
+    /// kernel keeps working with the parent's rings and memory, so the child's copies cannot
+    /// be used.
+    #[error(
+        "this {what} was created in process {pid} and cannot be used after fork(); open a new \
+         one in the child"
+    )]
+    ForkedChild { what: &'static str, pid: u32 },
+    /// Loading, attaching or driving the XDP program failed.
     #[error(transparent)]
     Bpf(#[from] BpfError),
+    /// The traffic generator refused its input or its kernel run failed.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
 }
 
 impl Error {
-    /// The errno behind this error, when the kernel gave one.
+    /// The errno behind this error, when the kernel gave one (`ENODEV` for
+    /// [`Error::NoSuchInterface`], as `if_nametoindex` and `bind` say).
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Syscall { source, .. } => source.raw_os_error(),
+            Error::NoSuchInterface { .. } => Some(errno::ENODEV),
             Error::Bpf(e) => e.errno(),
+            Error::Generate(e) => e.errno(),
             _ => None,
         }
     }
 }
 
+/// The capabilities the core's operations need, by name.
+pub mod caps {
+    /// AF_XDP sockets.
+    pub const NET_RAW: &str = "CAP_NET_RAW";
+    /// Attaching XDP programs, creating an XSKMAP.
+    pub const NET_ADMIN: &str = "CAP_NET_ADMIN";
+    /// Loading BPF programs and maps.
+    pub const BPF: &str = "CAP_BPF";
+    /// Pointer arithmetic in BPF programs (the verifier's "!root" checks).
+    pub const PERFMON: &str = "CAP_PERFMON";
+    /// What the other BPF capabilities split up; also network namespaces.
+    pub const SYS_ADMIN: &str = "CAP_SYS_ADMIN";
+}
+
+/// The one wording of every privilege hint: `" (WHAT needs CAP_A and CAP_B, or root)"`.
+pub fn privilege_hint(what: &str, needs: &[&str]) -> String {
+    let list = match needs {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    format!(" ({what} needs {list}, or root)")
+}
+
 /// A short hint for the errnos whose meaning depends on the call.
-fn hint(call: &str, err: &io::Error) -> &'static str {
+fn syscall_hint(call: &str, err: &io::Error) -> String {
     let errno = err.raw_os_error().unwrap_or(0);
-    match (call, errno) {
-        (_, libc::EPERM) | (_, libc::EACCES) => {
-            " (AF_XDP needs CAP_NET_RAW, XDP programs CAP_NET_ADMIN and CAP_BPF: run as root)"
+    let text = match (call, errno) {
+        (_, errno::EPERM | errno::EACCES) => {
+            return privilege_hint("an AF_XDP socket", &[caps::NET_RAW])
+                + &privilege_hint("an XDP program", &[caps::NET_ADMIN, caps::BPF]);
         }
-        ("socket(AF_XDP)", libc::EAFNOSUPPORT) => " (the kernel has no AF_XDP: CONFIG_XDP_SOCKETS)",
-        ("bind(AF_XDP)", libc::EBUSY) => {
+        ("socket(AF_XDP)", errno::EAFNOSUPPORT) => {
+            " (the kernel has no AF_XDP: CONFIG_XDP_SOCKETS)"
+        }
+        ("bind(AF_XDP)", errno::EBUSY) => {
             " (the queue is taken by another AF_XDP socket, or a closed one is still being released)"
         }
-        ("bind(AF_XDP)", libc::EOPNOTSUPP) => {
+        ("bind(AF_XDP)", errno::EOPNOTSUPP) => {
             " (zero-copy is not supported by this driver; use zerocopy=False or None)"
         }
-        ("bind(AF_XDP)", libc::ENODEV) => " (the interface is not in this network namespace)",
-        ("setsockopt(XDP_UMEM_REG)", libc::ENOBUFS) => {
+        ("bind(AF_XDP)", errno::ENODEV) => " (the interface is not in this network namespace)",
+        ("setsockopt(XDP_UMEM_REG)", errno::ENOBUFS) => {
             " (UMEM too large for RLIMIT_MEMLOCK; raise it or run with CAP_IPC_LOCK)"
         }
         _ => "",
+    };
+    text.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privilege_hints_share_one_wording() {
+        assert_eq!(privilege_hint("x", &[caps::BPF]), " (x needs CAP_BPF, or root)");
+        assert_eq!(
+            privilege_hint("x", &[caps::NET_ADMIN, caps::BPF, caps::PERFMON]),
+            " (x needs CAP_NET_ADMIN, CAP_BPF and CAP_PERFMON, or root)"
+        );
+        let eperm = Error::Syscall {
+            call: "socket(AF_XDP)",
+            source: io::Error::from_raw_os_error(errno::EPERM),
+        };
+        assert!(eperm.to_string().contains("CAP_NET_RAW"), "{eperm}");
+        assert_eq!(eperm.errno(), Some(errno::EPERM));
+    }
+
+    #[test]
+    fn forked_child_names_the_object_and_the_process() {
+        let error = Error::ForkedChild { what: "Socket", pid: 42 };
+        assert_eq!(
+            error.to_string(),
+            "this Socket was created in process 42 and cannot be used after fork(); open a new \
+             one in the child"
+        );
     }
 }

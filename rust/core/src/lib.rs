@@ -1,10 +1,27 @@
 //! afxdp core: AF_XDP sockets in plain Rust (no Python).
 //!
-//! Layers, bottom up: [`sys`] (the kernel ABI and raw syscalls), [`ring`] (producer/consumer
-//! cursors over the kernel-shared rings), [`umem`] (the mmap'd frame region and the frame pool
-//! with its ownership model), [`socket`] (ring setup, bind, wakeups, statistics) and [`bpf`]
-//! (the embedded XDP program, attached with aya). Beside them, [`generator`] pushes a packet
-//! template out of an interface at kernel speed (`BPF_PROG_TEST_RUN` with live frames).
+//! Layers, bottom up:
+//!
+//! * [`sys`]: the only code that calls the kernel. `sys::if_xdp` mirrors `linux/if_xdp.h`,
+//!   `sys::xsk` has one typed function per socket option or call, `sys::netdev` resolves an
+//!   [`Interface`] once (index, MTU, flags, queue count), `sys::bpf` the `bpf()` command aya
+//!   lacks plus namespaces and signal masks, `sys::fork` tells a forked child apart; mappings
+//!   and `membarrier` live in `sys` itself.
+//! * [`ring`]: producer/consumer cursors over the kernel-shared rings (no syscalls).
+//! * [`umem`]: the mmap'd frame region and the frame pool with its ownership model.
+//! * [`socket`]: ring setup, bind, wakeups, statistics, and the ring-size policy.
+//! * [`bpf`]: the embedded XDP program, attached with aya: `program` (load, attach, register,
+//!   detach), `rules` (match rules, two rule sets), `object` (ELF objects), `errors`.
+//!
+//! Beside them, [`generator`] pushes a packet template out of an interface at kernel speed
+//! (`BPF_PROG_TEST_RUN` with live frames): `template`, `pacing`, `test_run`.
+//!
+//! One error type, [`Error`], covers them all; BPF-only and generator-only errors nest in it
+//! ([`Error::Bpf`], [`Error::Generate`]). The layouts shared with the XDP programs come from
+//! the `afxdp-ebpf-common` crate (`xdp-ebpf/common`), which the programs use too.
+//!
+//! Objects (UMEM, socket, program) refuse to be used in a process forked after they were made
+//! ([`Error::ForkedChild`]): the kernel keeps working with the parent's memory and rings.
 
 pub mod bpf;
 pub mod error;
@@ -15,3 +32,4 @@ pub mod sys;
 pub mod umem;
 
 pub use error::{Error, Result};
+pub use sys::Interface;

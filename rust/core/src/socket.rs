@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ring::{CompletionRing, FillRing, RingMemory, RxRing, TxRing};
-use crate::sys::{self, Mmap, SockaddrXdp, XdpDesc, XdpMmapOffsets, XdpRingOffset};
+use crate::sys::{self, ForkGuard, Interface, Mmap, SockaddrXdp, XdpDesc, XdpRingOffset, xsk};
 use crate::umem::{Batch, FrameDesc, FrameState, FrameTable, Umem};
 
 /// Ring sizes and bind options.
@@ -50,6 +50,25 @@ impl Default for SocketConfig {
 }
 
 impl SocketConfig {
+    /// The configuration for rings of `rx_size` and `tx_size` entries, with the fill and
+    /// completion rings sized by afxdp's rule unless given: fill twice the rx ring (so the
+    /// kernel always finds frames while a full rx batch is processed), completion as large as
+    /// the tx ring; both at least 64. The sizes are checked at [`Socket::open`].
+    pub fn with_sizes(
+        rx_size: u32,
+        tx_size: u32,
+        fill_size: Option<u32>,
+        comp_size: Option<u32>,
+    ) -> SocketConfig {
+        SocketConfig {
+            rx_size,
+            tx_size,
+            fill_size: fill_size.unwrap_or_else(|| rx_size.saturating_mul(2).max(64)),
+            comp_size: comp_size.unwrap_or_else(|| tx_size.max(64)),
+            ..SocketConfig::default()
+        }
+    }
+
     /// Checks the ring sizes, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         let check = |name: &'static str, value: u32, zero_ok: bool| {
@@ -58,8 +77,8 @@ impl SocketConfig {
             } else {
                 Err(Error::InvalidArgument {
                     name,
-                    value: value.into(),
-                    reason: format!(
+                    value: value.to_string(),
+                    why: format!(
                         "ring sizes must be powers of two from 1 to {MAX_RING_SIZE}{}",
                         if zero_ok { " (or 0 for no ring)" } else { "" }
                     ),
@@ -73,8 +92,8 @@ impl SocketConfig {
         if self.rx_size == 0 && self.tx_size == 0 {
             return Err(Error::InvalidArgument {
                 name: "rx_size",
-                value: 0,
-                reason: "a socket needs an rx ring, a tx ring or both".into(),
+                value: "0".into(),
+                why: "a socket needs an rx ring, a tx ring or both".into(),
             });
         }
         Ok(())
@@ -140,9 +159,14 @@ impl PollHandle {
     /// returned so the caller can check for signals.
     pub fn poll(&self, events: i16, timeout: Duration) -> io::Result<i16> {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        sys::poll(self.0.raw(), events, ms)
+        xsk::poll(self.0.raw(), events, ms)
     }
 }
+
+/// `poll` event: a received frame is waiting.
+pub const POLLIN: i16 = xsk::POLLIN;
+/// `poll` event: the tx ring has room.
+pub const POLLOUT: i16 = xsk::POLLOUT;
 
 /// An AF_XDP socket bound to one queue of one interface.
 pub struct Socket {
@@ -153,9 +177,10 @@ pub struct Socket {
     tx: Option<TxRing>,
     bound: Arc<BoundFd>,
     umem: Umem,
-    ifname: String,
-    ifindex: u32,
+    iface: Interface,
     queue: u32,
+    /// The process the socket was opened in (see [`crate::sys::fork`]).
+    guard: ForkGuard,
     zerocopy: bool,
     cfg: SocketConfig,
     fill_target: u32,
@@ -167,7 +192,7 @@ pub struct Socket {
 impl std::fmt::Debug for Socket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Socket")
-            .field("ifname", &self.ifname)
+            .field("ifname", &self.iface.name())
             .field("queue", &self.queue)
             .field("zerocopy", &self.zerocopy)
             .finish()
@@ -200,21 +225,21 @@ fn map_ring<T: Copy>(
 }
 
 impl Socket {
-    /// Opens a socket on `ifname`/`queue` over `umem`, with the rings of `cfg`.
+    /// Opens a socket on `iface`/`queue` over `umem`, with the rings of `cfg`.
     ///
     /// Errors: [`Error::InvalidArgument`] for a bad ring size, [`Error::NoSuchInterface`],
-    /// [`Error::QueueOutOfRange`], [`Error::UmemInUse`], or [`Error::Syscall`] naming the call
-    /// (EPERM without CAP_NET_RAW, EBUSY when the queue is taken, EOPNOTSUPP when zero-copy was
-    /// required but the driver has none).
-    pub fn open(ifname: &str, queue: u32, umem: Umem, cfg: SocketConfig) -> Result<Socket> {
+    /// [`Error::QueueOutOfRange`], [`Error::UmemInUse`], [`Error::ForkedChild`] for a UMEM made
+    /// before a `fork()`, or [`Error::Syscall`] naming the call (EPERM without CAP_NET_RAW,
+    /// EBUSY when the queue is taken, EOPNOTSUPP when zero-copy was required but the driver has
+    /// none).
+    pub fn open(iface: &Interface, queue: u32, umem: Umem, cfg: SocketConfig) -> Result<Socket> {
         cfg.validate()?;
-        let ifindex = sys::if_nametoindex(ifname)
-            .ok_or_else(|| Error::NoSuchInterface { ifname: ifname.into() })?;
-        let count = crate::bpf::interface_queue_count(ifname)?;
+        umem.check_fork()?;
+        let count = iface.queue_count()?;
         if queue >= count {
-            return Err(Error::QueueOutOfRange { ifname: ifname.into(), queue, count });
+            return Err(Error::QueueOutOfRange { ifname: iface.name().into(), queue, count });
         }
-        let fd = sys::xdp_socket()?;
+        let fd = xsk::socket()?;
         umem.bind()?;
         // From here on, dropping `bound` closes the fd and gives the UMEM back.
         let bound = Arc::new(BoundFd { fd: Some(fd), umem: umem.clone() });
@@ -229,38 +254,16 @@ impl Socket {
             flags: 0,
             tx_metadata_len: 0,
         };
-        sys::setsockopt(fd, sys::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
-        sys::setsockopt(
-            fd,
-            sys::XDP_UMEM_FILL_RING,
-            &cfg.fill_size,
-            "setsockopt(XDP_UMEM_FILL_RING)",
-        )?;
-        sys::setsockopt(
-            fd,
-            sys::XDP_UMEM_COMPLETION_RING,
-            &cfg.comp_size,
-            "setsockopt(XDP_UMEM_COMPLETION_RING)",
-        )?;
+        xsk::umem_reg(fd, &reg)?;
+        xsk::set_fill_ring_size(fd, cfg.fill_size)?;
+        xsk::set_completion_ring_size(fd, cfg.comp_size)?;
         if cfg.rx_size > 0 {
-            sys::setsockopt(fd, sys::XDP_RX_RING, &cfg.rx_size, "setsockopt(XDP_RX_RING)")?;
+            xsk::set_rx_ring_size(fd, cfg.rx_size)?;
         }
         if cfg.tx_size > 0 {
-            sys::setsockopt(fd, sys::XDP_TX_RING, &cfg.tx_size, "setsockopt(XDP_TX_RING)")?;
+            xsk::set_tx_ring_size(fd, cfg.tx_size)?;
         }
-        let (off, len) = sys::getsockopt::<XdpMmapOffsets>(
-            fd,
-            sys::XDP_MMAP_OFFSETS,
-            "getsockopt(XDP_MMAP_OFFSETS)",
-        )?;
-        if len != std::mem::size_of::<XdpMmapOffsets>() {
-            return Err(Error::Syscall {
-                call: "getsockopt(XDP_MMAP_OFFSETS)",
-                source: io::Error::other(format!(
-                    "kernel answered {len} bytes, the pre-5.4 layout; afxdp needs Linux 5.4 or newer"
-                )),
-            });
-        }
+        let off = xsk::mmap_offsets(fd)?;
         let fill = FillRing::new(map_ring(
             fd,
             &off.fr,
@@ -311,9 +314,9 @@ impl Socket {
             tx,
             bound: bound.clone(),
             umem: umem.clone(),
-            ifname: ifname.into(),
-            ifindex,
+            iface: iface.clone(),
             queue,
+            guard: ForkGuard::new(),
             zerocopy: false,
             cfg,
             fill_target,
@@ -336,7 +339,7 @@ impl Socket {
         let addr = SockaddrXdp {
             sxdp_family: sys::AF_XDP as u16,
             sxdp_flags: flags,
-            sxdp_ifindex: ifindex,
+            sxdp_ifindex: iface.index(),
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: 0,
         };
@@ -345,9 +348,10 @@ impl Socket {
         // here: poll for it in steps of at most 2 ms, so a reopen waits little past it.
         let mut backoff = Duration::from_micros(200);
         loop {
-            match sys::bind(fd, &addr) {
+            match xsk::bind(fd, &addr) {
                 Err(Error::Syscall { source, .. })
-                    if source.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    if source.raw_os_error() == Some(sys::errno::EBUSY)
+                        && Instant::now() < deadline =>
                 {
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_millis(2));
@@ -355,8 +359,7 @@ impl Socket {
                 other => break other?,
             }
         }
-        let (opts, _) =
-            sys::getsockopt::<sys::XdpOptions>(fd, sys::XDP_OPTIONS, "getsockopt(XDP_OPTIONS)")?;
+        let opts = xsk::options(fd)?;
         sock.zerocopy = opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0;
         Ok(sock)
     }
@@ -367,18 +370,34 @@ impl Socket {
     }
 
     /// A handle to wait on the socket from another thread without holding it.
-    pub fn poll_handle(&self) -> PollHandle {
-        PollHandle(self.bound.clone())
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForkedChild`].
+    pub fn poll_handle(&self) -> Result<PollHandle> {
+        self.check_fork()?;
+        Ok(PollHandle(self.bound.clone()))
+    }
+
+    /// [`Error::ForkedChild`] in a process forked after the socket was opened: the kernel
+    /// keeps working with the parent's rings and UMEM, so every operation refuses there.
+    pub fn check_fork(&self) -> Result<()> {
+        self.guard.check("Socket")
+    }
+
+    /// The interface.
+    pub fn interface(&self) -> &Interface {
+        &self.iface
     }
 
     /// The interface name.
     pub fn ifname(&self) -> &str {
-        &self.ifname
+        self.iface.name()
     }
 
     /// The interface index.
     pub fn ifindex(&self) -> u32 {
-        self.ifindex
+        self.iface.index()
     }
 
     /// The queue id the socket is bound to.
@@ -430,6 +449,7 @@ impl Socket {
     /// Puts `want(table)` free frames (at most) on the fill ring, deciding and taking them under
     /// one lock of the frame table.
     fn fill_with(&mut self, want: impl FnOnce(&FrameTable) -> u32) -> Result<u32> {
+        self.check_fork()?;
         let shift = self.umem.frame_shift();
         let got = {
             let mut table = self.umem.frames();
@@ -448,15 +468,15 @@ impl Socket {
         self.counters.filled += u64::from(got);
         if self.fill.needs_wakeup() {
             // Errors here only mean "try again later"; the frames are on the ring either way.
-            let _ = sys::wakeup_rx(self.fd());
+            let _ = xsk::wakeup_rx(self.fd());
         }
     }
 
     fn no_ring(ring: &'static str) -> Error {
         Error::InvalidArgument {
             name: ring,
-            value: 0,
-            reason: format!("the socket was opened with {ring}=0"),
+            value: "0".into(),
+            why: format!("the socket was opened with {ring}=0"),
         }
     }
 
@@ -466,6 +486,7 @@ impl Socket {
     /// address this socket did not put on the fill ring is refused and counted as
     /// `unexpected`), and with `autofill` the fill ring is topped up from the free pool.
     pub fn recv(&mut self, max: u32) -> Result<Batch> {
+        self.check_fork()?;
         let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
         let shift = self.umem.frame_shift();
         let (frames, n, unexpected, filled) = {
@@ -491,13 +512,19 @@ impl Socket {
     }
 
     /// Number of entries waiting on the rx ring.
-    pub fn rx_available(&mut self) -> u32 {
-        self.rx.as_mut().map_or(0, |rx| rx.available(u32::MAX))
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForkedChild`].
+    pub fn rx_available(&mut self) -> Result<u32> {
+        self.check_fork()?;
+        Ok(self.rx.as_mut().map_or(0, |rx| rx.available(u32::MAX)))
     }
 
     /// Takes up to `n` free frames for transmission (length 0 until written). Completed frames
     /// are reclaimed first when the pool runs short.
     pub fn alloc(&mut self, n: usize) -> Result<Batch> {
+        self.check_fork()?;
         if (self.umem.free_frames() as usize) < n {
             self.complete(u32::MAX)?;
         }
@@ -510,14 +537,15 @@ impl Socket {
     /// Every frame is checked first (owned by the batch's UMEM, length from 1 to its capacity):
     /// a bad frame fails the whole call and nothing is queued.
     pub fn send(&mut self, batch: &mut Batch) -> Result<u32> {
+        self.check_fork()?;
         if self.tx.is_none() {
             return Err(Self::no_ring("tx_size"));
         }
         if !batch.umem().same(&self.umem) {
             return Err(Error::InvalidArgument {
                 name: "batch",
-                value: batch.len() as u64,
-                reason: "its frames belong to another Umem".into(),
+                value: format!("of {} frames", batch.len()),
+                why: "its frames belong to another Umem".into(),
             });
         }
         for (i, d) in batch.descs().iter().enumerate() {
@@ -525,8 +553,8 @@ impl Socket {
             if d.len == 0 {
                 return Err(Error::InvalidArgument {
                     name: "frame length",
-                    value: 0,
-                    reason: format!(
+                    value: "0".into(),
+                    why: format!(
                         "frame {i} of the batch is empty; write a packet or set its length"
                     ),
                 });
@@ -564,13 +592,19 @@ impl Socket {
     }
 
     /// Number of frames on the tx ring the kernel has not taken yet.
-    pub fn tx_pending(&mut self) -> u32 {
-        self.tx.as_mut().map_or(0, |tx| tx.pending())
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForkedChild`].
+    pub fn tx_pending(&mut self) -> Result<u32> {
+        self.check_fork()?;
+        Ok(self.tx.as_mut().map_or(0, |tx| tx.pending()))
     }
 
     /// Wakes the kernel to transmit what is on the tx ring (copy mode needs a `sendto` for every
     /// batch, and the kernel sends at most 32 frames per call, answering EAGAIN when more wait).
     pub fn kick_tx(&mut self) -> Result<()> {
+        self.check_fork()?;
         let fd = self.fd();
         let need_wakeup = self.cfg.need_wakeup;
         let Some(tx) = self.tx.as_mut() else { return Ok(()) };
@@ -581,14 +615,10 @@ impl Socket {
         let mut rounds = pending / 16 + 4;
         while pending > 0 && rounds > 0 {
             rounds -= 1;
-            if let Err(e) = sys::wakeup_tx(fd) {
-                match e.raw_os_error() {
-                    // Budget used up, device busy, or out of skbs: progress later.
-                    Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => {}
-                    _ => {
-                        return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e });
-                    }
-                }
+            if let Err(e) = xsk::wakeup_tx(fd)
+                && !xsk::is_retry_later(&e)
+            {
+                return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e });
             }
             pending = tx.pending();
         }
@@ -614,27 +644,16 @@ impl Socket {
         Ok(done)
     }
 
-    /// Frames sent but not completed yet.
+    /// Frames sent but not completed yet (the library's own count: no ring is read).
     pub fn in_flight(&self) -> u32 {
         self.umem.frames().count(FrameState::Tx)
     }
 
     /// Kernel statistics (`XDP_STATISTICS`) and the library's counters.
     pub fn stats(&self) -> Result<Stats> {
-        let fd = self.bound.fd.as_ref().expect("fd lives as long as the socket");
-        let (kernel, len) = sys::getsockopt::<sys::XdpStatistics>(
-            fd,
-            sys::XDP_STATISTICS,
-            "getsockopt(XDP_STATISTICS)",
-        )?;
-        if len != std::mem::size_of::<sys::XdpStatistics>() {
-            return Err(Error::Syscall {
-                call: "getsockopt(XDP_STATISTICS)",
-                source: io::Error::other(format!(
-                    "kernel answered {len} bytes; afxdp needs the 48-byte layout (Linux 5.9+)"
-                )),
-            });
-        }
+        self.check_fork()?;
+        let fd = self.bound.fd.as_ref().ok_or(Error::Closed { what: "Socket" })?;
+        let kernel = xsk::statistics(fd)?;
         Ok(Stats { kernel, counters: self.counters })
     }
 }

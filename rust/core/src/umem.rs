@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, Mmap, XDP_PACKET_HEADROOM, XdpDesc};
+use crate::sys::{self, ForkGuard, Mmap, XDP_PACKET_HEADROOM, XdpDesc};
 
 /// Bytes the kernel keeps at the end of a chunk for `struct skb_shared_info` (aligned) in copy
 /// mode, and the extra margin 6.18.y requires: the largest accepted headroom is
@@ -56,23 +56,23 @@ impl UmemConfig {
         if !self.frame_size.is_power_of_two() || self.frame_size < 2048 || self.frame_size > page {
             return Err(Error::InvalidArgument {
                 name: "frame_size",
-                value: self.frame_size.into(),
-                reason: format!("must be a power of two from 2048 to the page size ({page})"),
+                value: self.frame_size.to_string(),
+                why: format!("must be a power of two from 2048 to the page size ({page})"),
             });
         }
         if self.frame_count == 0 || self.frame_count > (1 << 24) {
             return Err(Error::InvalidArgument {
                 name: "frame_count",
-                value: self.frame_count.into(),
-                reason: "must be from 1 to 16777216".into(),
+                value: self.frame_count.to_string(),
+                why: "must be from 1 to 16777216".into(),
             });
         }
         let max_headroom = self.max_headroom();
         if self.headroom > max_headroom {
             return Err(Error::InvalidArgument {
                 name: "headroom",
-                value: self.headroom.into(),
-                reason: format!(
+                value: self.headroom.to_string(),
+                why: format!(
                     "at most {max_headroom} for {}-byte frames (the kernel keeps {XDP_PACKET_HEADROOM} bytes of XDP headroom and {} at the end)",
                     self.frame_size,
                     SKB_SHARED_INFO + HEADROOM_MARGIN
@@ -176,8 +176,8 @@ impl FrameTable {
         }
         let slot = self.state.get_mut(index as usize).ok_or_else(|| Error::InvalidArgument {
             name: "frame address",
-            value: u64::from(index) * u64::from(frame_size),
-            reason: "outside the UMEM".into(),
+            value: (u64::from(index) * u64::from(frame_size)).to_string(),
+            why: "outside the UMEM".into(),
         })?;
         if *slot != from {
             return Err(Error::FrameNotOwned {
@@ -258,7 +258,10 @@ impl FrameTable {
 
     /// Moves the frame of every rx descriptor from `Fill` to `User` and appends it to
     /// `frames`; a descriptor whose frame is not in `Fill` (an address this UMEM never put on a
-    /// fill ring) is skipped. Returns how many were skipped.
+    /// fill ring) is skipped. A descriptor whose packet would run past the end of its frame
+    /// (offset + length above the frame size: never from a sane kernel) is skipped too, and its
+    /// frame goes back to the free pool, so no batch ever claims bytes beyond its frame.
+    /// Returns how many were skipped.
     #[inline]
     pub(crate) fn take_received(
         &mut self,
@@ -270,17 +273,26 @@ impl FrameTable {
         let state = &mut self.state[..];
         let base = frames.len();
         frames.reserve(descs.size_hint().0);
+        let frame_size = 1u64 << shift;
         let mut seen = 0;
+        let mut freed = 0;
         for d in descs {
             seen += 1;
             let index = d.addr >> shift;
+            let offset = d.addr & offset_mask;
             match state.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
                 Some(slot) if *slot == FrameState::Fill => {
+                    if offset + u64::from(d.len) > frame_size {
+                        *slot = FrameState::Free;
+                        self.free.push(index as u32);
+                        freed += 1;
+                        continue;
+                    }
                     *slot = FrameState::User;
                     // `index` indexed the state table, so it is below the frame count (a u32).
                     frames.push(FrameDesc {
                         index: index as u32,
-                        offset: (d.addr & offset_mask) as u32,
+                        offset: offset as u32,
                         len: d.len,
                     });
                 }
@@ -288,8 +300,9 @@ impl FrameTable {
             }
         }
         let moved = (frames.len() - base) as u32;
-        self.counts[FrameState::Fill as usize] -= moved;
+        self.counts[FrameState::Fill as usize] -= moved + freed;
         self.counts[FrameState::User as usize] += moved;
+        self.counts[FrameState::Free as usize] += freed;
         seen - moved
     }
 
@@ -361,6 +374,8 @@ pub(crate) struct UmemShared {
     cfg: UmemConfig,
     frames: Mutex<FrameTable>,
     bound: AtomicBool,
+    /// The process the region was mapped in (see [`crate::sys::fork`]).
+    guard: ForkGuard,
 }
 
 /// A UMEM region and its frame table; cheap to clone (shared ownership). The memory stays
@@ -387,8 +402,16 @@ impl Umem {
                 cfg,
                 frames: Mutex::new(FrameTable::new(cfg.frame_count)),
                 bound: AtomicBool::new(false),
+                guard: ForkGuard::new(),
             }),
         })
+    }
+
+    /// [`Error::ForkedChild`] in a process forked after the UMEM was made: the kernel keeps
+    /// the parent's pages, and the child's copy of the region reads as zeros
+    /// (`MADV_WIPEONFORK`), so every use of its frames refuses there.
+    pub fn check_fork(&self) -> Result<()> {
+        self.shared.guard.check("Umem")
     }
 
     /// The geometry.
@@ -518,11 +541,14 @@ impl Batch {
         &self.frames
     }
 
+    /// Frame `i`'s descriptor; every access to a frame's bytes goes through here, so this is
+    /// also where a batch refuses in a forked child.
     fn desc(&self, i: usize) -> Result<&FrameDesc> {
+        self.umem.check_fork()?;
         self.frames.get(i).ok_or_else(|| Error::InvalidArgument {
             name: "frame index",
-            value: i as u64,
-            reason: format!("the batch has {} frames", self.frames.len()),
+            value: i.to_string(),
+            why: format!("the batch has {} frames", self.frames.len()),
         })
     }
 
@@ -544,6 +570,12 @@ impl Batch {
     /// The packet bytes of frame `i`.
     pub fn data(&self, i: usize) -> Result<&[u8]> {
         let len = self.desc(i)?.len as usize;
+        let capacity = self.capacity(i)?;
+        if len > capacity {
+            // Lengths are checked where they enter (rx ring, set_len, write); this keeps a
+            // slice inside its frame whatever happened.
+            return Err(Error::PacketTooLong { len, capacity });
+        }
         let ptr = self.data_ptr(i)?;
         // SAFETY: the batch owns the frame exclusively (state User), `len <= capacity`, and the
         // region outlives `self` (it holds the UMEM).
@@ -579,6 +611,39 @@ impl Batch {
         Ok(())
     }
 
+    /// Writes `data` at byte `offset` of every frame's packet (e.g. a MAC address), leaving the
+    /// lengths as they are. Checked first, so either every frame is written or none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] naming the first frame whose packet is shorter than
+    /// `offset + data.len()`.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
+        let end = offset.checked_add(data.len()).ok_or_else(|| Error::InvalidArgument {
+            name: "offset",
+            value: offset.to_string(),
+            why: format!("offset + {} bytes overflows", data.len()),
+        })?;
+        for i in 0..self.frames.len() {
+            let len = self.desc(i)?.len as usize;
+            if end > len {
+                return Err(Error::InvalidArgument {
+                    name: "offset",
+                    value: offset.to_string(),
+                    why: format!(
+                        "write_at(offset={offset}) of {} bytes goes past the end of frame {i} \
+                         ({len} bytes)",
+                        data.len()
+                    ),
+                });
+            }
+        }
+        for i in 0..self.frames.len() {
+            self.area_mut(i)?[offset..end].copy_from_slice(data);
+        }
+        Ok(())
+    }
+
     /// Copies `packet` into every frame; checked against the smallest capacity first, so either
     /// every frame is written or none.
     pub fn write_all(&mut self, packet: &[u8]) -> Result<()> {
@@ -604,8 +669,8 @@ impl Batch {
         if let Some((i, d)) = self.frames.iter().enumerate().find(|(_, d)| d.len < 12) {
             return Err(Error::InvalidArgument {
                 name: "frame length",
-                value: u64::from(d.len),
-                reason: format!("frame {i} is shorter than two MAC addresses (12 bytes)"),
+                value: d.len.to_string(),
+                why: format!("frame {i} is shorter than two MAC addresses (12 bytes)"),
             });
         }
         for i in 0..self.frames.len() {

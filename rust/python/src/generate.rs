@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use afxdp::Interface;
 use afxdp::generator::{GenerateError, GenerateOptions, Generator};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -12,20 +13,14 @@ use pyo3::prelude::*;
 /// arrives for this thread, so Ctrl-C takes effect within a chunk (a few ms).
 const SLICE: Duration = Duration::from_millis(50);
 
-/// The single mapping of generator errors: the core's XDP program errors go through the
-/// bindings' own `bpf_to_py`, errors with an errno become `OSError` (PermissionError for
-/// EPERM, ...), the rest `ValueError`.
-fn generate_to_py(e: GenerateError) -> PyErr {
-    match e {
-        GenerateError::Bpf(b) => super::bpf_to_py(b),
-        e => {
-            let msg = e.to_string();
-            match (&e, e.errno()) {
-                (_, Some(errno)) => super::os_error(errno, msg),
-                (GenerateError::TestRun { .. }, None) => PyOSError::new_err(msg),
-                _ => PyValueError::new_err(msg),
-            }
-        }
+/// The mapping of generator-only errors (the rest go through the bindings' `to_py`): errors
+/// with an errno become `OSError` (PermissionError for EPERM, ...), the rest `ValueError`.
+pub(crate) fn generate_to_py(e: GenerateError) -> PyErr {
+    let msg = e.to_string();
+    match (&e, e.errno()) {
+        (_, Some(errno)) => super::os_error(errno, msg),
+        (GenerateError::TestRun { .. }, None) => PyOSError::new_err(msg),
+        _ => PyValueError::new_err(msg),
     }
 }
 
@@ -94,10 +89,11 @@ pub fn generate(
     let options = GenerateOptions { count, duration, rate, src_ports, batch_size };
     let packet = super::with_bytes(packet, |p| Ok(p.to_vec()))?;
 
-    let mut generator =
-        py.detach(|| Generator::new(&ifname, &packet, &options)).map_err(generate_to_py)?;
+    let mut generator = py
+        .detach(|| Generator::new(&Interface::by_name(&ifname)?, &packet, &options))
+        .map_err(super::to_py)?;
     let result = loop {
-        match py.detach(|| generator.run_for(SLICE)).map_err(generate_to_py) {
+        match py.detach(|| generator.run_for(SLICE)).map_err(super::to_py) {
             Ok(done) => {
                 if let Err(interrupt) = py.check_signals() {
                     break Err(interrupt);

@@ -35,6 +35,9 @@ fn to_py(e: Error) -> PyErr {
             None => PyOSError::new_err(msg),
         },
         Error::NoSuchInterface { .. } => os_error(libc::ENODEV, msg),
+        Error::KernelTooOld { .. } => PyOSError::new_err(msg),
+        Error::ForkedChild { .. } => pyo3::exceptions::PyRuntimeError::new_err(msg),
+        Error::Generate(g) => generate::generate_to_py(g),
         Error::InvalidArgument { .. }
         | Error::QueueOutOfRange { .. }
         | Error::PacketTooLong { .. }
@@ -55,7 +58,6 @@ pyo3::create_exception!(
 fn bpf_to_py(e: BpfError) -> PyErr {
     let msg = e.to_string();
     match (&e, e.errno()) {
-        (BpfError::NoSuchInterface { .. }, _) => os_error(libc::ENODEV, msg),
         (BpfError::Verifier { program, errno, log }, _) => Python::attach(|py| {
             let err = VerifierError::new_err((errno.unwrap_or(libc::EINVAL), msg.clone()));
             let value = err.value(py);
@@ -66,8 +68,7 @@ fn bpf_to_py(e: BpfError) -> PyErr {
             err
         }),
         (
-            BpfError::QueueOutOfRange { .. }
-            | BpfError::Detached
+            BpfError::Detached
             | BpfError::NotInObject { .. }
             | BpfError::WrongType { .. }
             | BpfError::TooManyRules { .. }
@@ -187,7 +188,9 @@ pub struct PyUmem {
 
 impl PyUmem {
     fn get(&self) -> PyResult<Umem> {
-        lock(&self.umem).clone().ok_or_else(|| closed("Umem"))
+        let umem = lock(&self.umem).clone().ok_or_else(|| closed("Umem"))?;
+        umem.check_fork().map_err(to_py)?;
+        Ok(umem)
     }
 }
 
@@ -435,24 +438,7 @@ impl PyFrameBatch {
     /// lengths as they are. Every frame must be at least `offset + len(data)` long.
     fn write_at(&self, offset: i64, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let offset = u32_arg("offset", offset)? as usize;
-        with_bytes(data, |d| {
-            self.with(|b| {
-                let end = offset.checked_add(d.len()).ok_or_else(|| PyValueError::new_err("offset too large"))?;
-                for (i, desc) in b.descs().iter().enumerate() {
-                    if end > desc.len as usize {
-                        return Err(PyValueError::new_err(format!(
-                            "write_at(offset={offset}) of {} bytes goes past the end of frame {i} ({} bytes)",
-                            d.len(),
-                            desc.len
-                        )));
-                    }
-                }
-                for i in 0..b.len() {
-                    b.area_mut(i).map_err(to_py)?[offset..end].copy_from_slice(d);
-                }
-                Ok(())
-            })
-        })
+        with_bytes(data, |d| self.with(|b| b.write_at(offset, d).map_err(to_py)))
     }
 
     /// Swaps the destination and source MAC addresses of every frame in place (l2fwd), in
@@ -937,10 +923,10 @@ impl PyProgram {
         PyValueError::new_err(format!("the program on {:?} is detached", self.ifname))
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut XdpProgram) -> Result<R, BpfError>) -> PyResult<R> {
+    fn with<R>(&self, f: impl FnOnce(&mut XdpProgram) -> afxdp::Result<R>) -> PyResult<R> {
         let mut g = lock(&self.prog);
         let p = g.as_mut().ok_or_else(|| self.detached())?;
-        f(p).map_err(bpf_to_py)
+        f(p).map_err(to_py)
     }
 }
 
@@ -964,8 +950,10 @@ impl PyProgram {
         let rules = rules_arg(rules)?;
         let name = ifname.clone();
         let prog = py
-            .detach(move || XdpProgram::attach_with_rules(&name, mode, &rules))
-            .map_err(bpf_to_py)?;
+            .detach(move || {
+                XdpProgram::attach_with_rules(&afxdp::Interface::by_name(&name)?, mode, &rules)
+            })
+            .map_err(to_py)?;
         Ok(Self::new(prog, ifname))
     }
 
@@ -1004,9 +992,10 @@ impl PyProgram {
         let name = ifname.clone();
         let prog = py
             .detach(move || {
-                XdpProgram::load(&object, &name, program.as_deref(), xsk_map.as_deref(), mode)
+                let iface = afxdp::Interface::by_name(&name)?;
+                XdpProgram::load(&object, &iface, program.as_deref(), xsk_map.as_deref(), mode)
             })
-            .map_err(bpf_to_py)?;
+            .map_err(to_py)?;
         Ok(Self::new(prog, ifname))
     }
 
@@ -1016,7 +1005,7 @@ impl PyProgram {
         let rules = rules_arg(Some(rules))?;
         let mut g = lock(&self.prog);
         let p = g.as_mut().ok_or_else(|| self.detached())?;
-        py.detach(|| p.set_rules(&rules)).map_err(bpf_to_py)
+        py.detach(|| p.set_rules(&rules)).map_err(to_py)
     }
 
     /// The rules in force, as a list (empty: every packet matches).
@@ -1062,7 +1051,7 @@ impl PyProgram {
     fn detach(&self) -> PyResult<()> {
         let prog = lock(&self.prog).take();
         if let Some(mut p) = prog {
-            p.detach().map_err(bpf_to_py)?;
+            p.detach().map_err(to_py)?;
         }
         Ok(())
     }
@@ -1153,7 +1142,7 @@ impl PySocket {
     /// Waits up to `timeout` (None: forever) for `events`, without the GIL and without holding
     /// the socket; returns whether they are ready. Checks for signals between slices.
     fn wait(&self, py: Python<'_>, events: i16, timeout: Option<Duration>) -> PyResult<i16> {
-        let handle = self.with(|s| Ok(s.poll_handle()))?;
+        let handle = self.with(|s| s.poll_handle())?;
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let slice = match deadline {
@@ -1198,17 +1187,13 @@ impl PySocket {
         let queue = u32_arg("queue", queue)?;
         let rx_size = u32_arg("rx_size", rx_size)?;
         let tx_size = u32_arg("tx_size", tx_size)?;
+        let fill_size = fill_size.map(|n| u32_arg("fill_size", n)).transpose()?;
+        let comp_size = comp_size.map(|n| u32_arg("comp_size", n)).transpose()?;
         let cfg = SocketConfig {
-            rx_size,
-            tx_size,
-            fill_size: u32_arg(
-                "fill_size",
-                fill_size.unwrap_or(i64::from(rx_size.saturating_mul(2).max(64))),
-            )?,
-            comp_size: u32_arg("comp_size", comp_size.unwrap_or(i64::from(tx_size.max(64))))?,
             zerocopy,
             need_wakeup,
             autofill,
+            ..SocketConfig::with_sizes(rx_size, tx_size, fill_size, comp_size)
         };
         let umem = match umem {
             Some(u) => u,
@@ -1216,7 +1201,9 @@ impl PySocket {
         };
         let core_umem = umem.get().get()?;
         let name = ifname.clone();
-        let sock = py.detach(move || Socket::open(&name, queue, core_umem, cfg)).map_err(to_py)?;
+        let sock = py
+            .detach(move || Socket::open(&afxdp::Interface::by_name(&name)?, queue, core_umem, cfg))
+            .map_err(to_py)?;
         let me = PySocket {
             sock: Mutex::new(Some(sock)),
             umem,
@@ -1325,13 +1312,13 @@ impl PySocket {
     /// Frames waiting on the tx ring for the kernel.
     #[getter]
     fn tx_pending(&self) -> PyResult<u32> {
-        self.with(|s| Ok(s.tx_pending()))
+        self.with(|s| s.tx_pending())
     }
 
     /// Frames waiting on the rx ring.
     #[getter]
     fn rx_available(&self) -> PyResult<u32> {
-        self.with(|s| Ok(s.rx_available()))
+        self.with(|s| s.rx_available())
     }
 
     /// The file descriptor, for select/selectors/asyncio; -1 once closed.

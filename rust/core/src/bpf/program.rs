@@ -1,0 +1,743 @@
+//! [`XdpProgram`]: load, attach, register sockets, detach.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+
+use afxdp_ebpf_common::names;
+use aya::Ebpf;
+use aya::maps::{MapData, XskMap};
+use aya::programs::links::FdLink;
+use aya::programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId};
+
+use super::AttachMode;
+use super::errors::program_load_error;
+use super::errors::{BpfError, errno_of, error_chain, load_error, map_error, missing_in_object};
+use super::object::{builtin_map, load_builtin, load_custom};
+use super::rules::{MAX_RULES, Rule, RuleStats, Steering, hit_index, validate_rules};
+use crate::error::{Error, Result};
+use crate::sys::{self, ForkGuard, Interface, errno};
+
+/// An XDP program attached to one interface with its XSKMAP: the built-in program
+/// ([`attach_builtin`](Self::attach_builtin), [`attach_with_rules`](Self::attach_with_rules))
+/// or one from a user's object ([`load`](Self::load)).
+///
+/// Owns the loaded program, its maps and the attachment (a BPF link): dropping it, or
+/// [`detach`](Self::detach), removes the program from the interface and unloads it.
+///
+/// Its methods take `&mut self`; share it between threads behind a `Mutex`.
+///
+/// In a process forked after it was attached, every method fails with
+/// [`Error::ForkedChild`], and dropping it (or [`detach`](Self::detach)) only closes the child's
+/// copies of its descriptors: the parent's program stays attached and its XSKMAP untouched.
+pub struct XdpProgram {
+    iface: Interface,
+    mode: AttachMode,
+    map_size: u32,
+    /// The program's name in its object.
+    program_name: String,
+    /// `None` once detached.
+    attached: Option<Attached>,
+    /// The process the program was attached in.
+    guard: ForkGuard,
+}
+
+/// What exists while the program is attached. Dropping it detaches and unloads.
+struct Attached {
+    /// The XSKMAP, taken out of `ebpf` so it is typed once.
+    xsks: XskMap<MapData>,
+    /// The rule maps of the built-in program; `None` for a custom program.
+    steering: Option<Steering>,
+    /// The attachment of the program in `ebpf`.
+    link: XdpLinkId,
+    /// The loaded object (owns the program and, through it, the link).
+    ebpf: Ebpf,
+    /// Where it is attached, in this process's list of attachments.
+    key: AttachmentKey,
+}
+
+/// An interface of a network namespace: (namespace inode, ifindex).
+type AttachmentKey = (u64, u32);
+
+/// The interfaces this process has a program attached to, so that an `EBUSY` from the kernel
+/// can say whether the program in the way is this process's own.
+static ATTACHED_HERE: Mutex<Option<HashSet<AttachmentKey>>> = Mutex::new(None);
+
+fn attachments() -> std::sync::MutexGuard<'static, Option<HashSet<AttachmentKey>>> {
+    // Each update is one insert or remove: a poisoned set is still consistent.
+    ATTACHED_HERE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The key of `iface` in the calling thread's network namespace (inode 0 if it can't be read).
+fn attachment_key(iface: &Interface) -> AttachmentKey {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/thread-self/ns/net").map_or(0, |m| m.ino());
+    (netns, iface.index())
+}
+
+// The Python bindings keep an `XdpProgram` in a `Mutex` inside a `#[pyclass]`.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<XdpProgram>();
+};
+
+impl fmt::Debug for XdpProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XdpProgram")
+            .field("ifname", &self.iface.name())
+            .field("ifindex", &self.iface.index())
+            .field("program", &self.program_name)
+            .field("mode", &self.mode)
+            .field("map_size", &self.map_size)
+            .field("attached", &self.is_attached())
+            .finish()
+    }
+}
+
+impl XdpProgram {
+    /// Loads the built-in program and attaches it to `iface`, with no rules: every packet
+    /// of a queue with a registered socket goes to that socket.
+    ///
+    /// The XSKMAP gets one entry per queue of the interface ([`Interface::queue_count`]).
+    /// [`AttachMode::Auto`] tries native mode, then generic mode; it does not fall back when
+    /// native mode fails with `EBUSY`, `EEXIST`, `EPERM` or `EACCES`, which generic mode would
+    /// hit as well.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchInterface`], [`Error::Syscall`] (queue count), [`BpfError::Load`],
+    /// [`BpfError::MissingCapability`], [`BpfError::Attach`] (in [`Error::Bpf`]).
+    pub fn attach_builtin(iface: &Interface, mode: AttachMode) -> Result<XdpProgram> {
+        Self::attach_with_rules(iface, mode, &[])
+    }
+
+    /// Like [`attach_builtin`](Self::attach_builtin), with match rules in force from the
+    /// first packet: only packets matching one of `rules` leave the kernel stack (an empty
+    /// slice matches every packet).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`attach_builtin`](Self::attach_builtin), and [`BpfError::TooManyRules`] or
+    /// [`BpfError::InvalidRule`] before anything is loaded.
+    pub fn attach_with_rules(
+        iface: &Interface,
+        mode: AttachMode,
+        rules: &[Rule],
+    ) -> Result<XdpProgram> {
+        validate_rules(rules)?;
+        let queues = iface.queue_count()?.max(1);
+        let mut ebpf = load_builtin(queues)?;
+        let mut steering = Steering {
+            rules: builtin_map(&mut ebpf, names::RULES)?,
+            active: builtin_map(&mut ebpf, names::ACTIVE)?,
+            hits: builtin_map(&mut ebpf, names::HITS)?,
+            active_set: 0,
+            current: Vec::new(),
+        };
+        // Set 0 is active (the array starts zeroed); fill it before the program is attached.
+        steering.write_set(0, rules)?;
+        steering.current = rules.to_vec();
+        let xsks = builtin_map(&mut ebpf, names::XSKS)?;
+        Self::attach_loaded(ebpf, xsks, Some(steering), names::PROGRAM, iface, mode)
+    }
+
+    /// Loads XDP program `program` from a user's ELF object (built with aya or clang; legacy
+    /// or BTF-defined maps) and attaches it to `iface`. Sockets register into its XSKMAP
+    /// `xsk_map` keyed by queue, as with the built-in program; what they receive is up to the
+    /// program's logic. When `program` (or `xsk_map`) is `None`, the object must have exactly
+    /// one XDP program (or XSKMAP), which is used. The XSKMAP keeps the size the object gives
+    /// it. Match rules ([`set_rules`](Self::set_rules)) are not available.
+    ///
+    /// The object is relocated against the kernel's BTF (`/sys/kernel/btf/vmlinux`) when
+    /// there is one, so CO-RE programs load.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Load`] (not a BPF ELF object, map creation failed),
+    /// [`BpfError::NotInObject`] (no such program or map; the message lists what the object
+    /// has), [`BpfError::WrongType`] (not an XDP program, not an XSKMAP),
+    /// [`BpfError::Verifier`] (with the verifier log), [`BpfError::Attach`].
+    pub fn load(
+        object: &[u8],
+        iface: &Interface,
+        program: Option<&str>,
+        xsk_map: Option<&str>,
+        mode: AttachMode,
+    ) -> Result<XdpProgram> {
+        let (ebpf, program, xsks) = load_custom(object, program, xsk_map)?;
+        Self::attach_loaded(ebpf, xsks, None, &program, iface, mode)
+    }
+
+    /// Loads `program_name` of `ebpf` into the kernel and attaches it.
+    fn attach_loaded(
+        mut ebpf: Ebpf,
+        xsks: XskMap<MapData>,
+        steering: Option<Steering>,
+        program_name: &str,
+        iface: &Interface,
+        mode: AttachMode,
+    ) -> Result<XdpProgram> {
+        let map_size = xsks.len();
+        let program: &mut Xdp = ebpf
+            .program_mut(program_name)
+            .ok_or_else(|| missing_in_object("program", program_name))?
+            .try_into()
+            .map_err(|e: ProgramError| load_error(&e))?;
+        program.load().map_err(|e| program_load_error(program_name, e, load_error))?;
+
+        let key = attachment_key(iface);
+        let (link, mode) = match mode {
+            AttachMode::Auto => attach_auto(program, iface, key)?,
+            mode => (attach(program, iface, key, mode)?, mode),
+        };
+        attachments().get_or_insert_default().insert(key);
+
+        Ok(XdpProgram {
+            iface: iface.clone(),
+            mode,
+            map_size,
+            program_name: program_name.to_owned(),
+            attached: Some(Attached { xsks, steering, link, ebpf, key }),
+            guard: ForkGuard::new(),
+        })
+    }
+
+    /// Replaces the match rules of the built-in program, atomically for the data path: each
+    /// packet is judged by the complete old set or the complete new set, never a mix, and
+    /// none is lost on the way (the program stays attached). An empty slice matches every
+    /// packet. The new set's hit counters start at zero.
+    ///
+    /// Takes two RCU grace periods (about 10–30 ms): the new set is written to the inactive
+    /// slot, published, and the old slot is only reused once no program run can still read
+    /// it (see [`crate::sys::synchronize_rcu`]).
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::TooManyRules`], [`BpfError::InvalidRule`], [`BpfError::Detached`],
+    /// [`BpfError::NoRules`] (a custom program), [`BpfError::Map`], [`Error::ForkedChild`].
+    pub fn set_rules(&mut self, rules: &[Rule]) -> Result<()> {
+        validate_rules(rules)?;
+        let steering = self.steering_mut()?;
+        let next = steering.active_set ^ 1;
+        steering.zero_hits(next)?;
+        steering.write_set(next, rules)?;
+        // Every run that starts from now on sees the new set once it reads `next`.
+        sys::synchronize_rcu();
+        steering.active.set(0, next, 0).map_err(|e| map_error("update", 0, e))?;
+        // No run still reads the old set: the next call may overwrite it.
+        sys::synchronize_rcu();
+        steering.active_set = next;
+        steering.current = rules.to_vec();
+        Ok(())
+    }
+
+    /// The rules in force (empty: every packet matches). Empty for a custom program.
+    pub fn rules(&self) -> &[Rule] {
+        match self.attached.as_ref().and_then(|a| a.steering.as_ref()) {
+            Some(steering) => &steering.current,
+            None => &[],
+        }
+    }
+
+    /// Whether this is the built-in program (which takes rules).
+    pub fn has_rules(&self) -> bool {
+        self.attached.as_ref().is_some_and(|a| a.steering.is_some())
+    }
+
+    /// The hit counters of the rules in force, counted since they were set.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`],
+    /// [`Error::ForkedChild`].
+    pub fn rule_stats(&mut self) -> Result<RuleStats> {
+        Ok(RuleStats { hits: self.rule_hits()?, unmatched: self.unmatched()? })
+    }
+
+    /// [`RuleStats::hits`] alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`rule_stats`](Self::rule_stats).
+    pub fn rule_hits(&mut self) -> Result<Vec<u64>> {
+        let steering = self.steering_mut()?;
+        let set = steering.active_set;
+        (0..steering.current.len()).map(|rule| steering.hit_count(hit_index(set, rule))).collect()
+    }
+
+    /// [`RuleStats::unmatched`] alone (one map lookup).
+    ///
+    /// # Errors
+    ///
+    /// As [`rule_stats`](Self::rule_stats).
+    pub fn unmatched(&mut self) -> Result<u64> {
+        let steering = self.steering_mut()?;
+        steering.hit_count(hit_index(steering.active_set, MAX_RULES))
+    }
+
+    /// The name of the XDP program in its object (`"afxdp_redirect"` for the built-in one).
+    pub fn program_name(&self) -> &str {
+        &self.program_name
+    }
+
+    /// [`Error::ForkedChild`] in a process forked after the program was attached.
+    pub fn check_fork(&self) -> Result<()> {
+        self.guard.check("XdpProgram")
+    }
+
+    fn attached_mut(&mut self) -> Result<&mut Attached> {
+        self.check_fork()?;
+        Ok(self.attached.as_mut().ok_or(BpfError::Detached)?)
+    }
+
+    fn steering_mut(&mut self) -> Result<&mut Steering> {
+        let ifname = self.iface.name().to_owned();
+        let attached = self.attached_mut()?;
+        Ok(attached.steering.as_mut().ok_or(BpfError::NoRules { ifname })?)
+    }
+
+    /// Registers an AF_XDP socket for `queue`: `XSKMAP[queue] = socket_fd`, replacing any
+    /// socket registered there before.
+    ///
+    /// Register a socket after it is bound to (this interface, `queue`) and has an RX ring
+    /// and frames on its FILL ring: packets redirected to a socket that is not bound are
+    /// dropped, and a socket bound to another queue or interface never receives them. The map
+    /// holds its own reference to the socket (`socket_fd` only has to be open during the call);
+    /// closing the socket removes it from the map.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`Error::QueueOutOfRange`] when `queue >= map_size()`,
+    /// [`BpfError::Map`] (e.g. `EBADF`, or `EOPNOTSUPP` for a socket that is not AF_XDP),
+    /// [`Error::ForkedChild`].
+    pub fn register(&mut self, queue: u32, socket_fd: RawFd) -> Result<()> {
+        let xsks = self.xsks_at(queue)?;
+        xsks.set(queue, socket_fd, 0).map_err(|e| map_error("update", queue, e))
+    }
+
+    /// Removes the socket registered for `queue`, if any; the queue's packets go back to
+    /// the kernel stack. Unregistering an empty queue is not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`Error::QueueOutOfRange`], [`BpfError::Map`],
+    /// [`Error::ForkedChild`].
+    pub fn unregister(&mut self, queue: u32) -> Result<()> {
+        let xsks = self.xsks_at(queue)?;
+        match xsks.unset(queue) {
+            Ok(()) => Ok(()),
+            Err(e) => match map_error("delete", queue, e) {
+                Error::Bpf(BpfError::Map { errno: Some(errno::ENOENT), .. }) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Detaches the program from the interface and unloads it, with its XSKMAP. Idempotent;
+    /// also done on drop. Sockets stay open and bound, and their queues' packets go back to
+    /// the kernel stack.
+    ///
+    /// In a forked child it only closes the child's copies of the descriptors (the parent's
+    /// program stays attached) and returns `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Attach`] if the kernel refused to detach; the program is unloaded anyway.
+    pub fn detach(&mut self) -> Result<()> {
+        let Some(Attached { xsks, steering, link, mut ebpf, key }) = self.attached.take() else {
+            return Ok(());
+        };
+        let program = ebpf.program_mut(&self.program_name).map(<&mut Xdp>::try_from);
+        if self.guard.forked() {
+            // A netlink attachment would be removed from the interface by dropping its link
+            // (the parent's program!); a BPF link's descriptor copy only closes. Take the link
+            // out so that `ebpf` has none left to detach, and close only a BPF link.
+            if let Some(Ok(program)) = program
+                && let Ok(link) = program.take_link(link)
+            {
+                drop(FdLink::try_from(link));
+            }
+            return Ok(());
+        }
+        let detached = match program {
+            Some(Ok(program)) => program.detach(link),
+            Some(Err(e)) => Err(e),
+            None => Err(ProgramError::NotLoaded),
+        };
+        // Unload the program, then close the maps.
+        drop(ebpf);
+        drop(xsks);
+        drop(steering);
+        if let Some(set) = attachments().as_mut() {
+            set.remove(&key);
+        }
+        detached.map_err(|e| {
+            BpfError::Attach {
+                ifname: self.iface.name().to_owned(),
+                mode: self.mode.as_str(),
+                errno: errno_of(&e),
+                message: format!("detaching: {}", error_chain(&e)),
+            }
+            .into()
+        })
+    }
+
+    /// Whether the program is attached: true from [`attach_builtin`](Self::attach_builtin)
+    /// until [`detach`](Self::detach) or drop. (The kernel detaches it by itself when the
+    /// interface is deleted; this object does not notice.)
+    pub fn is_attached(&self) -> bool {
+        self.attached.is_some()
+    }
+
+    /// The mode the program was attached in: [`AttachMode::Native`] or
+    /// [`AttachMode::Generic`], never [`AttachMode::Auto`].
+    pub fn mode(&self) -> AttachMode {
+        self.mode
+    }
+
+    /// The interface.
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        self.iface.name()
+    }
+
+    /// The interface index (in the network namespace the program was attached in).
+    pub fn ifindex(&self) -> u32 {
+        self.iface.index()
+    }
+
+    /// The number of XSKMAP entries: valid queues for [`register`](Self::register) are
+    /// `0..map_size()`.
+    pub fn map_size(&self) -> u32 {
+        self.map_size
+    }
+
+    /// The XSKMAP, if attached and `queue` is in range.
+    fn xsks_at(&mut self, queue: u32) -> Result<&mut XskMap<MapData>> {
+        let count = self.map_size;
+        let ifname = self.iface.name().to_owned();
+        let attached = self.attached_mut()?;
+        if queue >= count {
+            return Err(Error::QueueOutOfRange { ifname, queue, count });
+        }
+        Ok(&mut attached.xsks)
+    }
+}
+
+impl Drop for XdpProgram {
+    fn drop(&mut self) {
+        // Nothing to report to: the program is unloaded whatever the result.
+        let _ = self.detach();
+    }
+}
+
+/// Attaches `program` to `iface` in `mode` (Native or Generic).
+fn attach(
+    program: &mut Xdp,
+    iface: &Interface,
+    key: AttachmentKey,
+    mode: AttachMode,
+) -> Result<XdpLinkId, BpfError> {
+    let xdp_mode = match mode {
+        AttachMode::Native => XdpMode::Driver,
+        AttachMode::Generic => XdpMode::Skb,
+        // Resolved by the caller; native is what Auto tries first.
+        AttachMode::Auto => XdpMode::Driver,
+    };
+    program.attach_to_if_index(iface.index(), xdp_mode).map_err(|e| {
+        let errno = errno_of(&e);
+        let ours = || attachments().as_ref().is_some_and(|set| set.contains(&key));
+        let hint = match errno {
+            Some(errno::EBUSY) if ours() => {
+                "; this process already has an XDP program attached to IFNAME (an afxdp \
+                 Program that is still attached: detach or close it first)"
+            }
+            Some(errno::EBUSY) => {
+                "; another XDP program is attached to IFNAME in this mode, by another process \
+                 or by `ip link` (`ip link set dev IFNAME xdp off` removes the latter)"
+            }
+            Some(errno::EEXIST) => {
+                "; an XDP program is attached in the other mode (native and generic \
+                 can't be active at the same time)"
+            }
+            Some(errno::ERANGE) if mode == AttachMode::Native => {
+                "; on veth: the peer's MTU is too large for native XDP without frags support \
+                 (at most about one page)"
+            }
+            _ => "",
+        };
+        BpfError::Attach {
+            ifname: iface.name().to_owned(),
+            mode: mode.as_str(),
+            errno,
+            message: format!("{}{}", error_chain(&e), hint.replace("IFNAME", iface.name())),
+        }
+    })
+}
+
+/// Attaches `program` in native mode, else in generic mode; returns the mode used.
+fn attach_auto(
+    program: &mut Xdp,
+    iface: &Interface,
+    key: AttachmentKey,
+) -> Result<(XdpLinkId, AttachMode), BpfError> {
+    let native = match attach(program, iface, key, AttachMode::Native) {
+        Ok(link) => return Ok((link, AttachMode::Native)),
+        Err(error) => error,
+    };
+    // Another program attached, or missing privileges: generic mode would fail as well, and
+    // the native error says why.
+    if matches!(native.errno(), Some(errno::EBUSY | errno::EEXIST | errno::EPERM | errno::EACCES)) {
+        return Err(native);
+    }
+    match attach(program, iface, key, AttachMode::Generic) {
+        Ok(link) => Ok((link, AttachMode::Generic)),
+        Err(BpfError::Attach { ifname, mode, errno, message }) => Err(BpfError::Attach {
+            ifname,
+            mode,
+            errno,
+            message: format!("{message} (after native mode failed: {native})"),
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bpf::test_support::*;
+
+    #[test]
+    fn unknown_interface() {
+        let name = "afxdp-none0";
+        match Interface::by_name(name) {
+            Err(Error::NoSuchInterface { ifname }) => assert_eq!(ifname, name),
+            other => panic!("expected NoSuchInterface, got {other:?}"),
+        }
+        assert!(attached_program_id(name).is_err());
+    }
+
+    #[test]
+    fn loopback_has_no_program() {
+        assert_eq!(attached_program_id("lo").unwrap(), None);
+    }
+
+    /// Privileged tests: each runs in its own pair of network namespaces with a veth pair
+    /// (`veth0` in `<name>-peer`, `veth1` in `<name>`, where the program goes), deleted
+    /// afterwards. Run them as root with `cargo test -p afxdp bpf:: -- --ignored`.
+    mod privileged {
+        use std::{
+            io::{BufRead, BufReader},
+            os::fd::AsRawFd,
+            process::{Command, Stdio},
+            time::{Duration, Instant},
+        };
+
+        use super::super::*;
+        use crate::bpf::test_support::*;
+
+        /// `veth1`, resolved in the calling thread's network namespace.
+        fn veth1() -> Interface {
+            Interface::by_name("veth1").unwrap()
+        }
+
+        #[test]
+        #[ignore = "needs root: creates network namespaces and attaches XDP programs"]
+        fn attach_register_detach_in_each_mode() {
+            // `ip link` names the mode after the MTU: "mtu 1500 xdp" or "mtu 1500 xdpgeneric".
+            for (requested, expected, ip_mode) in [
+                (AttachMode::Native, AttachMode::Native, " xdp "),
+                (AttachMode::Generic, AttachMode::Generic, " xdpgeneric "),
+                (AttachMode::Auto, AttachMode::Native, " xdp "),
+            ] {
+                let netns = VethNetns::new(1);
+                assert!(netns.udp_delivered(), "no connectivity before attaching");
+                netns.enter(|| {
+                    assert_eq!(attached_program_id("veth1").unwrap(), None);
+                    let mut program = XdpProgram::attach_builtin(&veth1(), requested).unwrap();
+                    assert!(program.is_attached());
+                    assert_eq!(program.mode(), expected);
+                    assert_eq!(program.ifname(), "veth1");
+                    assert_eq!(program.ifindex(), veth1().index());
+                    assert_eq!(program.map_size(), 1);
+                    let id = attached_program_id("veth1").unwrap().expect("a program id");
+                    let details = netns.link_details();
+                    eprintln!("{requested:?}: {details}");
+                    let first_line = details.lines().next().unwrap();
+                    assert!(first_line.contains(ip_mode), "{requested:?}: {details}");
+                    assert!(details.contains(&format!("id {id}")), "{details}");
+
+                    // No socket registered: everything goes to the kernel stack (XDP_PASS).
+                    assert!(netns.udp_delivered(), "{requested:?}: XDP_PASS fallback broken");
+
+                    // An unbound AF_XDP socket at queue 0: redirected packets are dropped.
+                    let xsk = xsk_socket();
+                    program.register(0, xsk.as_raw_fd()).unwrap();
+                    assert!(!netns.udp_delivered(), "{requested:?}: not redirected to the socket");
+                    program.unregister(0).unwrap();
+                    program.unregister(0).unwrap(); // Already empty: not an error.
+                    assert!(netns.udp_delivered(), "{requested:?}: still redirected");
+
+                    program.detach().unwrap();
+                    assert!(!program.is_attached());
+                    program.detach().unwrap(); // Idempotent.
+                    assert_eq!(attached_program_id("veth1").unwrap(), None);
+                    let details = netns.link_details();
+                    assert!(!details.contains("prog/xdp"), "{details}");
+                    assert!(matches!(
+                        program.register(0, xsk.as_raw_fd()),
+                        Err(Error::Bpf(BpfError::Detached))
+                    ));
+                    assert!(matches!(program.unregister(0), Err(Error::Bpf(BpfError::Detached))));
+                });
+            }
+        }
+
+        #[test]
+        #[ignore = "needs root: creates network namespaces and attaches XDP programs"]
+        fn map_errors_keep_errno() {
+            let netns = VethNetns::new(4);
+            netns.enter(|| {
+                assert_eq!(veth1().queue_count().unwrap(), 4);
+                let mut program =
+                    XdpProgram::attach_builtin(&veth1(), AttachMode::Generic).unwrap();
+                assert_eq!(program.map_size(), 4);
+                let xsk = xsk_socket();
+                program.register(3, xsk.as_raw_fd()).unwrap();
+                match program.register(4, xsk.as_raw_fd()) {
+                    Err(Error::QueueOutOfRange { queue: 4, count: 4, .. }) => {}
+                    other => panic!("expected QueueOutOfRange, got {other:?}"),
+                }
+                assert!(matches!(
+                    program.unregister(9),
+                    Err(Error::QueueOutOfRange { queue: 9, count: 4, .. })
+                ));
+                let udp = udp_socket();
+                let error = program.register(1, udp.as_raw_fd()).unwrap_err();
+                eprintln!("{error}");
+                assert_eq!(error.errno(), Some(libc::EOPNOTSUPP), "{error}");
+                assert!(
+                    matches!(error, Error::Bpf(BpfError::Map { op: "update", key: 1, .. })),
+                    "{error}"
+                );
+                let error = program.register(1, -1).unwrap_err();
+                eprintln!("{error}");
+                assert_eq!(error.errno(), Some(libc::EBADF), "{error}");
+                program.unregister(3).unwrap();
+                drop(program); // Drop detaches.
+                assert_eq!(attached_program_id("veth1").unwrap(), None);
+            });
+        }
+
+        #[test]
+        #[ignore = "needs root: creates network namespaces and attaches XDP programs"]
+        fn attach_conflicts_keep_errno() {
+            let netns = VethNetns::new(1);
+            netns.enter(|| {
+                let first = XdpProgram::attach_builtin(&veth1(), AttachMode::Native).unwrap();
+                let error = XdpProgram::attach_builtin(&veth1(), AttachMode::Native).unwrap_err();
+                eprintln!("{error}");
+                assert_eq!(error.errno(), Some(libc::EBUSY), "{error}");
+                // This process holds it: the message must not blame another process.
+                let text = error.to_string();
+                assert!(text.contains("this process already has"), "{text}");
+                assert!(!text.contains("another process"), "{text}");
+                let error = XdpProgram::attach_builtin(&veth1(), AttachMode::Generic).unwrap_err();
+                eprintln!("{error}");
+                assert_eq!(error.errno(), Some(libc::EEXIST), "{error}");
+                // Auto does not fall back to generic mode on a conflict.
+                let error = XdpProgram::attach_builtin(&veth1(), AttachMode::Auto).unwrap_err();
+                assert!(
+                    matches!(
+                        error,
+                        Error::Bpf(BpfError::Attach {
+                            mode: "native",
+                            errno: Some(libc::EBUSY),
+                            ..
+                        })
+                    ),
+                    "{error}"
+                );
+                drop(first);
+                // Native mode on veth needs the peer's MTU <= about one page for a program
+                // without frags support: ERANGE, and Auto falls back to generic mode.
+                let peer = netns.peer.as_str();
+                run(&["ip", "-n", peer, "link", "set", "dev", "veth0", "mtu", "9000"]);
+                let error = XdpProgram::attach_builtin(&veth1(), AttachMode::Native).unwrap_err();
+                eprintln!("{error}");
+                assert_eq!(error.errno(), Some(libc::ERANGE), "{error}");
+                let program = XdpProgram::attach_builtin(&veth1(), AttachMode::Auto).unwrap();
+                assert_eq!(program.mode(), AttachMode::Generic);
+                assert!(netns.link_details().contains(" xdpgeneric "));
+            });
+        }
+
+        /// Not a test on its own: the child process of `sigkill_detaches`, which attaches,
+        /// says so on stdout, then waits to be killed.
+        #[test]
+        #[ignore = "helper process for sigkill_detaches"]
+        fn sigkill_child() {
+            let Ok(ifname) = std::env::var("AFXDP_TEST_SIGKILL_CHILD") else {
+                return;
+            };
+            let program = XdpProgram::attach_builtin(
+                &Interface::by_name(&ifname).unwrap(),
+                AttachMode::Native,
+            )
+            .unwrap();
+            println!("AFXDP-ATTACHED {}", program.mode());
+            std::thread::sleep(Duration::from_secs(60));
+        }
+
+        #[test]
+        #[ignore = "needs root: creates network namespaces and attaches XDP programs"]
+        fn sigkill_detaches() {
+            let netns = VethNetns::new(1);
+            // `module_path!()` is `afxdp::bpf::tests::privileged`; libtest names drop the crate.
+            let module = module_path!().split_once("::").map_or("", |(_, rest)| rest);
+            let test_name = format!("{module}::sigkill_child");
+            netns.enter(|| {
+                // Spawned from this thread, the child starts in its network namespace.
+                let mut child = Command::new(std::env::current_exe().unwrap())
+                    .args([&test_name, "--exact", "--ignored", "--nocapture"])
+                    .env("AFXDP_TEST_SIGKILL_CHILD", "veth1")
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let stdout = BufReader::new(child.stdout.take().unwrap());
+                let attached = stdout
+                    .lines()
+                    .map_while(Result::ok)
+                    .any(|line| line.contains("AFXDP-ATTACHED native"));
+                assert!(attached, "the child did not attach");
+                let id = attached_program_id("veth1").unwrap().expect("attached by the child");
+                // Held by another process (the child): that is what EBUSY says now.
+                let error = XdpProgram::attach_builtin(&veth1(), AttachMode::Native).unwrap_err();
+                assert_eq!(error.errno(), Some(libc::EBUSY), "{error}");
+                let text = error.to_string();
+                assert!(text.contains("another process"), "{text}");
+                assert!(!text.contains("this process already has"), "{text}");
+                assert!(netns.link_details().contains(&format!("prog/xdp id {id}")));
+
+                // SAFETY: kill() takes no pointers; the pid is our own child's.
+                let ret = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+                assert_eq!(ret, 0);
+                let status = child.wait().unwrap();
+                assert!(!status.success());
+
+                // The link's last fd closed with the process: the program is gone.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while attached_program_id("veth1").unwrap().is_some() {
+                    assert!(Instant::now() < deadline, "still attached after SIGKILL");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                assert!(!netns.link_details().contains("prog/xdp"));
+            });
+        }
+    }
+}

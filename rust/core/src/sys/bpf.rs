@@ -1,0 +1,192 @@
+//! What the core needs from the kernel for BPF beyond what aya covers: `BPF_PROG_TEST_RUN` in
+//! live-frames mode (the traffic generator), a private network namespace to pin a program in,
+//! and blocking signals around a long syscall.
+
+use std::ffi::c_void;
+use std::io;
+use std::mem::{MaybeUninit, size_of};
+use std::os::fd::{OwnedFd, RawFd};
+
+/// `BPF_PROG_TEST_RUN` (alias `BPF_PROG_RUN`), the `bpf(2)` command, from `linux/bpf.h`
+/// (<https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/bpf.h>).
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+/// `BPF_F_TEST_XDP_LIVE_FRAMES` from `linux/bpf.h` (5.18): transmit the frames the program
+/// returns `XDP_TX`/`XDP_REDIRECT` for, instead of returning the result to userspace.
+pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+
+/// The `test` member of `union bpf_attr` (`linux/bpf.h`), used by `BPF_PROG_TEST_RUN`. The
+/// kernel reads `size_of` bytes and wants every byte after `batch_size` zero, hence the explicit
+/// tail padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BpfAttrTestRun {
+    pub prog_fd: u32,
+    pub retval: u32,
+    pub data_size_in: u32,
+    pub data_size_out: u32,
+    pub data_in: u64,
+    pub data_out: u64,
+    pub repeat: u32,
+    pub duration: u32,
+    pub ctx_size_in: u32,
+    pub ctx_size_out: u32,
+    pub ctx_in: u64,
+    pub ctx_out: u64,
+    pub flags: u32,
+    pub cpu: u32,
+    pub batch_size: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<BpfAttrTestRun>() == 80);
+const _: () = assert!(std::mem::offset_of!(BpfAttrTestRun, data_in) == 16);
+const _: () = assert!(std::mem::offset_of!(BpfAttrTestRun, repeat) == 32);
+const _: () = assert!(std::mem::offset_of!(BpfAttrTestRun, ctx_in) == 48);
+const _: () = assert!(std::mem::offset_of!(BpfAttrTestRun, flags) == 64);
+const _: () = assert!(std::mem::offset_of!(BpfAttrTestRun, batch_size) == 72);
+
+/// `bpf(BPF_PROG_TEST_RUN, attr, sizeof *attr)`.
+///
+/// # Safety
+///
+/// The pointers in `attr` (`data_in`, `data_out`, `ctx_in`, `ctx_out`) must be null or point to
+/// live buffers of the sizes given in `attr`, readable (in) or writable (out) for the call.
+pub unsafe fn prog_test_run(attr: &mut BpfAttrTestRun) -> io::Result<()> {
+    // SAFETY: `attr` is a valid, fully initialised `bpf_attr.test` of the size passed; the
+    // caller guarantees the buffers it points to.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            std::ptr::from_mut(attr).cast::<c_void>(),
+            size_of::<BpfAttrTestRun>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// One live-frames `BPF_PROG_TEST_RUN`: the kernel runs `prog_fd` `repeat` times, each time on
+/// a fresh copy of `packet`, `batch_size` copies at a time, and performs the program's
+/// verdicts. Returns once all `repeat` runs are done.
+pub fn test_run_live(
+    prog_fd: RawFd,
+    packet: &[u8],
+    repeat: u32,
+    batch_size: u32,
+) -> io::Result<()> {
+    let mut attr = BpfAttrTestRun {
+        prog_fd: prog_fd as u32,
+        data_size_in: packet.len() as u32,
+        data_in: packet.as_ptr() as u64,
+        // data_out and ctx_out must stay NULL in live mode; no ctx_in: the packets "arrive" on
+        // the loopback device of the calling thread's network namespace, where the redirect
+        // looks its ifindex up.
+        repeat,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size,
+        ..BpfAttrTestRun::default()
+    };
+    // SAFETY: `data_in` points to `packet`, alive for the call, of the length given; the other
+    // pointers are null.
+    unsafe { prog_test_run(&mut attr) }
+}
+
+/// Runs `body` on a new, short-lived thread moved into a new, private network namespace
+/// (`unshare(CLONE_NEWNET)`); the namespace dies with the thread unless `body` keeps a
+/// descriptor of it (`/proc/thread-self/ns/net`). Needs `CAP_SYS_ADMIN`.
+pub fn in_new_netns<T: Send>(body: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                // SAFETY: unshare takes a flag; it moves only this short-lived scoped thread.
+                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                body()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// A descriptor of the calling thread's network namespace.
+pub fn this_thread_netns() -> io::Result<OwnedFd> {
+    Ok(OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net")?))
+}
+
+/// Every signal blocked on the calling thread until dropped; the previous mask is restored.
+pub struct BlockedSignals {
+    previous: libc::sigset_t,
+}
+
+impl BlockedSignals {
+    /// Blocks every signal (SIGKILL and SIGSTOP cannot be) on the calling thread.
+    pub fn block_all() -> io::Result<Self> {
+        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+        let mut previous = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset initialises `all`; pthread_sigmask reads `all` and writes the old
+        // mask to `previous` (both valid sigset_t storage).
+        unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), previous.as_mut_ptr());
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            Ok(Self { previous: previous.assume_init() })
+        }
+    }
+
+    /// Whether a signal is pending (for the thread or the process) that the previous mask did
+    /// not block, i.e. one that will be delivered when this is dropped.
+    pub fn newly_pending(&self) -> bool {
+        let mut pending = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigpending writes a sigset_t into valid storage; sigismember only reads
+        // initialised sets (`pending` once sigpending succeeded, `previous`).
+        unsafe {
+            if libc::sigpending(pending.as_mut_ptr()) != 0 {
+                return false;
+            }
+            let pending = pending.assume_init();
+            (1..=64).any(|signal| {
+                libc::sigismember(&pending, signal) == 1
+                    && libc::sigismember(&self.previous, signal) == 0
+            })
+        }
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores a mask pthread_sigmask returned; `previous` is valid.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_are_blocked_and_restored() {
+        let current = || {
+            let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+            // SAFETY: a NULL new mask only reads the current one into valid storage.
+            unsafe {
+                libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), set.as_mut_ptr());
+                set.assume_init()
+            }
+        };
+        // SAFETY: sigismember reads an initialised set.
+        let blocked = |set: &libc::sigset_t, s| unsafe { libc::sigismember(set, s) } == 1;
+        let before = current();
+        {
+            let guard = BlockedSignals::block_all().unwrap();
+            let during = current();
+            assert!(blocked(&during, libc::SIGINT) && blocked(&during, libc::SIGTERM));
+            assert!(!guard.newly_pending());
+        }
+        assert_eq!(blocked(&current(), libc::SIGINT), blocked(&before, libc::SIGINT));
+    }
+}

@@ -1,0 +1,165 @@
+//! The AF_XDP ABI, mirrored item by item from `linux/if_xdp.h` as of Linux 6.18:
+//! <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>.
+//!
+//! Every struct is `#[repr(C)]`, has no padding (its size is asserted at compile time against
+//! the sum of its fields, which is the kernel's size), and is created zeroed, so the kernel
+//! never sees uninitialised bytes. Constants keep the header's names.
+
+use std::mem::size_of;
+
+/// Address family of XDP sockets (`AF_XDP`, `linux/socket.h`); CPython's `socket` module has no
+/// constant for it.
+pub const AF_XDP: i32 = 44;
+/// Socket option level of XDP sockets (`SOL_XDP`, `linux/socket.h`).
+pub const SOL_XDP: i32 = 283;
+
+// Bind flags (`sockaddr_xdp.sxdp_flags`).
+// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+/// Share the UMEM of the socket in `sxdp_shared_umem_fd`.
+pub const XDP_SHARED_UMEM: u16 = 1 << 0;
+/// Force copy mode.
+pub const XDP_COPY: u16 = 1 << 1;
+/// Force zero-copy mode (EOPNOTSUPP where the driver has none, e.g. veth).
+pub const XDP_ZEROCOPY: u16 = 1 << 2;
+/// Let the kernel say through the ring flags when it needs a syscall to make progress.
+pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
+
+// UMEM registration flags (`xdp_umem_reg.flags`).
+// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+/// Unaligned chunk mode (not used by afxdp yet).
+pub const XDP_UMEM_UNALIGNED_CHUNK_FLAG: u32 = 1 << 0;
+
+/// Ring flag: the kernel needs a wakeup (poll/sendto/recvfrom) to process this ring.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+pub const XDP_RING_NEED_WAKEUP: u32 = 1 << 0;
+
+// Socket options (level `SOL_XDP`).
+// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+/// `getsockopt`: the ring offsets inside their mappings ([`XdpMmapOffsets`]).
+pub const XDP_MMAP_OFFSETS: i32 = 1;
+/// `setsockopt`: the rx ring's size.
+pub const XDP_RX_RING: i32 = 2;
+/// `setsockopt`: the tx ring's size.
+pub const XDP_TX_RING: i32 = 3;
+/// `setsockopt`: register the UMEM ([`XdpUmemReg`]).
+pub const XDP_UMEM_REG: i32 = 4;
+/// `setsockopt`: the fill ring's size.
+pub const XDP_UMEM_FILL_RING: i32 = 5;
+/// `setsockopt`: the completion ring's size.
+pub const XDP_UMEM_COMPLETION_RING: i32 = 6;
+/// `getsockopt`: the socket's counters ([`XdpStatistics`]).
+pub const XDP_STATISTICS: i32 = 7;
+/// `getsockopt`: the socket's options ([`XdpOptions`]).
+pub const XDP_OPTIONS: i32 = 8;
+
+/// `xdp_options.flags`: the socket runs in zero-copy mode.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+pub const XDP_OPTIONS_ZEROCOPY: u32 = 1 << 0;
+
+// mmap page offsets of the four rings.
+// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+/// mmap offset of the rx ring.
+pub const XDP_PGOFF_RX_RING: i64 = 0;
+/// mmap offset of the tx ring.
+pub const XDP_PGOFF_TX_RING: i64 = 0x8000_0000;
+/// mmap offset of the fill ring.
+pub const XDP_UMEM_PGOFF_FILL_RING: i64 = 0x1_0000_0000;
+/// mmap offset of the completion ring.
+pub const XDP_UMEM_PGOFF_COMPLETION_RING: i64 = 0x1_8000_0000;
+
+/// Headroom the kernel reserves in front of every received packet (`XDP_PACKET_HEADROOM`,
+/// `linux/bpf.h`).
+pub const XDP_PACKET_HEADROOM: u32 = 256;
+
+/// Descriptor option: the packet continues in the next descriptor (multi-buffer).
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+pub const XDP_PKT_CONTD: u32 = 1 << 0;
+
+/// `struct sockaddr_xdp`.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SockaddrXdp {
+    pub sxdp_family: u16,
+    pub sxdp_flags: u16,
+    pub sxdp_ifindex: u32,
+    pub sxdp_queue_id: u32,
+    pub sxdp_shared_umem_fd: u32,
+}
+
+/// `struct xdp_ring_offset`: byte offsets of one ring's fields inside its mapping.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct XdpRingOffset {
+    pub producer: u64,
+    pub consumer: u64,
+    pub desc: u64,
+    pub flags: u64,
+}
+
+/// `struct xdp_mmap_offsets` (v2, with `flags`; the kernel has answered this since 5.4).
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct XdpMmapOffsets {
+    pub rx: XdpRingOffset,
+    pub tx: XdpRingOffset,
+    pub fr: XdpRingOffset,
+    pub cr: XdpRingOffset,
+}
+
+/// `struct xdp_umem_reg` (v3, 32 bytes with `tx_metadata_len`). A shorter optlen would make the
+/// kernel parse an older layout and silently drop `flags`.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct XdpUmemReg {
+    pub addr: u64,
+    pub len: u64,
+    pub chunk_size: u32,
+    pub headroom: u32,
+    pub flags: u32,
+    pub tx_metadata_len: u32,
+}
+
+/// `struct xdp_statistics` (v2, 48 bytes; with 24 bytes the kernel folds `rx_ring_full` into
+/// `rx_dropped`).
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XdpStatistics {
+    pub rx_dropped: u64,
+    pub rx_invalid_descs: u64,
+    pub tx_invalid_descs: u64,
+    pub rx_ring_full: u64,
+    pub rx_fill_ring_empty_descs: u64,
+    pub tx_ring_empty_descs: u64,
+}
+
+/// `struct xdp_options`.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct XdpOptions {
+    pub flags: u32,
+}
+
+/// `struct xdp_desc`: one rx or tx ring entry.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XdpDesc {
+    pub addr: u64,
+    pub len: u32,
+    pub options: u32,
+}
+
+// The kernel's sizes; a mismatch (or padding) fails the build.
+const _: () = assert!(size_of::<SockaddrXdp>() == 16);
+const _: () = assert!(size_of::<XdpRingOffset>() == 32);
+const _: () = assert!(size_of::<XdpMmapOffsets>() == 128);
+const _: () = assert!(size_of::<XdpUmemReg>() == 32);
+const _: () = assert!(size_of::<XdpStatistics>() == 48);
+const _: () = assert!(size_of::<XdpOptions>() == 4);
+const _: () = assert!(size_of::<XdpDesc>() == 16);
