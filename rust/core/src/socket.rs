@@ -719,3 +719,22 @@ impl Extend<u64> for Completed<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_size_defaults_follow_the_rx_and_tx_rings() {
+        let cfg = SocketConfig::with_sizes(2048, 1024, None, None);
+        assert_eq!((cfg.fill_size, cfg.comp_size), (4096, 1024));
+        let small = SocketConfig::with_sizes(8, 0, None, None);
+        assert_eq!((small.fill_size, small.comp_size), (64, 64));
+        let given = SocketConfig::with_sizes(8, 8, Some(128), Some(256));
+        assert_eq!((given.fill_size, given.comp_size), (128, 256));
+        // A huge rx ring saturates instead of overflowing; validation then names it.
+        let huge = SocketConfig::with_sizes(u32::MAX, 0, None, None);
+        assert_eq!(huge.fill_size, u32::MAX);
+        assert!(huge.validate().unwrap_err().to_string().contains("invalid rx_size"));
+    }
+}

@@ -485,6 +485,8 @@ impl Umem {
 
     /// Takes up to `n` free frames into a batch for the user to write and send.
     pub fn alloc(&self, n: usize) -> Batch {
+        // No more than there are frames, whatever `n` the caller asked for.
+        let n = n.min(self.shared.cfg.frame_count as usize);
         let mut indices = Vec::with_capacity(n);
         self.frames().take_free(n, FrameState::User, &mut indices);
         let offset = self.shared.cfg.headroom;
@@ -852,5 +854,58 @@ mod tests {
         // SAFETY: test reads inside the region it owns.
         let first = unsafe { *u.as_ptr().add(off) };
         assert_eq!(first, 9);
+    }
+
+    #[test]
+    fn rx_lengths_past_the_frame_end_are_refused() {
+        let u = umem(4);
+        let shift = u.frame_shift();
+        let size = u.config().frame_size;
+        let mut table = u.frames();
+        let mut addrs = Vec::new();
+        assert_eq!(table.take_free_for_fill(3, shift, &mut addrs), 3);
+        let at = |i: usize, len: u32| XdpDesc { addr: addrs[i] + 256, len, options: 0 };
+        // Exactly to the end of the frame; one byte past it; a length that would wrap a u32.
+        let descs = [at(0, size - 256), at(1, size - 255), at(2, u32::MAX)];
+        let mut frames = Vec::new();
+        assert_eq!(table.take_received(descs.into_iter(), shift, &mut frames), 2);
+        assert_eq!(frames.len(), 1);
+        assert_eq!((frames[0].offset, frames[0].len), (256, size - 256));
+        // The refused frames went back to the pool, not astray.
+        assert_eq!(table.count(FrameState::Fill), 0);
+        assert_eq!(table.count(FrameState::User), 1);
+        assert_eq!(table.count(FrameState::Free), 3);
+        drop(table);
+        let batch = Batch::from_owned(u.clone(), frames);
+        assert_eq!(batch.data(0).unwrap().len(), (size - 256) as usize);
+    }
+
+    #[test]
+    fn alloc_of_more_than_every_frame_takes_them_all() {
+        let u = umem(4);
+        assert_eq!(u.alloc(usize::MAX).len(), 4);
+    }
+
+    #[test]
+    fn data_never_slices_past_the_frame() {
+        let u = umem(2);
+        let mut batch = u.alloc(1);
+        batch.frames[0].len = u.config().frame_size + 1;
+        assert!(matches!(batch.data(0), Err(Error::PacketTooLong { .. })));
+    }
+
+    #[test]
+    fn write_at_checks_every_frame_first() {
+        let u = umem(4);
+        let mut batch = u.alloc(2);
+        batch.write(0, &[0; 20]).unwrap();
+        batch.write(1, &[0; 10]).unwrap();
+        let error = batch.write_at(8, &[1, 2, 3, 4]).unwrap_err();
+        assert!(error.to_string().contains("past the end of frame 1 (10 bytes)"), "{error}");
+        assert_eq!(batch.data(0).unwrap(), &[0; 20], "nothing written when one frame is short");
+        assert!(batch.write_at(usize::MAX, &[1]).is_err());
+        batch.write_at(6, &[1, 2, 3, 4]).unwrap();
+        assert_eq!(&batch.data(0).unwrap()[6..10], &[1, 2, 3, 4]);
+        assert_eq!(&batch.data(1).unwrap()[6..10], &[1, 2, 3, 4]);
     }
 }
