@@ -2,6 +2,8 @@
 # Build the XDP programs (xdp-ebpf/) and install them as the objects the core embeds:
 #   rust/core/bpf/afxdp.bpf.o      from bin `afxdp`      (src/main.rs, the redirect program)
 #   rust/core/bpf/afxdp_gen.bpf.o  from bin `afxdp-gen`  (src/gen.rs, the traffic generator)
+# Both programs take their map layouts, flags and names from xdp-ebpf/common, which rust/core
+# uses too (a path dependency), so a layout change shows up on both sides at once.
 # The objects are committed, so only people changing a program need this (and the toolchain
 # from scripts/install-ebpf-toolchain.sh).
 #
@@ -23,7 +25,7 @@ check=0
 case "${1:-}" in
     "") ;;
     --check) check=1 ;;
-    -h | --help) sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
