@@ -4,25 +4,16 @@
 use std::time::Duration;
 
 use afxdp::Interface;
-use afxdp::generator::{GenerateError, GenerateOptions, Generator};
-use pyo3::exceptions::{PyOSError, PyValueError};
+use afxdp::generator::{GenerateOptions, Generator};
 use pyo3::prelude::*;
+
+use crate::convert::with_bytes;
+use crate::errors::{Error, Result};
 
 /// How long packets are pushed without the GIL before it is taken back to check for signals
 /// (Ctrl-C). Inside a slice, the core already stops after the chunk in progress when a signal
 /// arrives for this thread, so Ctrl-C takes effect within a chunk (a few ms).
 const SLICE: Duration = Duration::from_millis(50);
-
-/// The mapping of generator-only errors (the rest go through the bindings' `to_py`): errors
-/// with an errno become `OSError` (PermissionError for EPERM, ...), the rest `ValueError`.
-pub(crate) fn generate_to_py(e: GenerateError) -> PyErr {
-    let msg = e.to_string();
-    match (&e, e.errno()) {
-        (_, Some(errno)) => super::os_error(errno, msg),
-        (GenerateError::TestRun { .. }, None) => PyOSError::new_err(msg),
-        _ => PyValueError::new_err(msg),
-    }
-}
 
 /// Pushes `packet` (a whole Ethernet frame, bytes-like) out of interface `ifname` at kernel
 /// speed, and returns exactly how many copies were pushed.
@@ -61,42 +52,40 @@ pub fn generate(
     rate: Option<f64>,
     src_ports: i64,
     batch_size: i64,
-) -> PyResult<u64> {
+) -> Result<u64> {
     let count = count
         .map(|c| {
-            u64::try_from(c).map_err(|_| {
-                PyValueError::new_err(format!("invalid count {c}: must be >= 0 or None"))
-            })
+            u64::try_from(c)
+                .map_err(|_| Error::value(format!("invalid count {c}: must be >= 0 or None")))
         })
         .transpose()?;
     let duration = match duration {
         None => None,
         Some(d) => Some(Duration::try_from_secs_f64(d).map_err(|_| {
-            PyValueError::new_err(format!(
+            Error::value(format!(
                 "invalid duration {d}: must be a finite number of seconds >= 0, or None"
             ))
         })?),
     };
     let src_ports = u32::try_from(src_ports).map_err(|_| {
-        PyValueError::new_err(format!("invalid src_ports {src_ports}: must be from 1 to 65535"))
+        Error::value(format!("invalid src_ports {src_ports}: must be from 1 to 65535"))
     })?;
     let batch_size = u32::try_from(batch_size).map_err(|_| {
-        PyValueError::new_err(format!(
+        Error::value(format!(
             "invalid batch_size {batch_size}: must be from 1 to {}",
             afxdp::generator::MAX_BATCH_SIZE
         ))
     })?;
     let options = GenerateOptions { count, duration, rate, src_ports, batch_size };
-    let packet = super::with_bytes(packet, |p| Ok(p.to_vec()))?;
+    let packet = with_bytes(packet, |p| Ok(p.to_vec()))?;
 
-    let mut generator = py
-        .detach(|| Generator::new(&Interface::by_name(&ifname)?, &packet, &options))
-        .map_err(super::to_py)?;
+    let mut generator =
+        py.detach(|| Generator::new(&Interface::by_name(&ifname)?, &packet, &options))?;
     let result = loop {
-        match py.detach(|| generator.run_for(SLICE)).map_err(super::to_py) {
+        match py.detach(|| generator.run_for(SLICE)).map_err(Error::from) {
             Ok(done) => {
                 if let Err(interrupt) = py.check_signals() {
-                    break Err(interrupt);
+                    break Err(interrupt.into());
                 }
                 if done {
                     break Ok(generator.sent());

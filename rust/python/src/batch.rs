@@ -1,0 +1,241 @@
+//! `FrameBatch`: frames owned by the user, received or allocated.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use afxdp::umem::Batch;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+use crate::convert::{u32_arg, with_bytes};
+use crate::errors::{Error, Result};
+use crate::frame::PyFrame;
+use crate::sync::lock;
+
+/// Frames owned by you: received ones, or allocated ones to fill and send.
+///
+/// `send()` and `release()` consume the frames; afterwards the batch is empty and closed, and
+/// using one of its frames raises. While a memoryview of one of its frames is alive, the batch
+/// cannot be sent or released (BufferError). Leaving a `with batch:` block releases whatever the
+/// batch still owns.
+#[pyclass(name = "FrameBatch", module = "afxdp._native", frozen)]
+pub struct PyFrameBatch {
+    pub(crate) batch: Mutex<Option<Batch>>,
+    /// Live buffer exports of its frames (`Frame.__getbuffer__`).
+    pub(crate) exports: AtomicUsize,
+    ended: Mutex<&'static str>,
+}
+
+impl PyFrameBatch {
+    pub fn new(batch: Batch) -> Self {
+        PyFrameBatch {
+            batch: Mutex::new(Some(batch)),
+            exports: AtomicUsize::new(0),
+            ended: Mutex::new(""),
+        }
+    }
+
+    pub fn ended_error(&self) -> Error {
+        let how = *lock(&self.ended);
+        Error::value(format!(
+            "this FrameBatch was {how}; its frames are gone",
+            how = if how.is_empty() { "closed" } else { how }
+        ))
+    }
+
+    /// Runs `f` on the live batch, under its lock: `f` must not run Python code.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Batch) -> Result<R>) -> Result<R> {
+        let mut g = lock(&self.batch);
+        match g.as_mut() {
+            Some(b) => f(b),
+            None => {
+                drop(g);
+                Err(self.ended_error())
+            }
+        }
+    }
+
+    pub fn check_no_exports(&self, action: &str) -> Result<()> {
+        match self.exports.load(Ordering::Acquire) {
+            0 => Ok(()),
+            n => Err(Error::buffer(format!(
+                "cannot {action} a FrameBatch while {n} memoryview(s) of its frames exist; release them first"
+            ))),
+        }
+    }
+
+    /// Ends the batch: `how` is "sent" or "released".
+    pub fn end(&self, how: &'static str) {
+        *lock(&self.ended) = how;
+        let batch = lock(&self.batch).take();
+        drop(batch);
+    }
+
+    pub fn release_now(&self) -> Result<()> {
+        self.check_no_exports("release")?;
+        // One lock of the batch: take the frames and say why they are gone before letting go.
+        let mut g = lock(&self.batch);
+        if let Some(batch) = g.take() {
+            *lock(&self.ended) = "released";
+            drop(g);
+            drop(batch);
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.batch).as_ref().map_or(0, Batch::len)
+    }
+}
+
+fn norm_index(i: isize, len: usize) -> Result<usize> {
+    let j = if i < 0 { i + len as isize } else { i };
+    if j < 0 || j as usize >= len {
+        return Err(Error::index(format!("frame index {i} out of range for a batch of {len}")));
+    }
+    Ok(j as usize)
+}
+
+#[pymethods]
+impl PyFrameBatch {
+    fn __len__(&self) -> usize {
+        self.len()
+    }
+
+    fn __getitem__(slf: &Bound<'_, Self>, i: isize) -> Result<PyFrame> {
+        let me = slf.get();
+        let (pos, index) = me.with(|b| {
+            let pos = norm_index(i, b.len())?;
+            Ok((pos, b.descs()[pos].index))
+        })?;
+        Ok(PyFrame::new(slf.clone().unbind(), pos, index))
+    }
+
+    fn __iter__(slf: &Bound<'_, Self>) -> Result<Py<PyAny>> {
+        let py = slf.py();
+        let frames: Vec<PyFrame> = slf.get().with(|b| {
+            Ok(b.descs()
+                .iter()
+                .enumerate()
+                .map(|(pos, d)| PyFrame::new(slf.clone().unbind(), pos, d.index))
+                .collect())
+        })?;
+        let list = PyList::new(py, frames)?;
+        Ok(list.try_iter()?.into_any().unbind())
+    }
+
+    /// Copies `packet` into every frame and sets every length (one Rust loop). Either all frames
+    /// are written or, if the packet is too long for them, none.
+    fn write_all(&self, packet: &Bound<'_, PyAny>) -> Result<()> {
+        with_bytes(packet, |p| self.with(|b| Ok(b.write_all(p)?)))
+    }
+
+    /// Writes `data` at byte `offset` of every frame's packet (e.g. a MAC address), leaving the
+    /// lengths as they are. Every frame must be at least `offset + len(data)` long.
+    fn write_at(&self, offset: i64, data: &Bound<'_, PyAny>) -> Result<()> {
+        let offset = u32_arg("offset", offset)? as usize;
+        with_bytes(data, |d| self.with(|b| Ok(b.write_at(offset, d)?)))
+    }
+
+    /// Swaps the destination and source MAC addresses of every frame in place (l2fwd), in
+    /// one Rust loop. Either every frame is edited or, if one is shorter than 12 bytes, none.
+    fn swap_macs(&self) -> Result<()> {
+        self.with(|b| Ok(b.swap_macs()?))
+    }
+
+    /// Copies the packets of `src` (a batch of any socket, e.g. received on another
+    /// interface) into this batch's frames and sets their lengths; returns how many:
+    /// min(len(self), len(src)). `src` is left as it was.
+    fn copy_from(&self, src: &PyFrameBatch) -> Result<usize> {
+        if std::ptr::eq(self, src) {
+            return Err(Error::value("copy_from: the source is this batch"));
+        }
+        // try_lock: two threads copying between the same two batches in opposite directions
+        // must not deadlock.
+        let guard = match src.batch.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(Error::value(
+                    "copy_from: the source batch is in use by another thread",
+                ));
+            }
+        };
+        let Some(source) = guard.as_ref() else {
+            drop(guard);
+            return Err(src.ended_error());
+        };
+        self.with(|b| Ok(b.copy_from(source)?))
+    }
+
+    /// The total packet length of the frames, in bytes (for byte rates without building the
+    /// `lengths` list).
+    #[getter]
+    fn nbytes(&self) -> Result<u64> {
+        self.with(|b| Ok(b.descs().iter().map(|d| u64::from(d.len)).sum()))
+    }
+
+    /// The packet length of every frame.
+    #[getter]
+    fn lengths(&self) -> Result<Vec<u32>> {
+        self.with(|b| Ok(b.descs().iter().map(|d| d.len).collect()))
+    }
+
+    /// Sets every frame's packet length (each within its frame's capacity).
+    fn set_lengths(&self, length: i64) -> Result<()> {
+        let length = u32_arg("length", length)? as usize;
+        self.with(|b| {
+            for i in 0..b.len() {
+                b.set_len(i, length)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The packets as a list of bytes (copies).
+    fn to_list(slf: &Bound<'_, Self>) -> Result<Py<PyList>> {
+        let py = slf.py();
+        slf.get().with(|b| {
+            let items = (0..b.len())
+                .map(|i| Ok(PyBytes::new(py, b.data(i)?)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(PyList::new(py, items)?.unbind())
+        })
+    }
+
+    /// Returns the frames to the free pool now. Idempotent.
+    fn release(&self) -> Result<()> {
+        self.release_now()
+    }
+
+    /// True once the batch was sent or released.
+    #[getter]
+    fn closed(&self) -> bool {
+        lock(&self.batch).is_none()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _t: Option<Bound<'_, PyAny>>,
+        _v: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> Result<bool> {
+        self.release_now()?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let len = lock(&self.batch).as_ref().map(Batch::len);
+        match len {
+            Some(n) => format!("<afxdp.FrameBatch frames={n}>"),
+            None => {
+                let how = *lock(&self.ended);
+                format!("<afxdp.FrameBatch [{}]>", if how.is_empty() { "closed" } else { how })
+            }
+        }
+    }
+}

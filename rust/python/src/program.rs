@@ -1,0 +1,235 @@
+//! `Program`: an XDP program attached to an interface, with its XSKMAP and rules.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use afxdp::Interface;
+use afxdp::bpf::XdpProgram;
+use pyo3::prelude::*;
+
+use crate::convert::{mode_arg, u32_arg, with_bytes};
+use crate::errors::{Error, Result};
+use crate::rules::{PyRule, rules_arg};
+use crate::socket::PySocket;
+use crate::sync::lock;
+
+/// An XDP program attached to an interface. The built-in one (`Program.attach`) redirects
+/// packets that match its rules (all, without rules) on every queue with a registered socket to
+/// that socket and passes everything else to the kernel stack; `Program.load` attaches a
+/// program from the user's own object.
+#[pyclass(name = "Program", module = "afxdp._native", frozen)]
+pub struct PyProgram {
+    prog: Mutex<Option<XdpProgram>>,
+    ifname: String,
+    /// XSKMAP entries this object made: queue -> socket fd.
+    entries: Mutex<HashMap<u32, i32>>,
+}
+
+impl PyProgram {
+    /// Whether `fd` is registered for `queue` (and the program still attached).
+    pub fn has_entry(&self, queue: u32, fd: i32) -> bool {
+        lock(&self.prog).is_some() && lock(&self.entries).get(&queue) == Some(&fd)
+    }
+
+    /// Puts `socket` into the XSKMAP at its queue; the socket then keeps the program alive.
+    pub fn register_socket(slf: &Bound<'_, Self>, socket: &PySocket) -> Result<()> {
+        let me = slf.get();
+        let (queue, fd) = socket.queue_and_fd()?;
+        me.with(|p| p.register(queue, fd))?;
+        lock(&me.entries).insert(queue, fd);
+        // The socket keeps its program (and so the attachment) alive.
+        socket.set_program(slf.clone().unbind());
+        Ok(())
+    }
+
+    fn new(prog: XdpProgram, ifname: String) -> Self {
+        PyProgram { prog: Mutex::new(Some(prog)), ifname, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn detached(&self) -> Error {
+        Error::value(format!("the program on {:?} is detached", self.ifname))
+    }
+
+    /// Runs `f` on the attached program, under its lock: `f` must not run Python code.
+    fn with<R>(&self, f: impl FnOnce(&mut XdpProgram) -> afxdp::Result<R>) -> Result<R> {
+        let mut g = lock(&self.prog);
+        let p = g.as_mut().ok_or_else(|| self.detached())?;
+        Ok(f(p)?)
+    }
+}
+
+#[pymethods]
+impl PyProgram {
+    /// Loads the built-in program and attaches it to `ifname`. `mode`: "auto" (native, else
+    /// generic), "native" (driver) or "generic" (skb). Attached through a BPF link: it goes
+    /// away when this object is closed or collected, and when the process dies.
+    ///
+    /// `rules`: an iterable of `Rule` (at most 16). Only packets matching one of them leave
+    /// the kernel stack; None or empty: every packet of a queue with a registered socket.
+    #[staticmethod]
+    #[pyo3(signature = (ifname, mode = "auto", rules = None))]
+    fn attach(
+        py: Python<'_>,
+        ifname: String,
+        mode: &str,
+        rules: Option<&Bound<'_, PyAny>>,
+    ) -> Result<Self> {
+        let mode = mode_arg(mode)?;
+        let rules = rules_arg(rules)?;
+        let name = ifname.clone();
+        let prog = py.detach(move || {
+            XdpProgram::attach_with_rules(&Interface::by_name(&name)?, mode, &rules)
+        })?;
+        Ok(Self::new(prog, ifname))
+    }
+
+    /// Loads XDP program `program` from an ELF object (a path or the bytes of one, built with
+    /// aya or clang) and attaches it to `ifname`; sockets register into its XSKMAP `xsk_map`
+    /// at their queue. With `program`/`xsk_map` None, the object's only XDP program / XSKMAP.
+    /// Errors: ValueError naming a missing program or map or a map of the wrong type,
+    /// VerifierError (with `.log`) when the kernel rejects the program.
+    #[staticmethod]
+    #[pyo3(signature = (obj, ifname, *, program = None, xsk_map = None, mode = "auto"))]
+    fn load(
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        ifname: String,
+        program: Option<String>,
+        xsk_map: Option<String>,
+        mode: &str,
+    ) -> Result<Self> {
+        let mode = mode_arg(mode)?;
+        // Bytes first: os.fspath() accepts bytes too and would take the object for a path.
+        let object: Vec<u8> = if let Ok(bytes) = with_bytes(obj, |b| Ok(b.to_vec())) {
+            bytes
+        } else if let Ok(path) = obj.extract::<std::path::PathBuf>() {
+            std::fs::read(&path).map_err(|e| {
+                let msg = format!("reading the BPF object {}: {e}", path.display());
+                match e.raw_os_error() {
+                    Some(errno) => Error::os_file(errno, msg, path.display().to_string()),
+                    None => Error::os(None, msg),
+                }
+            })?
+        } else {
+            return Err(Error::type_(
+                "obj must be a path (str or os.PathLike) or a bytes-like object holding an ELF object",
+            ));
+        };
+        let name = ifname.clone();
+        let prog = py.detach(move || {
+            let iface = Interface::by_name(&name)?;
+            XdpProgram::load(&object, &iface, program.as_deref(), xsk_map.as_deref(), mode)
+        })?;
+        Ok(Self::new(prog, ifname))
+    }
+
+    /// Replaces the match rules without reattaching, atomically for the data path (each
+    /// packet is judged by the whole old or the whole new set). Takes ~10-30 ms.
+    fn set_rules(&self, py: Python<'_>, rules: &Bound<'_, PyAny>) -> Result<()> {
+        let rules = rules_arg(Some(rules))?;
+        let mut g = lock(&self.prog);
+        let p = g.as_mut().ok_or_else(|| self.detached())?;
+        Ok(py.detach(|| p.set_rules(&rules))?)
+    }
+
+    /// The rules in force, as a list (empty: every packet matches).
+    #[getter]
+    fn rules(&self) -> Result<Vec<PyRule>> {
+        self.with(|p| Ok(p.rules().iter().map(|&rule| PyRule { rule }).collect()))
+    }
+
+    /// Hit counters of the rules in force since they were set: a list of (Rule, packets)
+    /// pairs, packets counted for the first rule they matched.
+    fn rule_stats(&self) -> Result<Vec<(PyRule, u64)>> {
+        self.with(|p| {
+            let hits = p.rule_hits()?;
+            Ok(p.rules().iter().zip(hits).map(|(&rule, n)| (PyRule { rule }, n)).collect())
+        })
+    }
+
+    /// Packets that matched no rule (and went to the kernel stack) since the rules were set.
+    fn unmatched(&self) -> Result<u64> {
+        self.with(XdpProgram::unmatched)
+    }
+
+    /// The XDP program's name in its object ("afxdp_redirect" for the built-in one).
+    #[getter]
+    fn program_name(&self) -> Result<String> {
+        self.with(|p| Ok(p.program_name().to_owned()))
+    }
+
+    /// Puts `socket` into the XSKMAP at its queue: packets on that queue now reach it.
+    fn register(slf: &Bound<'_, Self>, socket: &PySocket) -> Result<()> {
+        Self::register_socket(slf, socket)
+    }
+
+    /// Removes whatever socket is registered for `queue`.
+    fn unregister(&self, queue: i64) -> Result<()> {
+        let queue = u32_arg("queue", queue)?;
+        self.with(|p| p.unregister(queue))?;
+        lock(&self.entries).remove(&queue);
+        Ok(())
+    }
+
+    /// Detaches the program from the interface. Idempotent.
+    fn detach(&self) -> Result<()> {
+        let prog = lock(&self.prog).take();
+        if let Some(mut p) = prog {
+            p.detach()?;
+        }
+        Ok(())
+    }
+
+    /// Same as `detach()`.
+    fn close(&self) -> Result<()> {
+        self.detach()
+    }
+
+    #[getter]
+    fn attached(&self) -> bool {
+        lock(&self.prog).as_ref().is_some_and(XdpProgram::is_attached)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        !self.attached()
+    }
+
+    #[getter]
+    fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The mode actually in use: "native" or "generic" (None once detached).
+    #[getter]
+    fn mode(&self) -> Option<&'static str> {
+        lock(&self.prog).as_ref().map(|p| p.mode().as_str())
+    }
+
+    /// Number of XSKMAP entries (queues that can hold a socket).
+    #[getter]
+    fn map_size(&self) -> Result<u32> {
+        self.with(|p| Ok(p.map_size()))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _t: Option<Bound<'_, PyAny>>,
+        _v: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> Result<bool> {
+        self.detach()?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        match self.mode() {
+            Some(m) => format!("<afxdp.Program ifname={:?} mode={m}>", self.ifname),
+            None => format!("<afxdp.Program ifname={:?} [detached]>", self.ifname),
+        }
+    }
+}

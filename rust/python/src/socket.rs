@@ -1,0 +1,347 @@
+//! `Socket`: an AF_XDP socket bound to one queue, with the GIL released around its waits.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use afxdp::Interface;
+use afxdp::socket::{Socket, SocketConfig};
+use pyo3::prelude::*;
+
+use crate::batch::PyFrameBatch;
+use crate::convert::{timeout_arg, u32_arg};
+use crate::errors::{Error, Result};
+use crate::program::PyProgram;
+use crate::stats::PyStats;
+use crate::sync::lock;
+use crate::umem::PyUmem;
+
+/// An AF_XDP socket bound to one queue of an interface.
+#[pyclass(name = "Socket", module = "afxdp._native", frozen)]
+pub struct PySocket {
+    sock: Mutex<Option<Socket>>,
+    umem: Py<PyUmem>,
+    program: Mutex<Option<Py<PyProgram>>>,
+    ifname: String,
+    queue: u32,
+}
+
+/// poll(2) events, as in the `select` module.
+pub const POLLIN: i16 = libc::POLLIN;
+/// poll(2) events, as in the `select` module.
+pub const POLLOUT: i16 = libc::POLLOUT;
+/// Slice of a long wait, so Ctrl-C is seen promptly.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+impl PySocket {
+    /// Runs `f` on the open socket, under its lock: `f` must not run Python code.
+    fn with<R>(&self, f: impl FnOnce(&mut Socket) -> afxdp::Result<R>) -> Result<R> {
+        let mut g = lock(&self.sock);
+        let s = g.as_mut().ok_or_else(|| Error::closed("Socket"))?;
+        Ok(f(s)?)
+    }
+
+    pub fn queue_and_fd(&self) -> Result<(u32, i32)> {
+        self.with(|s| Ok((s.queue(), s.fd())))
+    }
+
+    /// Remembers the program the socket is registered with (which it keeps alive).
+    pub fn set_program(&self, program: Py<PyProgram>) {
+        let old = lock(&self.program).replace(program);
+        drop(old);
+    }
+
+    /// Waits up to `timeout` (None: forever) for `events`, without the GIL and without holding
+    /// the socket; returns whether they are ready. Checks for signals between slices.
+    fn wait(&self, py: Python<'_>, events: i16, timeout: Option<Duration>) -> Result<i16> {
+        let handle = self.with(|s| s.poll_handle())?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+                None => WAIT_SLICE,
+            };
+            let h = handle.clone();
+            match py.detach(move || h.poll(events, slice)) {
+                Ok(0) => {}
+                Ok(revents) => return Ok(revents),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => {
+                    return Err(afxdp::Error::Syscall { call: "poll(AF_XDP)", source: e }.into());
+                }
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PySocket {
+    #[new]
+    #[pyo3(signature = (ifname, queue = 0, umem = None, program = None, *, rx_size = 2048, tx_size = 2048,
+                        fill_size = None, comp_size = None, zerocopy = None, need_wakeup = true, autofill = true))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        ifname: String,
+        queue: i64,
+        umem: Option<Py<PyUmem>>,
+        program: Option<Py<PyProgram>>,
+        rx_size: i64,
+        tx_size: i64,
+        fill_size: Option<i64>,
+        comp_size: Option<i64>,
+        zerocopy: Option<bool>,
+        need_wakeup: bool,
+        autofill: bool,
+    ) -> Result<Self> {
+        let queue = u32_arg("queue", queue)?;
+        let rx_size = u32_arg("rx_size", rx_size)?;
+        let tx_size = u32_arg("tx_size", tx_size)?;
+        let fill_size = fill_size.map(|n| u32_arg("fill_size", n)).transpose()?;
+        let comp_size = comp_size.map(|n| u32_arg("comp_size", n)).transpose()?;
+        let cfg = SocketConfig {
+            zerocopy,
+            need_wakeup,
+            autofill,
+            ..SocketConfig::with_sizes(rx_size, tx_size, fill_size, comp_size)
+        };
+        let umem = match umem {
+            Some(u) => u,
+            None => Py::new(py, PyUmem::create(4096, 4096, 0)?)?,
+        };
+        let core_umem = umem.get().get()?;
+        let name = ifname.clone();
+        let sock =
+            py.detach(move || Socket::open(&Interface::by_name(&name)?, queue, core_umem, cfg))?;
+        let me = PySocket {
+            sock: Mutex::new(Some(sock)),
+            umem,
+            program: Mutex::new(None),
+            ifname,
+            queue,
+        };
+        if let Some(p) = program {
+            // On failure `me` is dropped: the socket closes, nothing stays registered.
+            PyProgram::register_socket(p.bind(py), &me)?;
+        }
+        Ok(me)
+    }
+
+    /// Hands up to `max` free frames (default: all that fit) to the kernel's fill ring.
+    #[pyo3(signature = (max = None))]
+    fn fill(&self, max: Option<i64>) -> Result<u32> {
+        let max = match max {
+            Some(m) => u32_arg("max", m)?,
+            None => u32::MAX,
+        };
+        self.with(|s| s.fill(max))
+    }
+
+    /// Receives up to `max` frames. With `timeout` > 0 waits (without the GIL) up to that many
+    /// seconds for the first frame; None waits until one arrives. Returns a possibly empty batch.
+    #[pyo3(signature = (max = 64, timeout = 0.0))]
+    fn recv(&self, py: Python<'_>, max: i64, timeout: Option<f64>) -> Result<PyFrameBatch> {
+        let max = u32_arg("max", max)?;
+        let timeout = timeout_arg(timeout)?;
+        let batch = self.with(|s| s.recv(max))?;
+        if !batch.is_empty() || timeout == Some(Duration::ZERO) {
+            return Ok(PyFrameBatch::new(batch));
+        }
+        drop(batch);
+        self.wait(py, POLLIN, timeout)?;
+        Ok(PyFrameBatch::new(self.with(|s| s.recv(max))?))
+    }
+
+    /// Takes up to `n` free frames to write and send (each of length 0 until written).
+    fn alloc(&self, n: i64) -> Result<PyFrameBatch> {
+        let n = u32_arg("n", n)?;
+        Ok(PyFrameBatch::new(self.with(|s| s.alloc(n as usize))?))
+    }
+
+    /// Queues the batch's frames for transmission and wakes the kernel; returns how many were
+    /// queued. When all were queued the batch is closed. If the tx ring had room for only some,
+    /// those leave the batch and the rest stay in it, re-indexed from 0: send it again later
+    /// (after `complete()`), or release it.
+    fn send(&self, batch: &PyFrameBatch) -> Result<u32> {
+        batch.check_no_exports("send")?;
+        let n = batch.with(|b| self.with(|s| s.send(b)))?;
+        if batch.len() == 0 {
+            batch.end("sent");
+        }
+        Ok(n)
+    }
+
+    /// Reclaims transmitted frames from the completion ring; returns how many.
+    #[pyo3(signature = (max = None))]
+    fn complete(&self, max: Option<i64>) -> Result<u32> {
+        let max = match max {
+            Some(m) => u32_arg("max", m)?,
+            None => u32::MAX,
+        };
+        self.with(|s| s.complete(max))
+    }
+
+    /// Returns a batch's frames to the free pool (same as `batch.release()`).
+    fn release(&self, batch: &PyFrameBatch) -> Result<()> {
+        let foreign = lock(&batch.batch)
+            .as_ref()
+            .is_some_and(|b| lock(&self.sock).as_ref().is_some_and(|s| !b.umem().same(s.umem())));
+        if foreign {
+            return Err(Error::value(
+                "the batch belongs to another UMEM than this socket's; release it with batch.release() or the socket it came from",
+            ));
+        }
+        batch.release_now()
+    }
+
+    /// Wakes the kernel to transmit frames still waiting on the tx ring.
+    fn kick(&self) -> Result<()> {
+        self.with(|s| s.kick_tx())
+    }
+
+    /// Waits up to `timeout` seconds (None: forever) for `events` (select.POLLIN/POLLOUT);
+    /// returns the ready mask, 0 on timeout.
+    #[pyo3(signature = (timeout = 0.0, events = POLLIN))]
+    fn poll(&self, py: Python<'_>, timeout: Option<f64>, events: i16) -> Result<i16> {
+        let timeout = timeout_arg(timeout)?;
+        self.wait(py, events, timeout)
+    }
+
+    /// Kernel and library counters.
+    fn stats(&self) -> Result<PyStats> {
+        self.with(|s| s.stats()).map(PyStats::from)
+    }
+
+    /// Frames sent and not completed yet.
+    #[getter]
+    fn in_flight(&self) -> Result<u32> {
+        self.with(|s| Ok(s.in_flight()))
+    }
+
+    /// Frames waiting on the tx ring for the kernel.
+    #[getter]
+    fn tx_pending(&self) -> Result<u32> {
+        self.with(|s| s.tx_pending())
+    }
+
+    /// Frames waiting on the rx ring.
+    #[getter]
+    fn rx_available(&self) -> Result<u32> {
+        self.with(|s| s.rx_available())
+    }
+
+    /// The file descriptor, for select/selectors/asyncio; -1 once closed.
+    fn fileno(&self) -> i32 {
+        lock(&self.sock).as_ref().map_or(-1, Socket::fd)
+    }
+
+    /// Closes the socket (the kernel also drops it from the XSKMAP). Idempotent. Batches already
+    /// received stay usable; their frames go back to the pool when released. The kernel waits
+    /// for an RCU grace period (~10 ms) on close; other Python threads run meanwhile.
+    fn close(&self, py: Python<'_>) {
+        let sock = lock(&self.sock).take();
+        if let Some(sock) = sock {
+            py.detach(move || drop(sock));
+        }
+        let program = lock(&self.program).take();
+        drop(program);
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        lock(&self.sock).is_none()
+    }
+
+    #[getter]
+    fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    #[getter]
+    fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// Whether the kernel runs the socket in zero-copy mode (False: copy mode).
+    #[getter]
+    fn zerocopy(&self) -> Result<bool> {
+        self.with(|s| Ok(s.zerocopy()))
+    }
+
+    /// The Umem the socket uses.
+    #[getter]
+    fn umem(&self, py: Python<'_>) -> Py<PyUmem> {
+        self.umem.clone_ref(py)
+    }
+
+    /// The Program this socket is registered with (at creation or by `Program.register`), or
+    /// None (never registered, unregistered, or the program detached): then it receives
+    /// nothing until a program registers it.
+    #[getter]
+    fn program(&self, py: Python<'_>) -> Option<Py<PyProgram>> {
+        let fd = lock(&self.sock).as_ref().map(Socket::fd)?;
+        lock(&self.program)
+            .as_ref()
+            .filter(|p| p.get().has_entry(self.queue, fd))
+            .map(|p| p.clone_ref(py))
+    }
+
+    /// Whether a live Program has this socket in its XSKMAP (it receives only then).
+    #[getter]
+    fn registered(&self) -> Result<bool> {
+        let fd = self.with(|s| Ok(s.fd()))?;
+        Ok(lock(&self.program).as_ref().is_some_and(|p| p.get().has_entry(self.queue, fd)))
+    }
+
+    /// How many frames autofill keeps on the fill ring.
+    #[getter]
+    fn fill_target(&self) -> Result<u32> {
+        self.with(|s| Ok(s.fill_target()))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _t: Option<Bound<'_, PyAny>>,
+        _v: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let g = lock(&self.sock);
+        match g.as_ref() {
+            None => {
+                format!("<afxdp.Socket ifname={:?} queue={} [closed]>", self.ifname, self.queue)
+            }
+            Some(s) => {
+                let mode = if s.zerocopy() { "zerocopy" } else { "copy" };
+                let registered = lock(&self.program)
+                    .as_ref()
+                    .is_some_and(|p| p.get().has_entry(self.queue, s.fd()));
+                let reg = if !s.has_rx() {
+                    "tx only"
+                } else if registered {
+                    "registered"
+                } else {
+                    "unregistered: receives nothing until a Program registers it"
+                };
+                format!(
+                    "<afxdp.Socket ifname={:?} queue={} fd={} mode={mode} {reg}>",
+                    self.ifname,
+                    self.queue,
+                    s.fd()
+                )
+            }
+        }
+    }
+}
