@@ -11,7 +11,7 @@ use crate::convert::{mode_arg, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 use crate::rules::{PyRule, rules_arg};
 use crate::socket::PySocket;
-use crate::sync::lock;
+use crate::sync::{Turnstile, lock};
 
 /// An XDP program attached to an interface. The built-in one (`Program.attach`) redirects
 /// packets that match its rules (all, without rules) on every queue with a registered socket to
@@ -23,6 +23,8 @@ pub struct PyProgram {
     ifname: String,
     /// XSKMAP entries this object made: queue -> socket fd.
     entries: Mutex<HashMap<u32, i32>>,
+    /// Serialises `set_rules` calls, whose steps wait for RCU grace periods between them.
+    rules_turn: Turnstile,
 }
 
 impl PyProgram {
@@ -43,7 +45,12 @@ impl PyProgram {
     }
 
     fn new(prog: XdpProgram, ifname: String) -> Self {
-        PyProgram { prog: Mutex::new(Some(prog)), ifname, entries: Mutex::new(HashMap::new()) }
+        PyProgram {
+            prog: Mutex::new(Some(prog)),
+            ifname,
+            entries: Mutex::new(HashMap::new()),
+            rules_turn: Turnstile::default(),
+        }
     }
 
     fn detached(&self) -> Error {
@@ -124,12 +131,21 @@ impl PyProgram {
     }
 
     /// Replaces the match rules without reattaching, atomically for the data path (each
-    /// packet is judged by the whole old or the whole new set). Takes ~10-30 ms.
+    /// packet is judged by the whole old or the whole new set). Takes ~10-30 ms, during which
+    /// other threads run and may use the program; concurrent calls take turns.
     fn set_rules(&self, py: Python<'_>, rules: &Bound<'_, PyAny>) -> Result<()> {
         let rules = rules_arg(Some(rules))?;
-        let mut g = lock(&self.prog);
-        let p = g.as_mut().ok_or_else(|| self.detached())?;
-        Ok(py.detach(|| p.set_rules(&rules))?)
+        // The program's lock is held for each step, never across a wait (another thread
+        // holding the GIL would block on it while this one needs the GIL back). The turn keeps
+        // two calls from interleaving their steps.
+        let _turn = self.rules_turn.enter(py);
+        let staged = self.with(|p| p.stage_rules(&rules))?;
+        py.detach(afxdp::sys::synchronize_rcu);
+        self.with(|p| p.activate_rules(staged))?;
+        // The slot just retired may be read by runs in progress: the next call's stage
+        // overwrites it only after this grace period (it waits for the turn).
+        py.detach(afxdp::sys::synchronize_rcu);
+        Ok(())
     }
 
     /// The rules in force, as a list (empty: every packet matches).

@@ -5,10 +5,46 @@
 //! back into the same object and deadlock on the non-reentrant lock. So every binding converts
 //! its arguments first, locks, does Rust work, unlocks, and only then waits or builds results.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use pyo3::Python;
 
 /// Locks a mutex; poisoning cannot leave our state half-updated (each update is one
 /// assignment), so a poisoned lock is used as is.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A turn to run a multi-step operation that waits between its steps: one holder at a time,
+/// taken while the GIL is released, so a thread holding the GIL never blocks on it. Unlike a
+/// `MutexGuard`, the [`Turn`] may be held across `py.detach` and Python code: its mutex is
+/// locked only for a moment to flip the flag.
+#[derive(Default)]
+pub struct Turnstile {
+    busy: Mutex<bool>,
+    freed: Condvar,
+}
+
+/// The current turn of a [`Turnstile`]; dropping it lets the next waiter in.
+pub struct Turn<'a>(&'a Turnstile);
+
+impl Turnstile {
+    /// Waits (without the GIL) until no one else holds a turn, and takes it.
+    pub fn enter(&self, py: Python<'_>) -> Turn<'_> {
+        py.detach(|| {
+            let mut busy = lock(&self.busy);
+            while *busy {
+                busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+            }
+            *busy = true;
+        });
+        Turn(self)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.busy) = false;
+        self.0.freed.notify_one();
+    }
 }

@@ -56,7 +56,7 @@ pub(crate) mod test_support;
 
 pub use errors::BpfError;
 pub use program::XdpProgram;
-pub use rules::{MAX_RULES, Rule, RuleStats};
+pub use rules::{MAX_RULES, Rule, RuleStats, StagedRules};
 
 /// How the XDP program is attached to the interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

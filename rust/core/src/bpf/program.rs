@@ -15,7 +15,7 @@ use super::AttachMode;
 use super::errors::program_load_error;
 use super::errors::{BpfError, errno_of, error_chain, load_error, map_error, missing_in_object};
 use super::object::{builtin_map, load_builtin, load_custom};
-use super::rules::{MAX_RULES, Rule, RuleStats, Steering, hit_index, validate_rules};
+use super::rules::{MAX_RULES, Rule, RuleStats, StagedRules, Steering, hit_index, validate_rules};
 use crate::error::{Error, Result};
 use crate::sys::{self, ForkGuard, Interface, errno};
 
@@ -210,25 +210,55 @@ impl XdpProgram {
     ///
     /// Takes two RCU grace periods (about 10–30 ms): the new set is written to the inactive
     /// slot, published, and the old slot is only reused once no program run can still read
-    /// it (see [`crate::sys::synchronize_rcu`]).
+    /// it (see [`crate::sys::synchronize_rcu`]). [`stage_rules`](Self::stage_rules) and
+    /// [`activate_rules`](Self::activate_rules) are the same steps for a caller that must not
+    /// hold the program borrowed while it waits.
     ///
     /// # Errors
     ///
     /// [`BpfError::TooManyRules`], [`BpfError::InvalidRule`], [`BpfError::Detached`],
     /// [`BpfError::NoRules`] (a custom program), [`BpfError::Map`], [`Error::ForkedChild`].
     pub fn set_rules(&mut self, rules: &[Rule]) -> Result<()> {
+        let staged = self.stage_rules(rules)?;
+        // Every run that starts from now on sees the new set once it reads `next`.
+        sys::synchronize_rcu();
+        self.activate_rules(staged)?;
+        // No run still reads the old set: the next call may overwrite it.
+        sys::synchronize_rcu();
+        Ok(())
+    }
+
+    /// The first step of [`set_rules`](Self::set_rules): validates `rules` and writes them,
+    /// with zeroed hit counters, to the inactive slot, which no program run reads. Then wait
+    /// one grace period ([`crate::sys::synchronize_rcu`]) and call
+    /// [`activate_rules`](Self::activate_rules), and wait another before the next
+    /// `stage_rules`: the slot staged next is the one program runs read until then. Stage and
+    /// activate in pairs, one pair at a time (a second `stage_rules` overwrites the first).
+    ///
+    /// # Errors
+    ///
+    /// As [`set_rules`](Self::set_rules).
+    pub fn stage_rules(&mut self, rules: &[Rule]) -> Result<StagedRules> {
         validate_rules(rules)?;
         let steering = self.steering_mut()?;
         let next = steering.active_set ^ 1;
         steering.zero_hits(next)?;
         steering.write_set(next, rules)?;
-        // Every run that starts from now on sees the new set once it reads `next`.
-        sys::synchronize_rcu();
-        steering.active.set(0, next, 0).map_err(|e| map_error("update", 0, e))?;
-        // No run still reads the old set: the next call may overwrite it.
-        sys::synchronize_rcu();
-        steering.active_set = next;
-        steering.current = rules.to_vec();
+        Ok(StagedRules { set: next, rules: rules.to_vec() })
+    }
+
+    /// The second step of [`set_rules`](Self::set_rules): puts the rules of
+    /// [`stage_rules`](Self::stage_rules) in force; [`rules`](Self::rules) and the hit
+    /// counters are theirs from now on.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`], [`Error::ForkedChild`].
+    pub fn activate_rules(&mut self, staged: StagedRules) -> Result<()> {
+        let steering = self.steering_mut()?;
+        steering.active.set(0, staged.set, 0).map_err(|e| map_error("update", 0, e))?;
+        steering.active_set = staged.set;
+        steering.current = staged.rules;
         Ok(())
     }
 

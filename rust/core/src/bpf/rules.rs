@@ -114,6 +114,19 @@ pub struct RuleStats {
     pub unmatched: u64,
 }
 
+/// Rules written to the inactive slot by [`XdpProgram::stage_rules`], not in force until
+/// [`XdpProgram::activate_rules`].
+///
+/// [`XdpProgram::stage_rules`]: super::XdpProgram::stage_rules
+/// [`XdpProgram::activate_rules`]: super::XdpProgram::activate_rules
+#[derive(Debug)]
+#[must_use = "staged rules are not in force until activate_rules"]
+pub struct StagedRules {
+    /// The slot written: 0 or 1.
+    pub(crate) set: u32,
+    pub(crate) rules: Vec<Rule>,
+}
+
 /// The built-in program's rule maps and the rules in force.
 pub(crate) struct Steering {
     pub(crate) rules: Array<MapData, PodRuleSet>,

@@ -1,0 +1,121 @@
+"""Threads: no binding holds a lock across Python code or a GIL release, and close() wakes waiters.
+
+A lock held across a GIL release deadlocks the whole interpreter (the waiting thread holds the GIL,
+the lock holder needs it back), so a thread join with a timeout cannot catch it. Each scenario runs
+in a child process inside the lab's namespace ``b`` instead: the child arms
+``faulthandler.dump_traceback_later`` (a C thread that needs no GIL: it prints every thread's stack
+and exits with status 1), and the parent also kills it after a timeout. A regression therefore
+fails the test, with the stacks in the message, instead of hanging the run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+afxdp = pytest.importorskip("afxdp")
+
+pytestmark = pytest.mark.privileged
+
+#: Seconds before the child dumps its stacks and exits; every scenario needs well under 5 s.
+WATCHDOG = 15
+PRELUDE = textwrap.dedent(
+    f"""
+    import errno, faulthandler, sys, threading, time
+    import afxdp
+    faulthandler.dump_traceback_later({WATCHDOG}, exit=True)
+    ifname = sys.argv[1]
+    """
+)
+
+
+def run_child(lab, body: str) -> str:
+    """Runs PRELUDE + `body` in namespace b; fails the test unless it prints OK and exits 0."""
+    code = PRELUDE + textwrap.dedent(body)
+    try:
+        done = lab.run(
+            "b", [sys.executable, "-c", code, lab.if_b], timeout=WATCHDOG + 15, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the child hung (killed after {exc.timeout} s): {exc.stderr!r}")
+    assert done.returncode == 0 and "OK" in done.stdout, (
+        f"child exited {done.returncode}\nstdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    )
+    return done.stdout
+
+
+# --- Program.set_rules waits for RCU without holding the program's lock -------------------------
+
+
+def test_program_is_usable_from_other_threads_while_set_rules_waits(lab) -> None:
+    run_child(
+        lab,
+        """
+        prog = afxdp.Program.attach(ifname, mode="native")
+        sock = afxdp.Socket(ifname, 0, program=prog)
+        done = threading.Event()
+        errors = []
+
+        def setter():
+            try:
+                for i in range(15):
+                    prog.set_rules([afxdp.Rule(ip_proto=17, dst_port=1000 + i)])
+            except BaseException as e:
+                errors.append(e)
+            finally:
+                done.set()
+
+        threading.Thread(target=setter, daemon=True).start()
+        rounds = 0
+        while not done.is_set():
+            # each of these takes the program's lock (sock.* through the program it holds)
+            prog.rule_stats()
+            prog.unmatched()
+            prog.rules
+            prog.attached
+            prog.mode
+            repr(prog)
+            repr(sock)
+            assert sock.registered
+            assert sock.program is prog
+            rounds += 1
+        assert not errors, errors
+        assert prog.rules == [afxdp.Rule(ip_proto=17, dst_port=1014)]
+        assert rounds > 0
+        print("OK", rounds)
+        """,
+    )
+
+
+def test_concurrent_set_rules_calls_all_complete(lab) -> None:
+    run_child(
+        lab,
+        """
+        prog = afxdp.Program.attach(ifname, mode="native")
+        last = {}
+        errors = []
+
+        def setter(port):
+            try:
+                for i in range(8):
+                    rules = [afxdp.Rule(dst_port=port + i)]
+                    prog.set_rules(rules)
+                last[port] = rules
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=setter, args=(p,), daemon=True) for p in (100, 200)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        # the rules in force are whole sets: the last set of one of the two threads
+        assert prog.rules in (last[100], last[200]), prog.rules
+        assert len(prog.rule_stats()) == 1
+        print("OK")
+        """,
+    )
