@@ -119,3 +119,47 @@ def test_concurrent_set_rules_calls_all_complete(lab) -> None:
         print("OK")
         """,
     )
+
+
+# --- Frame item access converts its arguments before locking the batch ---------------------------
+
+
+def test_frame_item_access_runs_user_code_before_locking_the_batch(lab) -> None:
+    run_child(
+        lab,
+        """
+        sock = afxdp.Socket(ifname, 0)
+        batch = sock.alloc(2)
+        batch.set_lengths(60)
+        frame = batch[0]
+        touched = []
+
+        class Index:
+            def __init__(self, value):
+                self.value = value
+            def __index__(self):
+                touched.append((len(batch), batch.lengths))  # takes the batch's lock
+                return self.value
+
+        frame[Index(3)] = Index(7)
+        assert frame[Index(3)] == 7
+        frame[Index(4):Index(6)] = b"ab"
+        assert frame[Index(3):Index(6)] == b"\\x07ab"
+        frame[Index(-1)] = 9
+        assert frame[59] == 9
+        assert len(touched) == 8, touched
+
+        class Releasing:
+            def __index__(self):
+                batch.release()   # the frame leaves its batch while its index is converted
+                return 0
+
+        try:
+            frame[Releasing()]
+        except ValueError as e:
+            assert "released" in str(e), e
+        else:
+            raise AssertionError("a frame of a released batch was read")
+        print("OK")
+        """,
+    )

@@ -195,12 +195,12 @@ impl PyFrameBatch {
     /// The packets as a list of bytes (copies).
     fn to_list(slf: &Bound<'_, Self>) -> Result<Py<PyList>> {
         let py = slf.py();
-        slf.get().with(|b| {
-            let items = (0..b.len())
-                .map(|i| Ok(PyBytes::new(py, b.data(i)?)))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(PyList::new(py, items)?.unbind())
-        })
+        // Copy under the lock; build the Python objects after (allocating may run a __del__).
+        let packets = slf
+            .get()
+            .with(|b| (0..b.len()).map(|i| Ok(b.data(i)?.to_vec())).collect::<Result<Vec<_>>>())?;
+        let items = packets.iter().map(|p| PyBytes::new(py, p));
+        Ok(PyList::new(py, items)?.unbind())
     }
 
     /// Returns the frames to the free pool now. Idempotent.

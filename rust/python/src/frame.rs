@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use afxdp::umem::Batch;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PySlice};
+use pyo3::types::{PyBytes, PyInt, PySlice};
 
 use crate::batch::PyFrameBatch;
 use crate::buffer::fill_view;
@@ -38,19 +38,51 @@ impl PyFrame {
             }
         })
     }
+}
 
-    fn slice_range(key: &Bound<'_, PyAny>, len: usize) -> Result<Option<(usize, usize)>> {
-        match key.cast::<PySlice>() {
-            Ok(s) => {
-                let ind = s.indices(len as isize)?;
-                if ind.step != 1 {
-                    return Err(Error::value("frame slices must have step 1"));
-                }
-                let start = ind.start as usize;
-                Ok(Some((start, start + ind.slicelength)))
-            }
-            Err(_) => Ok(None),
+/// A converted `frame[key]`: conversion runs the key's Python code (`__index__`), so it happens
+/// before the batch is locked.
+enum Key {
+    Index(isize),
+    /// A step-1 slice, before clamping to the frame (as `PySlice_Unpack` gives it).
+    Slice(isize, isize),
+}
+
+impl Key {
+    fn convert(key: &Bound<'_, PyAny>) -> Result<Key> {
+        let Ok(slice) = key.cast::<PySlice>() else {
+            return Ok(Key::Index(key.extract()?));
+        };
+        let (mut start, mut stop, mut step) = (0, 0, 0);
+        // SAFETY: `slice` is a live slice object (we hold a reference and the GIL) and the
+        // three out-pointers are valid locals.
+        let rc = unsafe { ffi::PySlice_Unpack(slice.as_ptr(), &mut start, &mut stop, &mut step) };
+        if rc < 0 {
+            return Err(PyErr::fetch(key.py()).into());
         }
+        if step != 1 {
+            return Err(Error::value("frame slices must have step 1"));
+        }
+        Ok(Key::Slice(start, stop))
+    }
+}
+
+/// The byte range `start..stop` of a step-1 slice in a frame of `len` bytes, clamped as Python
+/// clamps slices.
+fn slice_range(start: isize, stop: isize, len: usize) -> (usize, usize) {
+    let clamp = |i: isize| -> usize {
+        if i < 0 { len.saturating_sub(i.unsigned_abs()) } else { i.unsigned_abs().min(len) }
+    };
+    let (start, stop) = (clamp(start), clamp(stop));
+    (start, stop.max(start))
+}
+
+/// The byte position of index `k` (negative: from the end) in a frame of `len` bytes.
+fn byte_position(k: isize, len: usize) -> Result<usize> {
+    let j = if k < 0 { len.checked_sub(k.unsigned_abs()) } else { Some(k.unsigned_abs()) };
+    match j {
+        Some(j) if j < len => Ok(j),
+        _ => Err(Error::index(format!("index {k} out of range for a {len}-byte frame"))),
     }
 }
 
@@ -101,33 +133,46 @@ impl PyFrame {
     }
 
     fn __bytes__<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyBytes>> {
-        self.with(|b, i| Ok(PyBytes::new(py, b.data(i)?)))
+        // Copy under the lock; build the Python object after (allocating may run a __del__).
+        let data = self.with(|b, i| Ok(b.data(i)?.to_vec()))?;
+        Ok(PyBytes::new(py, &data))
     }
 
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> Result<Py<PyAny>> {
-        self.with(|b, i| {
+        let key = Key::convert(key)?;
+        // Copy under the lock; build the Python object after (allocating may run a __del__).
+        let value = self.with(|b, i| {
             let data = b.data(i)?;
-            if let Some((start, end)) = Self::slice_range(key, data.len())? {
-                return Ok(PyBytes::new(py, &data[start..end]).into_any().unbind());
-            }
-            let k: isize = key.extract()?;
-            let j = if k < 0 { k + data.len() as isize } else { k };
-            if j < 0 || j as usize >= data.len() {
-                return Err(Error::index(format!(
-                    "index {k} out of range for a {}-byte frame",
-                    data.len()
-                )));
-            }
-            Ok(pyo3::types::PyInt::new(py, data[j as usize]).into_any().unbind())
+            Ok(match key {
+                Key::Index(k) => Ok(data[byte_position(k, data.len())?]),
+                Key::Slice(start, stop) => {
+                    let (start, end) = slice_range(start, stop, data.len());
+                    Err(data[start..end].to_vec())
+                }
+            })
+        })?;
+        Ok(match value {
+            Ok(byte) => PyInt::new(py, byte).into_any().unbind(),
+            Err(bytes) => PyBytes::new(py, &bytes).into_any().unbind(),
         })
     }
 
     /// `frame[i] = byte` or `frame[a:b] = data` (same length: frames do not resize).
     fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> Result<()> {
-        self.with(|b, i| {
-            let len = b.descs()[i].len as usize;
-            if let Some((start, end)) = Self::slice_range(key, len)? {
-                return with_bytes(value, |v| {
+        match Key::convert(key)? {
+            Key::Index(k) => {
+                let byte: u8 = value
+                    .extract()
+                    .map_err(|_| Error::value("a frame byte must be an int from 0 to 255"))?;
+                self.with(|b, i| {
+                    let j = byte_position(k, b.descs()[i].len as usize)?;
+                    b.area_mut(i)?[j] = byte;
+                    Ok(())
+                })
+            }
+            Key::Slice(start, stop) => with_bytes(value, |v| {
+                self.with(|b, i| {
+                    let (start, end) = slice_range(start, stop, b.descs()[i].len as usize);
                     if v.len() != end - start {
                         return Err(Error::value(format!(
                             "frame slice assignment must keep the length: {} bytes into a slice of {}",
@@ -137,21 +182,9 @@ impl PyFrame {
                     }
                     b.area_mut(i)?[start..end].copy_from_slice(v);
                     Ok(())
-                });
-            }
-            let k: isize = key.extract()?;
-            let j = if k < 0 { k + len as isize } else { k };
-            if j < 0 || j as usize >= len {
-                return Err(Error::index(format!(
-                    "index {k} out of range for a {len}-byte frame"
-                )));
-            }
-            let byte: u8 = value
-                .extract()
-                .map_err(|_| Error::value("a frame byte must be an int from 0 to 255"))?;
-            b.area_mut(i)?[j as usize] = byte;
-            Ok(())
-        })
+                })
+            }),
+        }
     }
 
     fn __repr__(&self) -> String {
