@@ -163,3 +163,49 @@ def test_frame_item_access_runs_user_code_before_locking_the_batch(lab) -> None:
         print("OK")
         """,
     )
+
+
+# --- close() from another thread wakes a waiter and frees the queue -----------------------------
+
+
+@pytest.mark.parametrize("call", ["sock.recv(64, timeout=None)", "sock.poll(None)"])
+def test_close_wakes_a_thread_waiting_forever(lab, call: str) -> None:
+    run_child(
+        lab,
+        f"""
+        sock = afxdp.Socket(ifname, 0)  # registered nowhere: nothing ever arrives
+        result = {{}}
+
+        def waiter():
+            try:
+                result["value"] = {call}
+            except BaseException as e:
+                result["error"] = e
+            result["at"] = time.monotonic()
+
+        t = threading.Thread(target=waiter, daemon=True)
+        t.start()
+        time.sleep(0.3)
+        assert t.is_alive(), result
+        closed_at = time.monotonic()
+        sock.close()
+        t.join(3)
+        assert not t.is_alive(), "the waiter is still blocked 3 s after close()"
+        error = result.get("error")
+        assert isinstance(error, ValueError) and "closed" in str(error), result
+        assert result["at"] - closed_at < 1.0, result["at"] - closed_at
+        # The fd is closed: the same queue can be bound again (the kernel frees a queue
+        # asynchronously, so EBUSY for a few ms is normal; forever is not).
+        for attempt in range(100):
+            try:
+                afxdp.Socket(ifname, 0).close()
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
+                time.sleep(0.02)
+        else:
+            raise AssertionError("queue 0 still busy 2 s after close()")
+        print("OK")
+        """,
+    )

@@ -51,7 +51,9 @@ impl PySocket {
     }
 
     /// Waits up to `timeout` (None: forever) for `events`, without the GIL and without holding
-    /// the socket; returns whether they are ready. Checks for signals between slices.
+    /// the socket; returns whether they are ready. Checks for signals and for `close()` from
+    /// another thread between slices: a close makes it raise the closed error within a slice,
+    /// and the fd (kept open by the poll handle meanwhile) closes when it returns.
     fn wait(&self, py: Python<'_>, events: i16, timeout: Option<Duration>) -> Result<i16> {
         let handle = self.with(|s| s.poll_handle())?;
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -70,6 +72,9 @@ impl PySocket {
                 }
             }
             py.check_signals()?;
+            if self.closed() {
+                return Err(Error::closed("Socket"));
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(0);
             }
@@ -142,6 +147,7 @@ impl PySocket {
 
     /// Receives up to `max` frames. With `timeout` > 0 waits (without the GIL) up to that many
     /// seconds for the first frame; None waits until one arrives. Returns a possibly empty batch.
+    /// `close()` from another thread ends the wait within 0.1 s with ValueError (closed).
     #[pyo3(signature = (max = 64, timeout = 0.0))]
     fn recv(&self, py: Python<'_>, max: i64, timeout: Option<f64>) -> Result<PyFrameBatch> {
         let max = u32_arg("max", max)?;
@@ -203,7 +209,8 @@ impl PySocket {
     }
 
     /// Waits up to `timeout` seconds (None: forever) for `events` (select.POLLIN/POLLOUT);
-    /// returns the ready mask, 0 on timeout.
+    /// returns the ready mask, 0 on timeout. `close()` from another thread ends the wait within
+    /// 0.1 s with ValueError (closed).
     #[pyo3(signature = (timeout = 0.0, events = POLLIN))]
     fn poll(&self, py: Python<'_>, timeout: Option<f64>, events: i16) -> Result<i16> {
         let timeout = timeout_arg(timeout)?;
@@ -240,7 +247,8 @@ impl PySocket {
 
     /// Closes the socket (the kernel also drops it from the XSKMAP). Idempotent. Batches already
     /// received stay usable; their frames go back to the pool when released. The kernel waits
-    /// for an RCU grace period (~10 ms) on close; other Python threads run meanwhile.
+    /// for an RCU grace period (~10 ms) on close; other Python threads run meanwhile. A thread
+    /// waiting in `recv`/`poll` raises ValueError (closed) within 0.1 s, and the fd closes then.
     fn close(&self, py: Python<'_>) {
         let sock = lock(&self.sock).take();
         if let Some(sock) = sock {
