@@ -1,6 +1,6 @@
 //! Argument converters: each names the argument and the value it refuses.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use afxdp::bpf::{AttachMode, ParseAttachModeError};
 use pyo3::buffer::PyBuffer;
@@ -37,13 +37,23 @@ pub fn mode_arg(mode: &str) -> Result<AttachMode> {
     mode.parse().map_err(|e: ParseAttachModeError| Error::value(e.to_string()))
 }
 
-/// A timeout in seconds: None waits forever (in slices, so signals are seen), negative is refused.
+/// A timeout in seconds, as a wait: `None` is forever, and so are `inf` and finite values too
+/// large for a `Duration` (over 584 billion years: no wait could tell them from forever).
+/// Negative and NaN timeouts are refused, naming the value.
 pub fn timeout_arg(timeout: Option<f64>) -> Result<Option<Duration>> {
     match timeout {
         None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(Error::value(format!("invalid timeout {t}: must be >= 0 seconds or None"))),
+        Some(t) if t >= 0.0 => Ok(Duration::try_from_secs_f64(t).ok()),
+        Some(t) => Err(Error::value(format!(
+            "invalid timeout {t}: must be >= 0 seconds (inf or None: no limit)"
+        ))),
     }
+}
+
+/// When a wait of `timeout` started now ends: None for forever, which includes a deadline
+/// beyond what `Instant` can represent (where `Instant + Duration` would panic).
+pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
 /// Runs `f` with the bytes of a bytes-like object (bytes without a copy; others via the buffer

@@ -8,7 +8,7 @@ use afxdp::socket::{Socket, SocketConfig};
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
-use crate::convert::{timeout_arg, u32_arg};
+use crate::convert::{deadline, timeout_arg, u32_arg};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::stats::PyStats;
@@ -56,7 +56,7 @@ impl PySocket {
     /// and the fd (kept open by the poll handle meanwhile) closes when it returns.
     fn wait(&self, py: Python<'_>, events: i16, timeout: Option<Duration>) -> Result<i16> {
         let handle = self.with(|s| s.poll_handle())?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline(timeout);
         loop {
             let slice = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
@@ -146,7 +146,8 @@ impl PySocket {
     }
 
     /// Receives up to `max` frames. With `timeout` > 0 waits (without the GIL) up to that many
-    /// seconds for the first frame; None waits until one arrives. Returns a possibly empty batch.
+    /// seconds for the first frame; None (or inf) waits until one arrives. Returns a possibly
+    /// empty batch. A negative or NaN timeout raises ValueError.
     /// `close()` from another thread ends the wait within 0.1 s with ValueError (closed).
     #[pyo3(signature = (max = 64, timeout = 0.0))]
     fn recv(&self, py: Python<'_>, max: i64, timeout: Option<f64>) -> Result<PyFrameBatch> {
@@ -208,8 +209,8 @@ impl PySocket {
         self.with(|s| s.kick_tx())
     }
 
-    /// Waits up to `timeout` seconds (None: forever) for `events` (select.POLLIN/POLLOUT);
-    /// returns the ready mask, 0 on timeout. `close()` from another thread ends the wait within
+    /// Waits up to `timeout` seconds (None or inf: forever; negative or NaN: ValueError) for
+    /// `events` (select.POLLIN/POLLOUT); returns the ready mask, 0 on timeout. `close()` from another thread ends the wait within
     /// 0.1 s with ValueError (closed).
     #[pyo3(signature = (timeout = 0.0, events = POLLIN))]
     fn poll(&self, py: Python<'_>, timeout: Option<f64>, events: i16) -> Result<i16> {
