@@ -79,3 +79,31 @@ def test_generate_rate_and_duration_extremes_never_panic(lab) -> None:
         assert afxdp.generate(lab.if_a, packet, 5, duration=0.2, rate=1e-300) <= 1
         assert afxdp.generate(lab.if_a, packet, 5, duration=0.2, rate=1e300) == 5
         assert time.monotonic() - started < 5
+
+
+# --- Program.register refuses a socket of another interface --------------------------------------
+
+
+@privileged
+@pytest.mark.parametrize("how", ["register", "constructor"])
+def test_register_refuses_a_socket_bound_to_another_interface(lab, how: str) -> None:
+    # A second veth pair inside the lab's own namespace b: removed with the namespace.
+    other = f"{lab.if_b}x"
+    lab.run("b", ["ip", "link", "add", other, "type", "veth", "peer", f"{lab.if_b}y"])
+    lab.run("b", ["ip", "link", "set", other, "up"])
+    lab.run("b", ["ip", "link", "set", f"{lab.if_b}y", "up"])
+    with lab.enter("b"):
+        with afxdp.Program.attach(lab.if_b, mode="native") as prog:
+            pattern = rf"{other}.*{lab.if_b}|{lab.if_b}.*{other}"
+            if how == "register":
+                with afxdp.Socket(other, 0) as sock:
+                    with pytest.raises(ValueError, match=pattern):
+                        prog.register(sock)
+                    assert not sock.registered
+                    assert sock.program is None
+            else:
+                with pytest.raises(ValueError, match=pattern):
+                    afxdp.Socket(other, 0, program=prog)
+            # the program's own interface is still accepted
+            with afxdp.Socket(lab.if_b, 0, program=prog) as sock:
+                assert sock.registered

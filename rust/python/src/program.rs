@@ -36,7 +36,18 @@ impl PyProgram {
     /// Puts `socket` into the XSKMAP at its queue; the socket then keeps the program alive.
     pub fn register_socket(slf: &Bound<'_, Self>, socket: &PySocket) -> Result<()> {
         let me = slf.get();
-        let (queue, fd) = socket.queue_and_fd()?;
+        let (queue, fd, ifindex) = socket.queue_fd_ifindex()?;
+        // The XSKMAP steers within the interface: a socket bound to another one would be sent
+        // every packet of its queue and could receive none of them.
+        let prog_ifindex = me.with(|p| Ok(p.ifindex()))?;
+        if ifindex != prog_ifindex {
+            return Err(Error::value(format!(
+                "cannot register a socket bound to {:?} (ifindex {ifindex}) with the program on \
+                 {:?} (ifindex {prog_ifindex}): it could receive none of the packets redirected to it",
+                socket.ifname(),
+                me.ifname
+            )));
+        }
         me.with(|p| p.register(queue, fd))?;
         lock(&me.entries).insert(queue, fd);
         // The socket keeps its program (and so the attachment) alive.
@@ -174,7 +185,8 @@ impl PyProgram {
         self.with(|p| Ok(p.program_name().to_owned()))
     }
 
-    /// Puts `socket` into the XSKMAP at its queue: packets on that queue now reach it.
+    /// Puts `socket` into the XSKMAP at its queue: packets on that queue now reach it. The
+    /// socket must be bound to this program's interface (ValueError otherwise).
     fn register(slf: &Bound<'_, Self>, socket: &PySocket) -> Result<()> {
         Self::register_socket(slf, socket)
     }

@@ -40,8 +40,14 @@ impl PySocket {
         Ok(f(s)?)
     }
 
-    pub fn queue_and_fd(&self) -> Result<(u32, i32)> {
-        self.with(|s| Ok((s.queue(), s.fd())))
+    /// The queue, fd and interface index of the open socket.
+    pub fn queue_fd_ifindex(&self) -> Result<(u32, i32, u32)> {
+        self.with(|s| Ok((s.queue(), s.fd(), s.ifindex())))
+    }
+
+    /// The interface name given at creation.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
     }
 
     /// Remembers the program the socket is registered with (which it keeps alive).
@@ -264,8 +270,8 @@ impl PySocket {
         lock(&self.sock).is_none()
     }
 
-    #[getter]
-    fn ifname(&self) -> &str {
+    #[getter(ifname)]
+    fn get_ifname(&self) -> &str {
         &self.ifname
     }
 
