@@ -18,6 +18,39 @@ afxdp = pytest.importorskip("afxdp")
 privileged = pytest.mark.privileged
 
 
+# --- bool is not an int here (unprivileged: refused before any system call) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: afxdp.Umem(True), "frame_count"),
+        (lambda: afxdp.Umem(64, frame_size=False), "frame_size"),
+        (lambda: afxdp.Umem(64, 2048, headroom=True), "headroom"),
+        (lambda: afxdp.Rule(dst_port=True), "dst_port"),
+        (lambda: afxdp.Rule(ethertype=True), "ethertype"),
+        (lambda: afxdp.Rule(ip_proto=False), "ip_proto"),
+        (lambda: afxdp.Socket("afxnosuchif0", True), "queue"),
+        (lambda: afxdp.Socket("afxnosuchif0", 0, rx_size=True), "rx_size"),
+        (lambda: afxdp.Socket("afxnosuchif0", 0, tx_size=True), "tx_size"),
+        (lambda: afxdp.Socket("afxnosuchif0", 0, fill_size=True), "fill_size"),
+        (lambda: afxdp.Socket("afxnosuchif0", 0, comp_size=True), "comp_size"),
+        (lambda: afxdp.generate("afxnosuchif0", bytes(60), True), "count"),
+        (lambda: afxdp.generate("afxnosuchif0", bytes(60), 1, src_ports=True), "src_ports"),
+        (lambda: afxdp.generate("afxnosuchif0", bytes(60), 1, batch_size=True), "batch_size"),
+    ],
+)
+def test_bool_for_an_int_argument_is_a_typeerror_naming_it(call, name: str) -> None:
+    with pytest.raises(TypeError, match=rf"\b{name}\b.*bool"):
+        call()
+
+
+def test_ints_still_work_where_bools_are_refused() -> None:
+    with afxdp.Umem(64, 2048, headroom=0) as umem:
+        assert umem.frame_count == 64
+    assert afxdp.Rule(dst_port=53).dst_port == 53
+
+
 # --- sockets: timeouts and int arguments of methods ----------------------------------------------
 
 
@@ -61,6 +94,35 @@ def test_huge_recv_timeout_waits_until_close(sock, timeout: float) -> None:
     finally:
         closer.cancel()
     assert 0.25 < time.monotonic() - started < 2.0
+
+
+@privileged
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda s: s.recv(True), "max"),
+        (lambda s: s.fill(True), "max"),
+        (lambda s: s.complete(True), "max"),
+        (lambda s: s.alloc(True), "n"),
+        (lambda s: s.poll(0, True), "events"),
+    ],
+)
+def test_bool_for_a_socket_method_int_is_a_typeerror(sock, call, name: str) -> None:
+    with pytest.raises(TypeError, match=rf"\b{name}\b.*bool"):
+        call(sock)
+
+
+@privileged
+def test_bool_for_a_batch_or_frame_int_is_a_typeerror(sock) -> None:
+    with sock.alloc(2) as batch:
+        with pytest.raises(TypeError, match=r"\blength\b.*bool"):
+            batch.set_lengths(True)
+        with pytest.raises(TypeError, match=r"\boffset\b.*bool"):
+            batch.write_at(True, b"x")
+        with pytest.raises(TypeError, match=r"\blength\b.*bool"):
+            batch[0].length = True
+        batch.set_lengths(60)
+        assert batch.lengths == [60, 60]
 
 
 @privileged

@@ -7,7 +7,7 @@ use afxdp::umem::Batch;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::convert::{u32_arg, with_bytes};
+use crate::convert::{Int, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 use crate::frame::PyFrame;
 use crate::sync::lock;
@@ -132,7 +132,7 @@ impl PyFrameBatch {
 
     /// Writes `data` at byte `offset` of every frame's packet (e.g. a MAC address), leaving the
     /// lengths as they are. Every frame must be at least `offset + len(data)` long.
-    fn write_at(&self, offset: i64, data: &Bound<'_, PyAny>) -> Result<()> {
+    fn write_at(&self, offset: Int, data: &Bound<'_, PyAny>) -> Result<()> {
         let offset = u32_arg("offset", offset)? as usize;
         with_bytes(data, |d| self.with(|b| Ok(b.write_at(offset, d)?)))
     }
@@ -182,7 +182,7 @@ impl PyFrameBatch {
     }
 
     /// Sets every frame's packet length (each within its frame's capacity).
-    fn set_lengths(&self, length: i64) -> Result<()> {
+    fn set_lengths(&self, length: Int) -> Result<()> {
         let length = u32_arg("length", length)? as usize;
         self.with(|b| {
             for i in 0..b.len() {

@@ -5,12 +5,46 @@ use std::time::{Duration, Instant};
 use afxdp::bpf::{AttachMode, ParseAttachModeError};
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBool, PyBytes};
 
 use crate::errors::{Error, Result};
 
+/// An int argument as Python passed it. `bool` is a subclass of `int`, but `True` for a frame
+/// count or a port is a mistake, not a 1: it is kept apart here and refused by [`Int::get`],
+/// which names the argument (a `FromPyObject` error could not).
+#[derive(Clone, Copy, Debug)]
+pub enum Int {
+    Int(i64),
+    Bool(bool),
+}
+
+impl Int {
+    /// The value, or a TypeError naming the argument for a bool.
+    pub fn get(self, name: &str) -> Result<i64> {
+        match self {
+            Int::Int(v) => Ok(v),
+            Int::Bool(b) => Err(Error::type_(format!(
+                "invalid {name} {}: expected an int, not bool",
+                if b { "True" } else { "False" }
+            ))),
+        }
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Int {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = obj.cast::<PyBool>() {
+            return Ok(Int::Bool(b.is_true()));
+        }
+        Ok(Int::Int(obj.extract()?))
+    }
+}
+
 /// A non-negative integer argument that must fit in u32.
-pub fn u32_arg(name: &'static str, value: i64) -> Result<u32> {
+pub fn u32_arg(name: &'static str, value: Int) -> Result<u32> {
+    let value = value.get(name)?;
     u32::try_from(value).map_err(|_| {
         Error::value(format!("invalid {name} {value}: must be from 0 to {}", u32::MAX))
     })
@@ -19,11 +53,11 @@ pub fn u32_arg(name: &'static str, value: i64) -> Result<u32> {
 /// An optional integer argument in `min..=max` (None: any).
 pub fn opt_int_arg<T: TryFrom<i64>>(
     name: &str,
-    value: Option<i64>,
+    value: Option<Int>,
     min: i64,
     max: i64,
 ) -> Result<Option<T>> {
-    match value {
+    match value.map(|v| v.get(name)).transpose()? {
         None => Ok(None),
         Some(v) if (min..=max).contains(&v) => Ok(T::try_from(v).ok()),
         Some(v) => Err(Error::value(format!(

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyInt, PySlice};
 
 use crate::batch::PyFrameBatch;
 use crate::buffer::fill_view;
-use crate::convert::with_bytes;
+use crate::convert::{Int, with_bytes};
 use crate::errors::{Error, Result};
 
 /// One frame of a batch: `len(frame)`, `bytes(frame)`, `frame[a:b]`, `frame[a:b] = ...`,
@@ -100,7 +100,8 @@ impl PyFrame {
     }
 
     #[setter]
-    fn set_length(&self, length: i64) -> Result<()> {
+    fn set_length(&self, length: Int) -> Result<()> {
+        let length = length.get("length")?;
         let length = usize::try_from(length)
             .map_err(|_| Error::value(format!("invalid length {length}: must be >= 0")))?;
         self.with(|b, i| Ok(b.set_len(i, length)?))

@@ -7,7 +7,7 @@ use afxdp::Interface;
 use afxdp::generator::{GenerateOptions, Generator};
 use pyo3::prelude::*;
 
-use crate::convert::with_bytes;
+use crate::convert::{Int, with_bytes};
 use crate::errors::{Error, Result};
 
 /// How long packets are pushed without the GIL before it is taken back to check for signals
@@ -41,19 +41,22 @@ const SLICE: Duration = Duration::from_millis(50);
 /// ENODEV (unknown interface), PermissionError (no CAP_BPF/CAP_NET_ADMIN), OSError EINVAL
 /// (kernel older than 5.18), VerifierError.
 #[pyfunction]
-#[pyo3(signature = (ifname, packet, count = None, *, duration = None, rate = None, src_ports = 1, batch_size = 64))]
+#[pyo3(signature = (ifname, packet, count = None, *, duration = None, rate = None, src_ports = Int::Int(1), batch_size = Int::Int(64)),
+       text_signature = "(ifname, packet, count=None, *, duration=None, rate=None, src_ports=1, batch_size=64)")]
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
     py: Python<'_>,
     ifname: String,
     packet: &Bound<'_, PyAny>,
-    count: Option<i64>,
+    count: Option<Int>,
     duration: Option<f64>,
     rate: Option<f64>,
-    src_ports: i64,
-    batch_size: i64,
+    src_ports: Int,
+    batch_size: Int,
 ) -> Result<u64> {
     let count = count
+        .map(|c| c.get("count"))
+        .transpose()?
         .map(|c| {
             u64::try_from(c)
                 .map_err(|_| Error::value(format!("invalid count {c}: must be >= 0 or None")))
@@ -67,9 +70,11 @@ pub fn generate(
             ))
         })?),
     };
+    let src_ports = src_ports.get("src_ports")?;
     let src_ports = u32::try_from(src_ports).map_err(|_| {
         Error::value(format!("invalid src_ports {src_ports}: must be from 1 to 65535"))
     })?;
+    let batch_size = batch_size.get("batch_size")?;
     let batch_size = u32::try_from(batch_size).map_err(|_| {
         Error::value(format!(
             "invalid batch_size {batch_size}: must be from 1 to {}",

@@ -7,7 +7,7 @@ use afxdp::Interface;
 use afxdp::bpf::XdpProgram;
 use pyo3::prelude::*;
 
-use crate::convert::{mode_arg, u32_arg, with_bytes};
+use crate::convert::{Int, mode_arg, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 use crate::rules::{PyRule, rules_arg};
 use crate::socket::PySocket;
@@ -192,7 +192,7 @@ impl PyProgram {
     }
 
     /// Removes whatever socket is registered for `queue`.
-    fn unregister(&self, queue: i64) -> Result<()> {
+    fn unregister(&self, queue: Int) -> Result<()> {
         let queue = u32_arg("queue", queue)?;
         self.with(|p| p.unregister(queue))?;
         lock(&self.entries).remove(&queue);

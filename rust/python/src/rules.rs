@@ -3,7 +3,7 @@
 use afxdp::bpf::{BpfError, MAX_RULES, Rule};
 use pyo3::prelude::*;
 
-use crate::convert::opt_int_arg;
+use crate::convert::{Int, opt_int_arg};
 use crate::errors::{Error, Result};
 
 /// A match rule of the built-in program; every condition that is not None must hold.
@@ -23,7 +23,7 @@ pub struct PyRule {
 impl PyRule {
     #[new]
     #[pyo3(signature = (ethertype = None, ip_proto = None, dst_port = None))]
-    fn new(ethertype: Option<i64>, ip_proto: Option<i64>, dst_port: Option<i64>) -> Result<Self> {
+    fn new(ethertype: Option<Int>, ip_proto: Option<Int>, dst_port: Option<Int>) -> Result<Self> {
         Ok(PyRule {
             rule: Rule {
                 ethertype: opt_int_arg(

@@ -8,7 +8,7 @@ use afxdp::socket::{Socket, SocketConfig};
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
-use crate::convert::{deadline, timeout_arg, u32_arg};
+use crate::convert::{Int, deadline, timeout_arg, u32_arg};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::stats::PyStats;
@@ -91,19 +91,22 @@ impl PySocket {
 #[pymethods]
 impl PySocket {
     #[new]
-    #[pyo3(signature = (ifname, queue = 0, umem = None, program = None, *, rx_size = 2048, tx_size = 2048,
+    #[pyo3(signature = (ifname, queue = Int::Int(0), umem = None, program = None, *, rx_size = Int::Int(2048), tx_size = Int::Int(2048),
                         fill_size = None, comp_size = None, zerocopy = None, need_wakeup = true, autofill = true))]
+    #[pyo3(
+        text_signature = "(ifname, queue=0, umem=None, program=None, *, rx_size=2048, tx_size=2048, fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         ifname: String,
-        queue: i64,
+        queue: Int,
         umem: Option<Py<PyUmem>>,
         program: Option<Py<PyProgram>>,
-        rx_size: i64,
-        tx_size: i64,
-        fill_size: Option<i64>,
-        comp_size: Option<i64>,
+        rx_size: Int,
+        tx_size: Int,
+        fill_size: Option<Int>,
+        comp_size: Option<Int>,
         zerocopy: Option<bool>,
         need_wakeup: bool,
         autofill: bool,
@@ -143,7 +146,7 @@ impl PySocket {
 
     /// Hands up to `max` free frames (default: all that fit) to the kernel's fill ring.
     #[pyo3(signature = (max = None))]
-    fn fill(&self, max: Option<i64>) -> Result<u32> {
+    fn fill(&self, max: Option<Int>) -> Result<u32> {
         let max = match max {
             Some(m) => u32_arg("max", m)?,
             None => u32::MAX,
@@ -155,8 +158,8 @@ impl PySocket {
     /// seconds for the first frame; None (or inf) waits until one arrives. Returns a possibly
     /// empty batch. A negative or NaN timeout raises ValueError.
     /// `close()` from another thread ends the wait within 0.1 s with ValueError (closed).
-    #[pyo3(signature = (max = 64, timeout = 0.0))]
-    fn recv(&self, py: Python<'_>, max: i64, timeout: Option<f64>) -> Result<PyFrameBatch> {
+    #[pyo3(signature = (max = Int::Int(64), timeout = 0.0), text_signature = "($self, max=64, timeout=0.0)")]
+    fn recv(&self, py: Python<'_>, max: Int, timeout: Option<f64>) -> Result<PyFrameBatch> {
         let max = u32_arg("max", max)?;
         let timeout = timeout_arg(timeout)?;
         let batch = self.with(|s| s.recv(max))?;
@@ -169,7 +172,7 @@ impl PySocket {
     }
 
     /// Takes up to `n` free frames to write and send (each of length 0 until written).
-    fn alloc(&self, n: i64) -> Result<PyFrameBatch> {
+    fn alloc(&self, n: Int) -> Result<PyFrameBatch> {
         let n = u32_arg("n", n)?;
         Ok(PyFrameBatch::new(self.with(|s| s.alloc(n as usize))?))
     }
@@ -189,7 +192,7 @@ impl PySocket {
 
     /// Reclaims transmitted frames from the completion ring; returns how many.
     #[pyo3(signature = (max = None))]
-    fn complete(&self, max: Option<i64>) -> Result<u32> {
+    fn complete(&self, max: Option<Int>) -> Result<u32> {
         let max = match max {
             Some(m) => u32_arg("max", m)?,
             None => u32::MAX,
@@ -218,8 +221,12 @@ impl PySocket {
     /// Waits up to `timeout` seconds (None or inf: forever; negative or NaN: ValueError) for
     /// `events` (select.POLLIN/POLLOUT); returns the ready mask, 0 on timeout. `close()` from another thread ends the wait within
     /// 0.1 s with ValueError (closed).
-    #[pyo3(signature = (timeout = 0.0, events = POLLIN))]
-    fn poll(&self, py: Python<'_>, timeout: Option<f64>, events: i16) -> Result<i16> {
+    #[pyo3(signature = (timeout = 0.0, events = Int::Int(POLLIN.into())))]
+    fn poll(&self, py: Python<'_>, timeout: Option<f64>, events: Int) -> Result<i16> {
+        let events = events.get("events")?;
+        let events = i16::try_from(events).map_err(|_| {
+            Error::value(format!("invalid events {events:#x}: poll(2) events are 16 bits"))
+        })?;
         let timeout = timeout_arg(timeout)?;
         self.wait(py, events, timeout)
     }

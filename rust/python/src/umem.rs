@@ -9,7 +9,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::buffer::fill_view;
-use crate::convert::u32_arg;
+use crate::convert::{Int, u32_arg};
 use crate::errors::{Error, Result};
 use crate::sync::lock;
 
@@ -43,8 +43,9 @@ impl PyUmem {
 #[pymethods]
 impl PyUmem {
     #[new]
-    #[pyo3(signature = (frame_count = 4096, frame_size = 4096, headroom = 0))]
-    fn new(frame_count: i64, frame_size: i64, headroom: i64) -> Result<Self> {
+    #[pyo3(signature = (frame_count = Int::Int(4096), frame_size = Int::Int(4096), headroom = Int::Int(0)),
+           text_signature = "(frame_count=4096, frame_size=4096, headroom=0)")]
+    fn new(frame_count: Int, frame_size: Int, headroom: Int) -> Result<Self> {
         Self::create(
             u32_arg("frame_count", frame_count)?,
             u32_arg("frame_size", frame_size)?,
