@@ -3,7 +3,8 @@
 # tcpdump (a third-party reader of the pcap files `afxdp dump` writes), a C compiler, pip, a Rust
 # toolchain when there is none (Debian's rustc-web/cargo-web from bookworm-security; rustup's is
 # used when present), and pip packages for building (maturin) and testing (pytest, numpy; scapy,
-# the other pcap reader checked).
+# the other pcap reader checked; mypy, whose stubtest checks python/afxdp/_native.pyi against the
+# compiled module).
 # Idempotent; Debian 12; root.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -24,4 +25,4 @@ if ! command -v cargo >/dev/null; then
     apt-get update -q
     apt-get install -y -q -t bookworm-security rustc-web cargo-web
 fi
-python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7" numpy scapy
+python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7" numpy scapy mypy

@@ -1,8 +1,13 @@
-"""The .pyi stubs describe the compiled module exactly: same classes, same public members."""
+"""The .pyi stubs describe the compiled module exactly: mypy's stubtest finds no difference
+(beyond the documented allowlist), and the promises stubtest cannot check hold at run time:
+@final classes refuse subclassing, __exit__ returns None, Stats._asdict() is a dict."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,66 @@ afxdp = pytest.importorskip("afxdp")
 from afxdp import _native  # noqa: E402
 
 STUB = Path(afxdp.__file__).with_name("_native.pyi")
+ALLOWLIST = Path(__file__).resolve().parent.parent / "python" / "stubtest-allowlist.txt"
+
+
+def test_stubtest_finds_no_difference(tmp_path: Path) -> None:
+    # The compiled module, as installed; the pure-Python modules are mypy --strict's business.
+    # Run from tmp_path so the source tree cannot shadow the installed package.
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "afxdp._native", "--allowlist", str(ALLOWLIST)],
+        cwd=tmp_path,
+        env={**os.environ, "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _final_in_stub() -> dict[str, bool]:
+    tree = ast.parse(STUB.read_text())
+    return {
+        node.name: any(isinstance(d, ast.Name) and d.id == "final" for d in node.decorator_list)
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_final_in_stub()))
+def test_final_in_stub_exactly_when_subclassing_fails(name: str) -> None:
+    cls = getattr(_native, name)
+    try:
+        type("Sub", (cls,), {})
+    except TypeError:
+        subclassable = False
+    else:
+        subclassable = True
+    assert _final_in_stub()[name] is not subclassable
+
+
+def test_every_class_but_the_exception_is_final() -> None:
+    assert {n for n, final in _final_in_stub().items() if not final} == {"VerifierError"}
+
+
+def test_exit_returns_none() -> None:
+    umem = afxdp.Umem(64, 2048)
+    assert umem.__exit__(None, None, None) is None
+    assert umem.closed
+
+
+@pytest.mark.privileged
+def test_stats_asdict_is_a_dict_of_every_counter_in_repr_order(lab) -> None:
+    with lab.enter("b"):
+        sock = afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(64, 2048))
+    with sock:
+        stats = sock.stats()
+    counters = stats._asdict()
+    assert isinstance(counters, dict)
+    assert set(counters) == {n for n in dir(stats) if not n.startswith("_")}
+    assert counters == {name: getattr(stats, name) for name in counters}
+    assert repr(stats) == "Stats(" + ", ".join(f"{k}={v}" for k, v in counters.items()) + ")"
+    assert counters["filled"] > 0  # the fill ring was filled at bind: real values, not zeros
 
 
 def _stub_classes() -> dict[str, set[str]]:

@@ -1,29 +1,56 @@
-"""Type stubs of the compiled core (afxdp._native); the public names are re-exported by afxdp."""
+"""Type stubs of the compiled core (afxdp._native); the public names are re-exported by afxdp.
+
+Checked against the runtime by ``python -m mypy.stubtest afxdp`` (tests/test_stubs.py), with the
+few exceptions listed and explained in python/stubtest-allowlist.txt.
+"""
 
 from collections.abc import Iterable, Iterator
 from os import PathLike
 from types import TracebackType
-from typing import Literal
+from typing import Literal, SupportsIndex, final, overload
 
 from typing_extensions import Buffer, Self
+
+__all__ = [
+    "POLLIN",
+    "POLLOUT",
+    "Frame",
+    "FrameBatch",
+    "Program",
+    "Rule",
+    "Socket",
+    "Stats",
+    "Umem",
+    "VerifierError",
+    "__version__",
+    "generate",
+]
 
 __version__: str
 POLLIN: int
 POLLOUT: int
 
+@final
 class Umem:
     """A UMEM: `frame_count` frames of `frame_size` bytes shared with the kernel.
 
     The buffer protocol exposes the whole region (raw; frames the kernel owns may change).
+    A context manager: leaving the block closes it.
     """
 
-    def __init__(self, frame_count: int = 4096, frame_size: int = 4096, headroom: int = 0) -> None: ...
+    def __new__(cls, frame_count: int = 4096, frame_size: int = 4096, headroom: int = 0) -> Self:
+        """Map the region. Each argument must be an int (not a bool) the kernel accepts: a
+        frame size it refuses, a headroom too large or zero frames raise ValueError naming
+        the value."""
     @property
-    def frame_count(self) -> int: ...
+    def frame_count(self) -> int:
+        """Number of frames."""
     @property
-    def frame_size(self) -> int: ...
+    def frame_size(self) -> int:
+        """Bytes per frame."""
     @property
-    def headroom(self) -> int: ...
+    def headroom(self) -> int:
+        """Bytes reserved before the packet in every frame."""
     @property
     def rx_capacity(self) -> int:
         """The largest packet the kernel can receive into one frame."""
@@ -31,7 +58,8 @@ class Umem:
     def tx_capacity(self) -> int:
         """The largest packet that can be written into one frame."""
     @property
-    def free_frames(self) -> int: ...
+    def free_frames(self) -> int:
+        """Frames in the free pool right now."""
     @property
     def in_use(self) -> bool:
         """Whether a socket uses this UMEM."""
@@ -43,35 +71,63 @@ class Umem:
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def __enter__(self) -> Self: ...
     def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> bool: ...
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
 
+@final
 class Frame:
-    """One frame of a batch; a writable zero-copy buffer of its packet bytes."""
+    """One frame of a batch; a writable zero-copy buffer of its packet bytes.
 
-    length: int
+    `frame[i]` is a byte (an int), `frame[a:b]` a bytes copy; `frame[i] = byte` and
+    `frame[a:b] = data` (same length) write in place. Using a frame whose batch was sent or
+    released raises ValueError.
+    """
+
     @property
-    def capacity(self) -> int: ...
+    def length(self) -> int:
+        """Packet length; set it to transmit that many bytes of the frame."""
+    @length.setter
+    def length(self, value: int, /) -> None: ...
     @property
-    def index(self) -> int: ...
+    def capacity(self) -> int:
+        """Bytes available from the packet start to the end of the frame."""
     @property
-    def addr(self) -> int: ...
+    def index(self) -> int:
+        """The frame's number in the UMEM."""
+    @property
+    def addr(self) -> int:
+        """The UMEM address of the packet start (what the rings carry)."""
     def write(self, packet: Buffer) -> None:
         """Copy `packet` into the frame and set the length to its size."""
     def __len__(self) -> int: ...
     def __bytes__(self) -> bytes: ...
-    def __getitem__(self, key: int | slice) -> int | bytes: ...
-    def __setitem__(self, key: int | slice, value: int | Buffer) -> None: ...
+    @overload
+    def __getitem__(self, key: SupportsIndex, /) -> int: ...
+    @overload
+    def __getitem__(self, key: slice, /) -> bytes: ...
+    @overload
+    def __setitem__(self, key: SupportsIndex, value: SupportsIndex, /) -> None: ...
+    @overload
+    def __setitem__(self, key: slice, value: Buffer, /) -> None: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
 
+@final
 class FrameBatch:
-    """Frames owned by the caller; `send()`/`release()` consume them."""
+    """Frames owned by the caller; `send()`/`release()` consume them.
+
+    While a memoryview of one of its frames is alive, the batch cannot be sent or released
+    (BufferError). A context manager: leaving the block releases what the batch still owns.
+    """
 
     def __len__(self) -> int: ...
-    def __getitem__(self, i: int) -> Frame: ...
+    def __getitem__(self, i: SupportsIndex, /) -> Frame: ...
     def __iter__(self) -> Iterator[Frame]: ...
     def write_all(self, packet: Buffer) -> None:
-        """Copy `packet` into every frame (all or none)."""
+        """Copy `packet` into every frame and set every length (all or none)."""
     def write_at(self, offset: int, data: Buffer) -> None:
         """Write `data` at `offset` of every frame's packet, lengths unchanged."""
     def swap_macs(self) -> None:
@@ -82,40 +138,80 @@ class FrameBatch:
     def nbytes(self) -> int:
         """Total packet length of the frames, in bytes."""
     @property
-    def lengths(self) -> list[int]: ...
-    def set_lengths(self, length: int) -> None: ...
-    def to_list(self) -> list[bytes]: ...
-    def release(self) -> None: ...
+    def lengths(self) -> list[int]:
+        """The packet length of every frame."""
+    def set_lengths(self, length: int) -> None:
+        """Set every frame's packet length (each within its frame's capacity)."""
+    def to_list(self) -> list[bytes]:
+        """The packets as a list of bytes (copies)."""
+    def release(self) -> None:
+        """Return the frames to the free pool now. Idempotent."""
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """True once the batch was sent or released."""
     def __enter__(self) -> Self: ...
     def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> bool: ...
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
 
+@final
 class Stats:
-    """Kernel (XDP_STATISTICS) and library counters."""
+    """A socket's counters: the kernel's (XDP_STATISTICS) and the library's."""
 
-    rx_dropped: int
-    rx_invalid_descs: int
-    tx_invalid_descs: int
-    rx_ring_full: int
-    rx_fill_ring_empty_descs: int
-    tx_ring_empty_descs: int
-    received: int
-    sent: int
-    filled: int
-    completed: int
-    def _asdict(self) -> list[tuple[str, int]]: ...
+    @property
+    def rx_dropped(self) -> int:
+        """Packets the kernel dropped before the rx ring: too long for a frame
+        (`Umem.rx_capacity`), or, in copy mode, no free frame because the fill ring was empty
+        (those also count in `rx_fill_ring_empty_descs`). A full rx ring counts in
+        `rx_ring_full` instead."""
+    @property
+    def rx_invalid_descs(self) -> int:
+        """Invalid descriptors on the rx ring (the kernel never writes any: should stay 0)."""
+    @property
+    def tx_invalid_descs(self) -> int:
+        """Descriptors on the tx ring the kernel skipped as invalid (length 0 or too long, an
+        address outside the UMEM); their frames never come back on the completion ring."""
+    @property
+    def rx_ring_full(self) -> int:
+        """Packets dropped because the rx ring was full (the application reads too slowly)."""
+    @property
+    def rx_fill_ring_empty_descs(self) -> int:
+        """Times the kernel found the fill ring empty when a packet arrived (the packet was
+        dropped: see `rx_dropped`)."""
+    @property
+    def tx_ring_empty_descs(self) -> int:
+        """Times the kernel found the tx ring empty when asked to transmit."""
+    @property
+    def received(self) -> int:
+        """Frames the library took from the rx ring."""
+    @property
+    def sent(self) -> int:
+        """Frames the library put on the tx ring."""
+    @property
+    def filled(self) -> int:
+        """Frames the library put on the fill ring."""
+    @property
+    def completed(self) -> int:
+        """Frames the library took back from the completion ring."""
+    def _asdict(self) -> dict[str, int]:
+        """The counters as a dict, in attribute order."""
 
 class VerifierError(OSError):
-    """The kernel verifier rejected an XDP program (errno EACCES or EINVAL, usually)."""
+    """The kernel verifier rejected an XDP program (errno EACCES or EINVAL, usually).
+
+    Not final: an exception class, subclassable like OSError.
+    """
 
     program: str
     """The rejected program's name."""
     log: str
     """The verifier's output."""
 
+@final
 class Rule:
     """A match rule of the built-in program; every condition that is not None must hold.
 
@@ -123,24 +219,25 @@ class Rule:
     ip_proto: the IPv4 protocol or IPv6 next header, after up to four hop-by-hop, routing,
     fragment and destination-options extension headers (17 UDP, 6 TCP, 1 ICMP, 58 ICMPv6).
     dst_port: the TCP/UDP/UDP-Lite/SCTP/DCCP destination port; never matches a non-first
-    fragment. Rule() matches every packet.
+    fragment. Rule() matches every packet. Each condition is an int (a bool raises TypeError).
     """
 
-    def __init__(
-        self, ethertype: int | None = None, ip_proto: int | None = None, dst_port: int | None = None
-    ) -> None: ...
+    def __new__(
+        cls, ethertype: int | None = None, ip_proto: int | None = None, dst_port: int | None = None
+    ) -> Self: ...
     @property
     def ethertype(self) -> int | None: ...
     @property
     def ip_proto(self) -> int | None: ...
     @property
     def dst_port(self) -> int | None: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
+@final
 class Program:
     """An XDP program attached to an interface: the built-in one (with optional match rules)
-    or one loaded from the user's own object."""
+    or one loaded from the user's own object. A context manager: leaving the block detaches."""
 
     @staticmethod
     def attach(
@@ -163,19 +260,26 @@ class Program:
         attach it; sockets register into its XSKMAP `xsk_map`. None: the only one there is.
         Raises ValueError naming a missing/wrong-typed program or map, VerifierError."""
     def set_rules(self, rules: Iterable[Rule]) -> None:
-        """Replace the rules without reattaching, atomically for the data path (~10-30 ms)."""
+        """Replace the rules without reattaching, atomically for the data path (~10-30 ms).
+        Other threads may use the program meanwhile; concurrent calls take turns."""
     @property
-    def rules(self) -> list[Rule]: ...
+    def rules(self) -> list[Rule]:
+        """The rules in force (empty: every packet matches)."""
     def rule_stats(self) -> list[tuple[Rule, int]]:
         """(rule, packets) for each rule in force, counting each packet for its first match."""
     def unmatched(self) -> int:
         """Packets no rule matched (passed to the kernel stack) since the rules were set."""
     @property
     def program_name(self) -> str: ...
-    def register(self, socket: Socket) -> None: ...
-    def unregister(self, queue: int) -> None: ...
-    def detach(self) -> None: ...
-    def close(self) -> None: ...
+    def register(self, socket: Socket) -> None:
+        """Put `socket` into the XSKMAP at its queue. ValueError if it is bound to another
+        interface than the program's."""
+    def unregister(self, queue: int) -> None:
+        """Remove whatever socket is registered for `queue`."""
+    def detach(self) -> None:
+        """Detach the program from the interface. Idempotent."""
+    def close(self) -> None:
+        """Same as detach()."""
     @property
     def attached(self) -> bool: ...
     @property
@@ -183,19 +287,27 @@ class Program:
     @property
     def ifname(self) -> str: ...
     @property
-    def mode(self) -> Literal["native", "generic"] | None: ...
+    def mode(self) -> Literal["native", "generic"] | None:
+        """The mode in use; None once detached."""
     @property
-    def map_size(self) -> int: ...
+    def map_size(self) -> int:
+        """Number of XSKMAP entries (queues that can hold a socket)."""
     def __enter__(self) -> Self: ...
     def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> bool: ...
-
-class Socket:
-    """An AF_XDP socket bound to one queue of an interface."""
-
-    def __init__(
         self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
+
+@final
+class Socket:
+    """An AF_XDP socket bound to one queue of an interface. A context manager: leaving the
+    block closes it."""
+
+    def __new__(
+        cls,
         ifname: str,
         queue: int = 0,
         umem: Umem | None = None,
@@ -208,26 +320,63 @@ class Socket:
         zerocopy: bool | None = None,
         need_wakeup: bool = True,
         autofill: bool = True,
-    ) -> None: ...
-    def fill(self, max: int | None = None) -> int: ...
-    def recv(self, max: int = 64, timeout: float | None = 0.0) -> FrameBatch: ...
-    def alloc(self, n: int) -> FrameBatch: ...
+    ) -> Self:
+        """Open a socket on queue `queue` of interface `ifname` and bind it.
+
+        Args:
+            ifname: the interface, in the calling thread's network namespace.
+            queue: the rx/tx queue to bind.
+            umem: the frames to use; None: a private Umem of 4096 frames of 4096 bytes.
+            program: a Program to register with at once; None: registered nowhere, so the
+                socket can transmit but receives nothing until a Program registers it.
+            rx_size: rx ring entries (a power of two; 0: no rx ring).
+            tx_size: tx ring entries (a power of two; 0: no tx ring).
+            fill_size: fill ring entries; None: twice rx_size, at least 64.
+            comp_size: completion ring entries; None: tx_size, at least 64.
+            zerocopy: True forces zero-copy (OSError where the driver lacks it), False forces
+                copy mode, None takes the best the driver offers.
+            need_wakeup: bind with XDP_USE_NEED_WAKEUP (wake the kernel only when it asks).
+            autofill: keep the fill ring topped up from the free pool on every recv().
+
+        The int arguments refuse bools (TypeError); bad sizes and queues raise ValueError
+        naming the value; missing privileges PermissionError naming the capability.
+        """
+    def fill(self, max: int | None = None) -> int:
+        """Hand up to `max` free frames (None: all that fit) to the fill ring; returns how many."""
+    def recv(self, max: int = 64, timeout: float | None = 0.0) -> FrameBatch:
+        """Receive up to `max` frames, waiting up to `timeout` seconds (without the GIL) for the
+        first; None or inf waits until one arrives, negative or NaN raises ValueError.
+        close() from another thread ends the wait with ValueError (closed)."""
+    def alloc(self, n: int) -> FrameBatch:
+        """Take up to `n` free frames to write and send (each of length 0 until written)."""
     def send(self, batch: FrameBatch) -> int:
         """Queue the frames for transmission; returns how many. All queued: the batch closes.
         Frames that did not fit in the tx ring stay in the batch (re-indexed from 0)."""
-    def complete(self, max: int | None = None) -> int: ...
-    def release(self, batch: FrameBatch) -> None: ...
-    def kick(self) -> None: ...
-    def poll(self, timeout: float | None = 0.0, events: int = ...) -> int: ...
-    def stats(self) -> Stats: ...
+    def complete(self, max: int | None = None) -> int:
+        """Reclaim transmitted frames from the completion ring; returns how many."""
+    def release(self, batch: FrameBatch) -> None:
+        """Return a batch's frames to the free pool (same as batch.release())."""
+    def kick(self) -> None:
+        """Wake the kernel to transmit frames still waiting on the tx ring."""
+    def poll(self, timeout: float | None = 0.0, events: int = ...) -> int:
+        """Wait up to `timeout` seconds (None or inf: forever) for `events` (POLLIN, the
+        default, or POLLOUT); returns the ready mask, 0 on timeout. close() from another
+        thread ends the wait with ValueError (closed)."""
+    def stats(self) -> Stats:
+        """Kernel and library counters."""
     @property
-    def in_flight(self) -> int: ...
+    def in_flight(self) -> int:
+        """Frames sent and not completed yet."""
     @property
-    def tx_pending(self) -> int: ...
+    def tx_pending(self) -> int:
+        """Frames waiting on the tx ring for the kernel."""
     @property
-    def rx_available(self) -> int: ...
-    def fileno(self) -> int: ...
-    def close(self) -> None: ...
+    def rx_available(self) -> int:
+        """Frames waiting on the rx ring."""
+    def fileno(self) -> int:
+        """The file descriptor, for select/selectors/asyncio; -1 once closed."""
+    def close(self) -> None:
+        """Close the socket (the kernel drops it from the XSKMAP). Idempotent."""
     @property
     def closed(self) -> bool: ...
     @property
@@ -235,20 +384,27 @@ class Socket:
     @property
     def queue(self) -> int: ...
     @property
-    def zerocopy(self) -> bool: ...
+    def zerocopy(self) -> bool:
+        """Whether the kernel runs the socket in zero-copy mode (False: copy mode)."""
     @property
     def umem(self) -> Umem: ...
     @property
-    def program(self) -> Program | None: ...
+    def program(self) -> Program | None:
+        """The Program this socket is registered with, or None (then it receives nothing)."""
     @property
     def registered(self) -> bool:
         """Whether a live Program has this socket in its XSKMAP (it receives only then)."""
     @property
-    def fill_target(self) -> int: ...
+    def fill_target(self) -> int:
+        """How many frames autofill keeps on the fill ring."""
     def __enter__(self) -> Self: ...
     def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> bool: ...
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
 
 def generate(
     ifname: str,
@@ -288,6 +444,7 @@ def generate(
 
     Raises:
         ValueError: no count and no duration, or a value out of range (the message names it).
+        TypeError: a bool for count, src_ports or batch_size.
         OSError: ENODEV for an unknown interface; EINVAL from a kernel older than 5.18.
         PermissionError: without CAP_BPF and CAP_NET_ADMIN.
     """

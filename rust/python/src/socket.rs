@@ -16,6 +16,18 @@ use crate::sync::lock;
 use crate::umem::PyUmem;
 
 /// An AF_XDP socket bound to one queue of an interface.
+///
+/// Socket(ifname, queue=0, umem=None, program=None, *, rx_size=2048, tx_size=2048,
+/// fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True)
+///
+/// ifname: the interface, in the calling thread's network namespace. queue: the queue to bind.
+/// umem: the frames to use (None: a private Umem of 4096 frames of 4096 bytes). program: a
+/// Program to register with at once (None: registered nowhere, so the socket can transmit but
+/// receives nothing until a Program registers it). rx_size, tx_size: ring entries (a power of
+/// two; 0: no such ring). fill_size: fill ring entries (None: twice rx_size, at least 64).
+/// comp_size: completion ring entries (None: tx_size, at least 64). zerocopy: True forces
+/// zero-copy, False copy mode, None the best the driver offers. need_wakeup: bind with
+/// XDP_USE_NEED_WAKEUP. autofill: keep the fill ring topped up on every recv().
 #[pyclass(name = "Socket", module = "afxdp._native", frozen)]
 pub struct PySocket {
     sock: Mutex<Option<Socket>>,
@@ -219,8 +231,8 @@ impl PySocket {
     }
 
     /// Waits up to `timeout` seconds (None or inf: forever; negative or NaN: ValueError) for
-    /// `events` (select.POLLIN/POLLOUT); returns the ready mask, 0 on timeout. `close()` from another thread ends the wait within
-    /// 0.1 s with ValueError (closed).
+    /// `events` (select.POLLIN/POLLOUT); returns the ready mask, 0 on timeout. `close()` from
+    /// another thread ends the wait within 0.1 s with ValueError (closed).
     #[pyo3(signature = (timeout = 0.0, events = Int::Int(POLLIN.into())))]
     fn poll(&self, py: Python<'_>, timeout: Option<f64>, events: Int) -> Result<i16> {
         let events = events.get("events")?;
@@ -328,15 +340,17 @@ impl PySocket {
         slf
     }
 
+    /// Leaving the block closes it; the exception, if any, propagates (returns None).
+    #[pyo3(signature = (exc_type, exc_value, traceback, /))]
+    #[allow(unused_variables)]
     fn __exit__(
         &self,
         py: Python<'_>,
-        _t: Option<Bound<'_, PyAny>>,
-        _v: Option<Bound<'_, PyAny>>,
-        _tb: Option<Bound<'_, PyAny>>,
-    ) -> bool {
+        exc_type: Option<Bound<'_, PyAny>>,
+        exc_value: Option<Bound<'_, PyAny>>,
+        traceback: Option<Bound<'_, PyAny>>,
+    ) {
         self.close(py);
-        false
     }
 
     fn __repr__(&self) -> String {

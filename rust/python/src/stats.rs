@@ -1,83 +1,80 @@
 //! `Stats`: a snapshot of a socket's kernel and library counters.
+//!
+//! One list below declares every counter once: the class's attributes (with their docstrings),
+//! the field order of `repr` and `_asdict`, and where each value comes from.
 
 use afxdp::socket::Stats;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
-/// Socket statistics: the kernel's (`XDP_STATISTICS`) and the library's counters.
-#[pyclass(name = "Stats", module = "afxdp._native", frozen, get_all)]
-pub struct PyStats {
-    /// Packets dropped for other reasons than a full rx ring or an empty fill ring (e.g. too
-    /// large for a frame).
-    rx_dropped: u64,
-    rx_invalid_descs: u64,
-    tx_invalid_descs: u64,
-    rx_ring_full: u64,
-    rx_fill_ring_empty_descs: u64,
-    tx_ring_empty_descs: u64,
-    received: u64,
-    sent: u64,
-    filled: u64,
-    completed: u64,
-}
-
-const STAT_FIELDS: [&str; 10] = [
-    "rx_dropped",
-    "rx_invalid_descs",
-    "tx_invalid_descs",
-    "rx_ring_full",
-    "rx_fill_ring_empty_descs",
-    "tx_ring_empty_descs",
-    "received",
-    "sent",
-    "filled",
-    "completed",
-];
-
-impl From<Stats> for PyStats {
-    fn from(s: Stats) -> Self {
-        let (k, c) = (s.kernel, s.counters);
-        PyStats {
-            rx_dropped: k.rx_dropped,
-            rx_invalid_descs: k.rx_invalid_descs,
-            tx_invalid_descs: k.tx_invalid_descs,
-            rx_ring_full: k.rx_ring_full,
-            rx_fill_ring_empty_descs: k.rx_fill_ring_empty_descs,
-            tx_ring_empty_descs: k.tx_ring_empty_descs,
-            received: c.received,
-            sent: c.sent,
-            filled: c.filled,
-            completed: c.completed,
+macro_rules! stats {
+    ($($(#[doc = $doc:literal])* $field:ident <- $part:ident;)*) => {
+        /// Socket statistics: the kernel's (`XDP_STATISTICS`) and the library's counters, as
+        /// attributes; `_asdict()` gives them as a dict.
+        #[pyclass(name = "Stats", module = "afxdp._native", frozen, get_all)]
+        pub struct PyStats {
+            $($(#[doc = $doc])* $field: u64,)*
         }
-    }
+
+        /// The counters' names, in order.
+        const FIELDS: &[&str] = &[$(stringify!($field)),*];
+
+        impl From<Stats> for PyStats {
+            fn from(s: Stats) -> Self {
+                PyStats { $($field: s.$part.$field,)* }
+            }
+        }
+
+        impl PyStats {
+            /// The counters' values, in the order of [`FIELDS`].
+            fn values(&self) -> Vec<u64> {
+                vec![$(self.$field),*]
+            }
+        }
+    };
 }
 
-impl PyStats {
-    fn values(&self) -> [u64; 10] {
-        [
-            self.rx_dropped,
-            self.rx_invalid_descs,
-            self.tx_invalid_descs,
-            self.rx_ring_full,
-            self.rx_fill_ring_empty_descs,
-            self.tx_ring_empty_descs,
-            self.received,
-            self.sent,
-            self.filled,
-            self.completed,
-        ]
-    }
+stats! {
+    /// Packets the kernel dropped before the rx ring: too long for a frame (`Umem.rx_capacity`),
+    /// or, in copy mode, no free frame because the fill ring was empty (those also count in
+    /// `rx_fill_ring_empty_descs`). A full rx ring counts in `rx_ring_full` instead.
+    rx_dropped <- kernel;
+    /// Invalid descriptors on the rx ring (the kernel never writes any: should stay 0).
+    rx_invalid_descs <- kernel;
+    /// Descriptors on the tx ring the kernel skipped as invalid (length 0 or too long, an
+    /// address outside the UMEM); their frames never come back on the completion ring.
+    tx_invalid_descs <- kernel;
+    /// Packets dropped because the rx ring was full (the application reads too slowly).
+    rx_ring_full <- kernel;
+    /// Times the kernel found the fill ring empty when a packet arrived (the packet was
+    /// dropped: see `rx_dropped`).
+    rx_fill_ring_empty_descs <- kernel;
+    /// Times the kernel found the tx ring empty when asked to transmit.
+    tx_ring_empty_descs <- kernel;
+    /// Frames the library took from the rx ring.
+    received <- counters;
+    /// Frames the library put on the tx ring.
+    sent <- counters;
+    /// Frames the library put on the fill ring.
+    filled <- counters;
+    /// Frames the library took back from the completion ring.
+    completed <- counters;
 }
 
 #[pymethods]
 impl PyStats {
-    /// The counters as a dict.
-    fn _asdict(&self) -> Vec<(&'static str, u64)> {
-        STAT_FIELDS.iter().copied().zip(self.values()).collect()
+    /// The counters as a dict, in attribute order.
+    fn _asdict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in FIELDS.iter().zip(self.values()) {
+            dict.set_item(name, value)?;
+        }
+        Ok(dict)
     }
 
     fn __repr__(&self) -> String {
         let body: Vec<String> =
-            STAT_FIELDS.iter().zip(self.values()).map(|(k, v)| format!("{k}={v}")).collect();
+            FIELDS.iter().zip(self.values()).map(|(k, v)| format!("{k}={v}")).collect();
         format!("Stats({})", body.join(", "))
     }
 }

@@ -121,14 +121,17 @@ impl PyUmem {
         slf
     }
 
+    /// Leaving the block closes it; the exception, if any, propagates (returns None).
+    #[pyo3(signature = (exc_type, exc_value, traceback, /))]
+    #[allow(unused_variables)]
     fn __exit__(
         &self,
-        _t: Option<Bound<'_, PyAny>>,
-        _v: Option<Bound<'_, PyAny>>,
-        _tb: Option<Bound<'_, PyAny>>,
-    ) -> Result<bool> {
+        exc_type: Option<Bound<'_, PyAny>>,
+        exc_value: Option<Bound<'_, PyAny>>,
+        traceback: Option<Bound<'_, PyAny>>,
+    ) -> Result<()> {
         self.close()?;
-        Ok(false)
+        Ok(())
     }
 
     fn __repr__(&self) -> String {
