@@ -1,0 +1,72 @@
+"""The ``afxdp`` command: xdpsock's workloads, a capture tool and a generator, from Python.
+
+The commands are listed in ``afxdp --help`` (:data:`afxdp.cli.options.COMMANDS_HELP`).
+
+Every workload stops by itself (``--duration``, ``--count``), prints a line of rates each second
+and a summary with the kernel's drop counters. Errors a user can cause are one line on stderr and
+exit status 1 (2 for bad usage), never a traceback.
+
+The package: :mod:`~afxdp.cli.options` (the parser and the checks on each value),
+:mod:`~afxdp.cli.meter` (the rate line and the summary), :mod:`~afxdp.cli.workloads` (the
+commands on a real interface) and :mod:`~afxdp.cli.labjobs` (``afxdp lab``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import afxdp
+from afxdp.cli import labjobs, workloads
+from afxdp.cli.options import UsageError, build_parser
+
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
+
+#: Subcommand -> the function that runs it.
+COMMANDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "lab": labjobs.lab,
+    "rxdrop": workloads.rxdrop,
+    "txonly": workloads.txonly,
+    "l2fwd": workloads.l2fwd,
+    "rebroadcast": workloads.rebroadcast,
+    "dump": workloads.dump,
+    "gen": workloads.gen,
+    "info": workloads.info,
+}
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror and e.args and isinstance(e.args[0], int):
+        text = e.strerror
+        if e.filename is not None and str(e.filename) not in text:
+            text = f"{text}: {e.filename}"
+    else:
+        text = str(e) or type(e).__name__
+    return text.splitlines()[0] if isinstance(e, afxdp.VerifierError) else " ".join(text.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    size = getattr(args, "size", None)
+    if size is not None and size < 60 and args.command != "lab":  # lab reports it itself
+        print(f"afxdp {args.command}: --size must be at least 60 bytes, not {size}", file=sys.stderr)
+        return 2
+    try:
+        COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("afxdp: interrupted; everything afxdp created was removed", file=sys.stderr)
+        return 130
+    except UsageError as e:
+        print(f"afxdp: {e}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, TypeError, RuntimeError) as e:
+        print(f"afxdp: {_one_line(e)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

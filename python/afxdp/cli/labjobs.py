@@ -1,0 +1,207 @@
+"""``afxdp lab``: the main job in a private veth lab, and ``--run SCRIPT`` under generated traffic.
+
+Three jobs, each between the lab's two namespaces: the kernel generator into a Python receiver
+(gen-rx), the Go library's DNS-query flood (dns-flood), and a rebroadcast round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import afxdp
+from afxdp import packet
+from afxdp.cli.meter import Meter
+from afxdp.cli.options import LAB_JOB_NAMES, UsageError
+from afxdp.cli.workloads import BROADCAST
+
+
+def lab(args: argparse.Namespace) -> dict[str, Any]:
+    from afxdp.lab import Lab
+
+    if args.size < 60:
+        raise UsageError(f"--size must be at least 60 bytes, not {args.size}")
+    with Lab() as the_lab:
+        print(the_lab.summary(), flush=True)
+        if args.run:
+            return _lab_run(the_lab, args)
+        jobs = list(LAB_JOB_NAMES) if args.job == "all" else [args.job]
+        share = args.duration / len(jobs)
+        results = {}
+        for job in jobs:
+            results[job] = LAB_JOBS[job](the_lab, args, share)
+        print("lab: removed the namespaces, the veth pair and every XDP program", flush=True)
+        return results
+
+
+def _lab_frame(the_lab: Any, size: int, port: int = 9000) -> bytes:
+    return packet.ipv4_udp(the_lab.mac_a, the_lab.mac_b, the_lab.ip_a, the_lab.ip_b, port, port,
+                           bytes(max(0, size - 42)))
+
+
+def _lab_receiver(the_lab: Any, mode: str) -> tuple[afxdp.Program, afxdp.Socket]:
+    """The built-in program and a receive-only socket on the lab's end b."""
+    with the_lab.enter("b"):
+        prog = afxdp.Program.attach(the_lab.if_b, mode=mode)
+        return prog, afxdp.Socket(the_lab.if_b, 0, program=prog, tx_size=0)
+
+
+def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+    """The kernel generator (namespace a) -> a Python batch receive loop (namespace b)."""
+    print(f"\n== gen-rx: afxdp.generate() on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}", flush=True)
+    frame = _lab_frame(the_lab, args.size)
+    prog, rx = _lab_receiver(the_lab, args.mode)
+    pushed = [0]
+    failure: list[BaseException] = []
+
+    def generator() -> None:
+        # In slices of half a second, so the rate lines show what was generated so far.
+        try:
+            end = time.monotonic() + duration
+            with the_lab.enter("a"):
+                while (left := end - time.monotonic()) > 0.01:
+                    pushed[0] += afxdp.generate(the_lab.if_a, frame, duration=min(left, 0.5), rate=args.rate)
+        except BaseException as e:  # reported by the main thread
+            failure.append(e)
+
+    with prog, rx:
+        meter = Meter({"rx": rx}, label="gen-rx")
+        thread = threading.Thread(target=generator, name="afxdp-gen", daemon=True)
+        thread.start()
+        while thread.is_alive() or rx.rx_available:
+            with rx.recv(256, timeout=0.05) as got:
+                meter.received(got)
+            meter.tx = pushed[0]
+            meter.tx_bytes = meter.tx * len(frame)
+            meter.tick()
+        thread.join()
+        if failure:
+            raise failure[0]
+        # What is still in flight arrives within a moment.
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            with rx.recv(256, timeout=0.05) as got:
+                meter.received(got)
+        meter.tx = pushed[0]
+        meter.tx_bytes = meter.tx * len(frame)
+        return meter.summary("generator -> Python receiver")
+
+
+def _lab_dns_flood(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+    """The Go library's sender (a DNS query in every UMEM frame) -> a Python receiver."""
+    print(f"\n== dns-flood: Python AF_XDP TX on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}", flush=True)
+    query = packet.dns_query_frame(the_lab.mac_a, the_lab.mac_b, the_lab.ip_a, the_lab.ip_b)
+    prog, rx = _lab_receiver(the_lab, args.mode)
+    with the_lab.enter("a"):
+        tx = afxdp.Socket(the_lab.if_a, 0, rx_size=0, umem=afxdp.Umem(4096, 2048))
+    with prog, rx, tx:
+        with tx.alloc(tx.umem.frame_count) as everything:
+            everything.write_all(query)
+        meter = Meter({"rx": rx, "tx": tx}, label="dns-flood")
+        while time.monotonic() - meter.start < duration:
+            with tx.alloc(args.batch) as out:
+                if len(out):
+                    out.set_lengths(len(query))
+                    meter.sent(tx.send(out), len(query))
+            tx.complete()
+            with rx.recv(4 * args.batch) as got:
+                meter.received(got)
+            meter.tick()
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and meter.rx < meter.tx:
+            tx.complete()
+            with rx.recv(4 * args.batch, timeout=0.05) as got:
+                meter.received(got)
+        return meter.summary("DNS-query flood -> Python receiver")
+
+
+def _lab_rebroadcast(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+    """a floods; b rewrites each frame's destination MAC to broadcast in place and sends it back;
+    a counts the broadcasts that come back."""
+    print(f"\n== rebroadcast: {the_lab.if_a} floods, {the_lab.if_b} rebroadcasts in place, "
+          f"{the_lab.if_a} counts what comes back", flush=True)
+    frame = _lab_frame(the_lab, args.size)
+    with the_lab.enter("b"):
+        prog_b = afxdp.Program.attach(the_lab.if_b, mode=args.mode)
+        b = afxdp.Socket(the_lab.if_b, 0, program=prog_b)
+    with the_lab.enter("a"):
+        prog_a = afxdp.Program.attach(the_lab.if_a, mode=args.mode, rules=[afxdp.Rule(dst_port=9000)])
+        a = afxdp.Socket(the_lab.if_a, 0, program=prog_a, umem=afxdp.Umem(4096, 2048))
+    with prog_a, prog_b, a, b:
+        meter = Meter({"a": a, "b": b}, label="rebroadcast")
+        in_flight_limit = 1024  # keep the loop bounded: never more than this many unanswered
+        while time.monotonic() - meter.start < duration:
+            if meter.tx - meter.rx < in_flight_limit:
+                with a.alloc(args.batch) as out:
+                    if len(out):
+                        out.write_all(frame)
+                        meter.sent(a.send(out), len(frame))
+            a.complete()
+            with b.recv(4 * args.batch) as got:
+                if len(got):
+                    got.write_at(0, BROADCAST)
+                    b.send(got)
+            b.complete()
+            with a.recv(4 * args.batch) as returned:
+                for f in returned:
+                    if f[0:6] == BROADCAST:
+                        meter.rx += 1
+                        meter.rx_bytes += len(f)
+            meter.tick()
+        return meter.summary("rebroadcast round trips (rx = broadcasts back at a)")
+
+
+LAB_JOBS: dict[str, Callable[[Any, argparse.Namespace, float], dict[str, Any]]] = {
+    "gen-rx": _lab_gen_rx,
+    "dns-flood": _lab_dns_flood,
+    "rebroadcast": _lab_rebroadcast,
+}
+assert tuple(LAB_JOBS) == LAB_JOB_NAMES, "the parser's --job choices and the jobs must agree"
+
+
+def _lab_run(the_lab: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Runs a script in namespace b with the lab's interface as first argument, while the
+    generator offers UDP traffic from namespace a."""
+    script, *rest = args.run
+    argv = [sys.executable, script, the_lab.if_b, *rest]
+    print(f"running {' '.join(argv[1:])} in {the_lab.netns('b')} for {args.duration:g} s, "
+          f"{args.rate or 10_000:,} pps of UDP from {the_lab.if_a}", flush=True)
+    child = the_lab.popen("b", argv)
+    try:
+        _wait_for_program(the_lab, child, timeout=10.0)
+        frame = _lab_frame(the_lab, args.size)
+        with the_lab.enter("a"):
+            pushed = afxdp.generate(the_lab.if_a, frame, duration=args.duration,
+                                    rate=args.rate or 10_000)
+        try:
+            code = child.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGINT)
+            code = child.wait(timeout=5.0)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    print(f"summary: lab --run: offered {pushed:,} packets; {os.path.basename(script)} exited with {code}",
+          flush=True)
+    if code != 0:
+        raise RuntimeError(f"{script} exited with status {code}")
+    return {"pushed": pushed, "returncode": code}
+
+
+def _wait_for_program(the_lab: Any, child: subprocess.Popen[Any], timeout: float) -> None:
+    """Waits until an XDP program is attached to the lab's interface b (frames the generator
+    redirects into a veth are dropped until its peer has one), the child exits, or `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        shown = the_lab.run("b", ["ip", "link", "show", "dev", the_lab.if_b], check=False).stdout
+        if "prog/xdp" in shown:
+            return
+        time.sleep(0.05)

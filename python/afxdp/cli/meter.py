@@ -1,0 +1,90 @@
+"""The per-second rate line and the summary every workload prints."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import afxdp
+
+
+@dataclass
+class Meter:
+    """Counts packets and bytes and prints a rate line every `interval` seconds."""
+
+    sockets: dict[str, afxdp.Socket]
+    interval: float = 1.0
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    label: str = ""
+    rx: int = 0
+    tx: int = 0
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    start: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self._last = self.start
+        self._last_counts = (0, 0, 0, 0)
+        prefix = f"{'job':<12} " if self.label else ""
+        print(f"{prefix}{'time':>6} {'rx pps':>12} {'tx pps':>12} {'rx Mbit/s':>10} {'tx Mbit/s':>10} "
+              f"{'rx_dropped':>10} {'ring_full':>9} {'fill_empty':>10} {'tx_invalid':>10}",
+              file=self.out, flush=True)
+
+    def kernel(self) -> tuple[int, int, int, int]:
+        """rx_dropped, rx_ring_full, rx_fill_ring_empty_descs, tx_invalid_descs summed."""
+        totals = [0, 0, 0, 0]
+        for sock in self.sockets.values():
+            if sock.closed:
+                continue
+            s = sock.stats()
+            for i, v in enumerate((s.rx_dropped, s.rx_ring_full, s.rx_fill_ring_empty_descs, s.tx_invalid_descs)):
+                totals[i] += v
+        return totals[0], totals[1], totals[2], totals[3]
+
+    def received(self, batch: afxdp.FrameBatch) -> int:
+        """Counts a received batch; returns its length."""
+        n = len(batch)
+        self.rx += n
+        self.rx_bytes += batch.nbytes
+        return n
+
+    def sent(self, n: int, frame_len: int) -> None:
+        """Counts `n` frames of `frame_len` bytes sent."""
+        self.tx += n
+        self.tx_bytes += n * frame_len
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        dt = now - self._last
+        rx, tx, rxb, txb = (self.rx, self.tx, self.rx_bytes, self.tx_bytes)
+        lrx, ltx, lrxb, ltxb = self._last_counts
+        k = self.kernel()
+        prefix = f"{self.label:<12} " if self.label else ""
+        print(f"{prefix}{now - self.start:6.1f} {(rx - lrx) / dt:12,.0f} {(tx - ltx) / dt:12,.0f} "
+              f"{(rxb - lrxb) * 8 / dt / 1e6:10,.1f} {(txb - ltxb) * 8 / dt / 1e6:10,.1f} "
+              f"{k[0]:10} {k[1]:9} {k[2]:10} {k[3]:10}", file=self.out, flush=True)
+        self._last, self._last_counts = now, (rx, tx, rxb, txb)
+
+    def summary(self, what: str) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        k = self.kernel()
+        totals = {"received": self.rx, "sent": self.tx, "seconds": round(elapsed, 3),
+                  "rx_dropped": k[0], "rx_ring_full": k[1], "rx_fill_ring_empty_descs": k[2],
+                  "tx_invalid_descs": k[3]}
+        print(f"summary{f' [{self.label}]' if self.label else ''}: {what}: received {self.rx:,} "
+              f"({self.rx / elapsed:,.0f} pps, {self.rx_bytes * 8 / elapsed / 1e6:,.1f} Mbit/s), "
+              f"sent {self.tx:,} ({self.tx / elapsed:,.0f} pps) in {elapsed:.1f} s; kernel: "
+              f"rx_dropped={k[0]} rx_ring_full={k[1]} rx_fill_ring_empty_descs={k[2]} "
+              f"tx_invalid_descs={k[3]}", file=self.out, flush=True)
+        return totals
+
+
+def should_stop(start: float, duration: float, done: int, count: int | None) -> bool:
+    """True once `duration` seconds have passed since `start` or `count` packets are done."""
+    return time.monotonic() - start >= duration or (count is not None and done >= count)

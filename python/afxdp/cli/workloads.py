@@ -1,0 +1,216 @@
+"""The workloads: rxdrop, txonly, l2fwd, rebroadcast, dump, gen and info on a real interface.
+
+Each takes the parsed options, stops by itself (``--duration``, ``--count``), prints a rate line
+each second and a summary, and returns the summary's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import afxdp
+from afxdp import packet
+from afxdp.cli.meter import Meter, should_stop
+from afxdp.cli import options
+
+BROADCAST = b"\xff" * 6
+
+
+_SIOCGIFFLAGS = 0x8913
+_IFF_UP = 0x1
+
+
+def check_interface(ifname: str, require_up: bool = True) -> None:
+    """Raises OSError naming `ifname` when it does not exist (or, with `require_up`, is down)."""
+    if not ifname or len(ifname) >= 16 or "/" in ifname or "\0" in ifname:
+        raise OSError(errno.ENODEV, f"invalid interface name {ifname!r}")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14x", ifname.encode(), 0)
+        try:
+            reply = fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, request)
+        except OSError as e:
+            if e.errno == errno.ENODEV:
+                raise OSError(errno.ENODEV, f"no such network interface: {ifname!r}") from None
+            raise
+    flags = struct.unpack_from("H", reply, 16)[0]
+    if require_up and not flags & _IFF_UP:
+        raise OSError(errno.ENETDOWN, f"interface {ifname} is down (bring it up with: ip link set {ifname} up)")
+
+
+def finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
+    """Reclaims the frames still in flight, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while sock.in_flight and time.monotonic() < deadline:
+        sock.complete()
+        time.sleep(0.001)
+
+
+@contextlib.contextmanager
+def _rx_socket(args: argparse.Namespace, *, tx: bool) -> Iterator[tuple[afxdp.Program, afxdp.Socket]]:
+    check_interface(args.ifname)
+    umem = afxdp.Umem(args.frames, args.frame_size)
+    with afxdp.Program.attach(args.ifname, mode=args.mode, rules=options.rules(args)) as prog, \
+            afxdp.Socket(args.ifname, args.queue, umem=umem, program=prog, zerocopy=args.zerocopy,
+                         need_wakeup=args.need_wakeup, tx_size=2048 if tx else 0) as sock:
+        rules = ", ".join(map(repr, prog.rules)) or "none: every packet of the queue"
+        print(f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}", flush=True)
+        yield prog, sock
+
+
+def rxdrop(args: argparse.Namespace) -> dict[str, Any]:
+    with _rx_socket(args, tx=False) as (_prog, sock):
+        meter = Meter({"rx": sock}, args.interval)
+        while not should_stop(meter.start, args.duration, meter.rx, args.count):
+            want = args.batch if args.count is None else min(args.batch, args.count - meter.rx)
+            with sock.recv(want, timeout=0.1) as batch:
+                meter.received(batch)
+            meter.tick()
+        return meter.summary("rxdrop")
+
+
+def _forward_loop(args: argparse.Namespace, sock: afxdp.Socket, edit: Callable[[afxdp.FrameBatch], None],
+                  out: afxdp.Socket | None = None, what: str = "") -> dict[str, Any]:
+    sockets = {"rx": sock} if out is None else {"rx": sock, "tx": out}
+    meter = Meter(sockets, args.interval)
+    tx = sock if out is None else out
+    while not should_stop(meter.start, args.duration, meter.rx, args.count):
+        want = args.batch if args.count is None else min(args.batch, args.count - meter.rx)
+        with sock.recv(want, timeout=0.1) as batch:
+            n = len(batch)
+            if n:
+                nbytes = batch.nbytes
+                meter.rx += n
+                meter.rx_bytes += nbytes
+                if out is None:
+                    edit(batch)
+                    sent = sock.send(batch)
+                else:
+                    with out.alloc(n) as copy:
+                        copy.copy_from(batch)
+                        edit(copy)
+                        sent = out.send(copy)
+                meter.tx += sent
+                meter.tx_bytes += nbytes if sent == n else 0
+        tx.complete()
+        meter.tick()
+    finish_tx(tx)
+    return meter.summary(what)
+
+
+def l2fwd(args: argparse.Namespace) -> dict[str, Any]:
+    with _rx_socket(args, tx=args.ifname2 is None) as (_prog, sock):
+        if args.ifname2 is None:
+            return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, what="l2fwd")
+        check_interface(args.ifname2)
+        with afxdp.Socket(args.ifname2, args.queue, umem=afxdp.Umem(args.frames, args.frame_size),
+                          zerocopy=args.zerocopy, need_wakeup=args.need_wakeup, rx_size=0) as out:
+            print(f"forwarding to {out!r} (copied: the two sockets have separate UMEMs)", flush=True)
+            return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, out=out, what="l2fwd")
+
+
+def rebroadcast(args: argparse.Namespace) -> dict[str, Any]:
+    with _rx_socket(args, tx=True) as (_prog, sock):
+        return _forward_loop(args, sock, lambda b: b.write_at(0, BROADCAST), what="rebroadcast")
+
+
+def _default_template(ifname: str, size: int) -> bytes:
+    src_mac = _mac_of(ifname)
+    payload = bytes(max(0, size - 42))
+    return packet.ipv4_udp(src_mac, "ff:ff:ff:ff:ff:ff", "10.255.255.1", "10.255.255.2", 9, 9, payload)
+
+
+def _mac_of(ifname: str) -> str:
+    try:
+        with open(f"/sys/class/net/{ifname}/address") as f:
+            return f.read().strip()
+    except OSError:
+        return "02:00:00:00:00:00"
+
+
+def txonly(args: argparse.Namespace) -> dict[str, Any]:
+    check_interface(args.ifname)
+    template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
+    umem = afxdp.Umem(args.frames, args.frame_size)
+    with afxdp.Socket(args.ifname, args.queue, umem=umem, zerocopy=args.zerocopy,
+                      need_wakeup=args.need_wakeup, rx_size=0) as sock:
+        print(f"txonly on {sock!r}: {len(template)}-byte packets: {packet.describe(template)}", flush=True)
+        # Like the Go library's sender: the template goes into every frame of the UMEM once;
+        # sending then only sets lengths.
+        with sock.alloc(umem.frame_count) as everything:
+            everything.write_all(template)
+        meter = Meter({"tx": sock}, args.interval)
+        while not should_stop(meter.start, args.duration, meter.tx, args.count):
+            want = args.batch if args.count is None else min(args.batch, args.count - meter.tx)
+            with sock.alloc(want) as out:
+                if len(out):
+                    out.set_lengths(len(template))
+                    meter.sent(sock.send(out), len(template))
+                else:
+                    sock.poll(0.01, afxdp.POLLOUT)
+            sock.complete()
+            meter.tick()
+        finish_tx(sock)
+        return meter.summary("txonly")
+
+
+def gen(args: argparse.Namespace) -> dict[str, Any]:
+    check_interface(args.ifname)
+    if args.count is None and args.duration is None:
+        args.duration = 10.0
+    template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
+    print(f"gen on {args.ifname}: {len(template)}-byte packets: {packet.describe(template)}", flush=True)
+    start = time.monotonic()
+    pushed = afxdp.generate(args.ifname, template, args.count, duration=args.duration, rate=args.rate,
+                            src_ports=args.src_ports)
+    elapsed = max(time.monotonic() - start, 1e-9)
+    print(f"summary: gen: pushed {pushed:,} packets in {elapsed:.2f} s ({pushed / elapsed:,.0f} pps, "
+          f"{pushed * len(template) * 8 / elapsed / 1e6:,.1f} Mbit/s)", flush=True)
+    return {"pushed": pushed, "seconds": round(elapsed, 3)}
+
+
+def dump(args: argparse.Namespace) -> dict[str, Any]:
+    from afxdp import pcap
+
+    writer = pcap.PcapWriter(args.write) if args.write else None
+    captured = 0
+    try:
+        with _rx_socket(args, tx=False) as (_prog, sock):
+            start = time.monotonic()
+            while captured < args.count and time.monotonic() - start < args.duration:
+                with sock.recv(min(args.batch, args.count - captured), timeout=0.1) as batch:
+                    if writer is not None:
+                        writer.write_batch(batch)  # one timestamp (ns) per batch
+                    else:
+                        now = time.time()
+                        for frame in batch:
+                            print(f"{now:.6f} {pcap.summary(bytes(frame))}", flush=True)
+                    captured += len(batch)
+            stats = sock.stats()
+    finally:
+        if writer is not None:
+            writer.close()
+    where = f" to {args.write}" if args.write else ""
+    print(f"summary: dump: captured {captured:,} frames{where}; kernel: rx_dropped={stats.rx_dropped} "
+          f"rx_ring_full={stats.rx_ring_full} rx_fill_ring_empty_descs={stats.rx_fill_ring_empty_descs}",
+          file=sys.stderr if not args.write else sys.stdout, flush=True)
+    return {"captured": captured}
+
+
+def info(args: argparse.Namespace) -> dict[str, Any]:
+    from afxdp import ifinfo
+
+    check_interface(args.ifname, require_up=False)
+    details = ifinfo.interface_info(args.ifname)
+    print(ifinfo.format_info(details), flush=True)
+    return {"ifname": args.ifname}
+
+
