@@ -13,14 +13,13 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 
 import pytest
 
-from afxdp import packet
-
 afxdp = pytest.importorskip("afxdp")
+
+from afxdp.testing import parse_numbered  # noqa: E402
+from helpers import Pair, drain, numbered, socket_pair  # noqa: E402
 
 privileged = pytest.mark.privileged
 
@@ -118,33 +117,14 @@ def test_umem_headroom_too_big_names_the_value(headroom: int) -> None:
 # --- helpers for the privileged tests ------------------------------------------------------------
 
 
-@dataclass
-class Pair:
-    lab: object
-    tx: afxdp.Socket  # on end a, unregistered
-    rx: afxdp.Socket  # on end b, registered with prog
-    prog: afxdp.Program
-
-
 @pytest.fixture
 def pair(lab) -> Iterator[Pair]:
     """A transmit-only socket on end a (own Umem) and, on end b, the program and a receiving
     socket (own Umem, with a tx ring too)."""
-    with ExitStack() as stack:
-        with lab.enter("a"):
-            tx = stack.enter_context(
-                afxdp.Socket(lab.if_a, 0, umem=afxdp.Umem(TX_FRAMES, FRAME_SIZE), rx_size=0)
-            )
-        with lab.enter("b"):
-            prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode="native"))
-            rx = stack.enter_context(
-                afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(RX_FRAMES, FRAME_SIZE), program=prog)
-            )
-        yield Pair(lab, tx, rx, prog)
-
-
-def numbered(lab, seq: int, size: int = 64) -> bytes:
-    return packet.numbered_frame(seq, size, lab.mac_a, lab.mac_b)
+    with socket_pair(
+        lab, mode="native", tx_frames=TX_FRAMES, rx_frames=RX_FRAMES, frame_size=FRAME_SIZE
+    ) as made:
+        yield made
 
 
 def wait_completed(sock: afxdp.Socket, timeout: float = 3.0) -> None:
@@ -155,18 +135,10 @@ def wait_completed(sock: afxdp.Socket, timeout: float = 3.0) -> None:
     assert sock.in_flight == 0, f"{sock.in_flight} frames never completed"
 
 
-def drain(sock: afxdp.Socket, timeout: float = 0.2) -> None:
-    """Receives and drops whatever arrives within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with sock.recv(64, timeout=0.02):
-            pass
-
-
 def check_healthy(pair: Pair, first: int = 1000, count: int = 50) -> None:
     """`count` numbered frames a -> b arrive intact, then no frame of either Umem is leaked."""
     lab, tx, rx = pair.lab, pair.tx, pair.rx
-    drain(rx, 0.05)  # nothing left over from the test itself
+    drain(rx, timeout=0.05)  # nothing left over from the test itself
     sent = 0
     got: list[int] = []
     deadline = time.monotonic() + 5
@@ -181,7 +153,7 @@ def check_healthy(pair: Pair, first: int = 1000, count: int = 50) -> None:
         with rx.recv(64, timeout=0.01) as batch:
             for frame in batch:
                 data = bytes(frame)
-                seq = packet.parse_numbered(data)
+                seq = parse_numbered(data)
                 assert seq is not None, f"corrupt frame: {data[:64].hex()}"
                 assert data == numbered(lab, seq), f"frame {seq} differs from what was sent"
                 got.append(seq)
@@ -327,7 +299,7 @@ def test_send_batch_twice(pair: Pair) -> None:
     assert tx.stats().sent == 4
     wait_completed(tx)
     assert tx.stats().sent == 4
-    drain(pair.rx)
+    drain(pair.rx, timeout=0.2)
     check_healthy(pair)
 
 
@@ -345,7 +317,7 @@ def test_send_with_live_frame_view_raises_buffererror(pair: Pair) -> None:
     view.release()
     assert tx.send(batch) == 3
     wait_completed(tx)
-    drain(pair.rx)
+    drain(pair.rx, timeout=0.2)
     check_healthy(pair)
 
 
@@ -416,7 +388,7 @@ def test_frame_after_its_batch_is_gone_raises(pair: Pair, how: str) -> None:
         # a consumed batch may also behave as empty, but it must not reach any frame
         assert result in (None, [], b"", 0), f"{name} on a {how} batch gave {result!r}"
     wait_completed(tx)
-    drain(pair.rx)
+    drain(pair.rx, timeout=0.2)
     check_healthy(pair)
 
 
@@ -509,7 +481,7 @@ def test_batch_sent_on_the_wrong_socket_raises(pair: Pair) -> None:
     assert other.closed
     assert rx.umem.free_frames == rx_free, "frames of another Umem went into this one's pool"
     wait_completed(tx)
-    drain(rx)
+    drain(rx, timeout=0.2)
     check_healthy(pair)
 
 
@@ -542,7 +514,7 @@ def test_all_misuse_in_a_row_corrupts_nothing(pair: Pair) -> None:
     e.release()
     assert tx.stats().sent == 2
     wait_completed(tx)
-    drain(rx)
+    drain(rx, timeout=0.2)
     check_healthy(pair, first=5000, count=200)
 
 
@@ -647,7 +619,7 @@ def test_with_batch_releases_frames(pair: Pair) -> None:
         with tx.alloc(3):
             raise RuntimeError("boom")
     assert tx.umem.free_frames == TX_FRAMES
-    drain(pair.rx)
+    drain(pair.rx, timeout=0.2)
     check_healthy(pair)
 
 
@@ -695,7 +667,7 @@ def test_batch_lengths_write_at_and_set_lengths(pair: Pair) -> None:
 @privileged
 def test_batch_swap_macs_and_copy_from(pair: Pair) -> None:
     tx, rx = pair.tx, pair.rx
-    frames = [packet.numbered_frame(seq, 64 + seq, pair.lab.mac_a, pair.lab.mac_b) for seq in range(3)]
+    frames = [numbered(pair.lab, seq, 64 + seq) for seq in range(3)]
     with tx.alloc(3) as batch:
         for frame, data in zip(batch, frames):
             frame.write(data)

@@ -20,6 +20,8 @@ import pytest
 afxdp = pytest.importorskip("afxdp")
 
 from afxdp import packet  # noqa: E402
+from afxdp.testing import parse_numbered  # noqa: E402
+from helpers import lab_names, link_names, netns_names, numbered  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 AFXDP = [sys.executable, "-m", "afxdp"]
@@ -34,18 +36,6 @@ def summary(out: str, word: str) -> int:
     m = re.search(rf"{word} ([\d,]+)", out)
     assert m, out
     return number(m.group(1))
-
-
-def netns_names() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
-
-
-def lab_names(out: str) -> tuple[set[str], set[str]]:
-    """The namespaces and devices a `lab` run printed in its first lines."""
-    found = re.findall(r"netns (\S+)\s+dev (\S+)", out)
-    assert len(found) == 2, out
-    return {ns for ns, _ in found}, {dev for _, dev in found}
 
 
 def sniffer(lab, side: str) -> socket.socket:
@@ -74,7 +64,7 @@ def collect(sock: socket.socket, want: int, timeout: float = 5.0, incoming_only:
             continue
         if incoming_only and addr[2] == socket.PACKET_OUTGOING:
             continue
-        if packet.parse_numbered(data) is not None:
+        if parse_numbered(data) is not None:
             frames.append(data)
     return frames
 
@@ -198,7 +188,7 @@ def test_txonly_to_rxdrop_counts_exactly(lab) -> None:
 @pytest.mark.privileged
 @pytest.mark.parametrize("command", ["l2fwd", "rebroadcast"])
 def test_l2fwd_and_rebroadcast_send_each_frame_back_edited(lab, command) -> None:
-    frames = [packet.numbered_frame(seq, 64, lab.mac_a, lab.mac_b) for seq in range(200)]
+    frames = [numbered(lab, seq) for seq in range(200)]
     proc = start(lab, "b", [command, lab.if_b, "-S", "-C", "200", "-d", "20"])
     with sniffer(lab, "a") as tap, raw_sender(lab) as sender:
         for frame in frames:
@@ -206,9 +196,9 @@ def test_l2fwd_and_rebroadcast_send_each_frame_back_edited(lab, command) -> None
         back = collect(tap, 200)
     out = finish(proc)
     assert summary(out, "received") == 200 and summary(out, "sent") == 200
-    assert sorted(packet.parse_numbered(f) for f in back) == list(range(200))
+    assert sorted(parse_numbered(f) for f in back) == list(range(200))
     for data in back:
-        sent = frames[packet.parse_numbered(data)]
+        sent = frames[parse_numbered(data)]
         if command == "l2fwd":
             assert data == sent[6:12] + sent[:6] + sent[12:]
         else:
@@ -230,15 +220,15 @@ def test_l2fwd_forwards_to_a_second_interface(lab) -> None:
             tap.bind(("fwd1", 0))
             tap.settimeout(0.2)
             proc = start(lab, "b", ["l2fwd", lab.if_b, "fwd0", "-N", "-C", "100", "-d", "20"])
-            frames = [packet.numbered_frame(seq, 100, lab.mac_a, lab.mac_b) for seq in range(100)]
+            frames = [numbered(lab, seq, 100) for seq in range(100)]
             for frame in frames:
                 sender.send(frame)
             got = collect(tap, 100)
         out = finish(proc)
         assert "forwarding to" in out
-        assert sorted(packet.parse_numbered(f) for f in got) == list(range(100))
+        assert sorted(parse_numbered(f) for f in got) == list(range(100))
         for data in got:
-            sent = frames[packet.parse_numbered(data)]
+            sent = frames[parse_numbered(data)]
             assert data == sent[6:12] + sent[:6] + sent[12:]
     finally:
         lab.run("b", ["ip", "link", "del", "fwd0"], check=False)
@@ -311,11 +301,10 @@ def test_info_reports_the_driver_queues_and_programs(lab_factory) -> None:
 
 @pytest.mark.privileged
 def test_lab_runs_all_jobs_and_leaves_nothing_behind() -> None:
-    before = netns_names()
     out = subprocess.run([*AFXDP, "lab", "--duration", "3"], capture_output=True, text=True,
                          timeout=120, cwd="/")
     assert out.returncode == 0, out.stderr
-    namespaces, _devices = lab_names(out.stdout)
+    namespaces, devices = lab_names(out.stdout)
     for job in ("gen-rx", "dns-flood", "rebroadcast"):
         m = re.search(rf"summary \[{job}\]: .*received ([\d,]+) .*sent ([\d,]+)", out.stdout)
         assert m, out.stdout
@@ -323,8 +312,9 @@ def test_lab_runs_all_jobs_and_leaves_nothing_behind() -> None:
         assert received > 1000 and sent > 1000, m.group(0)
         if job == "dns-flood":
             assert received == sent, m.group(0)
+    # Only what this run created: other labs may come and go beside it.
     assert not namespaces & netns_names()
-    assert netns_names() <= before | (netns_names() - namespaces)
+    assert not devices & link_names()
 
 
 @pytest.mark.privileged
@@ -341,8 +331,7 @@ def test_lab_interrupted_leaves_nothing_behind() -> None:
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "afxdp: interrupted; everything afxdp created was removed"
     assert not namespaces & netns_names()
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    assert not any(dev in links for dev in devices)
+    assert not devices & link_names()
 
 
 @pytest.mark.privileged

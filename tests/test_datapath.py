@@ -2,8 +2,8 @@
 
 Every test builds its own lab (two private namespaces joined by a veth, removed afterwards), creates
 the sending socket inside namespace ``a`` and the receiving socket and XDP program inside ``b``, and
-sends a bounded number of numbered frames (``packet.numbered_frame``), whose content the receiver
-checks byte for byte (``packet.parse_numbered`` and a comparison with what was sent). Every loop has
+sends a bounded number of numbered frames (``afxdp.testing.numbered_frame``), whose content the receiver
+checks byte for byte (``afxdp.testing.parse_numbered`` and a comparison with what was sent). Every loop has
 a deadline, so a library bug fails a test instead of hanging it. veth runs AF_XDP in copy mode only.
 """
 
@@ -12,15 +12,15 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack
 
 import pytest
 
 afxdp = pytest.importorskip("afxdp")
 
 from afxdp import packet  # noqa: E402
+from afxdp.testing import parse_numbered  # noqa: E402
+from helpers import Pair, drain, numbered_run, socket_pair  # noqa: E402
 
 pytestmark = pytest.mark.privileged
 
@@ -31,44 +31,6 @@ DEADLINE = 30.0  # seconds for a whole stream; a stall fails the test instead of
 XDP_PACKET_HEADROOM = 256  # the kernel's headroom in front of every received packet
 BROADCAST = b"\xff" * 6
 ETH_P_ALL = 0x0003
-
-
-@dataclass
-class Pair:
-    tx: afxdp.Socket  # on end a, transmit only
-    rx: afxdp.Socket  # on end b, registered with prog
-    prog: afxdp.Program
-
-
-@contextmanager
-def socket_pair(
-    lab, mode: str = "native", frame_size: int = 4096, headroom: int = 0, **rx_options
-) -> Iterator[Pair]:
-    """A transmit-only socket on end a, and a receiving socket plus the program on end b."""
-    with ExitStack() as stack:
-        with lab.enter("a"):
-            tx = stack.enter_context(
-                afxdp.Socket(
-                    lab.if_a, 0, umem=afxdp.Umem(2048, frame_size, headroom), rx_size=0
-                )
-            )
-        with lab.enter("b"):
-            prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode=mode))
-            rx = stack.enter_context(
-                afxdp.Socket(
-                    lab.if_b,
-                    0,
-                    umem=afxdp.Umem(4096, frame_size, headroom),
-                    program=prog,
-                    tx_size=0,
-                    **rx_options,
-                )
-            )
-        yield Pair(tx, rx, prog)
-
-
-def numbered(lab, first: int, count: int, size: int = 64) -> list[bytes]:
-    return [packet.numbered_frame(seq, size, lab.mac_a, lab.mac_b) for seq in range(first, first + count)]
 
 
 def send_all(tx: afxdp.Socket, payloads: list[bytes], timeout: float = 5.0) -> int:
@@ -92,17 +54,6 @@ def wait_completed(tx: afxdp.Socket, deadline: float) -> None:
         tx.complete()
         time.sleep(0.001)
     assert tx.in_flight == 0, f"{tx.in_flight} frames never completed"
-
-
-def drain(sock: afxdp.Socket, expect: int, timeout: float = 3.0) -> list[int | None]:
-    """Receives until `expect` frames or `timeout`; returns their sequence numbers (None: not
-    an intact numbered frame)."""
-    got: list[int | None] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < expect and time.monotonic() < deadline:
-        with sock.recv(256, timeout=0.05) as batch:
-            got += [packet.parse_numbered(memoryview(frame)) for frame in batch]
-    return got
 
 
 def wait_until(condition, timeout: float = 3.0) -> bool:
@@ -131,7 +82,7 @@ def stream(pair: Pair, payloads: list[bytes], on_frame=None) -> list[int]:
         pair.tx.complete()
         with pair.rx.recv(256, timeout=0.0 if sent < len(payloads) else 0.05) as batch:
             for frame in batch:
-                seq = packet.parse_numbered(memoryview(frame))
+                seq = parse_numbered(memoryview(frame))
                 assert seq is not None, (
                     f"frame #{len(got)} is not intact: {bytes(frame)[:64].hex()}"
                 )
@@ -156,8 +107,8 @@ def assert_clean_stream_stats(pair: Pair, count: int) -> None:
 
 @pytest.mark.parametrize("mode", ["native", "generic"])
 def test_stream_of_20000_frames_arrives_complete_in_order_and_intact(lab, mode: str) -> None:
-    payloads = numbered(lab, 0, COUNT)
-    with socket_pair(lab, mode) as pair:
+    payloads = numbered_run(lab, 0, COUNT)
+    with socket_pair(lab, mode=mode, tx_size=0) as pair:
         assert pair.prog.mode == mode
         started = time.monotonic()
         got = stream(pair, payloads)
@@ -172,8 +123,8 @@ def test_stream_of_20000_frames_arrives_complete_in_order_and_intact(lab, mode: 
 
 @pytest.mark.parametrize("size", [1500, 1514])  # 1514: MTU 1500 + Ethernet header
 def test_1500_byte_frames_in_2048_byte_umem_frames_arrive_intact(lab, size: int) -> None:
-    payloads = numbered(lab, 0, COUNT, size=size)
-    with socket_pair(lab, "native", frame_size=2048) as pair:
+    payloads = numbered_run(lab, 0, COUNT, size=size)
+    with socket_pair(lab, mode="native", frame_size=2048, tx_size=0) as pair:
         assert pair.rx.umem.frame_size == pair.tx.umem.frame_size == 2048
         assert pair.rx.umem.rx_capacity == 2048 - XDP_PACKET_HEADROOM >= size
         assert pair.tx.umem.tx_capacity >= size
@@ -190,8 +141,8 @@ def test_1500_byte_frames_in_2048_byte_umem_frames_arrive_intact(lab, size: int)
 
 def test_received_data_starts_after_umem_headroom_and_xdp_headroom(lab) -> None:
     headroom, frame_size, size = 256, 4096, 128
-    payloads = numbered(lab, 0, COUNT, size=size)
-    with socket_pair(lab, "native", frame_size=frame_size, headroom=headroom) as pair:
+    payloads = numbered_run(lab, 0, COUNT, size=size)
+    with socket_pair(lab, mode="native", frame_size=frame_size, headroom=headroom, tx_size=0) as pair:
         rx_umem, tx_umem = pair.rx.umem, pair.tx.umem
         assert rx_umem.headroom == tx_umem.headroom == headroom
         assert rx_umem.rx_capacity == frame_size - headroom - XDP_PACKET_HEADROOM
@@ -225,7 +176,7 @@ def test_rebroadcast_comes_back_with_broadcast_mac_and_unchanged_content(lab, ed
     same frames back from the same socket (zero copy); a sends the originals and receives the
     copies on one socket."""
     count = 3000
-    payloads = numbered(lab, 0, count, size=100)
+    payloads = numbered_run(lab, 0, count, size=100)
     original_dst = packet.mac_bytes(lab.mac_b)
     assert payloads[0][:6] == original_dst
     with ExitStack() as stack:
@@ -273,7 +224,7 @@ def test_rebroadcast_comes_back_with_broadcast_mac_and_unchanged_content(lab, ed
                     data = bytes(frame)
                     assert data[:6] == BROADCAST, f"destination MAC is {data[:6].hex(':')}"
                     restored = original_dst + data[6:]
-                    seq = packet.parse_numbered(restored)
+                    seq = parse_numbered(restored)
                     assert seq is not None, f"not intact: {data[:64].hex()}"
                     assert restored == payloads[seq], f"frame {seq} changed beyond the MAC"
                     back.append(seq)
@@ -293,10 +244,10 @@ def test_rebroadcast_comes_back_with_broadcast_mac_and_unchanged_content(lab, ed
 
 
 def test_empty_fill_ring_counts_rx_fill_ring_empty_descs_until_fill(lab) -> None:
-    with socket_pair(lab, "native", autofill=False) as pair:
+    with socket_pair(lab, mode="native", autofill=False, tx_size=0) as pair:
         rx, tx = pair.rx, pair.tx
         assert rx.stats().filled == 0  # autofill=False: nothing on the fill ring yet
-        assert send_all(tx, numbered(lab, 0, 100)) == 100
+        assert send_all(tx, numbered_run(lab, 0, 100)) == 100
         assert wait_until(lambda: rx.stats().rx_fill_ring_empty_descs > 0), rx.stats()._asdict()
         assert drain(rx, 1, timeout=0.3) == []
         s = rx.stats()
@@ -306,7 +257,7 @@ def test_empty_fill_ring_counts_rx_fill_ring_empty_descs_until_fill(lab) -> None
         filled = rx.fill()
         assert filled > 0
         assert rx.stats().filled == filled
-        assert send_all(tx, numbered(lab, 100, 10)) == 10
+        assert send_all(tx, numbered_run(lab, 100, 10)) == 10
         assert drain(rx, 10) == list(range(100, 110))  # only the frames sent after fill()
         s, t = rx.stats(), tx.stats()
     assert (s.received, s.filled, s.sent, s.completed) == (10, filled, 0, 0)
@@ -315,11 +266,11 @@ def test_empty_fill_ring_counts_rx_fill_ring_empty_descs_until_fill(lab) -> None
 
 def test_undrained_small_rx_ring_counts_rx_ring_full(lab) -> None:
     rx_size, count = 64, 300
-    with socket_pair(lab, "native", rx_size=rx_size, fill_size=1024) as pair:
+    with socket_pair(lab, mode="native", rx_size=rx_size, fill_size=1024, tx_size=0) as pair:
         rx, tx = pair.rx, pair.tx
         filled_at_start = rx.stats().filled
         assert filled_at_start == rx.fill_target > rx_size
-        assert send_all(tx, numbered(lab, 0, count)) == count  # the receiver does not recv
+        assert send_all(tx, numbered_run(lab, 0, count)) == count  # the receiver does not recv
         assert wait_until(lambda: rx.stats().rx_ring_full > 0), rx.stats()._asdict()
         assert wait_until(lambda: rx.stats().rx_ring_full + rx_size >= count)
         s = rx.stats()
@@ -341,7 +292,7 @@ def test_undrained_small_rx_ring_counts_rx_ring_full(lab) -> None:
 
 
 def test_poll_recv_timeout_and_select(lab) -> None:
-    with socket_pair(lab, "native") as pair:
+    with socket_pair(lab, mode="native", tx_size=0) as pair:
         rx, tx = pair.rx, pair.tx
         t0 = time.monotonic()
         assert rx.poll(0.2) == 0
@@ -360,13 +311,13 @@ def test_poll_recv_timeout_and_select(lab) -> None:
         assert select.select([fd], [], [], 0) == ([], [], [])
         assert select.select([rx], [], [], 0.05)[0] == []
 
-        assert send_all(tx, numbered(lab, 0, 5)) == 5
+        assert send_all(tx, numbered_run(lab, 0, 5)) == 5
         assert rx.poll(2.0) & afxdp.POLLIN
         assert select.select([rx], [], [], 2.0)[0] == [rx]
         assert select.select([fd], [], [], 0)[0] == [fd]
         assert wait_until(lambda: rx.rx_available == 5)
         with rx.recv(BATCH, timeout=1.0) as got:
-            assert [packet.parse_numbered(memoryview(f)) for f in got] == list(range(5))
+            assert [parse_numbered(memoryview(f)) for f in got] == list(range(5))
         assert rx.poll(0.0) & afxdp.POLLIN == 0
         assert select.select([rx], [], [], 0)[0] == []
 
@@ -395,25 +346,25 @@ def test_socket_receives_only_while_registered_and_stack_gets_the_rest(lab) -> N
                 if not select.select([tap], [], [], 0.05)[0]:
                     continue
                 data, address = tap.recvfrom(4096)
-                seq = packet.parse_numbered(data)
+                seq = parse_numbered(data)
                 if seq is not None and address[2] != socket.PACKET_OUTGOING:
                     seen.append(seq)
             return seen
 
         assert rx.program is None and not rx.registered
-        assert send_all(tx, numbered(lab, 0, 20)) == 20
+        assert send_all(tx, numbered_run(lab, 0, 20)) == 20
         assert stack_saw(20, 3.0) == list(range(20))  # XDP_PASS: the stack got them
         assert drain(rx, 1, timeout=0.3) == []
 
         prog.register(rx)
         assert rx.registered and rx.program is prog
-        assert send_all(tx, numbered(lab, 20, 20)) == 20
+        assert send_all(tx, numbered_run(lab, 20, 20)) == 20
         assert drain(rx, 20) == list(range(20, 40))
         assert stack_saw(1, 0.3) == []  # redirected: the stack saw none of them
 
         prog.unregister(0)
         assert not rx.registered
-        assert send_all(tx, numbered(lab, 40, 20)) == 20
+        assert send_all(tx, numbered_run(lab, 40, 20)) == 20
         assert stack_saw(20, 3.0) == list(range(40, 60))  # back to the kernel stack
         assert drain(rx, 1, timeout=0.3) == []
         assert rx.stats().received == 20

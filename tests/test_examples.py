@@ -12,18 +12,14 @@ import pytest
 
 pytest.importorskip("afxdp")
 
+from helpers import lab_names, link_names, netns_names  # noqa: E402
+
 pytestmark = pytest.mark.privileged
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def netns_names() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
-
-
 def test_lab_main_job_delivers_everything_and_cleans_up(privileged) -> None:
-    before = netns_names()
     out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--job", "dns-flood"],
                          capture_output=True, text=True, timeout=60, cwd="/")
     assert out.returncode == 0, out.stderr
@@ -33,7 +29,10 @@ def test_lab_main_job_delivers_everything_and_cleans_up(privileged) -> None:
     assert sent > 10_000
     assert received == sent
     assert "rx_dropped=0" in out.stdout
-    assert netns_names() == before
+    # Only what this run created: other labs may come and go beside it.
+    namespaces, devices = lab_names(out.stdout)
+    assert not namespaces & netns_names()
+    assert not devices & link_names()
 
 
 def test_lab_main_job_reports_bad_options_in_one_line(privileged) -> None:

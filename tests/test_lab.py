@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from afxdp.lab import IFINDEX_A, IFINDEX_B, NETNS_DIR, Lab, LabCommandError, require_privileges
-from afxdp.packet import dns_query, dns_query_frame, ipv4_udp, numbered_frame
+from afxdp.packet import dns_query, dns_query_frame, ipv4_udp
+from afxdp.testing import numbered_frame
 
 ETH_P_ALL = 0x0003
 LAB_SOURCE = inspect.getfile(Lab)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from afxdp import packet
+from helpers import numbered
 
 afxdp = pytest.importorskip("afxdp")
 
@@ -30,7 +30,7 @@ QUEUES = 4  # one thread per queue: the kernel's ~10 ms close (an RCU grace peri
 def test_10000_create_use_close_cycles_leak_nothing(lab_factory) -> None:
     lab = lab_factory(queues=QUEUES)
     umems = [afxdp.Umem(64, 2048) for _ in range(QUEUES)]
-    payload = packet.numbered_frame(0, 64, lab.mac_a, lab.mac_b)
+    payload = numbered(lab, 0)
 
     def cycles(queue: int, n: int) -> None:
         with lab.enter("a"):

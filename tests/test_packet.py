@@ -1,4 +1,5 @@
-"""Unprivileged tests of afxdp.packet: checksums, frame layout, numbered frames, DNS, describe."""
+"""Unprivileged tests of afxdp.packet (checksums, frame layout, DNS, describe) and of the
+numbered-frame oracle in afxdp.testing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 from afxdp.packet import (
     ETH_P_ARP,
     ETH_P_IP,
-    NUMBERED_MAGIC,
     describe,
     dns_query,
     dns_query_frame,
@@ -20,11 +20,10 @@ from afxdp.packet import (
     ipv4_checksum,
     ipv4_udp,
     mac_bytes,
-    numbered_frame,
     parse_ethernet,
-    parse_numbered,
     udp_checksum_ipv4,
 )
+from afxdp.testing import NUMBERED_MAGIC, arp_request, numbered_frame, parse_numbered
 
 MAC_A, MAC_B = "02:00:00:00:00:01", "02:00:00:00:00:02"
 IP_A, IP_B = "10.11.0.1", "10.11.0.2"
@@ -262,24 +261,8 @@ def test_dns_query_frame() -> None:
 # --- describe ------------------------------------------------------------------------------------
 
 
-def arp_request() -> bytes:
-    arp = struct.pack(
-        "!HHBBH6s4s6s4s",
-        1,
-        ETH_P_IP,
-        6,
-        4,
-        1,
-        mac_bytes(MAC_A),
-        ip4_bytes(IP_A),
-        bytes(6),
-        ip4_bytes(IP_B),
-    )
-    return ethernet("ff:ff:ff:ff:ff:ff", MAC_A, ETH_P_ARP, arp)
-
-
 def test_describe() -> None:
-    assert describe(arp_request()) == (
+    assert describe(arp_request(MAC_A, IP_A, IP_B)) == (
         f"{MAC_A} > ff:ff:ff:ff:ff:ff ARP who-has {IP_B} tell {IP_A} (60 bytes)"
     )
     udp = ipv4_udp(MAC_A, MAC_B, IP_A, IP_B, 1234, 53, b"abc")
@@ -301,5 +284,5 @@ def test_describe_never_raises() -> None:
         assert isinstance(describe(frame[:cut]), str)
     assert describe(frame[:5]) == "truncated frame (5 bytes)"
     assert "ethertype 0x88cc" in describe(ethernet(MAC_B, MAC_A, 0x88CC, b""))
-    vlan = ethernet(MAC_B, MAC_A, 0x8100, struct.pack("!HH", 42, ETH_P_ARP) + arp_request()[14:])
+    vlan = ethernet(MAC_B, MAC_A, 0x8100, struct.pack("!HH", 42, ETH_P_ARP) + arp_request(MAC_A, IP_A, IP_B)[14:])
     assert "vlan 42 ARP who-has" in describe(vlan)

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from afxdp import packet
+from afxdp.testing import parse_numbered
+from helpers import numbered
 
 afxdp = pytest.importorskip("afxdp")
 
@@ -174,14 +175,14 @@ def test_sigkill_of_owner_detaches(lab) -> None:
 def exchange(lab, tx, rx, seq: int, timeout: float = 0.3) -> list[int | None]:
     """Sends one numbered frame a -> b; returns what rx receives within `timeout`."""
     with tx.alloc(1) as batch:
-        batch[0].write(packet.numbered_frame(seq, 64, lab.mac_a, lab.mac_b))
+        batch[0].write(numbered(lab, seq))
         assert tx.send(batch) == 1
     got: list[int | None] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not got:
         tx.complete()
         with rx.recv(16, timeout=0.02) as frames:
-            got += [packet.parse_numbered(bytes(f)) for f in frames]
+            got += [parse_numbered(bytes(f)) for f in frames]
     tx.complete()
     return got
 

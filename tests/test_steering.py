@@ -25,6 +25,7 @@ import pytest
 afxdp = pytest.importorskip("afxdp")
 
 from afxdp import packet  # noqa: E402
+from afxdp.testing import arp_request  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_C = ROOT / "tests" / "fixtures" / "custom_xdp.c"
@@ -35,6 +36,7 @@ PACKET_OUTGOING = 4
 PORT_P, PORT_Q, PORT_R = 7001, 7002, 7003
 MARK = b"AFXDP-STEER"
 DEADLINE = 20.0
+OTHER_IP = "10.11.0.77"  # an address nobody in the lab has: the target of test ARP requests
 
 # --- frames ------------------------------------------------------------------------------------
 
@@ -95,22 +97,6 @@ def hop_by_hop(next_header: int) -> bytes:
 def fragment_header(next_header: int, offset: int) -> bytes:
     """An IPv6 fragment header at ``offset`` 8-octet units, more fragments set."""
     return struct.pack("!BBHI", next_header, 0, (offset << 3) | 1, 0x1234)
-
-
-def arp_request(lab, seq: int) -> bytes:
-    arp = struct.pack(
-        "!HHBBH6s4s6s4s",
-        1,
-        0x0800,
-        6,
-        4,
-        1,
-        packet.mac_bytes(lab.mac_a),
-        packet.ip4_bytes(lab.ip_a),
-        b"\0" * 6,
-        packet.ip4_bytes("10.11.0.77"),
-    )
-    return packet.ethernet("ff:ff:ff:ff:ff:ff", lab.mac_a, 0x0806, arp + marked(seq))
 
 
 def icmp_echo(lab, seq: int) -> bytes:
@@ -274,7 +260,7 @@ def test_udp_port_rule_sends_the_rest_to_the_kernel_stack(lab):
             frames[base] = udp4(lab, PORT_P, base)
             to_xsk.add(base)
             frames[base + 1] = udp4(lab, PORT_Q, base + 1)
-            frames[base + 2] = arp_request(lab, base + 2)
+            frames[base + 2] = arp_request(lab.mac_a, lab.ip_a, OTHER_IP, marked(base + 2))
             frames[base + 3] = icmp_echo(lab, base + 3)
             frames[base + 4] = udp4(lab, PORT_P, base + 4, proto=6)  # TCP to P: not UDP
         st.send(list(frames.values()))
@@ -292,7 +278,7 @@ def test_udp_port_rule_sends_the_rest_to_the_kernel_stack(lab):
 def test_no_rules_takes_everything_and_empty_rules_restore_it(lab, mode):
     with steering(lab, rules=None, mode=mode) as st:
         assert st.prog.rules == []
-        frames = {0: udp4(lab, PORT_Q, 0), 1: arp_request(lab, 1), 2: icmp_echo(lab, 2)}
+        frames = {0: udp4(lab, PORT_Q, 0), 1: arp_request(lab.mac_a, lab.ip_a, OTHER_IP, marked(1)), 2: icmp_echo(lab, 2)}
         st.send(list(frames.values()))
         assert_split(st.drain(3), frames, {0, 1, 2})
         assert st.prog.rule_stats() == []
