@@ -16,7 +16,8 @@ import sys
 import time
 
 import afxdp
-from afxdp.pcap import hexdump, summary
+from afxdp.packet import describe
+from afxdp.pcap import hexdump
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 
@@ -42,7 +43,7 @@ def dump(sock: afxdp.Socket, count: int, duration: float) -> int:
         with sock.recv(min(64, count - seen), timeout=0.1) as batch:  # released at the end
             for frame in batch:
                 data = bytes(frame)
-                print(f"frame {seen}: {summary(data)}\n{hexdump(data)}\n", flush=True)
+                print(f"frame {seen}: {describe(data)}\n{hexdump(data)}\n", flush=True)
                 seen += 1
     return seen
 

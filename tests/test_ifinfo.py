@@ -1,4 +1,5 @@
-"""afxdp.ifinfo: what `afxdp info IFACE` reports (rtnetlink, ethtool ioctls, netdev genetlink, bpf).
+"""afxdp.ifinfo: what `afxdp info IFACE` reports, through afxdp.netdev (rtnetlink, ethtool
+ioctls, netdev genetlink, bpf).
 
 Unprivileged tests read ``lo`` (present in every network namespace) and unknown names; privileged
 ones read the lab's veth end inside namespace ``b``, with and without an afxdp.Program attached.
@@ -13,32 +14,14 @@ from __future__ import annotations
 
 import errno
 import importlib
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parent.parent / "python" / "afxdp" / "ifinfo.py"
-
-
-def _load_ifinfo() -> ModuleType:
-    """afxdp.ifinfo as installed, else from the source tree (it is stdlib-only)."""
-    try:
-        return importlib.import_module("afxdp.ifinfo")
-    except ImportError:
-        pass
-    spec = importlib.util.spec_from_file_location("afxdp.ifinfo", SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["afxdp.ifinfo"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ifinfo = _load_ifinfo()
+# Installed, or loaded from the source tree by conftest.py (both are stdlib-only).
+ifinfo = importlib.import_module("afxdp.ifinfo")
+netdev = importlib.import_module("afxdp.netdev")
 
 
 def _afxdp() -> ModuleType:
@@ -102,8 +85,8 @@ def test_optional_queries_degrade_to_none(monkeypatch: pytest.MonkeyPatch) -> No
     def fail(*args: object) -> None:
         raise OSError(errno.EPERM, "not allowed")
 
-    monkeypatch.setattr(ifinfo, "_genl_family_id", fail)
-    monkeypatch.setattr(ifinfo, "_ethtool", lambda *args: None)
+    monkeypatch.setattr(netdev, "_genl_family_id", fail)
+    monkeypatch.setattr(netdev, "_ethtool", lambda *args: None)
     info = ifinfo.interface_info("lo")
     assert info.xdp_features is None and info.native_xdp is None and info.zerocopy is None
     assert info.driver is None and info.channels is None
@@ -113,15 +96,15 @@ def test_optional_queries_degrade_to_none(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_kernel_without_netdev_family_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_request = ifinfo._genl_request
+    real_request = netdev._genl_request
 
     def no_family(family: int, cmd: int, version: int, attrs: bytes) -> dict[int, bytes]:
-        if family == ifinfo._GENL_ID_CTRL:
+        if family == netdev._GENL_ID_CTRL:
             raise OSError(errno.ENOENT, "no such family")
         return real_request(family, cmd, version, attrs)
 
-    monkeypatch.setattr(ifinfo, "_genl_request", no_family)
-    assert ifinfo._genl_family_id(b"netdev") is None
+    monkeypatch.setattr(netdev, "_genl_request", no_family)
+    assert netdev._genl_family_id(b"netdev") is None
     assert ifinfo.interface_info("lo").xdp_features is None
 
 
@@ -170,7 +153,7 @@ def test_format_info_of_a_zero_copy_nic() -> None:
 
 
 def test_feature_bits_are_named_as_in_netdev_yaml() -> None:
-    assert ifinfo._names(0x7F | 0x100, ifinfo._XDP_ACT_NAMES) == (
+    assert netdev._names(0x7F | 0x100, netdev._XDP_ACT_NAMES) == (
         "basic", "redirect", "ndo-xmit", "xsk-zerocopy", "hw-offload", "rx-sg", "ndo-xmit-sg",
         "bit-8",
     )
@@ -249,7 +232,7 @@ def test_program_name_needs_bpf_access(lab, monkeypatch: pytest.MonkeyPatch) -> 
     def denied(cmd: int, attr: bytearray) -> int:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(ifinfo, "_bpf", denied)
+    monkeypatch.setattr(netdev, "_bpf", denied)
     with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native"):
         info = ifinfo.interface_info(lab.if_b)
     assert [(p.mode, p.name) for p in info.programs] == [("native", None)]

@@ -25,8 +25,8 @@ Everything is removed by :meth:`Lab.close` (idempotent, also called by ``__exit_
 exit, and on SIGTERM when no other handler is installed). The veth is deleted explicitly first, so
 it is gone (and any XDP program detached) even if a process or socket keeps a namespace alive.
 
-This module is stdlib-only and imports nothing else from the package, so the test-suite can load
-it without the compiled extension.
+This module is stdlib-only and imports only :mod:`afxdp.netdev` from the package, so the
+test-suite can load it without the compiled extension.
 """
 
 from __future__ import annotations
@@ -36,13 +36,10 @@ import atexit
 import contextlib
 import ctypes
 import errno
-import fcntl
 import os
 import secrets
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -50,6 +47,8 @@ import time
 from collections.abc import Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Literal
+
+from afxdp.netdev import is_running, link
 
 __all__ = [
     "IFINDEX_A",
@@ -91,8 +90,6 @@ NETNS_DIR = "/run/netns"
 _CLONE_NEWNET = 0x4000_0000
 _CAP_NET_ADMIN = 12
 _CAP_SYS_ADMIN = 21
-_SIOCGIFFLAGS = 0x8913
-_IFF_RUNNING = 0x40
 _PRIVILEGE_HINT = "needs root or CAP_NET_ADMIN + CAP_SYS_ADMIN"
 
 
@@ -426,12 +423,8 @@ class Lab:
         """Wait until both ends are IFF_RUNNING (linkwatch has run, so the qdisc is attached)."""
         deadline = time.monotonic() + timeout
         for side in SIDES:
-            with self.enter(side), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                request = struct.pack("16s16x", self.ifname(side).encode())
-                while True:
-                    reply = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, request)
-                    if struct.unpack_from("H", reply, 16)[0] & _IFF_RUNNING:
-                        break
+            with self.enter(side):
+                while not is_running(self.ifname(side)):
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{self.ifname(side)} not running after {timeout} s")
                     time.sleep(0.001)
@@ -467,7 +460,7 @@ class Lab:
     def ifindex(self, side: Side) -> int:
         """Interface index of the veth end of ``side`` (only meaningful inside that namespace)."""
         with self.enter(side):
-            return socket.if_nametoindex(self.ifname(side))
+            return link(self.ifname(side)).ifindex
 
     # -- using the namespaces --
 

@@ -51,6 +51,7 @@ ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
+ETH_P_8021AD = 0x88A8
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
@@ -277,20 +278,26 @@ def parse_ethernet(frame: Buffer) -> tuple[str, str, int, bytes]:
 
 
 def describe(frame: Buffer) -> str:
-    """A one-line human summary of a frame, e.g. for a dump tool. Never raises on bad input.
+    """A one-line human summary of a frame's headers, for dump tools. Never raises on bad input.
 
-    Example: ``02:00:00:00:00:01 > 02:00:00:00:00:02 IPv4 10.11.0.1:9000 > 10.11.0.2:9000 UDP
-    len 18 (60 bytes)``.
+    MACs, 802.1Q and 802.1ad VLAN tags, the ethertype (named IPv4, IPv6, ARP, else in hex),
+    addresses, protocol, TCP/UDP ports, ICMP/ICMPv6 type, ARP operation, IPv6 extension headers
+    (up to four, as many as the built-in XDP program walks), the frame's length. Examples, after
+    the MACs (``02:00:00:00:00:01 > 02:00:00:00:00:02``)::
+
+        IPv4 10.11.0.1:9000 > 10.11.0.2:53 UDP len 18 (60 bytes)
+        vlan 5 IPv6 [2001:db8::1]:9000 > [2001:db8::2]:53 UDP len 5 (71 bytes)
+        ARP who-has 10.11.0.2 tell 10.11.0.1 (60 bytes)
     """
     try:
         dst, src, ethertype, payload = parse_ethernet(frame)
     except ValueError:
         return f"truncated frame ({len(frame)} bytes)"
     parts = [f"{src} > {dst}"]
-    while ethertype == ETH_P_8021Q and len(payload) >= 4:
-        tci, ethertype = struct.unpack_from("!HH", payload)
-        parts.append(f"vlan {tci & 0x0FFF}")
-        payload = payload[4:]
+    while ethertype in (ETH_P_8021Q, ETH_P_8021AD) and len(payload) >= 4:
+        tci, inner = struct.unpack_from("!HH", payload)
+        parts.append(f"{'802.1ad ' if ethertype == ETH_P_8021AD else ''}vlan {tci & 0x0FFF}")
+        ethertype, payload = inner, payload[4:]
     describer = _DESCRIBERS.get(ethertype)
     if describer is None:
         parts.append(f"ethertype 0x{ethertype:04x}")
@@ -328,9 +335,8 @@ def _describe_ipv4(ip: bytes) -> str:
         sport, dport, length, _ = _UDP.unpack_from(body)
         return f"IPv4 {src_text}:{sport} > {dst_text}:{dport} UDP len {length - UDP_HLEN}"
     if proto == IPPROTO_TCP:
-        sport, dport, seq, _ack, offset_flags = struct.unpack_from("!HHIIH", body)
-        flags = "".join(name for bit, name in enumerate("FSRPAU") if offset_flags >> bit & 1)
-        return f"IPv4 {src_text}:{sport} > {dst_text}:{dport} TCP [{flags or '.'}] seq {seq}"
+        sport, dport = struct.unpack_from("!HH", body)
+        return f"IPv4 {src_text}:{sport} > {dst_text}:{dport} TCP {_tcp_text(body)}"
     if proto == IPPROTO_ICMP:
         icmp_type, code = body[0], body[1]
         name = {0: "echo-reply", 3: "unreachable", 8: "echo-request", 11: "time-exceeded"}.get(
@@ -343,10 +349,64 @@ def _describe_ipv4(ip: bytes) -> str:
     return f"IPv4 {src_text} > {dst_text} proto {proto} ttl {ttl}"
 
 
+def _tcp_text(body: bytes) -> str:
+    """``[flags] seq N`` of a TCP header."""
+    seq, offset_flags = struct.unpack_from("!I4xH", body, 4)
+    flags = "".join(name for bit, name in enumerate("FSRPAU") if offset_flags >> bit & 1)
+    return f"[{flags or '.'}] seq {seq}"
+
+
+_IPV6_HLEN = 40
+_IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
+_IPV6_FRAGMENT = 44
+_IPV6_MAX_EXTENSIONS = 4  # as many as the built-in XDP program walks
+_ICMPV6_NAMES = {
+    1: "unreachable",
+    2: "packet-too-big",
+    3: "time-exceeded",
+    4: "parameter-problem",
+    128: "echo-request",
+    129: "echo-reply",
+    133: "router-solicitation",
+    134: "router-advertisement",
+    135: "neighbor-solicitation",
+    136: "neighbor-advertisement",
+}
+
+
 def _describe_ipv6(ip: bytes) -> str:
-    _vtf, length, next_header, _hop_limit = struct.unpack_from("!IHBB", ip)
+    """``IPv6 ...`` of an IPv6 packet: addresses, ports or ICMPv6 type, payload length."""
+    if len(ip) < _IPV6_HLEN:
+        raise ValueError("short IPv6 header")
+    length, next_header = struct.unpack_from("!HB", ip, 4)
     src = socket.inet_ntop(socket.AF_INET6, ip[8:24])
     dst = socket.inet_ntop(socket.AF_INET6, ip[24:40])
+    body = ip[_IPV6_HLEN : _IPV6_HLEN + length]
+    for _ in range(_IPV6_MAX_EXTENSIONS):
+        if next_header in _IPV6_EXTENSIONS:
+            next_header, body = body[0], body[(body[1] + 1) * 8 :]
+        elif next_header == _IPV6_FRAGMENT:
+            (offset,) = struct.unpack_from("!H", body, 2)
+            if offset >> 3:
+                return f"IPv6 {src} > {dst} fragment next-header {body[0]}"
+            next_header, body = body[0], body[8:]
+        else:
+            break
+    if next_header == 17:
+        sport, dport, udp_len = struct.unpack_from("!HHH", body)
+        return f"IPv6 [{src}]:{sport} > [{dst}]:{dport} UDP len {udp_len - 8}"
+    if next_header == 6:
+        sport, dport = struct.unpack_from("!HH", body)
+        return f"IPv6 [{src}]:{sport} > [{dst}]:{dport} TCP {_tcp_text(body)}"
+    if next_header == 58:
+        icmp_type, code = body[0], body[1]
+        name = _ICMPV6_NAMES.get(icmp_type, f"type {icmp_type} code {code}")
+        if icmp_type in (128, 129):
+            ident, seq = struct.unpack_from("!HH", body, 4)
+            name += f" id {ident} seq {seq}"
+        elif icmp_type in (135, 136):
+            name += f" {socket.inet_ntop(socket.AF_INET6, body[8:24])}"
+        return f"IPv6 {src} > {dst} ICMPv6 {name}"
     return f"IPv6 {src} > {dst} next-header {next_header} len {length}"
 
 

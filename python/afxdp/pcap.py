@@ -2,8 +2,8 @@
 
 * :class:`PcapWriter` writes libpcap files that tcpdump, Wireshark, tshark and scapy read.
 * :func:`read_pcap` reads them back (both byte orders, microsecond and nanosecond files).
-* :func:`summary` is a one-line decode of a frame; :func:`hexdump` the classic offset/hex/ASCII
-  dump (the layout of ``hexdump -C`` and Go's ``hex.Dump``).
+* :func:`summary` is :func:`afxdp.packet.describe` for any frame object; :func:`hexdump` the
+  classic offset/hex/ASCII dump (the layout of ``hexdump -C`` and Go's ``hex.Dump``).
 
 File format (https://www.tcpdump.org/manpages/pcap-savefile.5.html, and the IETF draft
 "PCAP Capture File Format"): a 24-byte file header, then per frame a 16-byte record header
@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import struct
 import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import IO, SupportsBytes
 
-from afxdp.packet import ETH_HLEN, ETH_P_IPV6, describe, parse_ethernet
+from afxdp.packet import describe
 
 __all__ = [
     "LINKTYPE_ETHERNET",
@@ -54,8 +53,6 @@ LINKTYPE_ETHERNET = 1
 #: libpcap's largest snapshot length (MAXIMUM_SNAPLEN); larger ones are clamped or refused.
 MAX_SNAPLEN = 262144
 
-ETH_P_8021Q = 0x8100
-ETH_P_8021AD = 0x88A8
 _VERSION = (2, 4)
 _FILE_HEADER = struct.Struct("<IHHiIII")  # magic, major, minor, thiszone, sigfigs, snaplen, network
 _RECORD = struct.Struct("<IIII")  # ts_sec, ts_usec or ts_nsec, incl_len, orig_len
@@ -310,102 +307,13 @@ def read_pcap(path: str | os.PathLike[str] | IO[bytes]) -> list[tuple[float, byt
 
 
 def summary(frame: FrameBytes) -> str:
-    """A one-line decode of an Ethernet frame; never raises on bad input.
-
-    MACs, one 802.1Q or 802.1ad VLAN tag, the ethertype (named IPv4, IPv6, ARP, else in hex),
-    addresses, protocol, TCP/UDP ports, ICMP/ICMPv6 type, ARP operation, the frame's length.
-    :func:`afxdp.packet.describe` does the work for all but IPv6 (which it leaves at the
-    next-header number; here IPv6 gets ports, up to four extension headers and ICMPv6 names)
-    and 802.1ad tags. Examples, after the MACs (``02:00:00:00:00:01 > 02:00:00:00:00:02``)::
-
-        IPv4 10.11.0.1:9000 > 10.11.0.2:53 UDP len 18 (60 bytes)
-        vlan 5 IPv6 [2001:db8::1]:9000 > [2001:db8::2]:53 UDP len 5 (71 bytes)
-        ARP who-has 10.11.0.2 tell 10.11.0.1 (60 bytes)
-    """
+    """A one-line decode of an Ethernet frame (:func:`afxdp.packet.describe`); never raises on
+    bad input, and also takes an afxdp ``Frame``."""
     try:
         data = _as_bytes(frame)
     except TypeError:
         return f"not a frame: {type(frame).__name__}"
-    if len(data) < ETH_HLEN:
-        return describe(data)
-    dst, src, ethertype, payload = parse_ethernet(data)
-    tag = ""
-    if ethertype in (ETH_P_8021Q, ETH_P_8021AD) and len(payload) >= 4:
-        tci, inner = struct.unpack_from("!HH", payload)
-        tag = f"{'802.1ad ' if ethertype == ETH_P_8021AD else ''}vlan {tci & 0x0FFF}"
-        if ethertype == ETH_P_8021AD and inner != ETH_P_IPV6:
-            # describe() knows 802.1Q tags only: show it the tag as one, then name it right.
-            as_8021q = data[:12] + ETH_P_8021Q.to_bytes(2, "big") + data[14:]
-            return describe(as_8021q).replace(" vlan ", " 802.1ad vlan ", 1)
-        ethertype, payload = inner, payload[4:]
-    if ethertype != ETH_P_IPV6:
-        return describe(data)
-    try:
-        ipv6 = _describe_ipv6(payload)
-    except (ValueError, struct.error, IndexError):
-        ipv6 = "IPv6 truncated"
-    return " ".join(part for part in (f"{src} > {dst}", tag, ipv6, f"({len(data)} bytes)") if part)
-
-
-_IPV6_HLEN = 40
-_IPV6_EXTENSIONS = (0, 43, 60)  # hop-by-hop, routing, destination options: (len + 1) * 8 bytes
-_IPV6_FRAGMENT = 44
-_IPV6_MAX_EXTENSIONS = 4  # as many as the built-in XDP program walks
-_ICMPV6_NAMES = {
-    1: "unreachable",
-    2: "packet-too-big",
-    3: "time-exceeded",
-    4: "parameter-problem",
-    128: "echo-request",
-    129: "echo-reply",
-    133: "router-solicitation",
-    134: "router-advertisement",
-    135: "neighbor-solicitation",
-    136: "neighbor-advertisement",
-}
-
-
-def _tcp_text(body: bytes) -> str:
-    """``[flags] seq N``, as :func:`afxdp.packet.describe` shows TCP."""
-    (seq, offset_flags) = struct.unpack_from("!I4xH", body, 4)
-    flags = "".join(name for bit, name in enumerate("FSRPAU") if offset_flags >> bit & 1)
-    return f"[{flags or '.'}] seq {seq}"
-
-
-def _describe_ipv6(ip: bytes) -> str:
-    """``IPv6 ...`` of an IPv6 packet: addresses, ports or ICMPv6 type, payload length."""
-    if len(ip) < _IPV6_HLEN:
-        raise ValueError("short IPv6 header")
-    length, next_header = struct.unpack_from("!HB", ip, 4)
-    src = socket.inet_ntop(socket.AF_INET6, ip[8:24])
-    dst = socket.inet_ntop(socket.AF_INET6, ip[24:40])
-    body = ip[_IPV6_HLEN : _IPV6_HLEN + length]
-    for _ in range(_IPV6_MAX_EXTENSIONS):
-        if next_header in _IPV6_EXTENSIONS:
-            next_header, body = body[0], body[(body[1] + 1) * 8 :]
-        elif next_header == _IPV6_FRAGMENT:
-            (offset,) = struct.unpack_from("!H", body, 2)
-            if offset >> 3:
-                return f"IPv6 {src} > {dst} fragment next-header {body[0]}"
-            next_header, body = body[0], body[8:]
-        else:
-            break
-    if next_header == 17:
-        sport, dport, udp_len = struct.unpack_from("!HHH", body)
-        return f"IPv6 [{src}]:{sport} > [{dst}]:{dport} UDP len {udp_len - 8}"
-    if next_header == 6:
-        sport, dport = struct.unpack_from("!HH", body)
-        return f"IPv6 [{src}]:{sport} > [{dst}]:{dport} TCP {_tcp_text(body)}"
-    if next_header == 58:
-        icmp_type, code = body[0], body[1]
-        name = _ICMPV6_NAMES.get(icmp_type, f"type {icmp_type} code {code}")
-        if icmp_type in (128, 129):
-            ident, seq = struct.unpack_from("!HH", body, 4)
-            name += f" id {ident} seq {seq}"
-        elif icmp_type in (135, 136):
-            name += f" {socket.inet_ntop(socket.AF_INET6, body[8:24])}"
-        return f"IPv6 {src} > {dst} ICMPv6 {name}"
-    return f"IPv6 {src} > {dst} next-header {next_header} len {length}"
+    return describe(data)
 
 
 _PRINTABLE = bytes(b if 0x20 <= b < 0x7F else ord(".") for b in range(256))

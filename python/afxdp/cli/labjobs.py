@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import afxdp
-from afxdp import packet
+from afxdp import netdev, packet
 from afxdp.cli.meter import Meter
 from afxdp.cli.options import LAB_JOB_NAMES, UsageError
 from afxdp.cli.workloads import BROADCAST
@@ -201,7 +201,7 @@ def _wait_for_program(the_lab: Any, child: subprocess.Popen[Any], timeout: float
     redirects into a veth are dropped until its peer has one), the child exits, or `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and child.poll() is None:
-        shown = the_lab.run("b", ["ip", "link", "show", "dev", the_lab.if_b], check=False).stdout
-        if "prog/xdp" in shown:
-            return
+        with the_lab.enter("b"):
+            if netdev.attached_programs(the_lab.if_b):
+                return
         time.sleep(0.05)

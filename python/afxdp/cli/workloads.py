@@ -8,42 +8,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
-import fcntl
-import socket
-import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import afxdp
-from afxdp import packet
+from afxdp import ifinfo, netdev, packet
 from afxdp.cli.meter import Meter, should_stop
 from afxdp.cli import options
 
 BROADCAST = b"\xff" * 6
-
-
-_SIOCGIFFLAGS = 0x8913
-_IFF_UP = 0x1
-
-
-def check_interface(ifname: str, require_up: bool = True) -> None:
-    """Raises OSError naming `ifname` when it does not exist (or, with `require_up`, is down)."""
-    if not ifname or len(ifname) >= 16 or "/" in ifname or "\0" in ifname:
-        raise OSError(errno.ENODEV, f"invalid interface name {ifname!r}")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        request = struct.pack("16sH14x", ifname.encode(), 0)
-        try:
-            reply = fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, request)
-        except OSError as e:
-            if e.errno == errno.ENODEV:
-                raise OSError(errno.ENODEV, f"no such network interface: {ifname!r}") from None
-            raise
-    flags = struct.unpack_from("H", reply, 16)[0]
-    if require_up and not flags & _IFF_UP:
-        raise OSError(errno.ENETDOWN, f"interface {ifname} is down (bring it up with: ip link set {ifname} up)")
 
 
 def finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
@@ -56,7 +31,7 @@ def finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
 
 @contextlib.contextmanager
 def _rx_socket(args: argparse.Namespace, *, tx: bool) -> Iterator[tuple[afxdp.Program, afxdp.Socket]]:
-    check_interface(args.ifname)
+    netdev.check_interface(args.ifname)
     umem = afxdp.Umem(args.frames, args.frame_size)
     with afxdp.Program.attach(args.ifname, mode=args.mode, rules=options.rules(args)) as prog, \
             afxdp.Socket(args.ifname, args.queue, umem=umem, program=prog, zerocopy=args.zerocopy,
@@ -110,7 +85,7 @@ def l2fwd(args: argparse.Namespace) -> dict[str, Any]:
     with _rx_socket(args, tx=args.ifname2 is None) as (_prog, sock):
         if args.ifname2 is None:
             return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, what="l2fwd")
-        check_interface(args.ifname2)
+        netdev.check_interface(args.ifname2)
         with afxdp.Socket(args.ifname2, args.queue, umem=afxdp.Umem(args.frames, args.frame_size),
                           zerocopy=args.zerocopy, need_wakeup=args.need_wakeup, rx_size=0) as out:
             print(f"forwarding to {out!r} (copied: the two sockets have separate UMEMs)", flush=True)
@@ -129,15 +104,12 @@ def _default_template(ifname: str, size: int) -> bytes:
 
 
 def _mac_of(ifname: str) -> str:
-    try:
-        with open(f"/sys/class/net/{ifname}/address") as f:
-            return f.read().strip()
-    except OSError:
-        return "02:00:00:00:00:00"
+    mac = netdev.link(ifname).mac
+    return mac if mac is not None and len(mac) == 17 else "02:00:00:00:00:00"
 
 
 def txonly(args: argparse.Namespace) -> dict[str, Any]:
-    check_interface(args.ifname)
+    netdev.check_interface(args.ifname)
     template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
     umem = afxdp.Umem(args.frames, args.frame_size)
     with afxdp.Socket(args.ifname, args.queue, umem=umem, zerocopy=args.zerocopy,
@@ -163,7 +135,7 @@ def txonly(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def gen(args: argparse.Namespace) -> dict[str, Any]:
-    check_interface(args.ifname)
+    netdev.check_interface(args.ifname)
     if args.count is None and args.duration is None:
         args.duration = 10.0
     template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
@@ -192,7 +164,7 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
                     else:
                         now = time.time()
                         for frame in batch:
-                            print(f"{now:.6f} {pcap.summary(bytes(frame))}", flush=True)
+                            print(f"{now:.6f} {packet.describe(bytes(frame))}", flush=True)
                     captured += len(batch)
             stats = sock.stats()
     finally:
@@ -206,9 +178,7 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def info(args: argparse.Namespace) -> dict[str, Any]:
-    from afxdp import ifinfo
-
-    check_interface(args.ifname, require_up=False)
+    netdev.check_interface(args.ifname, require_up=False)
     details = ifinfo.interface_info(args.ifname)
     print(ifinfo.format_info(details), flush=True)
     return {"ifname": args.ifname}
