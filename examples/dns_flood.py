@@ -25,7 +25,7 @@ from afxdp import packet
 def flood(sock: afxdp.Socket, frame: bytes, duration: float, count: int, batch: int) -> int:
     """Sends `frame` until `duration` seconds or `count` packets; returns packets sent."""
     everything = sock.alloc(sock.umem.frame_count)
-    everything.write_all(frame)          # every frame of the UMEM carries the query
+    everything.write_all(frame)  # every frame of the UMEM carries the query
     everything.release()
     sent = last_sent = 0
     start = last = time.monotonic()
@@ -66,14 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         if args.lab:
             from afxdp.lab import Lab
+
             lab = stack.enter_context(Lab())
             stack.enter_context(lab.enter("a"))
             args.ifname, args.src_mac, args.dst_mac = lab.if_a, lab.mac_a, lab.mac_b
             args.src_ip, args.dst_ip = lab.ip_a, lab.ip_b
-        frame = packet.dns_query_frame(args.src_mac, args.dst_mac, args.src_ip, args.dst_ip, name=args.name)
+        frame = packet.dns_query_frame(
+            args.src_mac, args.dst_mac, args.src_ip, args.dst_ip, name=args.name
+        )
         umem = afxdp.Umem(frame_count=4096, frame_size=2048)
         sock = stack.enter_context(afxdp.Socket(args.ifname, args.queue, umem=umem, rx_size=0))
-        print(f"flooding {len(frame)}-byte DNS queries for {args.name!r} to {args.dst_ip} via {sock!r}", flush=True)
+        print(
+            f"flooding {len(frame)}-byte DNS queries for {args.name!r} to {args.dst_ip} "
+            f"via {sock!r}",
+            flush=True,
+        )
         flood(sock, frame, args.duration, args.count, args.batch)
     return 0
 

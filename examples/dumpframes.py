@@ -64,22 +64,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.port is not None or args.proto is not None:
         rules = [afxdp.Rule(ip_proto=args.proto, dst_port=args.port)]
     try:
-        with afxdp.Program.attach(args.ifname, mode=args.mode, rules=rules) as prog, \
-                afxdp.Socket(args.ifname, args.queue, program=prog, tx_size=0) as sock:
-            only = "".join(f", {name} {value}" for name, value in
-                           (("ip proto", args.proto), ("dst port", args.port)) if value is not None)
+        with (
+            afxdp.Program.attach(args.ifname, mode=args.mode, rules=rules) as prog,
+            afxdp.Socket(args.ifname, args.queue, program=prog, tx_size=0) as sock,
+        ):
+            only = "".join(
+                f", {name} {value}"
+                for name, value in (("ip proto", args.proto), ("dst port", args.port))
+                if value is not None
+            )
             print(f"dumping {sock!r} ({prog.mode} XDP{only})", flush=True)
             start = time.monotonic()
             seen = dump(sock, args.count, args.duration)
             stats = sock.stats()
     except (OSError, ValueError) as e:  # unknown interface, no privileges, queue out of range
-        print(f"dumpframes: {e.strerror if isinstance(e, OSError) and e.strerror else e}",
-              file=sys.stderr)
+        print(
+            f"dumpframes: {e.strerror if isinstance(e, OSError) and e.strerror else e}",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130
-    print(f"dumped {seen} frames in {time.monotonic() - start:.1f} s "
-          f"(kernel: rx_dropped={stats.rx_dropped} rx_ring_full={stats.rx_ring_full})", flush=True)
+    print(
+        f"dumped {seen} frames in {time.monotonic() - start:.1f} s "
+        f"(kernel: rx_dropped={stats.rx_dropped} rx_ring_full={stats.rx_ring_full})",
+        flush=True,
+    )
     return 0
 
 

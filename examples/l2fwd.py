@@ -32,8 +32,14 @@ def swap_in_python(batch: afxdp.FrameBatch) -> None:
         view.release()
 
 
-def forward(rx: afxdp.Socket, tx: afxdp.Socket, duration: float, count: int | None,
-            batch_size: int = 64, per_frame: bool = False) -> int:
+def forward(
+    rx: afxdp.Socket,
+    tx: afxdp.Socket,
+    duration: float,
+    count: int | None,
+    batch_size: int = 64,
+    per_frame: bool = False,
+) -> int:
     """Forwards for `duration` seconds or `count` frames; returns frames forwarded."""
     done = last_done = 0
     start = last = time.monotonic()
@@ -75,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-frame", action="store_true", help="swap MACs frame by frame in Python")
     args = p.parse_args(argv)
     try:
-        with afxdp.Program.attach(args.ifname, mode=args.mode) as prog, \
-                afxdp.Socket(args.ifname, args.queue, program=prog) as rx:
+        with (
+            afxdp.Program.attach(args.ifname, mode=args.mode) as prog,
+            afxdp.Socket(args.ifname, args.queue, program=prog) as rx,
+        ):
             if args.ifname2 is None:
                 print(f"l2fwd on {rx!r} ({prog.mode} XDP), back out of {args.ifname}", flush=True)
                 forward(rx, rx, args.duration, args.count, args.batch, args.per_frame)

@@ -26,7 +26,9 @@ def rebroadcast(sock: afxdp.Socket, duration: float, batch: int, per_frame: bool
         with sock.recv(batch, timeout=0.1) as frames:
             if len(frames):
                 if per_frame:
-                    for frame in frames:     # the same edit frame by frame, through the buffer protocol
+                    for (
+                        frame
+                    ) in frames:  # the same edit frame by frame, through the buffer protocol
                         frame[0:6] = BROADCAST
                 else:
                     frames.write_at(0, BROADCAST)
@@ -49,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--per-frame", action="store_true", help="edit frame by frame in Python")
     args = p.parse_args(argv)
-    with afxdp.Program.attach(args.ifname, mode=args.mode) as prog, \
-            afxdp.Socket(args.ifname, args.queue, program=prog) as sock:
+    with (
+        afxdp.Program.attach(args.ifname, mode=args.mode) as prog,
+        afxdp.Socket(args.ifname, args.queue, program=prog) as sock,
+    ):
         print(f"rebroadcasting on {sock!r} ({prog.mode} XDP)", flush=True)
         rebroadcast(sock, args.duration, args.batch, args.per_frame)
     return 0

@@ -25,4 +25,4 @@ if ! command -v cargo >/dev/null; then
     apt-get update -q
     apt-get install -y -q -t bookworm-security rustc-web cargo-web
 fi
-python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7" numpy scapy mypy
+python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7" numpy scapy ruff mypy

@@ -33,4 +33,5 @@ scripts/install.sh
 
 step "pytest"
 python3 -m pytest tests "$@"
+step "lint"; python3 -m ruff check python/afxdp examples && python3 -m ruff format --check python/afxdp examples
 step "done"

@@ -23,8 +23,8 @@ from afxdp.netdev import (
     IFF_RUNNING,
     IFF_UP,
     Channels,
-    QueuesSource,
     DriverInfo,
+    QueuesSource,
     XdpFeatures,
     XdpMode,
     XdpProgram,
@@ -100,8 +100,10 @@ class InterfaceInfo:
     def advice(self) -> str:
         """One line: which XDP mode and AF_XDP mode to expect, and what is in the way."""
         if self.xdp_features is None:
-            parts = ["XDP features unknown (kernel < 6.3 has no netdev genetlink family): "
-                     "try native mode; generic (skb) mode and AF_XDP copy mode always work"]
+            parts = [
+                "XDP features unknown (kernel < 6.3 has no netdev genetlink family): "
+                "try native mode; generic (skb) mode and AF_XDP copy mode always work"
+            ]
         elif not self.native_xdp:
             parts = ["no native XDP: generic (skb) mode only, AF_XDP copy mode"]
         elif "redirect" not in self.xdp_features:
@@ -162,9 +164,9 @@ def interface_info(ifname: str) -> InterfaceInfo:
 
 def format_info(info: InterfaceInfo) -> str:
     """A human-readable report of ``info``, one fact per line."""
-    state = ", ".join(
-        word for word, on in (("up", info.up), ("running", info.running)) if on
-    ) or "down"
+    state = (
+        ", ".join(word for word, on in (("up", info.up), ("running", info.running)) if on) or "down"
+    )
     lines = [
         f"{info.name} (ifindex {info.ifindex}{', ' + info.kind if info.kind else ''})",
         f"  link:       mac {info.mac or '-'}  mtu {info.mtu}  {state}"
@@ -192,7 +194,10 @@ def format_info(info: InterfaceInfo) -> str:
         lines.append(queues)
     features = info.xdp_features
     if features is None:
-        lines.append("  xdp:        features unknown (no answer from the netdev genetlink family: kernel < 6.3?)")
+        lines.append(
+            "  xdp:        features unknown"
+            " (no answer from the netdev genetlink family: kernel < 6.3?)"
+        )
     else:
         lines.append(f"  xdp:        {', '.join(features.actions) or 'none'}")
         zerocopy = "yes" if info.zerocopy else "no"

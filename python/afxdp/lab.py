@@ -248,7 +248,7 @@ def _close_all_labs() -> None:
     for lab in labs:
         try:
             lab.close()
-        except Exception as exc:  # noqa: BLE001 - best effort at exit; say what is left over
+        except Exception as exc:
             print(f"afxdp.lab: cleanup of {lab!r} failed: {exc}", file=sys.stderr)
 
 

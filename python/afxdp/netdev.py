@@ -489,9 +489,7 @@ def _program_name(prog_id: int) -> str | None:
         info = bytearray(_BPF_PROG_INFO_NAME_OFFSET + _BPF_OBJ_NAME_LEN)  # up to and with `name`
         info_buffer = (ctypes.c_char * len(info)).from_buffer(info)
         try:
-            attr = bytearray(
-                _BPF_INFO_ATTR.pack(fd, len(info), ctypes.addressof(info_buffer))
-            )
+            attr = bytearray(_BPF_INFO_ATTR.pack(fd, len(info), ctypes.addressof(info_buffer)))
             _bpf(_BPF_OBJ_GET_INFO_BY_FD, attr)
         finally:
             del info_buffer
@@ -522,7 +520,9 @@ def _programs(xdp: bytes | None) -> tuple[XdpProgram, ...]:
 
 def _valid_name(ifname: str) -> bool:
     encoded = os.fsencode(ifname)
-    return bool(encoded) and len(encoded) < _IFNAMSIZ and b"/" not in encoded and b"\0" not in encoded
+    return (
+        bool(encoded) and len(encoded) < _IFNAMSIZ and b"/" not in encoded and b"\0" not in encoded
+    )
 
 
 def link(ifname: str) -> Link:

@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     size = getattr(args, "size", None)
     if size is not None and size < 60 and args.command != "lab":  # lab reports it itself
-        print(f"afxdp {args.command}: --size must be at least 60 bytes, not {size}", file=sys.stderr)
+        print(
+            f"afxdp {args.command}: --size must be at least 60 bytes, not {size}", file=sys.stderr
+        )
         return 2
     try:
         COMMANDS[args.command](args)

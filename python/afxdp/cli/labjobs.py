@@ -42,8 +42,15 @@ def lab(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _lab_frame(the_lab: Any, size: int, port: int = 9000) -> bytes:
-    return packet.ipv4_udp(the_lab.mac_a, the_lab.mac_b, the_lab.ip_a, the_lab.ip_b, port, port,
-                           bytes(max(0, size - 42)))
+    return packet.ipv4_udp(
+        the_lab.mac_a,
+        the_lab.mac_b,
+        the_lab.ip_a,
+        the_lab.ip_b,
+        port,
+        port,
+        bytes(max(0, size - 42)),
+    )
 
 
 def _lab_receiver(the_lab: Any, mode: str) -> tuple[afxdp.Program, afxdp.Socket]:
@@ -55,7 +62,10 @@ def _lab_receiver(the_lab: Any, mode: str) -> tuple[afxdp.Program, afxdp.Socket]
 
 def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """The kernel generator (namespace a) -> a Python batch receive loop (namespace b)."""
-    print(f"\n== gen-rx: afxdp.generate() on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}", flush=True)
+    print(
+        f"\n== gen-rx: afxdp.generate() on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}",
+        flush=True,
+    )
     frame = _lab_frame(the_lab, args.size)
     prog, rx = _lab_receiver(the_lab, args.mode)
     pushed = [0]
@@ -67,7 +77,9 @@ def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict
             end = time.monotonic() + duration
             with the_lab.enter("a"):
                 while (left := end - time.monotonic()) > 0.01:
-                    pushed[0] += afxdp.generate(the_lab.if_a, frame, duration=min(left, 0.5), rate=args.rate)
+                    pushed[0] += afxdp.generate(
+                        the_lab.if_a, frame, duration=min(left, 0.5), rate=args.rate
+                    )
         except BaseException as e:  # reported by the main thread
             failure.append(e)
 
@@ -96,7 +108,11 @@ def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict
 
 def _lab_dns_flood(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """The Go library's sender (a DNS query in every UMEM frame) -> a Python receiver."""
-    print(f"\n== dns-flood: Python AF_XDP TX on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}", flush=True)
+    print(
+        f"\n== dns-flood: Python AF_XDP TX on {the_lab.if_a} -> "
+        f"Python batch rxdrop on {the_lab.if_b}",
+        flush=True,
+    )
     query = packet.dns_query_frame(the_lab.mac_a, the_lab.mac_b, the_lab.ip_a, the_lab.ip_b)
     prog, rx = _lab_receiver(the_lab, args.mode)
     with the_lab.enter("a"):
@@ -125,14 +141,19 @@ def _lab_dns_flood(the_lab: Any, args: argparse.Namespace, duration: float) -> d
 def _lab_rebroadcast(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """a floods; b rewrites each frame's destination MAC to broadcast in place and sends it back;
     a counts the broadcasts that come back."""
-    print(f"\n== rebroadcast: {the_lab.if_a} floods, {the_lab.if_b} rebroadcasts in place, "
-          f"{the_lab.if_a} counts what comes back", flush=True)
+    print(
+        f"\n== rebroadcast: {the_lab.if_a} floods, {the_lab.if_b} rebroadcasts in place, "
+        f"{the_lab.if_a} counts what comes back",
+        flush=True,
+    )
     frame = _lab_frame(the_lab, args.size)
     with the_lab.enter("b"):
         prog_b = afxdp.Program.attach(the_lab.if_b, mode=args.mode)
         b = afxdp.Socket(the_lab.if_b, 0, program=prog_b)
     with the_lab.enter("a"):
-        prog_a = afxdp.Program.attach(the_lab.if_a, mode=args.mode, rules=[afxdp.Rule(dst_port=9000)])
+        prog_a = afxdp.Program.attach(
+            the_lab.if_a, mode=args.mode, rules=[afxdp.Rule(dst_port=9000)]
+        )
         a = afxdp.Socket(the_lab.if_a, 0, program=prog_a, umem=afxdp.Umem(4096, 2048))
     with prog_a, prog_b, a, b:
         meter = Meter({"a": a, "b": b}, label="rebroadcast")
@@ -171,15 +192,19 @@ def _lab_run(the_lab: Any, args: argparse.Namespace) -> dict[str, Any]:
     generator offers UDP traffic from namespace a."""
     script, *rest = args.run
     argv = [sys.executable, script, the_lab.if_b, *rest]
-    print(f"running {' '.join(argv[1:])} in {the_lab.netns('b')} for {args.duration:g} s, "
-          f"{args.rate or 10_000:,} pps of UDP from {the_lab.if_a}", flush=True)
+    print(
+        f"running {' '.join(argv[1:])} in {the_lab.netns('b')} for {args.duration:g} s, "
+        f"{args.rate or 10_000:,} pps of UDP from {the_lab.if_a}",
+        flush=True,
+    )
     child = the_lab.popen("b", argv)
     try:
         _wait_for_program(the_lab, child, timeout=10.0)
         frame = _lab_frame(the_lab, args.size)
         with the_lab.enter("a"):
-            pushed = afxdp.generate(the_lab.if_a, frame, duration=args.duration,
-                                    rate=args.rate or 10_000)
+            pushed = afxdp.generate(
+                the_lab.if_a, frame, duration=args.duration, rate=args.rate or 10_000
+            )
         try:
             code = child.wait(timeout=10.0)
         except subprocess.TimeoutExpired:
@@ -189,8 +214,11 @@ def _lab_run(the_lab: Any, args: argparse.Namespace) -> dict[str, Any]:
         if child.poll() is None:
             child.kill()
             child.wait()
-    print(f"summary: lab --run: offered {pushed:,} packets; {os.path.basename(script)} exited with {code}",
-          flush=True)
+    print(
+        f"summary: lab --run: offered {pushed:,} packets; "
+        f"{os.path.basename(script)} exited with {code}",
+        flush=True,
+    )
     if code != 0:
         raise RuntimeError(f"{script} exited with status {code}")
     return {"pushed": pushed, "returncode": code}

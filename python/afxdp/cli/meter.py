@@ -28,9 +28,13 @@ class Meter:
         self._last = self.start
         self._last_counts = (0, 0, 0, 0)
         prefix = f"{'job':<12} " if self.label else ""
-        print(f"{prefix}{'time':>6} {'rx pps':>12} {'tx pps':>12} {'rx Mbit/s':>10} {'tx Mbit/s':>10} "
-              f"{'rx_dropped':>10} {'ring_full':>9} {'fill_empty':>10} {'tx_invalid':>10}",
-              file=self.out, flush=True)
+        print(
+            f"{prefix}{'time':>6} {'rx pps':>12} {'tx pps':>12} "
+            f"{'rx Mbit/s':>10} {'tx Mbit/s':>10} "
+            f"{'rx_dropped':>10} {'ring_full':>9} {'fill_empty':>10} {'tx_invalid':>10}",
+            file=self.out,
+            flush=True,
+        )
 
     def kernel(self) -> tuple[int, int, int, int]:
         """rx_dropped, rx_ring_full, rx_fill_ring_empty_descs, tx_invalid_descs summed."""
@@ -39,7 +43,9 @@ class Meter:
             if sock.closed:
                 continue
             s = sock.stats()
-            for i, v in enumerate((s.rx_dropped, s.rx_ring_full, s.rx_fill_ring_empty_descs, s.tx_invalid_descs)):
+            for i, v in enumerate(
+                (s.rx_dropped, s.rx_ring_full, s.rx_fill_ring_empty_descs, s.tx_invalid_descs)
+            ):
                 totals[i] += v
         return totals[0], totals[1], totals[2], totals[3]
 
@@ -66,22 +72,36 @@ class Meter:
         lrx, ltx, lrxb, ltxb = self._last_counts
         k = self.kernel()
         prefix = f"{self.label:<12} " if self.label else ""
-        print(f"{prefix}{now - self.start:6.1f} {(rx - lrx) / dt:12,.0f} {(tx - ltx) / dt:12,.0f} "
-              f"{(rxb - lrxb) * 8 / dt / 1e6:10,.1f} {(txb - ltxb) * 8 / dt / 1e6:10,.1f} "
-              f"{k[0]:10} {k[1]:9} {k[2]:10} {k[3]:10}", file=self.out, flush=True)
+        print(
+            f"{prefix}{now - self.start:6.1f} {(rx - lrx) / dt:12,.0f} {(tx - ltx) / dt:12,.0f} "
+            f"{(rxb - lrxb) * 8 / dt / 1e6:10,.1f} {(txb - ltxb) * 8 / dt / 1e6:10,.1f} "
+            f"{k[0]:10} {k[1]:9} {k[2]:10} {k[3]:10}",
+            file=self.out,
+            flush=True,
+        )
         self._last, self._last_counts = now, (rx, tx, rxb, txb)
 
     def summary(self, what: str) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.start, 1e-9)
         k = self.kernel()
-        totals = {"received": self.rx, "sent": self.tx, "seconds": round(elapsed, 3),
-                  "rx_dropped": k[0], "rx_ring_full": k[1], "rx_fill_ring_empty_descs": k[2],
-                  "tx_invalid_descs": k[3]}
-        print(f"summary{f' [{self.label}]' if self.label else ''}: {what}: received {self.rx:,} "
-              f"({self.rx / elapsed:,.0f} pps, {self.rx_bytes * 8 / elapsed / 1e6:,.1f} Mbit/s), "
-              f"sent {self.tx:,} ({self.tx / elapsed:,.0f} pps) in {elapsed:.1f} s; kernel: "
-              f"rx_dropped={k[0]} rx_ring_full={k[1]} rx_fill_ring_empty_descs={k[2]} "
-              f"tx_invalid_descs={k[3]}", file=self.out, flush=True)
+        totals = {
+            "received": self.rx,
+            "sent": self.tx,
+            "seconds": round(elapsed, 3),
+            "rx_dropped": k[0],
+            "rx_ring_full": k[1],
+            "rx_fill_ring_empty_descs": k[2],
+            "tx_invalid_descs": k[3],
+        }
+        print(
+            f"summary{f' [{self.label}]' if self.label else ''}: {what}: received {self.rx:,} "
+            f"({self.rx / elapsed:,.0f} pps, {self.rx_bytes * 8 / elapsed / 1e6:,.1f} Mbit/s), "
+            f"sent {self.tx:,} ({self.tx / elapsed:,.0f} pps) in {elapsed:.1f} s; kernel: "
+            f"rx_dropped={k[0]} rx_ring_full={k[1]} rx_fill_ring_empty_descs={k[2]} "
+            f"tx_invalid_descs={k[3]}",
+            file=self.out,
+            flush=True,
+        )
         return totals
 
 

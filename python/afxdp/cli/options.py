@@ -10,7 +10,9 @@ import argparse
 
 import afxdp
 
-DESCRIPTION = "The ``afxdp`` command: xdpsock's workloads, a capture tool and a generator, from Python."
+DESCRIPTION = (
+    "The ``afxdp`` command: xdpsock's workloads, a capture tool and a generator, from Python."
+)
 COMMANDS_HELP = """\
     afxdp lab                      the main job in a private veth lab (no spare NIC needed)
     afxdp rxdrop IFACE             receive and drop, with live rates
@@ -59,7 +61,9 @@ def _protocol(text: str) -> int:
         value = int(text, 0)
     except ValueError:
         names = ", ".join(PROTOCOLS)
-        raise argparse.ArgumentTypeError(f"unknown protocol {text!r} (use {names} or a number)") from None
+        raise argparse.ArgumentTypeError(
+            f"unknown protocol {text!r} (use {names} or a number)"
+        ) from None
     if not 0 <= value <= 255:
         raise argparse.ArgumentTypeError(f"protocol number must be 0..255, not {value}")
     return value
@@ -80,9 +84,13 @@ def _hex_packet(text: str) -> bytes:
     try:
         data = bytes.fromhex(cleaned)
     except ValueError:
-        raise argparse.ArgumentTypeError("--packet must be hex digits (e.g. ffffffffffff0200...)") from None
+        raise argparse.ArgumentTypeError(
+            "--packet must be hex digits (e.g. ffffffffffff0200...)"
+        ) from None
     if len(data) < 14:
-        raise argparse.ArgumentTypeError(f"--packet is {len(data)} bytes; a frame needs at least 14")
+        raise argparse.ArgumentTypeError(
+            f"--packet is {len(data)} bytes; a frame needs at least 14"
+        )
     return data
 
 
@@ -91,35 +99,82 @@ def _add_socket_options(p: argparse.ArgumentParser, *, rx: bool = True) -> None:
     p.add_argument("ifname", metavar="IFACE", help="network interface")
     p.add_argument("-q", "--queue", type=int, default=0, help="queue id (default 0)")
     copy = p.add_mutually_exclusive_group()
-    copy.add_argument("-c", "--copy", dest="zerocopy", action="store_const", const=False,
-                      help="force copy mode")
-    copy.add_argument("-z", "--zero-copy", dest="zerocopy", action="store_const", const=True,
-                      help="force zero-copy mode (default: zero-copy when the driver has it)")
+    copy.add_argument(
+        "-c", "--copy", dest="zerocopy", action="store_const", const=False, help="force copy mode"
+    )
+    copy.add_argument(
+        "-z",
+        "--zero-copy",
+        dest="zerocopy",
+        action="store_const",
+        const=True,
+        help="force zero-copy mode (default: zero-copy when the driver has it)",
+    )
     if rx:
         mode = p.add_mutually_exclusive_group()
-        mode.add_argument("-N", "--native", dest="mode", action="store_const", const="native",
-                          help="attach the XDP program in native (driver) mode")
-        mode.add_argument("-S", "--generic", dest="mode", action="store_const", const="generic",
-                          help="attach the XDP program in generic (skb) mode (default: native, "
-                               "else generic)")
+        mode.add_argument(
+            "-N",
+            "--native",
+            dest="mode",
+            action="store_const",
+            const="native",
+            help="attach the XDP program in native (driver) mode",
+        )
+        mode.add_argument(
+            "-S",
+            "--generic",
+            dest="mode",
+            action="store_const",
+            const="generic",
+            help="attach the XDP program in generic (skb) mode (default: native, else generic)",
+        )
         p.set_defaults(mode="auto")
-        p.add_argument("--port", type=_port, action="append", default=[],
-                       help="only packets to this destination port leave the kernel stack "
-                            "(repeatable)")
-        p.add_argument("--proto", type=_protocol, default=None,
-                       help="only this IP protocol leaves the kernel stack (udp, tcp, icmp, N)")
+        p.add_argument(
+            "--port",
+            type=_port,
+            action="append",
+            default=[],
+            help="only packets to this destination port leave the kernel stack (repeatable)",
+        )
+        p.add_argument(
+            "--proto",
+            type=_protocol,
+            default=None,
+            help="only this IP protocol leaves the kernel stack (udp, tcp, icmp, N)",
+        )
     p.add_argument("-b", "--batch", type=_positive_int, default=64, help="frames per call (64)")
     p.add_argument("--frames", type=_positive_int, default=4096, help="UMEM frames (4096)")
-    p.add_argument("-f", "--frame-size", type=_positive_int, default=4096,
-                   help="UMEM frame size: 2048 or 4096 (4096)")
-    p.add_argument("-m", "--no-need-wakeup", dest="need_wakeup", action="store_false",
-                   help="bind without XDP_USE_NEED_WAKEUP")
-    p.add_argument("-d", "--duration", type=_duration, default=10.0,
-                   help="stop after this many seconds (default 10)")
-    p.add_argument("-C", "--count", type=_positive_int, default=None,
-                   help="stop after this many packets")
-    p.add_argument("-i", "--interval", type=_duration, default=1.0,
-                   help="seconds between rate lines (default 1)")
+    p.add_argument(
+        "-f",
+        "--frame-size",
+        type=_positive_int,
+        default=4096,
+        help="UMEM frame size: 2048 or 4096 (4096)",
+    )
+    p.add_argument(
+        "-m",
+        "--no-need-wakeup",
+        dest="need_wakeup",
+        action="store_false",
+        help="bind without XDP_USE_NEED_WAKEUP",
+    )
+    p.add_argument(
+        "-d",
+        "--duration",
+        type=_duration,
+        default=10.0,
+        help="stop after this many seconds (default 10)",
+    )
+    p.add_argument(
+        "-C", "--count", type=_positive_int, default=None, help="stop after this many packets"
+    )
+    p.add_argument(
+        "-i",
+        "--interval",
+        type=_duration,
+        default=1.0,
+        help="seconds between rate lines (default 1)",
+    )
 
 
 def rules(args: argparse.Namespace) -> list[afxdp.Rule] | None:
@@ -135,26 +190,50 @@ def rules(args: argparse.Namespace) -> list[afxdp.Rule] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``afxdp`` parser; ``args.command`` names the subcommand to run."""
-    p = argparse.ArgumentParser(prog="afxdp", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=COMMANDS_HELP)
+    p = argparse.ArgumentParser(
+        prog="afxdp",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=COMMANDS_HELP,
+    )
     p.add_argument("--version", action="version", version=f"afxdp {afxdp.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     q = sub.add_parser("lab", help="the main job in a private veth lab (no spare NIC needed)")
-    q.add_argument("-d", "--duration", type=_duration, default=9.0,
-                   help="total seconds, shared by the jobs (default 9)")
-    q.add_argument("--job", choices=["all", *LAB_JOB_NAMES], default="all",
-                   help="run one job only (default: all three, one after the other)")
-    q.add_argument("--mode", choices=["auto", "native", "generic"], default="native",
-                   help="XDP attach mode of the receivers (default native)")
+    q.add_argument(
+        "-d",
+        "--duration",
+        type=_duration,
+        default=9.0,
+        help="total seconds, shared by the jobs (default 9)",
+    )
+    q.add_argument(
+        "--job",
+        choices=["all", *LAB_JOB_NAMES],
+        default="all",
+        help="run one job only (default: all three, one after the other)",
+    )
+    q.add_argument(
+        "--mode",
+        choices=["auto", "native", "generic"],
+        default="native",
+        help="XDP attach mode of the receivers (default native)",
+    )
     q.add_argument("-b", "--batch", type=_positive_int, default=64, help="frames per call (64)")
     q.add_argument("-s", "--size", type=int, default=64, help="frame size in bytes, >= 60 (64)")
-    q.add_argument("--rate", type=_positive_int, default=None,
-                   help="generator packets/s (default: as fast as it goes; 10,000 with --run)")
-    q.add_argument("--run", nargs=argparse.REMAINDER, metavar="SCRIPT ARGS",
-                   help="run SCRIPT IFACE ARGS... in namespace b under generated traffic "
-                        "(e.g. --run examples/dumpframes.py --count 5)")
+    q.add_argument(
+        "--rate",
+        type=_positive_int,
+        default=None,
+        help="generator packets/s (default: as fast as it goes; 10,000 with --run)",
+    )
+    q.add_argument(
+        "--run",
+        nargs=argparse.REMAINDER,
+        metavar="SCRIPT ARGS",
+        help="run SCRIPT IFACE ARGS... in namespace b under generated traffic "
+        "(e.g. --run examples/dumpframes.py --count 5)",
+    )
 
     for name, text in (
         ("rxdrop", "receive and drop"),
@@ -165,8 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("l2fwd", help="swap MAC addresses and send back (or forward to IFACE2)")
     _add_socket_options(q)
-    q.add_argument("ifname2", metavar="IFACE2", nargs="?", default=None,
-                   help="forward to this interface instead (frames are copied)")
+    q.add_argument(
+        "ifname2",
+        metavar="IFACE2",
+        nargs="?",
+        default=None,
+        help="forward to this interface instead (frames are copied)",
+    )
 
     q = sub.add_parser("txonly", help="transmit a packet template as fast as possible")
     _add_socket_options(q, rx=False)
@@ -176,19 +260,33 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("dump", help="capture frames that reach the socket (pcap with --write)")
     _add_socket_options(q)
     q.set_defaults(count=10)
-    q.add_argument("-w", "--write", metavar="FILE", default=None,
-                   help="write a pcap file (tcpdump, Wireshark, scapy read it)")
+    q.add_argument(
+        "-w",
+        "--write",
+        metavar="FILE",
+        default=None,
+        help="write a pcap file (tcpdump, Wireshark, scapy read it)",
+    )
 
     q = sub.add_parser("gen", help="kernel-speed traffic generator (BPF_PROG_TEST_RUN)")
     q.add_argument("ifname", metavar="IFACE")
     q.add_argument("-C", "--count", type=_positive_int, default=None, help="packets to push")
-    q.add_argument("-d", "--duration", type=_duration, default=None,
-                   help="seconds (default 10 when --count is not given)")
+    q.add_argument(
+        "-d",
+        "--duration",
+        type=_duration,
+        default=None,
+        help="seconds (default 10 when --count is not given)",
+    )
     q.add_argument("-r", "--rate", type=_positive_int, default=None, help="packets/s limit")
     q.add_argument("-s", "--size", type=int, default=64, help="packet size, >= 60 (64)")
     q.add_argument("--packet", type=_hex_packet, default=None, help="the frame to send, in hex")
-    q.add_argument("--src-ports", type=_positive_int, default=1,
-                   help="vary the UDP source port over N values (flows for multi-queue receivers)")
+    q.add_argument(
+        "--src-ports",
+        type=_positive_int,
+        default=1,
+        help="vary the UDP source port over N values (flows for multi-queue receivers)",
+    )
 
     q = sub.add_parser("info", help="driver, queues, XDP modes and zero-copy support")
     q.add_argument("ifname", metavar="IFACE")

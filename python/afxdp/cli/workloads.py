@@ -15,8 +15,8 @@ from typing import Any
 
 import afxdp
 from afxdp import ifinfo, netdev, packet
-from afxdp.cli.meter import Meter, should_stop
 from afxdp.cli import options
+from afxdp.cli.meter import Meter, should_stop
 
 BROADCAST = b"\xff" * 6
 
@@ -30,12 +30,23 @@ def finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
 
 
 @contextlib.contextmanager
-def _rx_socket(args: argparse.Namespace, *, tx: bool) -> Iterator[tuple[afxdp.Program, afxdp.Socket]]:
+def _rx_socket(
+    args: argparse.Namespace, *, tx: bool
+) -> Iterator[tuple[afxdp.Program, afxdp.Socket]]:
     netdev.check_interface(args.ifname)
     umem = afxdp.Umem(args.frames, args.frame_size)
-    with afxdp.Program.attach(args.ifname, mode=args.mode, rules=options.rules(args)) as prog, \
-            afxdp.Socket(args.ifname, args.queue, umem=umem, program=prog, zerocopy=args.zerocopy,
-                         need_wakeup=args.need_wakeup, tx_size=2048 if tx else 0) as sock:
+    with (
+        afxdp.Program.attach(args.ifname, mode=args.mode, rules=options.rules(args)) as prog,
+        afxdp.Socket(
+            args.ifname,
+            args.queue,
+            umem=umem,
+            program=prog,
+            zerocopy=args.zerocopy,
+            need_wakeup=args.need_wakeup,
+            tx_size=2048 if tx else 0,
+        ) as sock,
+    ):
         rules = ", ".join(map(repr, prog.rules)) or "none: every packet of the queue"
         print(f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}", flush=True)
         yield prog, sock
@@ -52,8 +63,13 @@ def rxdrop(args: argparse.Namespace) -> dict[str, Any]:
         return meter.summary("rxdrop")
 
 
-def _forward_loop(args: argparse.Namespace, sock: afxdp.Socket, edit: Callable[[afxdp.FrameBatch], None],
-                  out: afxdp.Socket | None = None, what: str = "") -> dict[str, Any]:
+def _forward_loop(
+    args: argparse.Namespace,
+    sock: afxdp.Socket,
+    edit: Callable[[afxdp.FrameBatch], None],
+    out: afxdp.Socket | None = None,
+    what: str = "",
+) -> dict[str, Any]:
     sockets = {"rx": sock} if out is None else {"rx": sock, "tx": out}
     meter = Meter(sockets, args.interval)
     tx = sock if out is None else out
@@ -86,9 +102,17 @@ def l2fwd(args: argparse.Namespace) -> dict[str, Any]:
         if args.ifname2 is None:
             return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, what="l2fwd")
         netdev.check_interface(args.ifname2)
-        with afxdp.Socket(args.ifname2, args.queue, umem=afxdp.Umem(args.frames, args.frame_size),
-                          zerocopy=args.zerocopy, need_wakeup=args.need_wakeup, rx_size=0) as out:
-            print(f"forwarding to {out!r} (copied: the two sockets have separate UMEMs)", flush=True)
+        with afxdp.Socket(
+            args.ifname2,
+            args.queue,
+            umem=afxdp.Umem(args.frames, args.frame_size),
+            zerocopy=args.zerocopy,
+            need_wakeup=args.need_wakeup,
+            rx_size=0,
+        ) as out:
+            print(
+                f"forwarding to {out!r} (copied: the two sockets have separate UMEMs)", flush=True
+            )
             return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, out=out, what="l2fwd")
 
 
@@ -100,7 +124,9 @@ def rebroadcast(args: argparse.Namespace) -> dict[str, Any]:
 def _default_template(ifname: str, size: int) -> bytes:
     src_mac = _mac_of(ifname)
     payload = bytes(max(0, size - 42))
-    return packet.ipv4_udp(src_mac, "ff:ff:ff:ff:ff:ff", "10.255.255.1", "10.255.255.2", 9, 9, payload)
+    return packet.ipv4_udp(
+        src_mac, "ff:ff:ff:ff:ff:ff", "10.255.255.1", "10.255.255.2", 9, 9, payload
+    )
 
 
 def _mac_of(ifname: str) -> str:
@@ -112,9 +138,18 @@ def txonly(args: argparse.Namespace) -> dict[str, Any]:
     netdev.check_interface(args.ifname)
     template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
     umem = afxdp.Umem(args.frames, args.frame_size)
-    with afxdp.Socket(args.ifname, args.queue, umem=umem, zerocopy=args.zerocopy,
-                      need_wakeup=args.need_wakeup, rx_size=0) as sock:
-        print(f"txonly on {sock!r}: {len(template)}-byte packets: {packet.describe(template)}", flush=True)
+    with afxdp.Socket(
+        args.ifname,
+        args.queue,
+        umem=umem,
+        zerocopy=args.zerocopy,
+        need_wakeup=args.need_wakeup,
+        rx_size=0,
+    ) as sock:
+        print(
+            f"txonly on {sock!r}: {len(template)}-byte packets: {packet.describe(template)}",
+            flush=True,
+        )
         # Like the Go library's sender: the template goes into every frame of the UMEM once;
         # sending then only sets lengths.
         with sock.alloc(umem.frame_count) as everything:
@@ -139,13 +174,25 @@ def gen(args: argparse.Namespace) -> dict[str, Any]:
     if args.count is None and args.duration is None:
         args.duration = 10.0
     template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
-    print(f"gen on {args.ifname}: {len(template)}-byte packets: {packet.describe(template)}", flush=True)
+    print(
+        f"gen on {args.ifname}: {len(template)}-byte packets: {packet.describe(template)}",
+        flush=True,
+    )
     start = time.monotonic()
-    pushed = afxdp.generate(args.ifname, template, args.count, duration=args.duration, rate=args.rate,
-                            src_ports=args.src_ports)
+    pushed = afxdp.generate(
+        args.ifname,
+        template,
+        args.count,
+        duration=args.duration,
+        rate=args.rate,
+        src_ports=args.src_ports,
+    )
     elapsed = max(time.monotonic() - start, 1e-9)
-    print(f"summary: gen: pushed {pushed:,} packets in {elapsed:.2f} s ({pushed / elapsed:,.0f} pps, "
-          f"{pushed * len(template) * 8 / elapsed / 1e6:,.1f} Mbit/s)", flush=True)
+    print(
+        f"summary: gen: pushed {pushed:,} packets in {elapsed:.2f} s ({pushed / elapsed:,.0f} pps, "
+        f"{pushed * len(template) * 8 / elapsed / 1e6:,.1f} Mbit/s)",
+        flush=True,
+    )
     return {"pushed": pushed, "seconds": round(elapsed, 3)}
 
 
@@ -171,9 +218,13 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
         if writer is not None:
             writer.close()
     where = f" to {args.write}" if args.write else ""
-    print(f"summary: dump: captured {captured:,} frames{where}; kernel: rx_dropped={stats.rx_dropped} "
-          f"rx_ring_full={stats.rx_ring_full} rx_fill_ring_empty_descs={stats.rx_fill_ring_empty_descs}",
-          file=sys.stderr if not args.write else sys.stdout, flush=True)
+    print(
+        f"summary: dump: captured {captured:,} frames{where}; "
+        f"kernel: rx_dropped={stats.rx_dropped} rx_ring_full={stats.rx_ring_full} "
+        f"rx_fill_ring_empty_descs={stats.rx_fill_ring_empty_descs}",
+        file=sys.stderr if not args.write else sys.stdout,
+        flush=True,
+    )
     return {"captured": captured}
 
 
@@ -182,5 +233,3 @@ def info(args: argparse.Namespace) -> dict[str, Any]:
     details = ifinfo.interface_info(args.ifname)
     print(ifinfo.format_info(details), flush=True)
     return {"ifname": args.ifname}
-
-
