@@ -33,5 +33,5 @@ scripts/install.sh
 
 step "pytest"
 python3 -m pytest tests "$@"
-step "lint"; python3 -m ruff check python/afxdp examples && python3 -m ruff format --check python/afxdp examples
+step "lint"; python3 -m ruff check python/afxdp examples && python3 -m ruff format --check python/afxdp examples && python3 -m mypy
 step "done"

@@ -468,7 +468,7 @@ def _bpf(cmd: int, attr: bytearray) -> int:
         raise OSError(errno.ENOSYS, f"bpf syscall number unknown on {platform.machine()}")
     buffer = (ctypes.c_char * len(attr)).from_buffer(attr)
     try:
-        result = _libc.syscall(
+        result: int = _libc.syscall(
             ctypes.c_long(number), ctypes.c_int(cmd), buffer, ctypes.c_uint(len(attr))
         )
     finally:

@@ -14,13 +14,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import afxdp
 from afxdp import netdev, packet
 from afxdp.cli.meter import Meter
 from afxdp.cli.options import LAB_JOB_NAMES, UsageError
 from afxdp.cli.workloads import BROADCAST
+
+if TYPE_CHECKING:  # afxdp.lab is imported when a lab is made, not by every command
+    from afxdp.lab import Lab
+
+#: How the receivers' programs attach (``--mode``).
+AttachMode = Literal["auto", "native", "generic"]
 
 
 def lab(args: argparse.Namespace) -> dict[str, Any]:
@@ -41,7 +47,7 @@ def lab(args: argparse.Namespace) -> dict[str, Any]:
         return results
 
 
-def _lab_frame(the_lab: Any, size: int, port: int = 9000) -> bytes:
+def _lab_frame(the_lab: Lab, size: int, port: int = 9000) -> bytes:
     return packet.ipv4_udp(
         the_lab.mac_a,
         the_lab.mac_b,
@@ -53,14 +59,14 @@ def _lab_frame(the_lab: Any, size: int, port: int = 9000) -> bytes:
     )
 
 
-def _lab_receiver(the_lab: Any, mode: str) -> tuple[afxdp.Program, afxdp.Socket]:
+def _lab_receiver(the_lab: Lab, mode: AttachMode) -> tuple[afxdp.Program, afxdp.Socket]:
     """The built-in program and a receive-only socket on the lab's end b."""
     with the_lab.enter("b"):
         prog = afxdp.Program.attach(the_lab.if_b, mode=mode)
         return prog, afxdp.Socket(the_lab.if_b, 0, program=prog, tx_size=0)
 
 
-def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """The kernel generator (namespace a) -> a Python batch receive loop (namespace b)."""
     print(
         f"\n== gen-rx: afxdp.generate() on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}",
@@ -106,7 +112,7 @@ def _lab_gen_rx(the_lab: Any, args: argparse.Namespace, duration: float) -> dict
         return meter.summary("generator -> Python receiver")
 
 
-def _lab_dns_flood(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+def _lab_dns_flood(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """The Go library's sender (a DNS query in every UMEM frame) -> a Python receiver."""
     print(
         f"\n== dns-flood: Python AF_XDP TX on {the_lab.if_a} -> "
@@ -138,7 +144,7 @@ def _lab_dns_flood(the_lab: Any, args: argparse.Namespace, duration: float) -> d
         return meter.summary("DNS-query flood -> Python receiver")
 
 
-def _lab_rebroadcast(the_lab: Any, args: argparse.Namespace, duration: float) -> dict[str, Any]:
+def _lab_rebroadcast(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """a floods; b rewrites each frame's destination MAC to broadcast in place and sends it back;
     a counts the broadcasts that come back."""
     print(
@@ -179,7 +185,7 @@ def _lab_rebroadcast(the_lab: Any, args: argparse.Namespace, duration: float) ->
         return meter.summary("rebroadcast round trips (rx = broadcasts back at a)")
 
 
-LAB_JOBS: dict[str, Callable[[Any, argparse.Namespace, float], dict[str, Any]]] = {
+LAB_JOBS: dict[str, Callable[[Lab, argparse.Namespace, float], dict[str, Any]]] = {
     "gen-rx": _lab_gen_rx,
     "dns-flood": _lab_dns_flood,
     "rebroadcast": _lab_rebroadcast,
@@ -187,7 +193,7 @@ LAB_JOBS: dict[str, Callable[[Any, argparse.Namespace, float], dict[str, Any]]] 
 assert tuple(LAB_JOBS) == LAB_JOB_NAMES, "the parser's --job choices and the jobs must agree"
 
 
-def _lab_run(the_lab: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _lab_run(the_lab: Lab, args: argparse.Namespace) -> dict[str, Any]:
     """Runs a script in namespace b with the lab's interface as first argument, while the
     generator offers UDP traffic from namespace a."""
     script, *rest = args.run
@@ -224,7 +230,7 @@ def _lab_run(the_lab: Any, args: argparse.Namespace) -> dict[str, Any]:
     return {"pushed": pushed, "returncode": code}
 
 
-def _wait_for_program(the_lab: Any, child: subprocess.Popen[Any], timeout: float) -> None:
+def _wait_for_program(the_lab: Lab, child: subprocess.Popen[Any], timeout: float) -> None:
     """Waits until an XDP program is attached to the lab's interface b (frames the generator
     redirects into a veth are dropped until its peer has one), the child exits, or `timeout`."""
     deadline = time.monotonic() + timeout
