@@ -103,6 +103,16 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
         (["rxdrop", "eth0", "-d", "0"], "must be in (0, 86400] seconds, not 0"),
         (["txonly", "eth0", "--packet", "zz"], "--packet must be hex digits"),
         (["gen", "eth0", "-C", "-5"], "must be > 0, not -5"),
+        # Refused before anything is created; a name no host has, so a regression that got past
+        # the check could not touch a real interface.
+        (["txonly", "afxdp-none0", "-s", "100000"], "--size must be at most 65549 bytes, not 100000"),
+        (["txonly", "afxdp-none0", "-s", "5000"], "--size 5000 does not fit a 4096-byte frame"),
+        (["gen", "afxdp-none0", "-s", "70000"], "--size must be at most 65549 bytes, not 70000"),
+        (["lab", "-s", "9000"], "--size must be at most 1514 bytes (the lab's MTU is 1500), not 9000"),
+        (["rxdrop", "afxdp-none0", "-q", "-1"], "queue must be 0..4294967295, not -1"),
+        (["rxdrop", "afxdp-none0", "-q", "4294967296"], "queue must be 0..4294967295, not 4294967296"),
+        (["rxdrop", "afxdp-none0", "--frames", "4294967296"], "must be 1..4294967295, not 4294967296"),
+        (["gen", "afxdp-none0", "--src-ports", "70000"], "must be 1..65536, not 70000"),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(args, message) -> None:

@@ -423,6 +423,30 @@ def test_invalid_options_are_rejected_before_anything_is_created() -> None:
         Lab(mtu=67)
 
 
+def test_lab_command_without_privileges_is_one_line() -> None:
+    """``python -m afxdp.lab`` without capabilities (setpriv drops them all, as for a user):
+    one line on stderr naming what is missing, exit status 1, no traceback."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    out = subprocess.run(
+        ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "afxdp.lab"],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 1, out
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CAP_NET_ADMIN" in lines[0], out.stderr
+
+
+@pytest.mark.parametrize(("args", "named"), [(["--queues", "0"], "0"), (["--mtu", "67"], "67")])
+def test_lab_command_bad_option_is_a_usage_error(args: list[str], named: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "afxdp.lab", *args], capture_output=True,
+                         text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].endswith(f"not {named}"), out.stderr
+
+
 def test_require_privileges_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     module = sys.modules[Lab.__module__]
     monkeypatch.setattr(module, "_effective_capabilities", lambda: 1 << 12)  # NET_ADMIN only

@@ -4,6 +4,7 @@ numbered-frame oracle in afxdp.testing."""
 from __future__ import annotations
 
 import random
+import re
 import struct
 import time
 
@@ -155,6 +156,39 @@ def test_ipv4_udp_too_big() -> None:
         ipv4_udp(MAC_A, MAC_B, IP_A, IP_B, 1, 2, bytes(65535 - 28 + 1))
 
 
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda: ipv4_udp(MAC_A, MAC_B, IP_A, IP_B, 70000, 9, b""), "70000"),
+        (lambda: ipv4_udp(MAC_A, MAC_B, IP_A, IP_B, 9, -1, b""), "-1"),
+        (lambda: ipv4_udp(MAC_A, MAC_B, IP_A, IP_B, 9, 9, b"", ttl=256), "256"),
+        (lambda: ipv4_udp(MAC_A, MAC_B, IP_A, IP_B, 9, 9, b"", ttl=-1), "-1"),
+        (lambda: ipv4_udp(MAC_A, MAC_B, IP_A, IP_B, 9, 9, bytes(100_000)), "100008"),
+        (lambda: ethernet(MAC_A, MAC_B, 0x10000, b""), "65536"),
+        (lambda: dns_query_frame(MAC_A, MAC_B, IP_A, IP_B, src_port=65536), "65536"),
+        (lambda: dns_query_frame(MAC_A, MAC_B, IP_A, IP_B, dst_port=99999), "99999"),
+    ],
+    ids=["src-port", "dst-port", "ttl-256", "ttl-negative", "payload", "ethertype",
+         "dns-src-port", "dns-dst-port"],
+)
+def test_builders_refuse_out_of_range_values_naming_them(call, named: str) -> None:
+    """A ValueError naming the value, not struct.error (which `except ValueError` misses)."""
+    with pytest.raises(ValueError, match=rf"(?<![\d-]){re.escape(named)}(?!\d)"):
+        call()
+
+
+def test_builders_refuse_addresses_of_the_wrong_type_naming_it() -> None:
+    with pytest.raises(TypeError, match="not int"):
+        ipv4_udp(0x020000000001, MAC_B, IP_A, IP_B, 9, 9, b"")
+    with pytest.raises(TypeError, match="not int"):
+        ipv4_udp(MAC_A, MAC_B, 0x0A0B0001, IP_B, 9, 9, b"")
+
+
+def test_dns_name_that_is_not_ascii_is_a_value_error_naming_it() -> None:
+    with pytest.raises(ValueError, match="'bücher'"):
+        dns_query("bücher.example")
+
+
 # --- numbered frames -----------------------------------------------------------------------------
 
 
@@ -247,6 +281,14 @@ def test_dns_query_validation() -> None:
         with pytest.raises(ValueError):
             dns_query(bad)
     assert 0 <= struct.unpack_from("!H", dns_query())[0] <= 0xFFFF
+
+
+@pytest.mark.parametrize("qtype", ["BOGUS", "", 65536, -1])
+def test_dns_query_unknown_qtype_is_a_value_error_naming_it(qtype: str | int) -> None:
+    with pytest.raises(ValueError, match=f"qtype {qtype!r}"):
+        dns_query("example.com", qtype)
+    with pytest.raises(ValueError, match=f"qtype {qtype!r}"):
+        dns_query_frame(MAC_A, MAC_B, IP_A, IP_B, qtype=qtype)
 
 
 def test_dns_query_frame() -> None:

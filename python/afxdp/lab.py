@@ -44,7 +44,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Literal
 
@@ -639,15 +639,36 @@ def _delete_netns(ip: str, name: str, attempts: int = 50) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Build a lab, print it, keep it until Enter / Ctrl-C / end of input, then remove it."""
     parser = argparse.ArgumentParser(prog="afxdp-lab", description=main.__doc__)
-    parser.add_argument("--queues", type=int, default=1)
-    parser.add_argument("--mtu", type=int, default=1500)
+    parser.add_argument("--queues", type=_int_in(1, 4096, "queues"), default=1)
+    parser.add_argument("--mtu", type=_int_in(68, 65535, "mtu"), default=1500)
     args = parser.parse_args(argv)
-    with Lab(queues=args.queues, mtu=args.mtu) as lab:
-        print(lab.summary(), flush=True)
-        print("press Enter or Ctrl-C to remove it", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            sys.stdin.readline()
+    try:
+        with Lab(queues=args.queues, mtu=args.mtu) as lab:
+            print(lab.summary(), flush=True)
+            print("press Enter or Ctrl-C to remove it", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                sys.stdin.readline()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        # No privileges, no `ip`, a failed `ip` command: one line, not a traceback.
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"afxdp-lab: {' '.join(text.split())}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _int_in(low: int, high: int, name: str) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high; the error names the value."""
+
+    def int_in(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be in {low}..{high}, not {value}")
+        return value
+
+    return int_in
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ def mac_bytes(mac: Address) -> bytes:
         if len(mac) != 6:
             raise ValueError(f"a MAC address has 6 bytes, not {len(mac)}")
         return bytes(mac)
+    if not isinstance(mac, str):
+        raise TypeError(f"a MAC address is text or 6 bytes, not {type(mac).__name__}")
     return _mac_from_text(mac)
 
 
@@ -96,6 +98,8 @@ def ip4_bytes(ip: Address) -> bytes:
         if len(ip) != 4:
             raise ValueError(f"an IPv4 address has 4 bytes, not {len(ip)}")
         return bytes(ip)
+    if not isinstance(ip, str):
+        raise TypeError(f"an IPv4 address is text or 4 bytes, not {type(ip).__name__}")
     return _ip4_from_text(ip)
 
 
@@ -146,10 +150,21 @@ def udp_checksum_ipv4(src_ip: Address, dst_ip: Address, udp_bytes: Buffer) -> in
 # --- builders ------------------------------------------------------------------------------------
 
 
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    """ValueError naming ``value`` unless ``low <= value <= high`` (struct.error, which packing
+    would raise instead, is not a ValueError)."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in {low}..{high}, not {value}")
+
+
 def ethernet(
     dst_mac: Address, src_mac: Address, ethertype: int, payload: Buffer, *, pad: bool = True
 ) -> bytes:
-    """An Ethernet II frame (no FCS), zero-padded to :data:`ETH_ZLEN` bytes unless ``pad=False``."""
+    """An Ethernet II frame (no FCS), zero-padded to :data:`ETH_ZLEN` bytes unless ``pad=False``.
+
+    Raises ValueError naming ``ethertype`` when it does not fit 16 bits.
+    """
+    _check_range("ethertype", ethertype, 0, 0xFFFF)
     frame = _ETH.pack(mac_bytes(dst_mac), mac_bytes(src_mac), ethertype) + bytes(payload)
     if pad and len(frame) < ETH_ZLEN:
         frame += bytes(ETH_ZLEN - len(frame))
@@ -160,6 +175,7 @@ def _ipv4_header(
     src: bytes, dst: bytes, proto: int, payload_len: int, ttl: int, ident: int
 ) -> bytes:
     """A 20-byte IPv4 header (DF set, no options) with its checksum filled in."""
+    _check_range("ttl", ttl, 0, 255)
     total = IPV4_HLEN + payload_len
     if total > _IPV4_MAX_TOTAL:
         raise ValueError(f"IPv4 packet of {total} bytes exceeds {_IPV4_MAX_TOTAL}")
@@ -171,7 +187,11 @@ def _ipv4_header(
 
 def _udp_datagram(src: bytes, dst: bytes, src_port: int, dst_port: int, payload: bytes) -> bytes:
     """A UDP header plus ``payload`` with its checksum filled in."""
+    _check_range("src_port", src_port, 0, 0xFFFF)
+    _check_range("dst_port", dst_port, 0, 0xFFFF)
     length = UDP_HLEN + len(payload)
+    if length > 0xFFFF:
+        raise ValueError(f"UDP datagram of {length} bytes exceeds 65535 (payload too long)")
     datagram = _UDP.pack(src_port, dst_port, length, 0) + payload
     checksum = udp_checksum_ipv4(src, dst, datagram)
     return datagram[:6] + checksum.to_bytes(2, "big") + datagram[8:]
@@ -192,6 +212,10 @@ def ipv4_udp(
     """A complete Ethernet/IPv4/UDP frame with valid checksums, padded to 60 bytes when short.
 
     The IPv4 header has no options, DF set, TOS 0 and identification ``ident``.
+
+    Raises:
+        ValueError: naming the value: a bad address, a port outside 0..65535, ``ttl`` outside
+            0..255, a payload too long for one IPv4 packet.
     """
     src, dst = ip4_bytes(src_ip), ip4_bytes(dst_ip)
     udp = _udp_datagram(src, dst, src_port, dst_port, bytes(payload))
@@ -222,7 +246,12 @@ def _dns_name(name: str) -> bytes:
     labels = name.rstrip(".").split(".") if name.strip(".") else []
     encoded = b""
     for label in labels:
-        raw = label.encode("ascii")
+        try:
+            raw = label.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"DNS label {label!r} is not ASCII (encode it as IDNA first)"
+            ) from None
         if not 1 <= len(raw) <= 63:
             raise ValueError(f"DNS label {label!r} must be 1..63 bytes")
         encoded += bytes([len(raw)]) + raw
@@ -236,8 +265,20 @@ def dns_query(name: str = "example.com", qtype: str | int = "A", txid: int | Non
     """A DNS query message: header with RD set and one question (``name``, ``qtype``, class IN).
 
     ``txid`` defaults to a random 16-bit id, as a resolver would use.
+
+    Raises:
+        ValueError: ``qtype`` is neither a name in :data:`DNS_QTYPES` nor a number 0..65535, or
+            ``name`` is not a valid DNS name.
     """
-    code = DNS_QTYPES[qtype.upper()] if isinstance(qtype, str) else qtype
+    if isinstance(qtype, str):
+        code = DNS_QTYPES.get(qtype.upper())
+        if code is None:
+            names = ", ".join(DNS_QTYPES)
+            raise ValueError(f"unknown DNS qtype {qtype!r} (use {names} or a number 0..65535)")
+    elif 0 <= qtype <= 0xFFFF:
+        code = qtype
+    else:
+        raise ValueError(f"DNS qtype {qtype!r} must be in 0..65535")
     if txid is None:
         txid = random.getrandbits(16)
     header = struct.pack("!HHHHHH", txid & 0xFFFF, _DNS_FLAG_RD, 1, 0, 0, 0)

@@ -20,7 +20,7 @@ from typing import Any
 
 import afxdp
 from afxdp.cli import labjobs, workloads
-from afxdp.cli.options import UsageError, build_parser
+from afxdp.cli.options import UsageError, build_parser, check_size
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
@@ -50,11 +50,11 @@ def _one_line(e: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    size = getattr(args, "size", None)
-    if size is not None and size < 60 and args.command != "lab":  # lab reports it itself
-        print(
-            f"afxdp {args.command}: --size must be at least 60 bytes, not {size}", file=sys.stderr
-        )
+    try:
+        check_size(args)
+    except UsageError as e:
+        where = "afxdp" if args.command == "lab" else f"afxdp {args.command}"
+        print(f"{where}: {e}", file=sys.stderr)
         return 2
     try:
         COMMANDS[args.command](args)

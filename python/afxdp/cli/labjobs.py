@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import afxdp
 from afxdp import netdev, packet
 from afxdp.cli.meter import Meter
-from afxdp.cli.options import LAB_JOB_NAMES, UsageError
+from afxdp.cli.options import LAB_JOB_NAMES
 from afxdp.cli.workloads import BROADCAST
 
 if TYPE_CHECKING:  # afxdp.lab is imported when a lab is made, not by every command
@@ -32,8 +32,6 @@ AttachMode = Literal["auto", "native", "generic"]
 def lab(args: argparse.Namespace) -> dict[str, Any]:
     from afxdp.lab import Lab
 
-    if args.size < 60:
-        raise UsageError(f"--size must be at least 60 bytes, not {args.size}")
     with Lab() as the_lab:
         print(the_lab.summary(), flush=True)
         if args.run:

@@ -7,6 +7,7 @@ and exit status 2 (argparse's own convention), never a traceback.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import afxdp
 
@@ -34,14 +35,69 @@ class UsageError(Exception):
     """A bad option value: reported as one line, exit status 2."""
 
 
-def _positive_int(text: str) -> int:
+#: The largest IPv4 frame: an Ethernet header and a 65535-byte IPv4 packet.
+MAX_FRAME = 14 + 65535
+#: The lab's veth MTU plus the Ethernet header.
+MAX_LAB_FRAME = 1514
+U32_MAX = (1 << 32) - 1
+I64_MAX = (1 << 63) - 1
+
+
+def _int(text: str) -> int:
     try:
-        value = int(text, 0)
+        return int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, not {value}")
+
+
+def _positive(high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in 1..high (the range of what it is passed to)."""
+
+    def positive_int(text: str) -> int:
+        value = _int(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, not {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be 1..{high}, not {value}")
+        return value
+
+    return positive_int
+
+
+_positive_int = _positive(I64_MAX)  # counts and rates
+_positive_u32 = _positive(U32_MAX)  # frame counts and sizes, batch sizes
+
+
+def _queue(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= U32_MAX:
+        raise argparse.ArgumentTypeError(f"queue must be 0..{U32_MAX}, not {value}")
     return value
+
+
+def _src_ports(text: str) -> int:
+    value = _int(text)
+    if not 1 <= value <= 65536:
+        raise argparse.ArgumentTypeError(f"must be 1..65536, not {value}")
+    return value
+
+
+def check_size(args: argparse.Namespace) -> None:
+    """Raises UsageError when ``--size`` cannot be a frame of this command."""
+    size = getattr(args, "size", None)
+    if size is None:
+        return
+    if size < 60:
+        raise UsageError(f"--size must be at least 60 bytes, not {size}")
+    if args.command == "lab" and size > MAX_LAB_FRAME:
+        raise UsageError(
+            f"--size must be at most {MAX_LAB_FRAME} bytes (the lab's MTU is 1500), not {size}"
+        )
+    if size > MAX_FRAME:
+        raise UsageError(f"--size must be at most {MAX_FRAME} bytes, not {size}")
+    frame_size = getattr(args, "frame_size", None)
+    if args.command == "txonly" and args.packet is None and size > frame_size:
+        raise UsageError(f"--size {size} does not fit a {frame_size}-byte frame (--frame-size)")
 
 
 def _duration(text: str) -> float:
@@ -97,7 +153,7 @@ def _hex_packet(text: str) -> bytes:
 def _add_socket_options(p: argparse.ArgumentParser, *, rx: bool = True) -> None:
     """xdpsock's familiar options."""
     p.add_argument("ifname", metavar="IFACE", help="network interface")
-    p.add_argument("-q", "--queue", type=int, default=0, help="queue id (default 0)")
+    p.add_argument("-q", "--queue", type=_queue, default=0, help="queue id (default 0)")
     copy = p.add_mutually_exclusive_group()
     copy.add_argument(
         "-c", "--copy", dest="zerocopy", action="store_const", const=False, help="force copy mode"
@@ -142,12 +198,12 @@ def _add_socket_options(p: argparse.ArgumentParser, *, rx: bool = True) -> None:
             default=None,
             help="only this IP protocol leaves the kernel stack (udp, tcp, icmp, N)",
         )
-    p.add_argument("-b", "--batch", type=_positive_int, default=64, help="frames per call (64)")
-    p.add_argument("--frames", type=_positive_int, default=4096, help="UMEM frames (4096)")
+    p.add_argument("-b", "--batch", type=_positive_u32, default=64, help="frames per call (64)")
+    p.add_argument("--frames", type=_positive_u32, default=4096, help="UMEM frames (4096)")
     p.add_argument(
         "-f",
         "--frame-size",
-        type=_positive_int,
+        type=_positive_u32,
         default=4096,
         help="UMEM frame size: 2048 or 4096 (4096)",
     )
@@ -219,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="native",
         help="XDP attach mode of the receivers (default native)",
     )
-    q.add_argument("-b", "--batch", type=_positive_int, default=64, help="frames per call (64)")
+    q.add_argument("-b", "--batch", type=_positive_u32, default=64, help="frames per call (64)")
     q.add_argument("-s", "--size", type=int, default=64, help="frame size in bytes, >= 60 (64)")
     q.add_argument(
         "--rate",
@@ -283,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--packet", type=_hex_packet, default=None, help="the frame to send, in hex")
     q.add_argument(
         "--src-ports",
-        type=_positive_int,
+        type=_src_ports,
         default=1,
         help="vary the UDP source port over N values (flows for multi-queue receivers)",
     )
