@@ -58,6 +58,11 @@ ifinfo_module = _load_stdlib_module("ifinfo")  # after netdev, which it imports
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
+        "slow: takes several seconds (long streams, whole lab runs, many cycles); deselect with "
+        "-m 'not slow' for a quick run",
+    )
+    config.addinivalue_line(
+        "markers",
         "privileged: needs root or CAP_NET_ADMIN + CAP_SYS_ADMIN and iproute2; skipped without "
         f"them, failed instead when {REQUIRE_PRIVILEGED_ENV}=1",
     )

@@ -90,11 +90,10 @@ def test_umem_close_with_live_view_raises_buffererror_then_succeeds() -> None:
 
 
 def test_umem_repr_shows_geometry() -> None:
-    umem = afxdp.Umem(frame_count=32, frame_size=2048)
-    text = repr(umem)
-    assert "32" in text and "2048" in text and "[closed]" not in text
+    umem = afxdp.Umem(frame_count=32, frame_size=2048, headroom=256)
+    assert repr(umem) == "<afxdp.Umem frame_count=32 frame_size=2048 headroom=256>"
     umem.close()
-    assert "[closed]" in repr(umem)
+    assert repr(umem) == "<afxdp.Umem frame_count=32 frame_size=2048 headroom=256 [closed]>"
 
 
 @pytest.mark.parametrize("frame_size", [1024, 3000, 8192, -1])

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.privileged
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_lab_main_job_delivers_everything_and_cleans_up(privileged) -> None:
     out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--job", "dns-flood"],
                          capture_output=True, text=True, timeout=60, cwd="/")
@@ -42,6 +43,7 @@ def test_lab_main_job_reports_bad_options_in_one_line(privileged) -> None:
     assert out.stderr.strip() == "afxdp: --size must be at least 60 bytes, not 10"
 
 
+@pytest.mark.slow
 def test_dns_flood_sends_and_reports_rates(privileged) -> None:
     out = subprocess.run([sys.executable, str(ROOT / "examples/dns_flood.py"), "--lab",
                           "--duration", "1.5"], capture_output=True, text=True, timeout=60)
@@ -68,6 +70,7 @@ def run_under_dns_flood(lab, script: str, args: list[str], banner: str, queries:
     return rest
 
 
+@pytest.mark.slow
 def test_rebroadcast_example_sends_back_what_it_receives(lab) -> None:
     rest = run_under_dns_flood(lab, "rebroadcast.py", ["--duration", "3", "--mode", "native"],
                                "rebroadcasting on", 1000, 2)
@@ -81,6 +84,7 @@ def test_l2fwd_example_forwards_back_with_macs_swapped(lab, args) -> None:
     assert "forwarded 500 frames" in rest, rest
 
 
+@pytest.mark.slow
 def test_l2fwd_runs_in_the_lab_with_afxdp_lab_run() -> None:
     out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--rate", "1000",
                           "--run", str(ROOT / "examples/l2fwd.py"), "--duration", "2.5"],
@@ -91,6 +95,7 @@ def test_l2fwd_runs_in_the_lab_with_afxdp_lab_run() -> None:
     assert offered > 1000 and forwarded == offered
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "args", "expect"),
     [

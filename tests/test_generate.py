@@ -319,8 +319,8 @@ def test_duration_stops_by_itself_and_the_count_is_exact(lab) -> None:
     with receiver(lab) as rx:
         sent, seconds = generate_from_a(lab, lab.if_a, ipv4_frame(lab), duration=0.3)
         counters = rx.settle(sent)
-    assert 0.3 <= seconds < 1.5, seconds
-    assert sent > 10_000, sent
+    assert 0.3 <= seconds < 1.5, seconds  # stops by itself, late by less than ~1 s
+    assert sent > 0, sent  # how many is a speed, measured by benches/generate.py
     assert_exact(counters, sent)
 
 

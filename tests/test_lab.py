@@ -111,6 +111,7 @@ ICMP_ECHO_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.privileged
 def test_ipv6_disabled_and_wire_silent(lab: Lab) -> None:
     for side in ("a", "b"):

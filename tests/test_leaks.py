@@ -27,6 +27,7 @@ def _rss_kib() -> int:
 QUEUES = 4  # one thread per queue: the kernel's ~10 ms close (an RCU grace period) overlaps
 
 
+@pytest.mark.slow
 def test_10000_create_use_close_cycles_leak_nothing(lab_factory) -> None:
     lab = lab_factory(queues=QUEUES)
     umems = [afxdp.Umem(64, 2048) for _ in range(QUEUES)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import re
 import struct
-import time
 
 import pytest
 
@@ -242,18 +241,6 @@ def test_numbered_size_limits() -> None:
     with pytest.raises(ValueError):
         numbered_frame(-1, 60, MAC_A, MAC_B)
     assert len(numbered_frame(0, 14 + 65535, MAC_A, MAC_B)) == 14 + 65535
-
-
-def test_numbered_is_fast() -> None:
-    count = 20_000
-    start = time.perf_counter()
-    frames = [numbered_frame(seq, 1500, MAC_A, MAC_B) for seq in range(count)]
-    built = time.perf_counter()
-    seqs = [parse_numbered(frame) for frame in frames]
-    parsed = time.perf_counter()
-    assert seqs == list(range(count))
-    assert built - start < 2.0, f"building {count} frames took {built - start:.2f} s"
-    assert parsed - built < 2.0, f"parsing {count} frames took {parsed - built:.2f} s"
 
 
 # --- DNS -----------------------------------------------------------------------------------------

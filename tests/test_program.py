@@ -223,9 +223,20 @@ def test_socket_created_with_program_registers_itself(lab) -> None:
 
 
 def test_unregister_of_never_used_slots_is_fine(lab) -> None:
-    with attach(lab) as prog:
+    """Unregistering empty XSKMAP slots raises nothing and leaves the program working: still
+    attached, and a socket registered afterwards receives."""
+    with lab.enter("a"):
+        tx = afxdp.Socket(lab.if_a, 0, umem=afxdp.Umem(64, 2048), rx_size=0)
+    with lab.enter("b"):
+        rx = afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(256, 2048), tx_size=0)
+    with tx, rx, attach(lab) as prog:
+        program_id = assert_attached(lab, "native")
         for queue in range(min(prog.map_size, 4)):
             prog.unregister(queue)
+        assert prog.attached and not rx.registered
+        assert assert_attached(lab, "native") == program_id
+        prog.register(rx)
+        assert exchange(lab, tx, rx, 1, timeout=3) == [1]
 
 
 def test_register_on_detached_program_raises(lab) -> None:

@@ -330,6 +330,7 @@ def test_vlan_tagged_frames_match_on_the_inner_headers(lab):
         assert_split(st.drain(len(frames)), frames, {0, 1, 4})
 
 
+@pytest.mark.slow
 @pytest.mark.privileged
 def test_changing_rules_under_traffic_loses_and_misdelivers_nothing(lab):
     """A stream cycling through ports P, Q, R while the rules switch between sets: every frame
