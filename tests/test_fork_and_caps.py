@@ -11,14 +11,13 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 
 import pytest
 
-from afxdp import packet
-
 afxdp = pytest.importorskip("afxdp")
+
+from afxdp.testing import parse_numbered  # noqa: E402
+from helpers import Pair, numbered, socket_pair  # noqa: E402
 
 privileged = pytest.mark.privileged
 
@@ -26,31 +25,12 @@ FRAMES = 256
 FRAME_SIZE = 2048
 
 
-@dataclass
-class Pair:
-    lab: object
-    tx: afxdp.Socket  # on end a, unregistered
-    rx: afxdp.Socket  # on end b, registered with prog
-    prog: afxdp.Program
-
-
 @pytest.fixture
 def pair(lab) -> Iterator[Pair]:
-    with ExitStack() as stack:
-        with lab.enter("a"):
-            tx = stack.enter_context(
-                afxdp.Socket(lab.if_a, 0, umem=afxdp.Umem(FRAMES, FRAME_SIZE), rx_size=0)
-            )
-        with lab.enter("b"):
-            prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode="native"))
-            rx = stack.enter_context(
-                afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(FRAMES, FRAME_SIZE), program=prog)
-            )
-        yield Pair(lab, tx, rx, prog)
-
-
-def numbered(lab, seq: int) -> bytes:
-    return packet.numbered_frame(seq, 64, lab.mac_a, lab.mac_b)
+    with socket_pair(
+        lab, mode="native", tx_frames=FRAMES, rx_frames=FRAMES, frame_size=FRAME_SIZE
+    ) as made:
+        yield made
 
 
 def send_numbered(pair: Pair, first: int, count: int) -> None:
@@ -75,7 +55,7 @@ def receive_numbered(pair: Pair, count: int, timeout: float = 5.0) -> list[int]:
         with pair.rx.recv(64, timeout=0.05) as batch:
             for frame in batch:
                 data = bytes(frame)
-                seq = packet.parse_numbered(data)
+                seq = parse_numbered(data)
                 if seq is None:
                     continue  # not ours (the lab keeps IPv6 off; ARP is possible)
                 assert data == numbered(pair.lab, seq), f"frame {seq} corrupted"
@@ -139,7 +119,7 @@ def test_forked_child_cannot_use_the_parents_objects_and_the_parent_keeps_workin
     # A received batch the parent keeps, and frames waiting on the rx ring for the parent.
     send_numbered(pair, 0, 4)
     held = rx.recv(64, timeout=2)
-    assert [packet.parse_numbered(bytes(f)) for f in held] == [0, 1, 2, 3]
+    assert [parse_numbered(bytes(f)) for f in held] == [0, 1, 2, 3]
     held_bytes = [bytes(f) for f in held]
     send_numbered(pair, 100, 8)
     time.sleep(0.05)
