@@ -7,9 +7,9 @@ few exceptions listed and explained in python/stubtest-allowlist.txt.
 from collections.abc import Iterable, Iterator
 from os import PathLike
 from types import TracebackType
-from typing import Literal, SupportsIndex, final, overload
+from typing import Literal, Self, SupportsIndex, final, overload
 
-from typing_extensions import Buffer, Self
+from typing_extensions import Buffer
 
 __all__ = [
     "POLLIN",
