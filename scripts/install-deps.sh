@@ -23,6 +23,6 @@ if ! command -v cargo >/dev/null; then
     # No rustup: Debian 12's own Rust is too old for the project, its security archive's is not.
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q -t bookworm-security rustc-web cargo-web
+    apt-get install -y -q -t bookworm-security rustc-web cargo-web rustfmt-web rust-web-clippy
 fi
 python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7" numpy scapy ruff mypy

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine, as root: installs what it needs (apt, pip,
-# the eBPF toolchain), checks the committed XDP object against its source, runs the Rust core's
-# unit tests, builds and installs the Python package, and runs pytest.
+# the eBPF toolchain), runs the linters (cargo fmt, clippy -D warnings, ruff, mypy --strict),
+# checks the committed XDP objects against their source, runs the Rust core's unit tests, builds
+# and installs the Python package, and runs pytest (which also runs mypy's stubtest on the stubs).
 #
 # Privileged tests (AF_XDP sockets, XDP programs, network namespaces) run for real as root. Set
 # AFXDP_REQUIRE_PRIVILEGED=1 (CI does) to make them fail instead of skip when they cannot run.
@@ -15,6 +16,14 @@ step() { printf '\n== %s (%s s)\n' "$*" "$SECONDS" >&2; }
 
 step "system packages"
 scripts/install-deps.sh
+
+step "lint: cargo fmt, clippy -D warnings, ruff, mypy --strict"
+cargo fmt --all --check
+(cd xdp-ebpf && cargo fmt --all --check)
+cargo clippy --locked --workspace --all-targets -- -D warnings
+python3 -m ruff check python/afxdp examples
+python3 -m ruff format --check python/afxdp examples
+python3 -m mypy   # files and --strict from pyproject.toml
 
 step "eBPF toolchain and the committed object"
 SKIP_APT="${SKIP_APT:-0}" scripts/install-ebpf-toolchain.sh
@@ -33,5 +42,4 @@ scripts/install.sh
 
 step "pytest"
 python3 -m pytest tests "$@"
-step "lint"; python3 -m ruff check python/afxdp examples && python3 -m ruff format --check python/afxdp examples && python3 -m mypy
 step "done"

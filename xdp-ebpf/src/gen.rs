@@ -31,7 +31,6 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 
-
 /// The largest `Config::udp_offset` the program follows: Ethernet, one VLAN tag and an IPv4
 /// header with the most options is 14 + 4 + 60 = 78 bytes. Bounding the offset lets the verifier
 /// check the packet access.

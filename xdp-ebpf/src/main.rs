@@ -30,7 +30,9 @@
 #![no_std]
 #![no_main]
 
-use afxdp_ebpf_common::{MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, Rule, RuleSet};
+use afxdp_ebpf_common::{
+    MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, Rule, RuleSet,
+};
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
