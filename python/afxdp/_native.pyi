@@ -16,6 +16,7 @@ __all__ = [
     "POLLOUT",
     "Frame",
     "FrameBatch",
+    "Interface",
     "Program",
     "Rule",
     "Socket",
@@ -405,6 +406,37 @@ class Socket:
         traceback: TracebackType | None,
         /,
     ) -> None: ...
+
+@final
+class Interface:
+    """A network interface of the calling thread's network namespace, as the core sees it: the
+    name resolved once to its index, then the MTU, the flags and the queue count, all read when
+    the object is made (a snapshot: make a new one to see changes).
+
+    An unknown name (or one that cannot be an interface name) raises OSError(ENODEV) naming it,
+    as Socket and Program do.
+    """
+
+    def __new__(cls, ifname: str) -> Self: ...
+    @property
+    def name(self) -> str:
+        """The name it was resolved from."""
+    @property
+    def index(self) -> int:
+        """The interface index (in the network namespace it was resolved in)."""
+    @property
+    def mtu(self) -> int:
+        """The MTU (`SIOCGIFMTU`)."""
+    @property
+    def flags(self) -> int:
+        """The interface flags (`SIOCGIFFLAGS`, the low 16 bits: IFF_UP, IFF_RUNNING, ...)."""
+    @property
+    def up(self) -> bool:
+        """Whether the interface is administratively up (`IFF_UP` in `flags`)."""
+    @property
+    def queue_count(self) -> int:
+        """The queue count the core works with: the XSKMAP size and the bound for queue ids (the
+        largest ethtool channel count, maximum or current; 1 when the driver reports none)."""
 
 def generate(
     ifname: str,

@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod frame;
 mod generate;
+mod netdev;
 mod program;
 mod rules;
 mod socket;
@@ -25,6 +26,8 @@ mod _native {
     use super::frame::PyFrame;
     #[pymodule_export]
     use super::generate::generate;
+    #[pymodule_export]
+    use super::netdev::PyInterface;
     #[pymodule_export]
     use super::program::PyProgram;
     #[pymodule_export]
