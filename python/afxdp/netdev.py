@@ -1,28 +1,42 @@
-"""Interface queries: the one place afxdp's Python code asks the kernel about a network interface.
+"""Interface queries: the one place afxdp's Python code asks about a network interface.
 
 The CLI (does the interface exist, is it up, its MAC, is a program attached), the lab (is a veth
-end running) and ``afxdp info`` (:mod:`afxdp.ifinfo`) all ask through these functions; nothing
-else in the package opens a netlink socket or calls ``SIOCGIFFLAGS``/``SIOCETHTOOL``.
+end running, its ifindex) and ``afxdp info`` (:mod:`afxdp.ifinfo`) all ask through these
+functions; nothing else in the package opens a netlink socket or calls ``SIOCETHTOOL``.
 
-* :func:`link` (``RTM_GETLINK``, rtnetlink): index, name, MAC, MTU, flags, operstate, link kind,
-  the allocated rx/tx queue counts and the attached XDP programs (``IFLA_XDP``). The checks
-  :func:`check_interface`, :func:`is_running` and :func:`attached_programs` are views of it.
-* :func:`channels`, :func:`driver_info` (``SIOCETHTOOL``: ``ETHTOOL_GCHANNELS``,
-  ``ETHTOOL_GDRVINFO``), :func:`queue_counts` (ethtool channels, else rtnetlink, else sysfs).
-* :func:`xdp_features`: the generic-netlink ``netdev`` family (kernel >= 6.3,
-  ``NETDEV_CMD_DEV_GET``): the XDP features the driver declares.
-* :func:`program_name`: ``bpf(BPF_PROG_GET_FD_BY_ID)`` + ``BPF_OBJ_GET_INFO_BY_FD`` (needs
-  CAP_SYS_ADMIN; None without it).
+Where each fact comes from:
+
+* Index, MTU and flags (so "up" and "running"): the Rust core, through
+  ``afxdp._native.Interface`` (:func:`interface`; also the ``ifindex``, ``mtu`` and ``flags`` of
+  :func:`link`). The core resolves a name exactly as ``Socket`` and ``Program`` do, so the CLI's
+  checks and the library agree. ``flags`` are the ``SIOCGIFFLAGS`` bits (the low 16: ``IFF_UP``,
+  ``IFF_RUNNING``, ...). The core's ``queue_count`` (the XSKMAP size and the bound for queue
+  ids) is on ``afxdp._native.Interface`` too.
+* The one stdlib fallback: only when ``afxdp._native`` cannot be imported (the test-suite and
+  ``python -m afxdp.lab`` load the lab, ``afxdp.testing`` and this module from a source tree
+  without the compiled extension), index, MTU and flags are read from the ``RTM_GETLINK``
+  answer instead (flags cut to the same 16 bits). Nothing else has a fallback.
+* What only this module asks, in any case:
+
+  - :func:`link` (``RTM_GETLINK``, rtnetlink): MAC, operstate, link kind, the allocated rx/tx
+    queue counts and the attached XDP programs (``IFLA_XDP``); :func:`attached_programs` is a
+    view of it.
+  - :func:`channels`, :func:`driver_info` (``SIOCETHTOOL``: ``ETHTOOL_GCHANNELS``,
+    ``ETHTOOL_GDRVINFO``): the driver's current and maximum channels, which ``afxdp info``
+    shows, and who the driver is. :func:`queue_counts` reports the rx/tx queue counts from the
+    current channels, else from rtnetlink's allocated counts, else from sysfs.
+  - :func:`xdp_features`: the generic-netlink ``netdev`` family (kernel >= 6.3,
+    ``NETDEV_CMD_DEV_GET``): the XDP features the driver declares.
+  - :func:`program_name`: ``bpf(BPF_PROG_GET_FD_BY_ID)`` + ``BPF_OBJ_GET_INFO_BY_FD`` (needs
+    CAP_SYS_ADMIN; None without it).
 
 Everything is asked in the network namespace of the *calling thread*, so this works inside
 :meth:`afxdp.lab.Lab.enter` (``/sys/class/net`` would show the namespace that mounted /sys
 instead, which is why sysfs is only the last resort for queue counts). Each optional query that
 fails (unsupported by the driver, too old a kernel, not privileged) returns None.
 
-The Rust core resolves the same facts (``rust/core/src/sys``); when ``afxdp._native`` exposes
-them, :func:`link` and :func:`channels` are the functions to switch over, and every caller follows.
-Constants are mirrored from the kernel UAPI headers named next to them. This module is
-stdlib-only and imports nothing else from the package, so it works without the compiled extension.
+Constants are mirrored from the kernel UAPI headers named next to them. Apart from the optional
+``afxdp._native``, this module is stdlib-only and imports nothing else from the package.
 """
 
 from __future__ import annotations
@@ -34,12 +48,25 @@ import os
 import platform
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from afxdp._native import Interface as _CoreInterface
+
+#: The core's interface facts (``afxdp._native.Interface``); None without the compiled extension,
+#: which selects the stdlib fallback (see the module doc).
+_core_interface: Callable[[str], _CoreInterface] | None
+try:
+    from afxdp._native import Interface as _core_interface
+except ImportError:
+    _core_interface = None
 
 __all__ = [
     "Channels",
     "DriverInfo",
+    "Interface",
     "Link",
     "XdpFeatures",
     "XdpMode",
@@ -48,6 +75,7 @@ __all__ = [
     "channels",
     "check_interface",
     "driver_info",
+    "interface",
     "is_running",
     "link",
     "program_name",
@@ -105,8 +133,9 @@ _OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "do
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 IFF_RUNNING = 0x40
-_IFF_LOWER_UP = 0x10000
 _IFNAMSIZ = 16
+#: SIOCGIFFLAGS reports flags as a short: the core's flags, and the fallback's, are these bits.
+_IFF_SIOCGIFFLAGS_MASK = 0xFFFF
 
 # linux/genetlink.h
 _GENL_ID_CTRL = 16
@@ -231,8 +260,30 @@ class XdpProgram:
 
 
 @dataclass(frozen=True)
+class Interface:
+    """What :func:`interface` found: an interface's index, MTU and flags (``SIOCGIFFLAGS``, the
+    low 16 bits), from the Rust core (or, without the compiled extension, from rtnetlink)."""
+
+    name: str
+    index: int
+    mtu: int
+    flags: int
+
+    @property
+    def up(self) -> bool:
+        """Administratively up (``IFF_UP``)."""
+        return bool(self.flags & IFF_UP)
+
+    @property
+    def running(self) -> bool:
+        """Up with carrier, ready to pass traffic (``IFF_RUNNING``)."""
+        return bool(self.flags & IFF_RUNNING)
+
+
+@dataclass(frozen=True)
 class Link:
-    """What ``RTM_GETLINK`` says about one interface (see :func:`link`).
+    """What :func:`link` found about one interface: its :class:`Interface` facts (``ifindex``,
+    ``mtu``, ``flags``) and what ``RTM_GETLINK`` says besides.
 
     ``num_rx_queues``/``num_tx_queues`` are the allocated queue counts (``IFLA_NUM_*_QUEUES``),
     None when the kernel does not report them; :func:`queue_counts` gives the usable ones.
@@ -525,34 +576,90 @@ def _valid_name(ifname: str) -> bool:
     )
 
 
+def _no_such_interface(ifname: str) -> OSError:
+    return OSError(errno.ENODEV, f"no such network interface: {ifname!r}")
+
+
+def _check_name(ifname: object) -> str:
+    """``ifname`` if it is a str that can name an interface; TypeError, or OSError(ENODEV)."""
+    if not isinstance(ifname, str):
+        raise TypeError(f"interface name must be a str, not {type(ifname).__name__}")
+    if not _valid_name(ifname):
+        raise _no_such_interface(ifname)
+    return ifname
+
+
+def _rtnetlink(ifname: str) -> tuple[bytes, dict[int, bytes]]:
+    """:func:`_getlink`, its errors worded with the name (ENODEV as from :func:`interface`)."""
+    try:
+        return _getlink(ifname)
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            raise _no_such_interface(ifname) from None
+        raise OSError(exc.errno, f"RTM_GETLINK {ifname!r}: {exc.strerror}") from None
+
+
+def _from_rtnetlink(ifname: str, ifinfomsg: bytes, attrs: dict[int, bytes]) -> Interface:
+    """The stdlib fallback of :func:`interface`: the facts in an ``RTM_GETLINK`` answer."""
+    _family, _type, ifindex, flags, _change = _IFINFOMSG.unpack(ifinfomsg)
+    return Interface(
+        name=_string(attrs.get(_IFLA_IFNAME)) or ifname,
+        index=ifindex,
+        mtu=_u32(attrs.get(_IFLA_MTU)) or 0,
+        flags=flags & _IFF_SIOCGIFFLAGS_MASK,
+    )
+
+
+def _from_core(ifname: str, core: Callable[[str], _CoreInterface]) -> Interface:
+    try:
+        found = core(ifname)
+    except UnicodeEncodeError:  # a lone surrogate: not a name the core (or Socket) can resolve
+        raise _no_such_interface(ifname) from None
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            raise _no_such_interface(ifname) from None
+        raise
+    return Interface(name=found.name, index=found.index, mtu=found.mtu, flags=found.flags)
+
+
+def interface(ifname: str) -> Interface:
+    """The index, MTU and flags of ``ifname`` in the calling thread's network namespace, from the
+    Rust core (``afxdp._native.Interface``); from rtnetlink only without the compiled extension.
+
+    Raises:
+        TypeError: ``ifname`` is not a str.
+        OSError: ENODEV naming ``ifname`` when there is no such interface (or the name cannot
+            be one); another errno when the kernel refuses the query.
+    """
+    _check_name(ifname)
+    if _core_interface is not None:
+        return _from_core(ifname, _core_interface)
+    return _from_rtnetlink(ifname, *_rtnetlink(ifname))
+
+
 def link(ifname: str) -> Link:
-    """``RTM_GETLINK`` for ``ifname`` in the calling thread's network namespace.
+    """The :func:`interface` facts of ``ifname`` and what ``RTM_GETLINK`` says besides, in the
+    calling thread's network namespace.
 
     Raises:
         TypeError: ``ifname`` is not a str.
         OSError: ENODEV when there is no such interface (or the name cannot be one); another
-            errno when rtnetlink itself fails.
+            errno when the core's query or rtnetlink itself fails.
     """
-    if not isinstance(ifname, str):
-        raise TypeError(f"interface name must be a str, not {type(ifname).__name__}")
-    if not _valid_name(ifname):
-        raise OSError(errno.ENODEV, f"no such network interface: {ifname!r}")
-    try:
-        ifinfomsg, attrs = _getlink(ifname)
-    except OSError as exc:
-        if exc.errno == errno.ENODEV:
-            raise OSError(errno.ENODEV, f"no such network interface: {ifname!r}") from None
-        raise OSError(exc.errno, f"RTM_GETLINK {ifname!r}: {exc.strerror}") from None
-    _family, _type, ifindex, flags, _change = _IFINFOMSG.unpack(ifinfomsg)
+    _check_name(ifname)
+    found = None if _core_interface is None else _from_core(ifname, _core_interface)
+    ifinfomsg, attrs = _rtnetlink(ifname)
+    if found is None:
+        found = _from_rtnetlink(ifname, ifinfomsg, attrs)
     address = attrs.get(_IFLA_ADDRESS)
     operstate = attrs.get(_IFLA_OPERSTATE, b"\0")[0]
     linkinfo = attrs.get(_IFLA_LINKINFO)
     return Link(
-        name=_string(attrs.get(_IFLA_IFNAME)) or ifname,
-        ifindex=ifindex,
+        name=found.name,
+        ifindex=found.index,
         mac=":".join(f"{b:02x}" for b in address) if address else None,
-        mtu=_u32(attrs.get(_IFLA_MTU)) or 0,
-        flags=flags,
+        mtu=found.mtu,
+        flags=found.flags,
         operstate=_OPERSTATES[operstate] if operstate < len(_OPERSTATES) else str(operstate),
         kind=_string(_parse_attrs(linkinfo).get(_IFLA_INFO_KIND)) if linkinfo else None,
         num_rx_queues=_u32(attrs.get(_IFLA_NUM_RX_QUEUES)),
@@ -561,9 +668,9 @@ def link(ifname: str) -> Link:
     )
 
 
-def check_interface(ifname: str, require_up: bool = True) -> Link:
-    """The :func:`link` of ``ifname``, after checking that it exists (and, with ``require_up``,
-    that it is up).
+def check_interface(ifname: str, require_up: bool = True) -> Interface:
+    """The :func:`interface` facts of ``ifname``, after checking that it exists (and, with
+    ``require_up``, that it is up).
 
     Raises:
         OSError: ENODEV naming ``ifname`` when it does not exist or cannot be a name, ENETDOWN
@@ -571,7 +678,7 @@ def check_interface(ifname: str, require_up: bool = True) -> Link:
     """
     if not isinstance(ifname, str) or not _valid_name(ifname):
         raise OSError(errno.ENODEV, f"invalid interface name {ifname!r}")
-    found = link(ifname)
+    found = interface(ifname)
     if require_up and not found.up:
         raise OSError(
             errno.ENETDOWN,
@@ -582,12 +689,14 @@ def check_interface(ifname: str, require_up: bool = True) -> Link:
 
 def is_running(ifname: str) -> bool:
     """``IFF_RUNNING``: up with carrier (for veth: linkwatch has run and attached the qdisc)."""
-    return link(ifname).running
+    return interface(ifname).running
 
 
 def attached_programs(ifname: str) -> tuple[XdpProgram, ...]:
     """The XDP programs attached to ``ifname``, one per attach mode; () when none."""
-    return link(ifname).programs
+    _check_name(ifname)
+    _ifinfomsg, attrs = _rtnetlink(ifname)
+    return _programs(attrs.get(_IFLA_XDP))
 
 
 def channels(ifname: str) -> Channels | None:
