@@ -20,10 +20,9 @@ from typing import Any
 
 from afxdp.netdev import (
     IFF_LOOPBACK,
-    IFF_RUNNING,
-    IFF_UP,
     Channels,
     DriverInfo,
+    LinkFlags,
     QueuesSource,
     XdpFeatures,
     XdpMode,
@@ -48,7 +47,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class InterfaceInfo:
+class InterfaceInfo(LinkFlags):
     """What :func:`interface_info` found out about one interface; see the module doc.
 
     ``rx_queues``/``tx_queues`` are the queue counts an AF_XDP socket can bind to (queue ids
@@ -71,16 +70,6 @@ class InterfaceInfo:
     queues_source: QueuesSource | None = None
     xdp_features: XdpFeatures | None = None
     programs: tuple[XdpProgram, ...] = field(default_factory=tuple)
-
-    @property
-    def up(self) -> bool:
-        """Administratively up (``IFF_UP``)."""
-        return bool(self.flags & IFF_UP)
-
-    @property
-    def running(self) -> bool:
-        """Up with carrier, ready to pass traffic (``IFF_RUNNING``)."""
-        return bool(self.flags & IFF_RUNNING)
 
     @property
     def loopback(self) -> bool:

@@ -259,14 +259,10 @@ class XdpProgram:
     name: str | None = None
 
 
-@dataclass(frozen=True)
-class Interface:
-    """What :func:`interface` found: an interface's index, MTU and flags (``SIOCGIFFLAGS``, the
-    low 16 bits), from the Rust core (or, without the compiled extension, from rtnetlink)."""
+class LinkFlags:
+    """``up`` and ``running`` from the ``flags`` field of the dataclasses that describe an
+    interface (:class:`Interface`, :class:`Link`, ``afxdp.ifinfo.InterfaceInfo``)."""
 
-    name: str
-    index: int
-    mtu: int
     flags: int
 
     @property
@@ -281,7 +277,18 @@ class Interface:
 
 
 @dataclass(frozen=True)
-class Link:
+class Interface(LinkFlags):
+    """What :func:`interface` found: an interface's index, MTU and flags (``SIOCGIFFLAGS``, the
+    low 16 bits), from the Rust core (or, without the compiled extension, from rtnetlink)."""
+
+    name: str
+    index: int
+    mtu: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class Link(LinkFlags):
     """What :func:`link` found about one interface: its :class:`Interface` facts (``ifindex``,
     ``mtu``, ``flags``) and what ``RTM_GETLINK`` says besides.
 
@@ -299,16 +306,6 @@ class Link:
     num_rx_queues: int | None
     num_tx_queues: int | None
     programs: tuple[XdpProgram, ...]
-
-    @property
-    def up(self) -> bool:
-        """Administratively up (``IFF_UP``)."""
-        return bool(self.flags & IFF_UP)
-
-    @property
-    def running(self) -> bool:
-        """Up with carrier, ready to pass traffic (``IFF_RUNNING``)."""
-        return bool(self.flags & IFF_RUNNING)
 
 
 # --- netlink -------------------------------------------------------------------------------------
