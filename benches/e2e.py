@@ -494,7 +494,7 @@ def main() -> int:
         print("without the C build there is no counting sink: l2fwd and tx are skipped",
               file=sys.stderr)
         workloads = [w for w in workloads if w.startswith("rx")]
-    todo = [c for c in cases() if c.workload in workloads and (have_c or c.impl != "c")
+    todo = [c for c in cases() if c.workload in workloads and (have_c or not c.impl.startswith("c"))
             and (args.impls is None or c.impl in args.impls.split(","))]
     base_impl = "c" if have_c else "rust"
     results: dict[tuple[int, str, str], list[dict[str, float]]] = {
