@@ -17,10 +17,11 @@ step() { printf '\n== %s (%s s)\n' "$*" "$SECONDS" >&2; }
 step "system packages"
 scripts/install-deps.sh
 
-step "lint: cargo fmt, clippy -D warnings, ruff, mypy --strict"
+step "lint: cargo fmt, clippy -D warnings, rustdoc, ruff, mypy --strict"
 cargo fmt --all --check
 (cd xdp-ebpf && cargo fmt --all --check)
 cargo clippy --locked --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p afxdp -p afxdp-python   # doc links resolve
 python3 -m ruff check python/afxdp examples
 python3 -m ruff format --check python/afxdp examples
 python3 -m mypy   # files and --strict from pyproject.toml

@@ -1,5 +1,5 @@
 //! Match rules of the built-in program: [`Rule`], its validation and encoding into the shared
-//! [`RuleSet`] layout, and the two rule sets swapped atomically ([`Steering`]).
+//! [`RuleSet`] layout, and the two rule sets swapped atomically (`Steering`).
 
 use std::fmt;
 

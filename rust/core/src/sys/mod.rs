@@ -179,7 +179,7 @@ const GRACE_PERIOD_FALLBACK: std::time::Duration = std::time::Duration::from_mil
 /// `membarrier(MEMBARRIER_CMD_GLOBAL)` is implemented with `synchronize_rcu()` (about 8–16 ms
 /// here). It also orders memory: a program run that starts after this returns sees every map
 /// update made before the call. Where `membarrier` is unavailable (ENOSYS, or EINVAL on
-/// `nohz_full` systems) it sleeps [`GRACE_PERIOD_FALLBACK`] instead.
+/// `nohz_full` systems) it sleeps `GRACE_PERIOD_FALLBACK` (50 ms) instead.
 pub fn synchronize_rcu() {
     // SAFETY: membarrier takes two integers and touches no memory of ours.
     let rc =
