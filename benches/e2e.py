@@ -16,7 +16,9 @@ rx     afxdp.generate() in namespace a offers load (pinned to the load core); a 
        touching every frame (`frame[23]`), and Python's own AF_PACKET socket (`recv_into`).
        Delivered = what the receiver counted.
 rx-paced  the AF_XDP receivers again, under the same *paced* load for all (--paced-mpps, at a
-       rate every one of them keeps up with): their CPU per packet at equal offered load.
+       rate every one of them keeps up with): their CPU per packet at equal offered load;
+       python-batch-busy is the Python batch receiver with preferred busy polling
+       (`Socket(busy_poll_usecs=20)`: a recvfrom per recv call).
 l2fwd  the same load; the receiver swaps the MAC addresses and sends the frames back out of its
        interface: C (xsk_ref l2fwd), Rust (rust/core/examples/l2fwd.rs), Python batch
        (`FrameBatch.swap_macs()`), Python per frame (`frame[0:6], frame[6:12] = ...`).
@@ -24,6 +26,11 @@ l2fwd  the same load; the receiver swaps the MAC addresses and sends the frames 
 tx     a sender in namespace a (pinned to the work core) transmits one template: C (xsk_ref
        txonly), Rust (rust/core/examples/txonly.rs), Python batch (alloc/set_lengths/send),
        Python AF_PACKET `send`. Delivered = what the counting XDP sink on b saw.
+pingpong  (--pingpong COUNT) round-trip latency, one 64-byte frame at a time: a client in
+       namespace a (load CPU) sends, a server in namespace b (work CPU) echoes it with the MAC
+       addresses swapped: Python afxdp in softirq mode (the waits sleep in poll), Python afxdp
+       with preferred busy polling on both sides (`busy_poll_usecs=20`: the waits spin first),
+       and Python UDP sockets. p50/p99 of COUNT round trips and the client's CPU per ping.
 
 Every AF_XDP receiver runs behind the same XDP program (afxdp's built-in one; the harness
 attaches it for the C reference, which inserts its socket into that program's XSKMAP), so only
@@ -89,9 +96,9 @@ def cap(seconds: float) -> str:
 def cases() -> list[Case]:
     x, r = str(XSK_REF), RUST_EXAMPLES
 
-    def py(mode: str) -> Callable[[str, float, str], list[str]]:
+    def py(mode: str, *extra: str) -> Callable[[str, float, str], list[str]]:
         return lambda ifn, s, hx: [*WORKERS, mode, ifn, str(s), "--packet", hx,
-                                   "--max-count", cap(s), "--batch", str(BATCH)]
+                                   "--max-count", cap(s), "--batch", str(BATCH), *extra]
 
     def c(mode: str, *extra: str) -> Callable[[str, float, str], list[str]]:
         return lambda ifn, s, hx: [x, mode, ifn, "-d", str(s), "-b", str(BATCH), *extra]
@@ -104,6 +111,8 @@ def cases() -> list[Case]:
                                          ("c-tracked", c("rxdrop", "--track"), True),
                                          ("rust", rust("rxdrop"), False),
                                          ("python-batch", py("rx-batch"), False),
+                                         ("python-batch-busy", py("rx-batch", "--busy-poll", "20"),
+                                          False),
                                          ("python-touch", py("rx-touch"), False))]
 
     return [
@@ -297,6 +306,52 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
             prog.detach()
 
 
+PINGPONG = (
+    ("python-softirq", ["pp-server"], ["pp-client"]),
+    ("python-busy-poll", ["pp-server", "--busy-poll", "20"], ["pp-client", "--busy-poll", "20"]),
+    ("python-udp", ["pp-udp-server"], ["pp-udp-client"]),
+)
+
+
+def run_pingpong(lab: Lab, count: int, load_cpu: int, work_cpu: int) -> dict[str, dict[str, str]]:
+    """One ping-pong run of each implementation; the client's key=value result by name."""
+    frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9000, bytes(22))
+    out: dict[str, dict[str, str]] = {}
+    for name, server_argv, client_argv in PINGPONG:
+        server = Proc(lab, "b", [*WORKERS, server_argv[0], lab.if_b, "600", *server_argv[1:]],
+                      work_cpu, f"{name} server")
+        client = None
+        try:
+            server.wait_ready()
+            client = Proc(lab, "a", [*WORKERS, client_argv[0], lab.if_a, str(count),
+                                     "--packet", frame.hex(), "--peer", lab.ip_b,
+                                     *client_argv[1:]], load_cpu, f"{name} client")
+            client.wait_ready()
+            out[name] = client.result(count / 100 + 120)
+        except RuntimeError as e:
+            print(f"pingpong {name} FAILED: {e}", flush=True)
+        finally:
+            for proc in (client, server):
+                if proc is not None:
+                    proc.kill()
+    return out
+
+
+def pingpong_table(rounds: list[dict[str, dict[str, str]]], count: int) -> str:
+    lines = [f"## Ping-pong round trip ({count} pings of one 64-byte frame, medians over "
+             f"{len(rounds)} rounds)", "",
+             "| implementation | p50 µs | p99 µs | client CPU µs/ping |", "|---|---:|---:|---:|"]
+    for name, _, _ in PINGPONG:
+        runs = [r[name] for r in rounds if name in r]
+        if not runs:
+            continue
+        med = {k: statistics.median(float(r[k]) for r in runs)
+               for k in ("p50_us", "p99_us", "cpu_us_per_ping")}
+        lines.append(f"| {name} | {med['p50_us']:.1f} | {med['p99_us']:.1f} | "
+                     f"{med['cpu_us_per_ping']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 # --- reporting -----------------------------------------------------------------------------------
 
 
@@ -468,6 +523,8 @@ def main() -> int:
     p.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks.md")
     p.add_argument("--chart", type=Path, default=ROOT / "docs/benchmarks.png")
     p.add_argument("--no-c", action="store_true", help="skip the C reference")
+    p.add_argument("--pingpong", type=int, default=0, metavar="COUNT",
+                   help="also measure ping-pong round trips, COUNT per run (0: skip)")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     BATCH = args.batch
@@ -500,9 +557,16 @@ def main() -> int:
     results: dict[tuple[int, str, str], list[dict[str, float]]] = {
         (size, c.workload, c.impl): [] for size in sizes for c in todo}
     failures: list[str] = []
+    pingpongs: list[dict[str, dict[str, str]]] = []
 
     with Lab() as lab:
         for r in range(args.rounds):
+            if args.pingpong:
+                pingpongs.append(run_pingpong(lab, args.pingpong, load_cpu, work_cpu))
+                for name, res in pingpongs[-1].items():
+                    print(f"round {r + 1} pingpong {name:16} p50 {res['p50_us']} us "
+                          f"p99 {res['p99_us']} us  client CPU {res['cpu_us_per_ping']} us/ping",
+                          flush=True)
             for size, rate in zip(sizes, paced):
                 frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
                                         bytes(max(0, size - 42)))
@@ -540,6 +604,8 @@ def main() -> int:
               f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
               f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
               f"load CPU {load_cpu}, work CPU {work_cpu}.\n")
+    if pingpongs:
+        text += "\n\n" + pingpong_table(pingpongs, args.pingpong)
     doc = header + text + "\n\n" + METHOD
     if failures:
         doc += "\n## Failed runs\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"

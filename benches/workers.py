@@ -25,6 +25,15 @@ Senders (SECONDS from the first send; every loop is bounded by --max-count too):
   ``set_lengths``, ``send``, ``complete`` (as examples/dns_flood.py).
 * ``afpacket-tx``: ``socket(AF_PACKET, SOCK_RAW).send(frame)`` in a loop.
 
+Ping-pong (round-trip latency; COUNT pings, one frame at a time; ``--busy-poll USECS`` turns
+on preferred busy polling for the AF_XDP modes):
+
+* ``pp-server``: afxdp in namespace b: ``recv(64, timeout)``, ``swap_macs()``, ``send`` back.
+* ``pp-client``: afxdp in namespace a: send one numbered frame, ``recv(1, timeout)`` its echo;
+  the round trip from before ``send`` to after ``recv``, p50/p99 over COUNT (SECONDS is COUNT).
+* ``pp-udp-server`` / ``pp-udp-client``: the same with Python UDP sockets (blocking), between
+  the lab's addresses (``--peer IP``).
+
 Load:
 
 * ``gen``: ``afxdp.generate(IFNAME, packet, count=--max-count, duration=SECONDS, rate=--rate)``.
@@ -124,7 +133,8 @@ def xsk_receiver(args: argparse.Namespace) -> int:
         "l2fwd-perframe": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=True),
     }[args.mode]
     with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
-            afxdp.Socket(args.ifname, 0, program=prog, tx_size=2048 if forward else 0) as sock:
+            afxdp.Socket(args.ifname, 0, program=prog, tx_size=2048 if forward else 0,
+                         busy_poll_usecs=args.busy_poll) as sock:
         print("ready", flush=True)
         give_up = time.monotonic() + args.seconds + 10
         while sock.rx_available == 0 and time.monotonic() < give_up:
@@ -245,7 +255,98 @@ def gen(args: argparse.Namespace, frame: bytes) -> int:
 
 
 RECEIVERS = ("rx-batch", "rx-touch", "l2fwd-batch", "l2fwd-perframe")
-MODES = (*RECEIVERS, "afpacket-rx", "tx-batch", "afpacket-tx", "gen")
+MODES = (*RECEIVERS, "afpacket-rx", "tx-batch", "afpacket-tx", "gen",
+         "pp-server", "pp-client", "pp-udp-server", "pp-udp-client")
+
+
+def pp_server(args: argparse.Namespace) -> int:
+    """Echoes every frame back with the MAC addresses swapped until SECONDS pass."""
+    with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
+            afxdp.Socket(args.ifname, 0, program=prog, busy_poll_usecs=args.busy_poll) as sock:
+        print("ready", flush=True)
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            with sock.recv(64, 0.1) as got:
+                if len(got):
+                    got.swap_macs()
+                    sock.send(got)
+            sock.complete()
+    return 0
+
+
+def percentiles(rtts_ns: list[int], count: int, name: str, cpu: float) -> None:
+    rtts_ns.sort()
+    p50, p99 = rtts_ns[len(rtts_ns) // 2], rtts_ns[min(len(rtts_ns) - 1, len(rtts_ns) * 99 // 100)]
+    print(f"impl={name} count={count} answered={len(rtts_ns)} p50_us={p50 / 1e3:.2f} "
+          f"p99_us={p99 / 1e3:.2f} cpu_us_per_ping={cpu / max(1, count) * 1e6:.2f}", flush=True)
+
+
+def pp_client(args: argparse.Namespace, frame: bytes) -> int:
+    """COUNT pings of one frame each (after 100 unmeasured), each waited for before the next."""
+    count, warmup = int(args.seconds), 100
+    rtts: list[int] = []
+    with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
+            afxdp.Socket(args.ifname, 0, program=prog, busy_poll_usecs=args.busy_poll) as sock:
+        print("ready", flush=True)
+        c0 = cpu_seconds()
+        for i in range(warmup + count):
+            with sock.alloc(1) as out:
+                out[0].write(frame)
+                t0 = time.perf_counter_ns()
+                sock.send(out)
+            with sock.recv(1, 1.0) as back:
+                t1 = time.perf_counter_ns()
+                answered = len(back)
+            sock.complete()
+            if answered and i >= warmup:
+                rtts.append(t1 - t0)
+        cpu = cpu_seconds() - c0
+    if not rtts:
+        print("no echo came back", file=sys.stderr)
+        return 1
+    percentiles(rtts, count, "pp-busy" if args.busy_poll else "pp-softirq", cpu)
+    return 0
+
+
+def pp_udp_server(args: argparse.Namespace) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 9000))
+        s.settimeout(0.1)
+        print("ready", flush=True)
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            try:
+                data, peer = s.recvfrom(2048)
+            except TimeoutError:
+                continue
+            s.sendto(data, peer)
+    return 0
+
+
+def pp_udp_client(args: argparse.Namespace, frame: bytes) -> int:
+    count, warmup = int(args.seconds), 100
+    payload = frame[42:] or b"x"
+    rtts: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        s.connect((args.peer, 9000))
+        print("ready", flush=True)
+        c0 = cpu_seconds()
+        for i in range(warmup + count):
+            t0 = time.perf_counter_ns()
+            s.send(payload)
+            try:
+                s.recv(2048)
+            except TimeoutError:
+                continue
+            if i >= warmup:
+                rtts.append(time.perf_counter_ns() - t0)
+        cpu = cpu_seconds() - c0
+    if not rtts:
+        print("no echo came back", file=sys.stderr)
+        return 1
+    percentiles(rtts, count, "pp-udp", cpu)
+    return 0
 
 
 def main() -> int:
@@ -257,8 +358,15 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--mode", dest="xdp_mode", choices=["native", "generic"], default="native")
     p.add_argument("--max-count", type=int, default=10**9)
+    p.add_argument("--busy-poll", type=int, default=None, metavar="USECS",
+                   help="AF_XDP receivers: preferred busy polling (Socket(busy_poll_usecs=))")
     p.add_argument("--rate", type=float, help="gen: packets per second (default: as fast as it can)")
+    p.add_argument("--peer", help="pp-udp-client: the server's address")
     args = p.parse_args()
+    if args.mode == "pp-server":
+        return pp_server(args)
+    if args.mode == "pp-udp-server":
+        return pp_udp_server(args)
     if args.mode in RECEIVERS:
         return xsk_receiver(args)
     if args.mode == "afpacket-rx":
@@ -266,7 +374,8 @@ def main() -> int:
     if not args.packet:
         p.error(f"{args.mode} needs --packet")
     frame = bytes.fromhex(args.packet)
-    return {"tx-batch": tx_batch, "afpacket-tx": afpacket_tx, "gen": gen}[args.mode](args, frame)
+    return {"tx-batch": tx_batch, "afpacket-tx": afpacket_tx, "gen": gen, "pp-client": pp_client,
+            "pp-udp-client": pp_udp_client}[args.mode](args, frame)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages afxdp's build, lab and tests use: iproute2 (ip, namespaces, veth), ping,
-# tcpdump (a third-party reader of the pcap files `afxdp dump` writes), a C compiler, pip, a Rust
+# tcpdump (a third-party reader of the pcap files `afxdp dump` writes), strace (counts the
+# busy-poll syscalls in tests/test_busy_poll.py), a C compiler, pip, a Rust
 # toolchain when there is none (Debian's rustc-web/cargo-web from bookworm-security; rustup's is
 # used when present), and pip packages for building (maturin) and testing (pytest, numpy; scapy,
 # the other pcap reader checked; mypy, whose stubtest checks python/afxdp/_native.pyi against the
@@ -13,6 +14,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v cc >/dev/null || need+=(gcc)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+command -v strace >/dev/null || need+=(strace)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive

@@ -59,17 +59,23 @@ def socket_pair(
     rx_frames: int = 4096,
     frame_size: int = 4096,
     headroom: int = 0,
+    busy_poll_usecs: int | None = None,
     **rx_options: Any,
 ) -> Iterator[Pair]:
     """A :class:`Pair` on ``lab``, each socket with its own Umem; everything closed afterwards.
-    ``rx_options`` go to the receiving socket (e.g. ``tx_size=0``)."""
+    ``busy_poll_usecs`` goes to both sockets, ``rx_options`` to the receiving one (e.g.
+    ``tx_size=0``)."""
     import afxdp
 
     with ExitStack() as stack:
         with lab.enter("a"):
             tx = stack.enter_context(
                 afxdp.Socket(
-                    lab.if_a, 0, umem=afxdp.Umem(tx_frames, frame_size, headroom), rx_size=0
+                    lab.if_a,
+                    0,
+                    umem=afxdp.Umem(tx_frames, frame_size, headroom),
+                    rx_size=0,
+                    busy_poll_usecs=busy_poll_usecs,
                 )
             )
         with lab.enter("b"):
@@ -80,6 +86,7 @@ def socket_pair(
                     0,
                     umem=afxdp.Umem(rx_frames, frame_size, headroom),
                     program=prog,
+                    busy_poll_usecs=busy_poll_usecs,
                     **rx_options,
                 )
             )

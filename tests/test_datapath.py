@@ -31,6 +31,10 @@ DEADLINE = 30.0  # seconds for a whole stream; a stall fails the test instead of
 XDP_PACKET_HEADROOM = 256  # the kernel's headroom in front of every received packet
 BROADCAST = b"\xff" * 6
 ETH_P_ALL = 0x0003
+# Each case marked with it runs once as usual and once with preferred busy polling on both
+# sockets (recv/send/complete then make a syscall per call; see tests/test_busy_poll.py), as
+# the kernel's AF_XDP selftests run every case in a busy-poll mode too.
+busy_poll = pytest.mark.parametrize("busy_poll_usecs", [None, 20], ids=["softirq", "busy-poll"])
 
 
 def send_all(tx: afxdp.Socket, payloads: list[bytes], timeout: float = 5.0) -> int:
@@ -105,11 +109,15 @@ def assert_clean_stream_stats(pair: Pair, count: int) -> None:
 # --- 1. a stream arrives complete, in order and intact ------------------------------------------
 
 
+@busy_poll
 @pytest.mark.parametrize("mode", ["native", "generic"])
-def test_stream_of_20000_frames_arrives_complete_in_order_and_intact(lab, mode: str) -> None:
+def test_stream_of_20000_frames_arrives_complete_in_order_and_intact(
+    lab, mode: str, busy_poll_usecs: int | None
+) -> None:
     payloads = numbered_run(lab, 0, COUNT)
-    with socket_pair(lab, mode=mode, tx_size=0) as pair:
+    with socket_pair(lab, mode=mode, tx_size=0, busy_poll_usecs=busy_poll_usecs) as pair:
         assert pair.prog.mode == mode
+        assert (pair.rx.busy_poll is None) == (busy_poll_usecs is None)
         started = time.monotonic()
         got = stream(pair, payloads)
         elapsed = time.monotonic() - started
@@ -170,8 +178,14 @@ def test_received_data_starts_after_umem_headroom_and_xdp_headroom(lab) -> None:
 # --- 4. rebroadcast ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("edit", ["write_at", "memoryview"])
-def test_rebroadcast_comes_back_with_broadcast_mac_and_unchanged_content(lab, edit: str) -> None:
+@pytest.mark.parametrize(
+    ("edit", "busy_poll_usecs"),
+    [("write_at", None), ("memoryview", None), ("write_at", 20)],
+    ids=["write_at", "memoryview", "write_at-busy-poll"],
+)
+def test_rebroadcast_comes_back_with_broadcast_mac_and_unchanged_content(
+    lab, edit: str, busy_poll_usecs: int | None
+) -> None:
     """b receives each frame, sets its destination MAC to ff:ff:ff:ff:ff:ff in place and sends the
     same frames back from the same socket (zero copy); a sends the originals and receives the
     copies on one socket."""
@@ -182,10 +196,14 @@ def test_rebroadcast_comes_back_with_broadcast_mac_and_unchanged_content(lab, ed
     with ExitStack() as stack:
         with lab.enter("a"):
             prog_a = stack.enter_context(afxdp.Program.attach(lab.if_a, mode="native"))
-            a = stack.enter_context(afxdp.Socket(lab.if_a, 0, program=prog_a))
+            a = stack.enter_context(
+                afxdp.Socket(lab.if_a, 0, program=prog_a, busy_poll_usecs=busy_poll_usecs)
+            )
         with lab.enter("b"):
             prog_b = stack.enter_context(afxdp.Program.attach(lab.if_b, mode="native"))
-            b = stack.enter_context(afxdp.Socket(lab.if_b, 0, program=prog_b))
+            b = stack.enter_context(
+                afxdp.Socket(lab.if_b, 0, program=prog_b, busy_poll_usecs=busy_poll_usecs)
+            )
         back: list[int] = []
         sent = rebroadcast = 0
         checked_buffer_error = False
@@ -243,8 +261,13 @@ def test_rebroadcast_comes_back_with_broadcast_mac_and_unchanged_content(lab, ed
 # --- 5. statistics -------------------------------------------------------------------------------
 
 
-def test_empty_fill_ring_counts_rx_fill_ring_empty_descs_until_fill(lab) -> None:
-    with socket_pair(lab, mode="native", autofill=False, tx_size=0) as pair:
+@busy_poll
+def test_empty_fill_ring_counts_rx_fill_ring_empty_descs_until_fill(
+    lab, busy_poll_usecs: int | None
+) -> None:
+    with socket_pair(
+        lab, mode="native", autofill=False, tx_size=0, busy_poll_usecs=busy_poll_usecs
+    ) as pair:
         rx, tx = pair.rx, pair.tx
         assert rx.stats().filled == 0  # autofill=False: nothing on the fill ring yet
         assert send_all(tx, numbered_run(lab, 0, 100)) == 100
@@ -264,9 +287,17 @@ def test_empty_fill_ring_counts_rx_fill_ring_empty_descs_until_fill(lab) -> None
     assert (t.sent, t.completed, t.received, t.filled) == (110, 110, 0, 0)
 
 
-def test_undrained_small_rx_ring_counts_rx_ring_full(lab) -> None:
+@busy_poll
+def test_undrained_small_rx_ring_counts_rx_ring_full(lab, busy_poll_usecs: int | None) -> None:
     rx_size, count = 64, 300
-    with socket_pair(lab, mode="native", rx_size=rx_size, fill_size=1024, tx_size=0) as pair:
+    with socket_pair(
+        lab,
+        mode="native",
+        rx_size=rx_size,
+        fill_size=1024,
+        tx_size=0,
+        busy_poll_usecs=busy_poll_usecs,
+    ) as pair:
         rx, tx = pair.rx, pair.tx
         filled_at_start = rx.stats().filled
         assert filled_at_start == rx.fill_target > rx_size
@@ -291,8 +322,9 @@ def test_undrained_small_rx_ring_counts_rx_ring_full(lab) -> None:
 # --- 6. waiting: poll, recv timeout, select ------------------------------------------------------
 
 
-def test_poll_recv_timeout_and_select(lab) -> None:
-    with socket_pair(lab, mode="native", tx_size=0) as pair:
+@busy_poll  # with busy polling, each wait slice spins first, then sleeps in poll(2)
+def test_poll_recv_timeout_and_select(lab, busy_poll_usecs: int | None) -> None:
+    with socket_pair(lab, mode="native", tx_size=0, busy_poll_usecs=busy_poll_usecs) as pair:
         rx, tx = pair.rx, pair.tx
         t0 = time.monotonic()
         assert rx.poll(0.2) == 0

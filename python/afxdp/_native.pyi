@@ -321,6 +321,8 @@ class Socket:
         zerocopy: bool | None = None,
         need_wakeup: bool = True,
         autofill: bool = True,
+        busy_poll_usecs: int | None = None,
+        busy_poll_budget: int | None = None,
     ) -> Self:
         """Open a socket on queue `queue` of interface `ifname` and bind it.
 
@@ -338,6 +340,14 @@ class Socket:
                 copy mode, None takes the best the driver offers.
             need_wakeup: bind with XDP_USE_NEED_WAKEUP (wake the kernel only when it asks).
             autofill: keep the fill ring topped up from the free pool on every recv().
+            busy_poll_usecs: turn on preferred busy polling (SO_PREFER_BUSY_POLL, SO_BUSY_POLL
+                with this many microseconds, 1 to 2**31-1, and SO_BUSY_POLL_BUDGET): every
+                recv() then polls the queue's NAPI itself (a recvfrom) and every send() and
+                complete() too (a sendto), and a waiting recv()/poll() spins this long before
+                sleeping. Needs CAP_NET_ADMIN. None: softirq processing, as usual. See
+                afxdp.napi for the interface settings that go with it.
+            busy_poll_budget: packets one poll may process (1 to 65535; None: 64); only with
+                busy_poll_usecs.
 
         The int arguments refuse bools (TypeError); bad sizes and queues raise ValueError
         naming the value; missing privileges PermissionError naming the capability.
@@ -398,6 +408,13 @@ class Socket:
     @property
     def fill_target(self) -> int:
         """How many frames autofill keeps on the fill ring."""
+    @property
+    def busy_poll(self) -> tuple[int, int] | None:
+        """(busy_poll_usecs, busy_poll_budget), or None without busy polling."""
+    @property
+    def napi_id(self) -> int:
+        """The NAPI instance the socket's packets arrive through (SO_INCOMING_NAPI_ID), the
+        one busy polling drives: 0 before the first packet, and in generic mode."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

@@ -104,6 +104,9 @@ pub fn privilege_hint(what: &str, needs: &[&str]) -> String {
 fn syscall_hint(call: &str, err: &io::Error) -> String {
     let errno = err.raw_os_error().unwrap_or(0);
     let text = match (call, errno) {
+        ("setsockopt(SO_PREFER_BUSY_POLL)" | "setsockopt(SO_BUSY_POLL_BUDGET)", errno::EPERM) => {
+            return privilege_hint("preferred busy polling", &[caps::NET_ADMIN]);
+        }
         (_, errno::EPERM | errno::EACCES) => {
             return privilege_hint("an AF_XDP socket", &[caps::NET_RAW])
                 + &privilege_hint("an XDP program", &[caps::NET_ADMIN, caps::BPF]);
@@ -143,6 +146,14 @@ mod tests {
         };
         assert!(eperm.to_string().contains("CAP_NET_RAW"), "{eperm}");
         assert_eq!(eperm.errno(), Some(errno::EPERM));
+        let busy = Error::Syscall {
+            call: "setsockopt(SO_PREFER_BUSY_POLL)",
+            source: io::Error::from_raw_os_error(errno::EPERM),
+        };
+        assert!(
+            busy.to_string().ends_with("(preferred busy polling needs CAP_NET_ADMIN, or root)"),
+            "{busy}"
+        );
     }
 
     #[test]

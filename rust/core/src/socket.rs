@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ring::{CompletionRing, FillRing, RingMemory, RxRing, TxRing};
-use crate::sys::{self, ForkGuard, Interface, Mmap, SockaddrXdp, XdpDesc, XdpRingOffset, xsk};
+use crate::sys::{
+    self, ForkGuard, Interface, Mmap, SockaddrXdp, XdpDesc, XdpRingOffset, sockopt, xsk,
+};
 use crate::umem::{Batch, FrameDesc, FrameState, FrameTable, Umem};
 
 /// Ring sizes and bind options.
@@ -33,6 +35,58 @@ pub struct SocketConfig {
     pub need_wakeup: bool,
     /// Keep the fill ring topped up automatically (at creation and after every receive).
     pub autofill: bool,
+    /// Preferred busy polling: `None` leaves the queue's NAPI to softirq processing.
+    pub busy_poll: Option<BusyPoll>,
+}
+
+/// Preferred busy polling (`Documentation/networking/napi.rst`, "Preferred busy polling"): the
+/// socket gets `SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` at creation,
+/// and then every [`Socket::recv`] polls the queue's NAPI with a `recvfrom` and every
+/// [`Socket::send`]/[`Socket::complete`] with a `sendto`, whether or not the rings' need_wakeup
+/// flags are set (the kernel skips wakeups for such sockets and relies on these calls). The
+/// NAPI is known once the first packet arrived ([`Socket::napi_id`]). With the interface's
+/// `napi_defer_hard_irqs` and `gro_flush_timeout` set, softirq processing then stays out of
+/// the way while the application polls.
+///
+/// Needs CAP_NET_ADMIN (for `SO_PREFER_BUSY_POLL` and a budget above the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// `SO_BUSY_POLL`: microseconds a blocking wait may spin on the queue (1 to `i32::MAX`).
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET`: packets one poll may process (1 to 65535).
+    pub budget: u16,
+}
+
+impl BusyPoll {
+    /// The budget when none is given: a batch of 64, as xdpsock's `-B` and DPDK use.
+    pub const DEFAULT_BUDGET: u16 = 64;
+
+    /// Checks `usecs`, naming it when out of range (the budget's type is its range, but 0
+    /// would mean the kernel's default and is refused too).
+    pub fn validate(&self) -> Result<()> {
+        if self.usecs == 0 || self.usecs > i32::MAX as u32 {
+            return Err(Error::InvalidArgument {
+                name: "busy_poll_usecs",
+                value: self.usecs.to_string(),
+                why: format!("must be from 1 to {} microseconds", i32::MAX),
+            });
+        }
+        if self.budget == 0 {
+            return Err(Error::InvalidArgument {
+                name: "busy_poll_budget",
+                value: "0".into(),
+                why: format!("must be from 1 to {}", u16::MAX),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets the three options on a new socket, in xdpsock's order.
+    fn apply(&self, fd: &OwnedFd) -> Result<()> {
+        sockopt::set_prefer_busy_poll(fd, true)?;
+        sockopt::set_busy_poll(fd, self.usecs)?;
+        sockopt::set_busy_poll_budget(fd, self.budget)
+    }
 }
 
 impl Default for SocketConfig {
@@ -45,6 +99,7 @@ impl Default for SocketConfig {
             zerocopy: None,
             need_wakeup: true,
             autofill: true,
+            busy_poll: None,
         }
     }
 }
@@ -69,8 +124,11 @@ impl SocketConfig {
         }
     }
 
-    /// Checks the ring sizes, naming the first bad one.
+    /// Checks the ring sizes and the busy-poll settings, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
+        if let Some(busy_poll) = &self.busy_poll {
+            busy_poll.validate()?;
+        }
         let check = |name: &'static str, value: u32, zero_ok: bool| {
             if (value == 0 && zero_ok) || (value.is_power_of_two() && value <= MAX_RING_SIZE) {
                 Ok(())
@@ -161,6 +219,28 @@ impl PollHandle {
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         xsk::poll(self.0.raw(), events, ms)
     }
+
+    /// Busy-waits up to `spin` for `events`: polls the queue's NAPI (a `recvfrom` for POLLIN,
+    /// a `sendto` for POLLOUT) and checks readiness with a zero-timeout `poll`, again and
+    /// again. Returns the ready mask, 0 when `spin` passed. For a socket opened with
+    /// [`BusyPoll`]; on others the wakeups only cost time.
+    pub fn spin(&self, events: i16, spin: Duration) -> io::Result<i16> {
+        let fd = self.0.raw();
+        let start = Instant::now();
+        loop {
+            // Wakeup errors only mean "nothing to do now"; poll reports real trouble.
+            if events & POLLIN != 0 {
+                let _ = xsk::wakeup_rx(fd);
+            }
+            if events & POLLOUT != 0 {
+                let _ = xsk::wakeup_tx(fd);
+            }
+            let ready = xsk::poll(fd, events, 0)?;
+            if ready != 0 || start.elapsed() >= spin {
+                return Ok(ready);
+            }
+        }
+    }
 }
 
 /// `poll` event: a received frame is waiting.
@@ -244,6 +324,9 @@ impl Socket {
         // From here on, dropping `bound` closes the fd and gives the UMEM back.
         let bound = Arc::new(BoundFd { fd: Some(fd), umem: umem.clone() });
         let fd = bound.fd.as_ref().expect("fd set above");
+        if let Some(busy_poll) = &cfg.busy_poll {
+            busy_poll.apply(fd)?;
+        }
 
         let ucfg = umem.config();
         let reg = sys::XdpUmemReg {
@@ -415,6 +498,20 @@ impl Socket {
         &self.cfg
     }
 
+    /// The busy-poll settings, `None` when the socket leaves its queue to softirq processing.
+    pub fn busy_poll(&self) -> Option<BusyPoll> {
+        self.cfg.busy_poll
+    }
+
+    /// The NAPI instance the socket's packets arrive through (`SO_INCOMING_NAPI_ID`), the one
+    /// busy polling drives: 0 until the first packet arrived, and for packets that came
+    /// through no NAPI (generic XDP).
+    pub fn napi_id(&self) -> Result<u32> {
+        self.check_fork()?;
+        let fd = self.bound.fd.as_ref().ok_or(Error::Closed { what: "Socket" })?;
+        sockopt::incoming_napi_id(fd)
+    }
+
     /// The UMEM.
     pub fn umem(&self) -> &Umem {
         &self.umem
@@ -485,9 +582,17 @@ impl Socket {
     /// One lock of the frame table covers the whole batch: every descriptor is checked (an
     /// address this socket did not put on the fill ring is refused and counted as
     /// `unexpected`), and with `autofill` the fill ring is topped up from the free pool.
+    /// With [`BusyPoll`], a `recvfrom` first polls the queue's NAPI, which moves what waits
+    /// there onto the rx ring.
     pub fn recv(&mut self, max: u32) -> Result<Batch> {
         self.check_fork()?;
+        let busy = self.cfg.busy_poll.is_some();
+        let fd = self.fd();
         let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
+        if busy {
+            // Errors only mean "nothing polled now"; the ring is read either way.
+            let _ = xsk::wakeup_rx(fd);
+        }
         let shift = self.umem.frame_shift();
         let (frames, n, unexpected, filled) = {
             let mut table = self.umem.frames();
@@ -603,17 +708,20 @@ impl Socket {
 
     /// Wakes the kernel to transmit what is on the tx ring (copy mode needs a `sendto` for every
     /// batch, and the kernel sends at most 32 frames per call, answering EAGAIN when more wait).
+    /// With [`BusyPoll`] every call makes at least one `sendto`, which polls the queue's NAPI,
+    /// even with nothing to send.
     pub fn kick_tx(&mut self) -> Result<()> {
         self.check_fork()?;
         let fd = self.fd();
         let need_wakeup = self.cfg.need_wakeup;
+        let busy = self.cfg.busy_poll.is_some();
         let Some(tx) = self.tx.as_mut() else { return Ok(()) };
         let mut pending = tx.pending();
-        if pending == 0 || (need_wakeup && !tx.needs_wakeup()) {
+        if !busy && (pending == 0 || (need_wakeup && !tx.needs_wakeup())) {
             return Ok(());
         }
         let mut rounds = pending / 16 + 4;
-        while pending > 0 && rounds > 0 {
+        loop {
             rounds -= 1;
             if let Err(e) = xsk::wakeup_tx(fd)
                 && !xsk::is_retry_later(&e)
@@ -621,8 +729,10 @@ impl Socket {
                 return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e });
             }
             pending = tx.pending();
+            if pending == 0 || rounds == 0 {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// Reclaims up to `max` transmitted frames from the completion ring into the free pool;
@@ -736,5 +846,24 @@ mod tests {
         let huge = SocketConfig::with_sizes(u32::MAX, 0, None, None);
         assert_eq!(huge.fill_size, u32::MAX);
         assert!(huge.validate().unwrap_err().to_string().contains("invalid rx_size"));
+    }
+
+    #[test]
+    fn busy_poll_settings_are_checked_naming_the_value() {
+        let with = |usecs, budget| SocketConfig {
+            busy_poll: Some(BusyPoll { usecs, budget }),
+            ..SocketConfig::default()
+        };
+        assert!(SocketConfig::default().validate().is_ok());
+        assert!(with(1, 1).validate().is_ok());
+        assert!(with(i32::MAX as u32, u16::MAX).validate().is_ok());
+        for (usecs, budget, needle) in [
+            (0, 64, "invalid busy_poll_usecs 0"),
+            (i32::MAX as u32 + 1, 64, "invalid busy_poll_usecs 2147483648"),
+            (20, 0, "invalid busy_poll_budget 0"),
+        ] {
+            let error = with(usecs, budget).validate().unwrap_err().to_string();
+            assert!(error.contains(needle), "{error}");
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use afxdp::Interface;
-use afxdp::socket::{Socket, SocketConfig};
+use afxdp::socket::{BusyPoll, Socket, SocketConfig};
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
@@ -18,7 +18,8 @@ use crate::umem::PyUmem;
 /// An AF_XDP socket bound to one queue of an interface.
 ///
 /// Socket(ifname, queue=0, umem=None, program=None, *, rx_size=2048, tx_size=2048,
-/// fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True)
+/// fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True,
+/// busy_poll_usecs=None, busy_poll_budget=None)
 ///
 /// ifname: the interface, in the calling thread's network namespace. queue: the queue to bind.
 /// umem: the frames to use (None: a private Umem of 4096 frames of 4096 bytes). program: a
@@ -28,6 +29,11 @@ use crate::umem::PyUmem;
 /// comp_size: completion ring entries (None: tx_size, at least 64). zerocopy: True forces
 /// zero-copy, False copy mode, None the best the driver offers. need_wakeup: bind with
 /// XDP_USE_NEED_WAKEUP. autofill: keep the fill ring topped up on every recv().
+/// busy_poll_usecs: turn on preferred busy polling (SO_PREFER_BUSY_POLL, SO_BUSY_POLL with this
+/// many microseconds, SO_BUSY_POLL_BUDGET); every recv() then polls the queue itself with a
+/// recvfrom and every send()/complete() with a sendto, and a waiting recv()/poll() spins that
+/// long before sleeping. Needs CAP_NET_ADMIN; see afxdp.napi for the interface settings that go
+/// with it. busy_poll_budget: packets per poll (None: 64); only with busy_poll_usecs.
 #[pyclass(name = "Socket", module = "afxdp._native", frozen)]
 pub struct PySocket {
     sock: Mutex<Option<Socket>>,
@@ -35,6 +41,8 @@ pub struct PySocket {
     program: Mutex<Option<Py<PyProgram>>>,
     ifname: String,
     queue: u32,
+    /// The busy-poll settings, fixed at creation (read without the socket's lock).
+    busy_poll: Option<BusyPoll>,
 }
 
 /// poll(2) events, as in the `select` module.
@@ -72,16 +80,26 @@ impl PySocket {
     /// the socket; returns whether they are ready. Checks for signals and for `close()` from
     /// another thread between slices: a close makes it raise the closed error within a slice,
     /// and the fd (kept open by the poll handle meanwhile) closes when it returns.
+    /// With busy polling, each slice first spins for `busy_poll_usecs` (polling the queue
+    /// itself), then sleeps in poll(2) for the rest of the slice.
     fn wait(&self, py: Python<'_>, events: i16, timeout: Option<Duration>) -> Result<i16> {
         let handle = self.with(|s| s.poll_handle())?;
         let deadline = deadline(timeout);
+        let spin = self.busy_poll.map(|b| Duration::from_micros(b.usecs.into()));
         loop {
             let slice = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
                 None => WAIT_SLICE,
             };
             let h = handle.clone();
-            match py.detach(move || h.poll(events, slice)) {
+            let waited = py.detach(move || match spin {
+                Some(spin) => match h.spin(events, spin.min(slice))? {
+                    0 => h.poll(events, slice.saturating_sub(spin)),
+                    ready => Ok(ready),
+                },
+                None => h.poll(events, slice),
+            });
+            match waited {
                 Ok(0) => {}
                 Ok(revents) => return Ok(revents),
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
@@ -104,9 +122,10 @@ impl PySocket {
 impl PySocket {
     #[new]
     #[pyo3(signature = (ifname, queue = Int::Int(0), umem = None, program = None, *, rx_size = Int::Int(2048), tx_size = Int::Int(2048),
-                        fill_size = None, comp_size = None, zerocopy = None, need_wakeup = true, autofill = true))]
+                        fill_size = None, comp_size = None, zerocopy = None, need_wakeup = true, autofill = true,
+                        busy_poll_usecs = None, busy_poll_budget = None))]
     #[pyo3(
-        text_signature = "(ifname, queue=0, umem=None, program=None, *, rx_size=2048, tx_size=2048, fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True)"
+        text_signature = "(ifname, queue=0, umem=None, program=None, *, rx_size=2048, tx_size=2048, fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True, busy_poll_usecs=None, busy_poll_budget=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -122,16 +141,20 @@ impl PySocket {
         zerocopy: Option<bool>,
         need_wakeup: bool,
         autofill: bool,
+        busy_poll_usecs: Option<Int>,
+        busy_poll_budget: Option<Int>,
     ) -> Result<Self> {
         let queue = u32_arg("queue", queue)?;
         let rx_size = u32_arg("rx_size", rx_size)?;
         let tx_size = u32_arg("tx_size", tx_size)?;
         let fill_size = fill_size.map(|n| u32_arg("fill_size", n)).transpose()?;
         let comp_size = comp_size.map(|n| u32_arg("comp_size", n)).transpose()?;
+        let busy_poll = busy_poll_arg(busy_poll_usecs, busy_poll_budget)?;
         let cfg = SocketConfig {
             zerocopy,
             need_wakeup,
             autofill,
+            busy_poll,
             ..SocketConfig::with_sizes(rx_size, tx_size, fill_size, comp_size)
         };
         let umem = match umem {
@@ -148,6 +171,7 @@ impl PySocket {
             program: Mutex::new(None),
             ifname,
             queue,
+            busy_poll,
         };
         if let Some(p) = program {
             // On failure `me` is dropped: the socket closes, nothing stays registered.
@@ -336,6 +360,20 @@ impl PySocket {
         self.with(|s| Ok(s.fill_target()))
     }
 
+    /// The busy-poll settings as (busy_poll_usecs, busy_poll_budget), or None when the socket
+    /// leaves its queue to softirq processing.
+    #[getter]
+    fn busy_poll(&self) -> Option<(u32, u16)> {
+        self.busy_poll.map(|b| (b.usecs, b.budget))
+    }
+
+    /// The NAPI instance the socket's packets arrive through (SO_INCOMING_NAPI_ID), the one
+    /// busy polling drives: 0 before the first packet, and in generic mode (no NAPI).
+    #[getter]
+    fn napi_id(&self) -> Result<u32> {
+        self.with(|s| s.napi_id())
+    }
+
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
@@ -371,13 +409,43 @@ impl PySocket {
                 } else {
                     "unregistered: receives nothing until a Program registers it"
                 };
+                let busy = match self.busy_poll {
+                    Some(b) => format!(" busy_poll={}us/{}", b.usecs, b.budget),
+                    None => String::new(),
+                };
                 format!(
-                    "<afxdp.Socket ifname={:?} queue={} fd={} mode={mode} {reg}>",
+                    "<afxdp.Socket ifname={:?} queue={} fd={} mode={mode}{busy} {reg}>",
                     self.ifname,
                     self.queue,
                     s.fd()
                 )
             }
         }
+    }
+}
+
+/// The `busy_poll_usecs`/`busy_poll_budget` arguments: None for no busy polling; a budget
+/// alone is refused (it would change nothing).
+fn busy_poll_arg(usecs: Option<Int>, budget: Option<Int>) -> Result<Option<BusyPoll>> {
+    let ranged = |name: &str, value: Option<Int>, max: i64| -> Result<Option<i64>> {
+        match value.map(|v| v.get(name)).transpose()? {
+            Some(v) if !(1..=max).contains(&v) => Err(Error::value(format!(
+                "invalid {name} {v}: must be from 1 to {max} (None: no busy polling)"
+            ))),
+            v => Ok(v),
+        }
+    };
+    let usecs = ranged("busy_poll_usecs", usecs, i32::MAX.into())?;
+    let budget = ranged("busy_poll_budget", budget, u16::MAX.into())?;
+    match (usecs, budget) {
+        (None, None) => Ok(None),
+        (None, Some(b)) => Err(Error::value(format!(
+            "invalid busy_poll_budget {b}: it only applies with busy_poll_usecs (busy polling is off)"
+        ))),
+        // The ranges were checked above, so the conversions are exact.
+        (Some(usecs), budget) => Ok(Some(BusyPoll {
+            usecs: usecs as u32,
+            budget: budget.map_or(BusyPoll::DEFAULT_BUDGET, |b| b as u16),
+        })),
     }
 }

@@ -4,6 +4,7 @@
 //! * [`if_xdp`]: the AF_XDP ABI, mirrored from `linux/if_xdp.h` (v6.18), size-asserted.
 //! * [`xsk`]: the socket calls, one function per option (`umem_reg`, ring sizes, mmap offsets,
 //!   options, statistics, bind, the tx/rx wakeups, poll).
+//! * [`sockopt`]: the `SOL_SOCKET` options: busy polling and the socket's NAPI id.
 //! * [`netdev`]: [`Interface`] (a name resolved once), MTU, flags, the queue count.
 //! * [`bpf`]: the `bpf()` command aya lacks (`BPF_PROG_TEST_RUN`), `unshare`, signal masks.
 //! * [`fork`]: telling a forked child from the process that created an object.
@@ -21,6 +22,7 @@ pub mod bpf;
 pub mod fork;
 pub mod if_xdp;
 pub mod netdev;
+pub mod sockopt;
 pub mod xsk;
 
 pub use fork::ForkGuard;
