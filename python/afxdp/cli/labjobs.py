@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import afxdp
 from afxdp import netdev, packet
-from afxdp.cli.meter import Meter
+from afxdp.cli.meter import Meter, emit, say
 from afxdp.cli.options import LAB_JOB_NAMES
 from afxdp.cli.workloads import BROADCAST
 
@@ -33,7 +33,12 @@ def lab(args: argparse.Namespace) -> dict[str, Any]:
     from afxdp.lab import Lab
 
     with Lab() as the_lab:
-        print(the_lab.summary(), flush=True)
+        say(
+            args,
+            the_lab.summary(),
+            namespaces={side: the_lab.netns(side) for side in ("a", "b")},
+            interfaces={side: the_lab.ifname(side) for side in ("a", "b")},
+        )
         if args.run:
             return _lab_run(the_lab, args)
         jobs = list(LAB_JOB_NAMES) if args.job == "all" else [args.job]
@@ -41,8 +46,15 @@ def lab(args: argparse.Namespace) -> dict[str, Any]:
         results = {}
         for job in jobs:
             results[job] = LAB_JOBS[job](the_lab, args, share)
+    if args.json:
+        emit("summary", "lab", jobs=results)
+    else:
         print("lab: removed the namespaces, the veth pair and every XDP program", flush=True)
-        return results
+    return results
+
+
+def _meter(args: argparse.Namespace, sockets: dict[str, afxdp.Socket], job: str) -> Meter:
+    return Meter(sockets, label=job, json=args.json, command="lab")
 
 
 def _lab_frame(the_lab: Lab, size: int, port: int = 9000) -> bytes:
@@ -66,9 +78,10 @@ def _lab_receiver(the_lab: Lab, mode: AttachMode) -> tuple[afxdp.Program, afxdp.
 
 def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """The kernel generator (namespace a) -> a Python batch receive loop (namespace b)."""
-    print(
+    say(
+        args,
         f"\n== gen-rx: afxdp.generate() on {the_lab.if_a} -> Python batch rxdrop on {the_lab.if_b}",
-        flush=True,
+        kind=None,
     )
     frame = _lab_frame(the_lab, args.size)
     prog, rx = _lab_receiver(the_lab, args.mode)
@@ -88,7 +101,7 @@ def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict
             failure.append(e)
 
     with prog, rx:
-        meter = Meter({"rx": rx}, label="gen-rx")
+        meter = _meter(args, {"rx": rx}, "gen-rx")
         thread = threading.Thread(target=generator, name="afxdp-gen", daemon=True)
         thread.start()
         while thread.is_alive() or rx.rx_available:
@@ -112,10 +125,11 @@ def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict
 
 def _lab_dns_flood(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """The Go library's sender (a DNS query in every UMEM frame) -> a Python receiver."""
-    print(
+    say(
+        args,
         f"\n== dns-flood: Python AF_XDP TX on {the_lab.if_a} -> "
         f"Python batch rxdrop on {the_lab.if_b}",
-        flush=True,
+        kind=None,
     )
     query = packet.dns_query_frame(the_lab.mac_a, the_lab.mac_b, the_lab.ip_a, the_lab.ip_b)
     prog, rx = _lab_receiver(the_lab, args.mode)
@@ -124,7 +138,7 @@ def _lab_dns_flood(the_lab: Lab, args: argparse.Namespace, duration: float) -> d
     with prog, rx, tx:
         with tx.alloc(tx.umem.frame_count) as everything:
             everything.write_all(query)
-        meter = Meter({"rx": rx, "tx": tx}, label="dns-flood")
+        meter = _meter(args, {"rx": rx, "tx": tx}, "dns-flood")
         while time.monotonic() - meter.start < duration:
             with tx.alloc(args.batch) as out:
                 if len(out):
@@ -145,10 +159,11 @@ def _lab_dns_flood(the_lab: Lab, args: argparse.Namespace, duration: float) -> d
 def _lab_rebroadcast(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict[str, Any]:
     """a floods; b rewrites each frame's destination MAC to broadcast in place and sends it back;
     a counts the broadcasts that come back."""
-    print(
+    say(
+        args,
         f"\n== rebroadcast: {the_lab.if_a} floods, {the_lab.if_b} rebroadcasts in place, "
         f"{the_lab.if_a} counts what comes back",
-        flush=True,
+        kind=None,
     )
     frame = _lab_frame(the_lab, args.size)
     with the_lab.enter("b"):
@@ -160,7 +175,7 @@ def _lab_rebroadcast(the_lab: Lab, args: argparse.Namespace, duration: float) ->
         )
         a = afxdp.Socket(the_lab.if_a, 0, program=prog_a, umem=afxdp.Umem(4096, 2048))
     with prog_a, prog_b, a, b:
-        meter = Meter({"a": a, "b": b}, label="rebroadcast")
+        meter = _meter(args, {"a": a, "b": b}, "rebroadcast")
         in_flight_limit = 1024  # keep the loop bounded: never more than this many unanswered
         while time.monotonic() - meter.start < duration:
             if meter.tx - meter.rx < in_flight_limit:
@@ -196,12 +211,14 @@ def _lab_run(the_lab: Lab, args: argparse.Namespace) -> dict[str, Any]:
     generator offers UDP traffic from namespace a."""
     script, *rest = args.run
     argv = [sys.executable, script, the_lab.if_b, *rest]
-    print(
+    say(
+        args,
         f"running {' '.join(argv[1:])} in {the_lab.netns('b')} for {args.duration:g} s, "
         f"{args.rate or 10_000:,} pps of UDP from {the_lab.if_a}",
-        flush=True,
+        kind=None,
     )
-    child = the_lab.popen("b", argv)
+    # With --json the script's own output goes to stderr: stdout stays JSON only.
+    child = the_lab.popen("b", argv, stdout=sys.stderr if args.json else None)
     try:
         _wait_for_program(the_lab, child, timeout=10.0)
         frame = _lab_frame(the_lab, args.size)
@@ -218,11 +235,14 @@ def _lab_run(the_lab: Lab, args: argparse.Namespace) -> dict[str, Any]:
         if child.poll() is None:
             child.kill()
             child.wait()
-    print(
-        f"summary: lab --run: offered {pushed:,} packets; "
-        f"{os.path.basename(script)} exited with {code}",
-        flush=True,
-    )
+    if args.json:
+        emit("summary", "lab", pushed=pushed, returncode=code, script=script)
+    else:
+        print(
+            f"summary: lab --run: offered {pushed:,} packets; "
+            f"{os.path.basename(script)} exited with {code}",
+            flush=True,
+        )
     if code != 0:
         raise RuntimeError(f"{script} exited with status {code}")
     return {"pushed": pushed, "returncode": code}

@@ -1,7 +1,15 @@
-"""The per-second rate line and the summary every workload prints."""
+"""The per-second rate line and the summary every workload prints, for people or as JSON.
+
+With ``--json`` every line on standard output is one JSON object (JSON Lines) whose ``"type"``
+says what it is: ``"start"`` (the socket or generator is ready), ``"interval"`` (one per rate
+line), ``"frame"`` (``afxdp dump``), ``"job_summary"`` (one per ``afxdp lab`` job) and a final
+``"summary"``. Counts are raw integers; the field names are listed in README.md ("The afxdp
+command", "--json") and stay stable. Notes meant for people go to standard error instead.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -10,14 +18,33 @@ from typing import Any, TextIO
 import afxdp
 
 
+def emit(kind: str, command: str, /, **fields: Any) -> None:
+    """Prints one JSON object ``{"type": kind, "command": command, **fields}`` to stdout."""
+    print(json.dumps({"type": kind, "command": command, **fields}), flush=True)
+
+
+def say(args: Any, text: str, kind: str | None = "start", **fields: Any) -> None:
+    """A line for people; with ``--json``, the object `kind` with `fields` on stdout instead (or,
+    when `kind` is None, `text` on stderr, so stdout stays JSON only)."""
+    if not getattr(args, "json", False):
+        print(text, flush=True)
+    elif kind is None:
+        print(text, file=sys.stderr, flush=True)
+    else:
+        emit(kind, args.command, **fields)
+
+
 @dataclass
 class Meter:
-    """Counts packets and bytes and prints a rate line every `interval` seconds."""
+    """Counts packets and bytes and prints a rate line every `interval` seconds (a JSON object
+    per interval and for the summary when `json` is set; `command` and `label` name them)."""
 
     sockets: dict[str, afxdp.Socket]
     interval: float = 1.0
     out: TextIO = field(default_factory=lambda: sys.stdout)
     label: str = ""
+    json: bool = False
+    command: str = ""
     rx: int = 0
     tx: int = 0
     rx_bytes: int = 0
@@ -27,6 +54,8 @@ class Meter:
     def __post_init__(self) -> None:
         self._last = self.start
         self._last_counts = (0, 0, 0, 0)
+        if self.json:
+            return
         prefix = f"{'job':<12} " if self.label else ""
         print(
             f"{prefix}{'time':>6} {'rx pps':>12} {'tx pps':>12} "
@@ -35,6 +64,12 @@ class Meter:
             file=self.out,
             flush=True,
         )
+
+    def _emit(self, kind: str, fields: dict[str, Any]) -> None:
+        head: dict[str, Any] = {"type": kind, "command": self.command}
+        if self.label:
+            head["job"] = self.label
+        print(json.dumps({**head, **fields}), file=self.out, flush=True)
 
     def kernel(self) -> tuple[int, int, int, int]:
         """rx_dropped, rx_ring_full, rx_fill_ring_empty_descs, tx_invalid_descs summed."""
@@ -71,6 +106,23 @@ class Meter:
         rx, tx, rxb, txb = (self.rx, self.tx, self.rx_bytes, self.tx_bytes)
         lrx, ltx, lrxb, ltxb = self._last_counts
         k = self.kernel()
+        self._last, self._last_counts = now, (rx, tx, rxb, txb)
+        if self.json:
+            self._emit(
+                "interval",
+                {
+                    "seconds": round(now - self.start, 3),
+                    "interval": round(dt, 3),
+                    "received": rx,
+                    "sent": tx,
+                    "rx_bytes": rxb,
+                    "tx_bytes": txb,
+                    "rx_pps": round((rx - lrx) / dt),
+                    "tx_pps": round((tx - ltx) / dt),
+                    **_kernel_fields(k),
+                },
+            )
+            return
         prefix = f"{self.label:<12} " if self.label else ""
         print(
             f"{prefix}{now - self.start:6.1f} {(rx - lrx) / dt:12,.0f} {(tx - ltx) / dt:12,.0f} "
@@ -79,7 +131,6 @@ class Meter:
             file=self.out,
             flush=True,
         )
-        self._last, self._last_counts = now, (rx, tx, rxb, txb)
 
     def summary(self, what: str) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.start, 1e-9)
@@ -88,11 +139,20 @@ class Meter:
             "received": self.rx,
             "sent": self.tx,
             "seconds": round(elapsed, 3),
-            "rx_dropped": k[0],
-            "rx_ring_full": k[1],
-            "rx_fill_ring_empty_descs": k[2],
-            "tx_invalid_descs": k[3],
+            **_kernel_fields(k),
         }
+        if self.json:
+            self._emit(
+                "job_summary" if self.label else "summary",
+                {
+                    **totals,
+                    "rx_bytes": self.rx_bytes,
+                    "tx_bytes": self.tx_bytes,
+                    "rx_pps": round(self.rx / elapsed),
+                    "tx_pps": round(self.tx / elapsed),
+                },
+            )
+            return totals
         print(
             f"summary{f' [{self.label}]' if self.label else ''}: {what}: received {self.rx:,} "
             f"({self.rx / elapsed:,.0f} pps, {self.rx_bytes * 8 / elapsed / 1e6:,.1f} Mbit/s), "
@@ -103,6 +163,15 @@ class Meter:
             flush=True,
         )
         return totals
+
+
+def _kernel_fields(k: tuple[int, int, int, int]) -> dict[str, int]:
+    return {
+        "rx_dropped": k[0],
+        "rx_ring_full": k[1],
+        "rx_fill_ring_empty_descs": k[2],
+        "tx_invalid_descs": k[3],
+    }
 
 
 def should_stop(start: float, duration: float, done: int, count: int | None) -> bool:

@@ -346,4 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("info", help="driver, queues, XDP modes and zero-copy support")
     q.add_argument("ifname", metavar="IFACE")
+
+    for q in sub.choices.values():
+        q.add_argument(
+            "--json",
+            action="store_true",
+            help="print JSON Lines: one object per rate line and a final summary (raw integers)",
+        )
     return p

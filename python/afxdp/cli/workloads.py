@@ -16,9 +16,14 @@ from typing import Any
 import afxdp
 from afxdp import ifinfo, netdev, packet
 from afxdp.cli import options
-from afxdp.cli.meter import Meter, should_stop
+from afxdp.cli.meter import Meter, emit, say, should_stop
 
 BROADCAST = b"\xff" * 6
+
+
+def new_meter(args: argparse.Namespace, sockets: dict[str, afxdp.Socket]) -> Meter:
+    """The command's Meter, printing rate lines (or JSON objects with ``--json``)."""
+    return Meter(sockets, args.interval, json=args.json, command=args.command)
 
 
 def finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
@@ -48,13 +53,21 @@ def _rx_socket(
         ) as sock,
     ):
         rules = ", ".join(map(repr, prog.rules)) or "none: every packet of the queue"
-        print(f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}", flush=True)
+        say(
+            args,
+            f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}",
+            ifname=sock.ifname,
+            queue=sock.queue,
+            zerocopy=sock.zerocopy,
+            xdp_mode=prog.mode,
+            rules=[repr(rule) for rule in prog.rules],
+        )
         yield prog, sock
 
 
 def rxdrop(args: argparse.Namespace) -> dict[str, Any]:
     with _rx_socket(args, tx=False) as (_prog, sock):
-        meter = Meter({"rx": sock}, args.interval)
+        meter = new_meter(args, {"rx": sock})
         while not should_stop(meter.start, args.duration, meter.rx, args.count):
             want = args.batch if args.count is None else min(args.batch, args.count - meter.rx)
             with sock.recv(want, timeout=0.1) as batch:
@@ -71,7 +84,7 @@ def _forward_loop(
     what: str = "",
 ) -> dict[str, Any]:
     sockets = {"rx": sock} if out is None else {"rx": sock, "tx": out}
-    meter = Meter(sockets, args.interval)
+    meter = new_meter(args, sockets)
     tx = sock if out is None else out
     while not should_stop(meter.start, args.duration, meter.rx, args.count):
         want = args.batch if args.count is None else min(args.batch, args.count - meter.rx)
@@ -110,8 +123,10 @@ def l2fwd(args: argparse.Namespace) -> dict[str, Any]:
             need_wakeup=args.need_wakeup,
             rx_size=0,
         ) as out:
-            print(
-                f"forwarding to {out!r} (copied: the two sockets have separate UMEMs)", flush=True
+            say(
+                args,
+                f"forwarding to {out!r} (copied: the two sockets have separate UMEMs)",
+                kind=None,
             )
             return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, out=out, what="l2fwd")
 
@@ -146,15 +161,20 @@ def txonly(args: argparse.Namespace) -> dict[str, Any]:
         need_wakeup=args.need_wakeup,
         rx_size=0,
     ) as sock:
-        print(
+        say(
+            args,
             f"txonly on {sock!r}: {len(template)}-byte packets: {packet.describe(template)}",
-            flush=True,
+            ifname=sock.ifname,
+            queue=sock.queue,
+            zerocopy=sock.zerocopy,
+            length=len(template),
+            packet=packet.describe(template),
         )
         # Like the Go library's sender: the template goes into every frame of the UMEM once;
         # sending then only sets lengths.
         with sock.alloc(umem.frame_count) as everything:
             everything.write_all(template)
-        meter = Meter({"tx": sock}, args.interval)
+        meter = new_meter(args, {"tx": sock})
         while not should_stop(meter.start, args.duration, meter.tx, args.count):
             want = args.batch if args.count is None else min(args.batch, args.count - meter.tx)
             with sock.alloc(want) as out:
@@ -174,9 +194,12 @@ def gen(args: argparse.Namespace) -> dict[str, Any]:
     if args.count is None and args.duration is None:
         args.duration = 10.0
     template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
-    print(
+    say(
+        args,
         f"gen on {args.ifname}: {len(template)}-byte packets: {packet.describe(template)}",
-        flush=True,
+        ifname=args.ifname,
+        length=len(template),
+        packet=packet.describe(template),
     )
     start = time.monotonic()
     pushed = afxdp.generate(
@@ -188,12 +211,22 @@ def gen(args: argparse.Namespace) -> dict[str, Any]:
         src_ports=args.src_ports,
     )
     elapsed = max(time.monotonic() - start, 1e-9)
+    totals = {"pushed": pushed, "seconds": round(elapsed, 3)}
+    if args.json:
+        emit(
+            "summary",
+            "gen",
+            **totals,
+            bytes=pushed * len(template),
+            pps=round(pushed / elapsed),
+        )
+        return totals
     print(
         f"summary: gen: pushed {pushed:,} packets in {elapsed:.2f} s ({pushed / elapsed:,.0f} pps, "
         f"{pushed * len(template) * 8 / elapsed / 1e6:,.1f} Mbit/s)",
         flush=True,
     )
-    return {"pushed": pushed, "seconds": round(elapsed, 3)}
+    return totals
 
 
 def dump(args: argparse.Namespace) -> dict[str, Any]:
@@ -208,15 +241,37 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
                 with sock.recv(min(args.batch, args.count - captured), timeout=0.1) as batch:
                     if writer is not None:
                         writer.write_batch(batch)  # one timestamp (ns) per batch
+                    elif args.json:
+                        now = time.time()
+                        for frame in batch:
+                            data = bytes(frame)
+                            emit(
+                                "frame",
+                                "dump",
+                                time=now,
+                                length=len(data),
+                                summary=packet.describe(data),
+                            )
                     else:
                         now = time.time()
                         for frame in batch:
                             print(f"{now:.6f} {packet.describe(bytes(frame))}", flush=True)
                     captured += len(batch)
+            elapsed = time.monotonic() - start
             stats = sock.stats()
     finally:
         if writer is not None:
             writer.close()
+    totals = {
+        "captured": captured,
+        "seconds": round(elapsed, 3),
+        "rx_dropped": stats.rx_dropped,
+        "rx_ring_full": stats.rx_ring_full,
+        "rx_fill_ring_empty_descs": stats.rx_fill_ring_empty_descs,
+    }
+    if args.json:
+        emit("summary", "dump", **totals, file=args.write)
+        return totals
     where = f" to {args.write}" if args.write else ""
     print(
         f"summary: dump: captured {captured:,} frames{where}; "
@@ -225,11 +280,14 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
         file=sys.stderr if not args.write else sys.stdout,
         flush=True,
     )
-    return {"captured": captured}
+    return totals
 
 
 def info(args: argparse.Namespace) -> dict[str, Any]:
     netdev.check_interface(args.ifname, require_up=False)
     details = ifinfo.interface_info(args.ifname)
-    print(ifinfo.format_info(details), flush=True)
+    if args.json:
+        emit("summary", "info", **details.as_dict())
+    else:
+        print(ifinfo.format_info(details), flush=True)
     return {"ifname": args.ifname}
