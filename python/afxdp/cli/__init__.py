@@ -1,6 +1,7 @@
 """The ``afxdp`` command: xdpsock's workloads, a capture tool and a generator, from Python.
 
-The commands are listed in ``afxdp --help`` (:data:`afxdp.cli.options.COMMANDS_HELP`).
+The commands, their options, descriptions and examples are tables in :mod:`afxdp.cli.options`
+(:data:`~afxdp.cli.options.SUBCOMMANDS`); ``afxdp --help`` lists them.
 
 Every workload stops by itself (``--duration``, ``--count``), prints a line of rates each second
 and a summary with the kernel's drop counters. Errors a user can cause are one line on stderr and
@@ -20,7 +21,7 @@ from typing import Any
 
 import afxdp
 from afxdp.cli import labjobs, workloads
-from afxdp.cli.options import UsageError, build_parser, check_size
+from afxdp.cli.options import UsageError, build_parser, check
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        check_size(args)
+        check(args)
     except UsageError as e:
         where = "afxdp" if args.command == "lab" else f"afxdp {args.command}"
         print(f"{where}: {e}", file=sys.stderr)

@@ -23,11 +23,14 @@ def emit(kind: str, command: str, /, **fields: Any) -> None:
     print(json.dumps({"type": kind, "command": command, **fields}), flush=True)
 
 
-def say(args: Any, text: str, kind: str | None = "start", **fields: Any) -> None:
-    """A line for people; with ``--json``, the object `kind` with `fields` on stdout instead (or,
-    when `kind` is None, `text` on stderr, so stdout stays JSON only)."""
+def say(
+    args: Any, text: str, kind: str | None = "start", out: TextIO | None = None, **fields: Any
+) -> None:
+    """A line for people (on `out`, default stdout); with ``--json``, the object `kind` with
+    `fields` on stdout instead (or, when `kind` is None, `text` on stderr, so stdout stays JSON
+    only)."""
     if not getattr(args, "json", False):
-        print(text, flush=True)
+        print(text, file=out or sys.stdout, flush=True)
     elif kind is None:
         print(text, file=sys.stderr, flush=True)
     else:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import afxdp
+from afxdp import packet
 
-DESCRIPTION = (
-    "The ``afxdp`` command: xdpsock's workloads, a capture tool and a generator, from Python."
-)
+DESCRIPTION = "xdpsock's workloads, a capture tool and a generator, from Python (AF_XDP)."
 COMMANDS_HELP = """\
+commands (afxdp COMMAND --help for each one's options and an example):
     afxdp lab                      the main job in a private veth lab (no spare NIC needed)
     afxdp rxdrop IFACE             receive and drop, with live rates
     afxdp txonly IFACE             transmit a packet template as fast as possible
@@ -22,13 +24,24 @@ COMMANDS_HELP = """\
     afxdp rebroadcast IFACE        destination MAC := ff:ff:ff:ff:ff:ff, send back
     afxdp dump IFACE               capture what reaches the socket (pcap with --write)
     afxdp gen IFACE                kernel-speed traffic generator (BPF_PROG_TEST_RUN)
-    afxdp info IFACE               driver, queues, XDP modes and zero-copy support"""
+    afxdp info IFACE               driver, queues, XDP modes and zero-copy support
+
+IFACE can also be given as -i/--interface IFACE, as xdpsock spells it. Every command takes
+--json for scripts."""
 
 #: The longest run any command accepts, in seconds.
 MAX_DURATION = 24 * 3600.0
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "sctp": 132}
 #: The jobs of ``afxdp lab``, in the order ``--job all`` runs them (see :mod:`afxdp.cli.labjobs`).
 LAB_JOB_NAMES = ("gen-rx", "dns-flood", "rebroadcast")
+
+
+#: The template's defaults (txonly and gen): a broadcast frame between private addresses.
+#: A real target is set with --dst-mac, --dst-ip and --dst-port.
+DEFAULT_DST_MAC = "ff:ff:ff:ff:ff:ff"
+DEFAULT_SRC_IP = "10.255.255.1"
+DEFAULT_DST_IP = "10.255.255.2"
+DEFAULT_PORT = 9
 
 
 class UsageError(Exception):
@@ -150,87 +163,420 @@ def _hex_packet(text: str) -> bytes:
     return data
 
 
-def _add_socket_options(p: argparse.ArgumentParser, *, rx: bool = True) -> None:
-    """xdpsock's familiar options."""
-    p.add_argument("ifname", metavar="IFACE", help="network interface")
-    p.add_argument("-q", "--queue", type=_queue, default=0, help="queue id (default 0)")
-    copy = p.add_mutually_exclusive_group()
-    copy.add_argument(
-        "-c", "--copy", dest="zerocopy", action="store_const", const=False, help="force copy mode"
-    )
-    copy.add_argument(
+def _count_or_zero(text: str) -> int:
+    """``--count`` of dump: 0 means no limit (until interrupted)."""
+    value = _int(text)
+    if not 0 <= value <= I64_MAX:
+        raise argparse.ArgumentTypeError(f"must be 0..{I64_MAX} (0: no limit), not {value}")
+    return value
+
+
+def _mac(text: str) -> str:
+    try:
+        packet.mac_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _ipv4(text: str) -> str:
+    try:
+        packet.ip4_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (the template is IPv4/UDP)") from None
+    return text
+
+
+# --- the option tables ------------------------------------------------------------------------
+#
+# Each subcommand is a list of option tables; an option is its flags and add_argument's keywords,
+# and options that share a `group` exclude each other. A new option is one more row.
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One command-line option: ``add_argument(*flags, **kwargs)``; `group` names a mutually
+    exclusive group of the subcommand."""
+
+    flags: tuple[str, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None
+
+
+def _opt(*flags: str, group: str | None = None, **kwargs: Any) -> Opt:
+    return Opt(flags, kwargs, group)
+
+
+#: The interface: positional (``afxdp rxdrop eth0``) or xdpsock's ``-i/--interface eth0``.
+INTERFACE = (
+    _opt("ifname", metavar="IFACE", nargs="?", default=None, help="network interface"),
+    _opt(
+        "-i",
+        "--interface",
+        dest="interface",
+        metavar="IFACE",
+        default=None,
+        help="network interface (xdpsock's spelling; instead of the positional IFACE)",
+    ),
+)
+
+#: xdpsock's socket and run options, for every workload on a socket.
+SOCKET = (
+    _opt("-q", "--queue", type=_queue, default=0, help="queue id (default 0)"),
+    _opt(
+        "-c",
+        "--copy",
+        group="copy",
+        dest="zerocopy",
+        action="store_const",
+        const=False,
+        help="force copy mode",
+    ),
+    _opt(
         "-z",
         "--zero-copy",
+        group="copy",
         dest="zerocopy",
         action="store_const",
         const=True,
         help="force zero-copy mode (default: zero-copy when the driver has it)",
-    )
-    if rx:
-        mode = p.add_mutually_exclusive_group()
-        mode.add_argument(
-            "-N",
-            "--native",
-            dest="mode",
-            action="store_const",
-            const="native",
-            help="attach the XDP program in native (driver) mode",
-        )
-        mode.add_argument(
-            "-S",
-            "--generic",
-            dest="mode",
-            action="store_const",
-            const="generic",
-            help="attach the XDP program in generic (skb) mode (default: native, else generic)",
-        )
-        p.set_defaults(mode="auto")
-        p.add_argument(
-            "--port",
-            type=_port,
-            action="append",
-            default=[],
-            help="only packets to this destination port leave the kernel stack (repeatable)",
-        )
-        p.add_argument(
-            "--proto",
-            type=_protocol,
-            default=None,
-            help="only this IP protocol leaves the kernel stack (udp, tcp, icmp, N)",
-        )
-    p.add_argument("-b", "--batch", type=_positive_u32, default=64, help="frames per call (64)")
-    p.add_argument("--frames", type=_positive_u32, default=4096, help="UMEM frames (4096)")
-    p.add_argument(
+    ),
+    _opt("-b", "--batch", type=_positive_u32, default=64, help="frames per call (64)"),
+    _opt("--frames", type=_positive_u32, default=4096, help="UMEM frames (4096)"),
+    _opt(
         "-f",
         "--frame-size",
         type=_positive_u32,
         default=4096,
         help="UMEM frame size: 2048 or 4096 (4096)",
-    )
-    p.add_argument(
+    ),
+    _opt(
         "-m",
         "--no-need-wakeup",
         dest="need_wakeup",
         action="store_false",
         help="bind without XDP_USE_NEED_WAKEUP",
-    )
-    p.add_argument(
+    ),
+)
+
+_INTERVAL = _opt(
+    "-n",
+    "--interval",
+    type=_duration,
+    default=1.0,
+    help="seconds between rate lines (default 1)",
+)
+
+#: When a workload stops.
+RUN = (
+    _opt(
         "-d",
         "--duration",
         type=_duration,
         default=10.0,
         help="stop after this many seconds (default 10)",
-    )
-    p.add_argument(
-        "-C", "--count", type=_positive_int, default=None, help="stop after this many packets"
-    )
-    p.add_argument(
-        "-i",
-        "--interval",
+    ),
+    _opt("-C", "--count", type=_positive_int, default=None, help="stop after this many packets"),
+    _INTERVAL,
+)
+
+#: When dump stops: --count 0 (no limit) runs until interrupted unless --duration is given.
+DUMP_RUN = (
+    _opt(
+        "-d",
+        "--duration",
         type=_duration,
-        default=1.0,
-        help="seconds between rate lines (default 1)",
-    )
+        default=None,
+        help="stop after this many seconds (default 10; none with --count 0)",
+    ),
+    _opt(
+        "-C",
+        "--count",
+        type=_count_or_zero,
+        default=10,
+        help="stop after this many frames (default 10; 0: until interrupted)",
+    ),
+    _INTERVAL,
+)
+
+#: The receivers' XDP program: attach mode and match rules.
+RECEIVE = (
+    _opt(
+        "-N",
+        "--native",
+        group="mode",
+        dest="mode",
+        action="store_const",
+        const="native",
+        default="auto",
+        help="attach the XDP program in native (driver) mode",
+    ),
+    _opt(
+        "-S",
+        "--generic",
+        group="mode",
+        dest="mode",
+        action="store_const",
+        const="generic",
+        help="attach the XDP program in generic (skb) mode (default: native, else generic)",
+    ),
+    _opt(
+        "--port",
+        type=_port,
+        action="append",
+        default=[],
+        help="only packets to this destination port leave the kernel stack (repeatable)",
+    ),
+    _opt(
+        "--proto",
+        type=_protocol,
+        default=None,
+        help="only this IP protocol leaves the kernel stack (udp, tcp, icmp, N)",
+    ),
+)
+
+#: The packet template of txonly and gen: IPv4/UDP from these fields, or ``--packet HEX``.
+TEMPLATE = (
+    _opt("-s", "--size", type=int, default=64, help="packet size, >= 60 (64)"),
+    _opt("--packet", type=_hex_packet, default=None, help="the whole frame to send, in hex"),
+    _opt(
+        "--src-mac",
+        type=_mac,
+        default=None,
+        help="source MAC (default: the interface's own)",
+    ),
+    _opt("--dst-mac", type=_mac, default=None, help=f"destination MAC (default {DEFAULT_DST_MAC})"),
+    _opt("--src-ip", type=_ipv4, default=None, help=f"source IPv4 address ({DEFAULT_SRC_IP})"),
+    _opt("--dst-ip", type=_ipv4, default=None, help=f"destination IPv4 address ({DEFAULT_DST_IP})"),
+    _opt("--src-port", type=_port, default=None, help=f"UDP source port ({DEFAULT_PORT})"),
+    _opt("--dst-port", type=_port, default=None, help=f"UDP destination port ({DEFAULT_PORT})"),
+)
+#: The template fields ``--packet`` excludes (the argparse dests of TEMPLATE's field options).
+TEMPLATE_FIELDS = ("src_mac", "dst_mac", "src_ip", "dst_ip", "src_port", "dst_port")
+
+JSON = (
+    _opt(
+        "--json",
+        action="store_true",
+        help="print JSON Lines: a start object, one object per rate line and a final summary "
+        "(raw integers; fields in README.md)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its one-line help, its description, an example and its option tables."""
+
+    help: str
+    description: str
+    example: str
+    options: tuple[tuple[Opt, ...], ...]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+_LEAVES_STACK = (
+    "Packets the XDP program matches (every packet of the queue without --port/--proto) are "
+    "redirected to the socket and leave the kernel stack: the host does not see them while "
+    "it runs."
+)
+
+SUBCOMMANDS: dict[str, Command] = {
+    "lab": Command(
+        "the main job in a private veth lab (no spare NIC needed)",
+        "Builds two network namespaces and a veth pair, runs the jobs (the kernel generator "
+        "into a Python receiver, a DNS-query flood, a rebroadcast round trip) or --run SCRIPT "
+        "under generated traffic, and removes everything on exit, Ctrl-C or error.",
+        "afxdp lab --duration 6\n  afxdp lab --run examples/dumpframes.py --count 5",
+        (
+            (
+                _opt(
+                    "-d",
+                    "--duration",
+                    type=_duration,
+                    default=9.0,
+                    help="total seconds, shared by the jobs (default 9)",
+                ),
+                _opt(
+                    "--job",
+                    choices=["all", *LAB_JOB_NAMES],
+                    default="all",
+                    help="run one job only (default: all three, one after the other)",
+                ),
+                _opt(
+                    "--mode",
+                    choices=["auto", "native", "generic"],
+                    default="native",
+                    help="XDP attach mode of the receivers (default native)",
+                ),
+                _opt("-b", "--batch", type=_positive_u32, default=64, help="frames per call (64)"),
+                _opt("-s", "--size", type=int, default=64, help="frame size in bytes, >= 60 (64)"),
+                _opt(
+                    "--rate",
+                    type=_positive_int,
+                    default=None,
+                    help="generator packets/s (default: as fast as it goes; 10,000 with --run)",
+                ),
+                _opt(
+                    "--run",
+                    nargs=argparse.REMAINDER,
+                    metavar="SCRIPT ARGS",
+                    help="run SCRIPT IFACE ARGS... in namespace b under generated traffic "
+                    "(e.g. --run examples/dumpframes.py --count 5)",
+                ),
+            ),
+            JSON,
+        ),
+    ),
+    "rxdrop": Command(
+        "receive and drop, with live rates",
+        "Receives on one queue and drops every frame, printing packets/s, bits/s and the "
+        f"kernel's drop counters each interval. {_LEAVES_STACK}",
+        "afxdp rxdrop -i eth0 -q 0 -N --port 4789 -d 30",
+        (INTERFACE, SOCKET, RUN, RECEIVE, JSON),
+    ),
+    "txonly": Command(
+        "transmit a packet template as fast as possible",
+        "Writes one IPv4/UDP template (or --packet HEX) into every UMEM frame and transmits "
+        "it in a loop on one queue.",
+        "afxdp txonly -i eth0 --dst-mac 52:54:00:12:34:56 --dst-ip 192.0.2.7 -C 1000000",
+        (INTERFACE, SOCKET, RUN, TEMPLATE, JSON),
+    ),
+    "l2fwd": Command(
+        "swap MAC addresses and send back (or forward to IFACE2)",
+        "Receives, swaps the source and destination MAC of each frame and sends it back out "
+        "of the same interface, or forwards it (copied) to IFACE2. " + _LEAVES_STACK,
+        "afxdp l2fwd eth0 -S\n  afxdp l2fwd -i eth0 eth1",
+        (
+            INTERFACE,
+            (
+                _opt(
+                    "ifname2",
+                    metavar="IFACE2",
+                    nargs="?",
+                    default=None,
+                    help="forward to this interface instead (frames are copied)",
+                ),
+            ),
+            SOCKET,
+            RUN,
+            RECEIVE,
+            JSON,
+        ),
+    ),
+    "rebroadcast": Command(
+        "destination MAC := ff:ff:ff:ff:ff:ff, send back out",
+        "Receives, sets each frame's destination MAC to broadcast in place and sends the same "
+        f"frames back out. {_LEAVES_STACK}",
+        "afxdp rebroadcast eth0 --port 9000",
+        (INTERFACE, SOCKET, RUN, RECEIVE, JSON),
+    ),
+    "dump": Command(
+        "capture frames that reach the socket (pcap with --write)",
+        "Prints one line per frame, or writes a pcap file (-w FILE; -w - for standard output). "
+        "Unlike tcpdump this takes the packets, it does not copy them: "
+        + _LEAVES_STACK[0].lower()
+        + _LEAVES_STACK[1:]
+        + " Use --port/--proto to take only what you want to see. --count 0 captures until "
+        "interrupted (Ctrl-C), then prints the summary.",
+        "afxdp dump eth0 --port 53 -C 100 -w dns.pcap\n"
+        "  afxdp dump -i eth0 --proto udp -C 0 -w - | tcpdump -n -r -",
+        (
+            INTERFACE,
+            SOCKET,
+            DUMP_RUN,
+            RECEIVE,
+            (
+                _opt(
+                    "-w",
+                    "--write",
+                    metavar="FILE",
+                    default=None,
+                    help="write a pcap file (tcpdump, Wireshark, scapy read it); - for stdout",
+                ),
+            ),
+            JSON,
+        ),
+    ),
+    "gen": Command(
+        "kernel-speed traffic generator (BPF_PROG_TEST_RUN)",
+        "Pushes copies of an IPv4/UDP template (or --packet HEX) out of the interface from "
+        "inside the kernel (BPF_PROG_TEST_RUN with live frames), paced with --rate.",
+        "afxdp gen -i eth0 --dst-mac 52:54:00:12:34:56 --dst-ip 192.0.2.7 --dst-port 4789 "
+        "-C 1000000 --rate 100000",
+        (
+            INTERFACE,
+            (
+                _opt("-C", "--count", type=_positive_int, default=None, help="packets to push"),
+                _opt(
+                    "-d",
+                    "--duration",
+                    type=_duration,
+                    default=None,
+                    help="seconds (default 10 when --count is not given)",
+                ),
+                _opt("-r", "--rate", type=_positive_int, default=None, help="packets/s limit"),
+                _opt(
+                    "--src-ports",
+                    type=_src_ports,
+                    default=1,
+                    help="vary the UDP source port over N values (flows for multi-queue receivers)",
+                ),
+            ),
+            TEMPLATE,
+            JSON,
+        ),
+    ),
+    "info": Command(
+        "driver, queues, XDP modes and zero-copy support",
+        "Reports what matters before using AF_XDP on an interface: driver, queue counts, XDP "
+        "and zero-copy support, the XDP programs already attached. Changes nothing.",
+        "afxdp info eth0\n  afxdp info -i eth0 --json",
+        (INTERFACE, JSON),
+    ),
+}
+
+
+def _add_options(p: argparse.ArgumentParser, table: tuple[Opt, ...]) -> None:
+    groups: dict[str, Any] = {}
+    for opt in table:
+        target: Any = p
+        if opt.group is not None:
+            if opt.group not in groups:
+                groups[opt.group] = p.add_mutually_exclusive_group()
+            target = groups[opt.group]
+        target.add_argument(*opt.flags, **opt.kwargs)
+
+
+def resolve_interface(args: argparse.Namespace) -> None:
+    """Sets ``args.ifname`` from the positional IFACE or ``-i/--interface``; with ``-i``, a
+    positional of l2fwd is IFACE2. Raises UsageError when there is none or one too many."""
+    if not hasattr(args, "interface"):
+        return
+    given = args.interface
+    if given is not None and args.ifname is not None:
+        if getattr(args, "ifname2", ...) is None:  # afxdp l2fwd -i eth0 eth1
+            args.ifname2 = args.ifname
+        else:
+            raise UsageError(
+                f"the interface is given twice ({args.ifname!r} and -i {given!r}): give one"
+            )
+    if given is not None:
+        args.ifname = given
+    if args.ifname is None:
+        raise UsageError("which interface? give IFACE or -i IFACE")
+
+
+def check(args: argparse.Namespace) -> None:
+    """The checks argparse cannot make alone; raises UsageError."""
+    resolve_interface(args)
+    check_size(args)
+    if getattr(args, "packet", None) is not None:
+        given = [f"--{name.replace('_', '-')}" for name in TEMPLATE_FIELDS if getattr(args, name)]
+        if given:
+            raise UsageError(f"--packet is the whole frame: leave out {', '.join(given)}")
+    if args.command == "dump" and args.write == "-" and args.json:
+        raise UsageError("-w - writes the pcap to stdout: --json cannot share it")
 
 
 def rules(args: argparse.Namespace) -> list[afxdp.Rule] | None:
@@ -245,7 +591,7 @@ def rules(args: argparse.Namespace) -> list[afxdp.Rule] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``afxdp`` parser; ``args.command`` names the subcommand to run."""
+    """The ``afxdp`` parser (from :data:`SUBCOMMANDS`); ``args.command`` names the subcommand."""
     p = argparse.ArgumentParser(
         prog="afxdp",
         description=DESCRIPTION,
@@ -254,103 +600,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"afxdp {afxdp.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    q = sub.add_parser("lab", help="the main job in a private veth lab (no spare NIC needed)")
-    q.add_argument(
-        "-d",
-        "--duration",
-        type=_duration,
-        default=9.0,
-        help="total seconds, shared by the jobs (default 9)",
-    )
-    q.add_argument(
-        "--job",
-        choices=["all", *LAB_JOB_NAMES],
-        default="all",
-        help="run one job only (default: all three, one after the other)",
-    )
-    q.add_argument(
-        "--mode",
-        choices=["auto", "native", "generic"],
-        default="native",
-        help="XDP attach mode of the receivers (default native)",
-    )
-    q.add_argument("-b", "--batch", type=_positive_u32, default=64, help="frames per call (64)")
-    q.add_argument("-s", "--size", type=int, default=64, help="frame size in bytes, >= 60 (64)")
-    q.add_argument(
-        "--rate",
-        type=_positive_int,
-        default=None,
-        help="generator packets/s (default: as fast as it goes; 10,000 with --run)",
-    )
-    q.add_argument(
-        "--run",
-        nargs=argparse.REMAINDER,
-        metavar="SCRIPT ARGS",
-        help="run SCRIPT IFACE ARGS... in namespace b under generated traffic "
-        "(e.g. --run examples/dumpframes.py --count 5)",
-    )
-
-    for name, text in (
-        ("rxdrop", "receive and drop"),
-        ("rebroadcast", "destination MAC := broadcast, send back out"),
-    ):
-        q = sub.add_parser(name, help=text)
-        _add_socket_options(q)
-
-    q = sub.add_parser("l2fwd", help="swap MAC addresses and send back (or forward to IFACE2)")
-    _add_socket_options(q)
-    q.add_argument(
-        "ifname2",
-        metavar="IFACE2",
-        nargs="?",
-        default=None,
-        help="forward to this interface instead (frames are copied)",
-    )
-
-    q = sub.add_parser("txonly", help="transmit a packet template as fast as possible")
-    _add_socket_options(q, rx=False)
-    q.add_argument("-s", "--size", type=int, default=64, help="packet size, >= 60 (64)")
-    q.add_argument("--packet", type=_hex_packet, default=None, help="the frame to send, in hex")
-
-    q = sub.add_parser("dump", help="capture frames that reach the socket (pcap with --write)")
-    _add_socket_options(q)
-    q.set_defaults(count=10)
-    q.add_argument(
-        "-w",
-        "--write",
-        metavar="FILE",
-        default=None,
-        help="write a pcap file (tcpdump, Wireshark, scapy read it)",
-    )
-
-    q = sub.add_parser("gen", help="kernel-speed traffic generator (BPF_PROG_TEST_RUN)")
-    q.add_argument("ifname", metavar="IFACE")
-    q.add_argument("-C", "--count", type=_positive_int, default=None, help="packets to push")
-    q.add_argument(
-        "-d",
-        "--duration",
-        type=_duration,
-        default=None,
-        help="seconds (default 10 when --count is not given)",
-    )
-    q.add_argument("-r", "--rate", type=_positive_int, default=None, help="packets/s limit")
-    q.add_argument("-s", "--size", type=int, default=64, help="packet size, >= 60 (64)")
-    q.add_argument("--packet", type=_hex_packet, default=None, help="the frame to send, in hex")
-    q.add_argument(
-        "--src-ports",
-        type=_src_ports,
-        default=1,
-        help="vary the UDP source port over N values (flows for multi-queue receivers)",
-    )
-
-    q = sub.add_parser("info", help="driver, queues, XDP modes and zero-copy support")
-    q.add_argument("ifname", metavar="IFACE")
-
-    for q in sub.choices.values():
-        q.add_argument(
-            "--json",
-            action="store_true",
-            help="print JSON Lines: one object per rate line and a final summary (raw integers)",
+    for name, command in SUBCOMMANDS.items():
+        q = sub.add_parser(
+            name,
+            help=command.help,
+            description=command.description,
+            epilog=f"example:\n  {command.example}",
+            formatter_class=_Formatter,
         )
+        for table in command.options:
+            _add_options(q, table)
+        q.set_defaults(**command.defaults)
     return p
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps the description to the terminal; keeps the example's lines as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TextIO
 
 import afxdp
 from afxdp import ifinfo, netdev, packet
@@ -36,7 +37,7 @@ def finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
 
 @contextlib.contextmanager
 def _rx_socket(
-    args: argparse.Namespace, *, tx: bool
+    args: argparse.Namespace, *, tx: bool, out: TextIO | None = None
 ) -> Iterator[tuple[afxdp.Program, afxdp.Socket]]:
     netdev.check_interface(args.ifname)
     umem = afxdp.Umem(args.frames, args.frame_size)
@@ -56,6 +57,7 @@ def _rx_socket(
         say(
             args,
             f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}",
+            out=out,
             ifname=sock.ifname,
             queue=sock.queue,
             zerocopy=sock.zerocopy,
@@ -136,11 +138,24 @@ def rebroadcast(args: argparse.Namespace) -> dict[str, Any]:
         return _forward_loop(args, sock, lambda b: b.write_at(0, BROADCAST), what="rebroadcast")
 
 
-def _default_template(ifname: str, size: int) -> bytes:
-    src_mac = _mac_of(ifname)
-    payload = bytes(max(0, size - 42))
+def template(args: argparse.Namespace) -> bytes:
+    """The frame txonly and gen send: ``--packet``, or IPv4/UDP from ``--src-mac`` (default: the
+    interface's), ``--dst-mac``, ``--src-ip``, ``--dst-ip``, ``--src-port``, ``--dst-port``
+    (defaults in :mod:`afxdp.cli.options`), padded to ``--size``."""
+    if args.packet is not None:
+        return bytes(args.packet)
+
+    def given(value: Any, default: Any) -> Any:
+        return default if value is None else value
+
     return packet.ipv4_udp(
-        src_mac, "ff:ff:ff:ff:ff:ff", "10.255.255.1", "10.255.255.2", 9, 9, payload
+        given(args.src_mac, None) or _mac_of(args.ifname),
+        given(args.dst_mac, options.DEFAULT_DST_MAC),
+        given(args.src_ip, options.DEFAULT_SRC_IP),
+        given(args.dst_ip, options.DEFAULT_DST_IP),
+        given(args.src_port, options.DEFAULT_PORT),
+        given(args.dst_port, options.DEFAULT_PORT),
+        bytes(max(0, args.size - 42)),
     )
 
 
@@ -151,7 +166,7 @@ def _mac_of(ifname: str) -> str:
 
 def txonly(args: argparse.Namespace) -> dict[str, Any]:
     netdev.check_interface(args.ifname)
-    template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
+    frame = template(args)
     umem = afxdp.Umem(args.frames, args.frame_size)
     with afxdp.Socket(
         args.ifname,
@@ -163,24 +178,24 @@ def txonly(args: argparse.Namespace) -> dict[str, Any]:
     ) as sock:
         say(
             args,
-            f"txonly on {sock!r}: {len(template)}-byte packets: {packet.describe(template)}",
+            f"txonly on {sock!r}: {len(frame)}-byte packets: {packet.describe(frame)}",
             ifname=sock.ifname,
             queue=sock.queue,
             zerocopy=sock.zerocopy,
-            length=len(template),
-            packet=packet.describe(template),
+            length=len(frame),
+            packet=packet.describe(frame),
         )
         # Like the Go library's sender: the template goes into every frame of the UMEM once;
         # sending then only sets lengths.
         with sock.alloc(umem.frame_count) as everything:
-            everything.write_all(template)
+            everything.write_all(frame)
         meter = new_meter(args, {"tx": sock})
         while not should_stop(meter.start, args.duration, meter.tx, args.count):
             want = args.batch if args.count is None else min(args.batch, args.count - meter.tx)
             with sock.alloc(want) as out:
                 if len(out):
-                    out.set_lengths(len(template))
-                    meter.sent(sock.send(out), len(template))
+                    out.set_lengths(len(frame))
+                    meter.sent(sock.send(out), len(frame))
                 else:
                     sock.poll(0.01, afxdp.POLLOUT)
             sock.complete()
@@ -193,18 +208,18 @@ def gen(args: argparse.Namespace) -> dict[str, Any]:
     netdev.check_interface(args.ifname)
     if args.count is None and args.duration is None:
         args.duration = 10.0
-    template = args.packet if args.packet is not None else _default_template(args.ifname, args.size)
+    frame = template(args)
     say(
         args,
-        f"gen on {args.ifname}: {len(template)}-byte packets: {packet.describe(template)}",
+        f"gen on {args.ifname}: {len(frame)}-byte packets: {packet.describe(frame)}",
         ifname=args.ifname,
-        length=len(template),
-        packet=packet.describe(template),
+        length=len(frame),
+        packet=packet.describe(frame),
     )
     start = time.monotonic()
     pushed = afxdp.generate(
         args.ifname,
-        template,
+        frame,
         args.count,
         duration=args.duration,
         rate=args.rate,
@@ -217,51 +232,62 @@ def gen(args: argparse.Namespace) -> dict[str, Any]:
             "summary",
             "gen",
             **totals,
-            bytes=pushed * len(template),
+            bytes=pushed * len(frame),
             pps=round(pushed / elapsed),
         )
         return totals
     print(
         f"summary: gen: pushed {pushed:,} packets in {elapsed:.2f} s ({pushed / elapsed:,.0f} pps, "
-        f"{pushed * len(template) * 8 / elapsed / 1e6:,.1f} Mbit/s)",
+        f"{pushed * len(frame) * 8 / elapsed / 1e6:,.1f} Mbit/s)",
         flush=True,
     )
     return totals
 
 
 def dump(args: argparse.Namespace) -> dict[str, Any]:
+    """Captures to a pcap file (``-w FILE``, ``-w -`` for stdout), one line per frame, or JSON.
+
+    ``--count 0`` means no limit: without ``--duration`` it runs until interrupted. Ctrl-C (and
+    a pcap reader closing the pipe) ends the capture normally, with the summary, as in tcpdump.
+    """
     from afxdp import pcap
 
-    writer = pcap.PcapWriter(args.write) if args.write else None
+    to_stdout = args.write == "-"
+    count = args.count or None
+    duration = args.duration
+    if duration is None:
+        duration = float("inf") if count is None else 10.0
+    # With -w - stdout is the pcap stream: everything for people goes to stderr.
+    notes = sys.stderr if to_stdout or (not args.write and not args.json) else sys.stdout
+    writer: pcap.PcapWriter | None = None
+    if to_stdout:
+        writer = pcap.PcapWriter(sys.stdout.buffer, autoflush=True)
+    elif args.write:
+        writer = pcap.PcapWriter(args.write)
     captured = 0
     try:
-        with _rx_socket(args, tx=False) as (_prog, sock):
+        with _rx_socket(args, tx=False, out=sys.stderr if to_stdout else sys.stdout) as (
+            _prog,
+            sock,
+        ):
             start = time.monotonic()
-            while captured < args.count and time.monotonic() - start < args.duration:
-                with sock.recv(min(args.batch, args.count - captured), timeout=0.1) as batch:
-                    if writer is not None:
-                        writer.write_batch(batch)  # one timestamp (ns) per batch
-                    elif args.json:
-                        now = time.time()
-                        for frame in batch:
-                            data = bytes(frame)
-                            emit(
-                                "frame",
-                                "dump",
-                                time=now,
-                                length=len(data),
-                                summary=packet.describe(data),
-                            )
-                    else:
-                        now = time.time()
-                        for frame in batch:
-                            print(f"{now:.6f} {packet.describe(bytes(frame))}", flush=True)
-                    captured += len(batch)
+            try:
+                while (count is None or captured < count) and (time.monotonic() - start < duration):
+                    want = args.batch if count is None else min(args.batch, count - captured)
+                    with sock.recv(want, timeout=0.1) as batch:
+                        _dump_batch(args, writer, batch)
+                        captured += len(batch)
+            except KeyboardInterrupt:
+                pass  # the normal end of --count 0
+            except BrokenPipeError:
+                # The reader went away (tcpdump -c N): stop; the rest of stdout goes nowhere.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             elapsed = time.monotonic() - start
             stats = sock.stats()
     finally:
         if writer is not None:
-            writer.close()
+            with contextlib.suppress(BrokenPipeError):
+                writer.close()
     totals = {
         "captured": captured,
         "seconds": round(elapsed, 3),
@@ -272,15 +298,28 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
     if args.json:
         emit("summary", "dump", **totals, file=args.write)
         return totals
-    where = f" to {args.write}" if args.write else ""
+    where = " to stdout" if to_stdout else f" to {args.write}" if args.write else ""
     print(
         f"summary: dump: captured {captured:,} frames{where}; "
         f"kernel: rx_dropped={stats.rx_dropped} rx_ring_full={stats.rx_ring_full} "
         f"rx_fill_ring_empty_descs={stats.rx_fill_ring_empty_descs}",
-        file=sys.stderr if not args.write else sys.stdout,
+        file=notes,
         flush=True,
     )
     return totals
+
+
+def _dump_batch(args: argparse.Namespace, writer: Any, batch: afxdp.FrameBatch) -> None:
+    if writer is not None:
+        writer.write_batch(batch)  # one timestamp (ns) per batch
+        return
+    now = time.time()
+    for frame in batch:
+        data = bytes(frame)
+        if args.json:
+            emit("frame", "dump", time=now, length=len(data), summary=packet.describe(data))
+        else:
+            print(f"{now:.6f} {packet.describe(data)}", flush=True)
 
 
 def info(args: argparse.Namespace) -> dict[str, Any]:
