@@ -4,10 +4,10 @@ Checked against the runtime by ``python -m mypy.stubtest afxdp`` (tests/test_stu
 few exceptions listed and explained in python/stubtest-allowlist.txt.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
 from types import TracebackType
-from typing import Literal, Self, SupportsIndex, final, overload
+from typing import ClassVar, Literal, Self, SupportsIndex, final, overload
 
 from typing_extensions import Buffer
 
@@ -21,7 +21,9 @@ __all__ = [
     "Rule",
     "Socket",
     "Stats",
+    "UIntArray",
     "Umem",
+    "UmemFrames",
     "VerifierError",
     "__version__",
     "generate",
@@ -49,6 +51,9 @@ class Umem:
     @property
     def frame_size(self) -> int:
         """Bytes per frame."""
+    @property
+    def frames(self) -> UmemFrames:
+        """The region as a 2-D buffer of shape (frame_count, frame_size), format "B"."""
     @property
     def headroom(self) -> int:
         """Bytes reserved before the packet in every frame."""
@@ -117,6 +122,41 @@ class Frame:
     def __buffer__(self, flags: int, /) -> memoryview: ...
 
 @final
+class UmemFrames:
+    """The UMEM as `frame_count` rows of `frame_size` bytes (`Umem.frames`): a writable buffer,
+    format "B". Raw access like memoryview(umem); the Umem cannot close while it is exported."""
+
+    def __len__(self) -> int: ...
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(frame_count, frame_size)."""
+    @property
+    def umem(self) -> Umem:
+        """The Umem these frames belong to."""
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+@final
+class UIntArray(Sequence[int]):
+    """Read-only unsigned ints taken from a batch (format "I": u32, "Q": u64), exported
+    through the buffer protocol (numpy.asarray wraps them without a copy); a sequence that
+    compares equal to a list or tuple of the same ints."""
+
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, i: SupportsIndex, /) -> int: ...
+    @overload
+    def __getitem__(self, i: slice, /) -> Sequence[int]: ...
+    def __iter__(self) -> Iterator[int]: ...
+    def tolist(self) -> list[int]:
+        """The items as a list of ints."""
+    @property
+    def format(self) -> str:
+        """The struct format of one item: "I" (u32) or "Q" (u64)."""
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+@final
 class FrameBatch:
     """Frames owned by the caller; `send()`/`release()` consume them.
 
@@ -139,8 +179,17 @@ class FrameBatch:
     def nbytes(self) -> int:
         """Total packet length of the frames, in bytes."""
     @property
-    def lengths(self) -> list[int]:
-        """The packet length of every frame."""
+    def lengths(self) -> UIntArray:
+        """The packet length of every frame (u32; equal to a list of the same ints)."""
+    @property
+    def indices(self) -> UIntArray:
+        """The UMEM frame index of every frame: its row in `Umem.frames` (u32)."""
+    @property
+    def offsets(self) -> UIntArray:
+        """Where each packet starts inside its frame: its column in `Umem.frames` (u32)."""
+    @property
+    def addresses(self) -> UIntArray:
+        """The UMEM address of every packet start, as `Frame.addr` (u64)."""
     def set_lengths(self, length: int) -> None:
         """Set every frame's packet length (each within its frame's capacity)."""
     def to_list(self) -> list[bytes]:

@@ -7,6 +7,7 @@ use afxdp::umem::Batch;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
+use crate::array::PyUIntArray;
 use crate::convert::{Int, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 use crate::frame::PyFrame;
@@ -175,10 +176,35 @@ impl PyFrameBatch {
         self.with(|b| Ok(b.descs().iter().map(|d| u64::from(d.len)).sum()))
     }
 
-    /// The packet length of every frame.
+    /// The packet length of every frame: a UIntArray of u32 (buffer protocol; it compares
+    /// equal to a list of the same ints).
     #[getter]
-    fn lengths(&self) -> Result<Vec<u32>> {
-        self.with(|b| Ok(b.descs().iter().map(|d| d.len).collect()))
+    fn lengths(&self) -> Result<PyUIntArray> {
+        Ok(PyUIntArray::u32s(self.with(|b| Ok(b.descs().iter().map(|d| d.len).collect()))?))
+    }
+
+    /// The UMEM frame index of every frame (the row in `Umem.frames`): a UIntArray of u32.
+    #[getter]
+    fn indices(&self) -> Result<PyUIntArray> {
+        Ok(PyUIntArray::u32s(self.with(|b| Ok(b.descs().iter().map(|d| d.index).collect()))?))
+    }
+
+    /// Where each packet starts inside its frame (the column in `Umem.frames`): a UIntArray
+    /// of u32.
+    #[getter]
+    fn offsets(&self) -> Result<PyUIntArray> {
+        Ok(PyUIntArray::u32s(self.with(|b| Ok(b.descs().iter().map(|d| d.offset).collect()))?))
+    }
+
+    /// The UMEM address of every packet start (`Frame.addr`, the byte offset in
+    /// `memoryview(umem)`): a UIntArray of u64.
+    #[getter]
+    fn addresses(&self) -> Result<PyUIntArray> {
+        let addresses = self.with(|b| {
+            let umem = b.umem();
+            Ok(b.descs().iter().map(|d| umem.addr_of(d.index) + u64::from(d.offset)).collect())
+        })?;
+        Ok(PyUIntArray::u64s(addresses))
     }
 
     /// Sets every frame's packet length (each within its frame's capacity).

@@ -2,6 +2,7 @@
 //! argument converters in `convert`, the one mapping of errors to Python exceptions in
 //! `errors`, the lock discipline in `sync`. No policy lives here.
 
+mod array;
 mod batch;
 mod buffer;
 mod convert;
@@ -15,9 +16,12 @@ mod socket;
 mod stats;
 mod sync;
 mod umem;
+mod umem_frames;
 
 #[pyo3::pymodule]
 mod _native {
+    #[pymodule_export]
+    use super::array::PyUIntArray;
     #[pymodule_export]
     use super::batch::PyFrameBatch;
     #[pymodule_export]
@@ -38,6 +42,8 @@ mod _native {
     use super::stats::PyStats;
     #[pymodule_export]
     use super::umem::PyUmem;
+    #[pymodule_export]
+    use super::umem_frames::PyUmemFrames;
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

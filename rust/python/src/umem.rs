@@ -12,6 +12,7 @@ use crate::buffer::fill_view;
 use crate::convert::{Int, u32_arg};
 use crate::errors::{Error, Result};
 use crate::sync::lock;
+use crate::umem_frames::PyUmemFrames;
 
 /// A UMEM: one region of `frame_count` frames of `frame_size` bytes, shared with the kernel.
 ///
@@ -21,7 +22,8 @@ use crate::sync::lock;
 pub struct PyUmem {
     umem: Mutex<Option<Umem>>,
     cfg: UmemConfig,
-    exports: AtomicUsize,
+    /// Live buffer exports of the region (`memoryview(umem)`, `Umem.frames`).
+    pub(crate) exports: AtomicUsize,
 }
 
 impl PyUmem {
@@ -63,6 +65,15 @@ impl PyUmem {
     #[getter]
     fn frame_size(&self) -> u32 {
         self.cfg.frame_size
+    }
+
+    /// The region as a 2-D buffer of shape (frame_count, frame_size), format "B":
+    /// `numpy.asarray(umem.frames)[batch.indices]` are a batch's frames, without a copy.
+    #[getter]
+    fn frames(slf: &Bound<'_, Self>) -> Result<PyUmemFrames> {
+        let me = slf.get();
+        me.get()?;
+        Ok(PyUmemFrames::new(slf.clone().unbind(), me.cfg.frame_count, me.cfg.frame_size))
     }
 
     /// Bytes reserved before the packet in every frame.
