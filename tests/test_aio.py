@@ -23,14 +23,13 @@ from helpers import numbered_run, socket_pair  # noqa: E402
 pytestmark = pytest.mark.privileged
 
 
-def _uvloop() -> asyncio.AbstractEventLoop:
-    uvloop = pytest.importorskip("uvloop")  # optional: not a dependency of afxdp
-    return uvloop.new_event_loop()
-
-
 @pytest.fixture(params=["asyncio", "uvloop"])
 def run(request) -> Callable[[Coroutine[Any, Any, Any]], Any]:
-    factory = asyncio.new_event_loop if request.param == "asyncio" else _uvloop
+    # uvloop is optional (not a dependency of afxdp): skip before the test makes a coroutine,
+    # which would otherwise be left never awaited.
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    if request.param == "uvloop":
+        factory = pytest.importorskip("uvloop").new_event_loop
 
     def run(coro: Coroutine[Any, Any, Any]) -> Any:
         loop = factory()
