@@ -2,10 +2,10 @@
 """Layer-2 forwarding: receive on IFACE, swap the MAC addresses, send out of IFACE2 (or back out
 of IFACE), like xdpsock's l2fwd.
 
-With one interface the received frames themselves go back out (zero copy). With two, the frames
-are copied into the second socket's UMEM in one Rust call (`FrameBatch.copy_from`): each socket
-owns its UMEM. Stops by itself after --duration seconds or --count frames; prints packets/s every
-second and a summary.
+With one interface the received frames themselves go back out (zero copy). With two, the second
+socket shares the first one's Umem (XDP_SHARED_UMEM), so the received frames go out of the second
+interface from where they were received: zero copy too. Stops by itself after --duration seconds
+or --count frames; prints packets/s every second and a summary.
 
     python3 examples/l2fwd.py IFACE [IFACE2] [--queue Q] [--duration S] [--count N]
                               [--mode native|generic|auto] [--per-frame]
@@ -47,17 +47,12 @@ def forward(
         want = batch_size if count is None else min(batch_size, count - done)
         with rx.recv(want, timeout=0.1) as frames:
             if len(frames):
-                if tx is rx:
-                    out = frames
+                if per_frame:
+                    swap_in_python(frames)
                 else:
-                    out = tx.alloc(len(frames))
-                    out.copy_from(frames)
-                with out:
-                    if per_frame:
-                        swap_in_python(out)
-                    else:
-                        out.swap_macs()
-                    done += tx.send(out)
+                    frames.swap_macs()
+                # Frames not sent (tx ring full) go back to the pool when the block ends.
+                done += tx.send(frames)
         tx.complete()
         if now - last >= 1.0:
             print(f"{(done - last_done) / (now - last):12,.0f} pkt/s forwarded", flush=True)
@@ -89,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"l2fwd on {rx!r} ({prog.mode} XDP), back out of {args.ifname}", flush=True)
                 forward(rx, rx, args.duration, args.count, args.batch, args.per_frame)
             else:
-                with afxdp.Socket(args.ifname2, args.queue, rx_size=0) as tx:
+                with afxdp.Socket(args.ifname2, args.queue, umem=rx.umem, rx_size=0) as tx:
                     print(f"l2fwd from {rx!r} ({prog.mode} XDP) to {tx!r}", flush=True)
                     forward(rx, tx, args.duration, args.count, args.batch, args.per_frame)
     except (OSError, ValueError) as e:

@@ -68,7 +68,7 @@ class Umem:
         """Frames in the free pool right now."""
     @property
     def in_use(self) -> bool:
-        """Whether a socket uses this UMEM."""
+        """Whether a socket uses this UMEM (several may: shared UMEM)."""
     @property
     def closed(self) -> bool: ...
     def close(self) -> None:
@@ -378,7 +378,12 @@ class Socket:
         Args:
             ifname: the interface, in the calling thread's network namespace.
             queue: the rx/tx queue to bind.
-            umem: the frames to use; None: a private Umem of 4096 frames of 4096 bytes.
+            umem: the frames to use; None: a private Umem of 4096 frames of 4096 bytes. A
+                Umem may back several sockets (other queues, other interfaces, the same
+                queue): a batch received on one can be sent on another with no copy. Each
+                (interface, queue) has its own fill and completion rings, shared by the Umem's
+                sockets bound there. Sharing sockets inherit zerocopy and need_wakeup from the
+                Umem's first socket (another value raises ValueError).
             program: a Program to register with at once; None: registered nowhere, so the
                 socket can transmit but receives nothing until a Program registers it.
             rx_size: rx ring entries (a power of two; 0: no rx ring).
@@ -456,7 +461,12 @@ class Socket:
         """Whether a live Program has this socket in its XSKMAP (it receives only then)."""
     @property
     def fill_target(self) -> int:
-        """How many frames autofill keeps on the fill ring."""
+        """How many frames autofill keeps on the fill ring (of the socket's (interface, queue):
+        the largest target of the Umem's sockets bound there)."""
+    @property
+    def shares_fill_ring(self) -> bool:
+        """Whether another socket of the same Umem is bound to this (interface, queue),
+        sharing its fill and completion rings."""
     @property
     def busy_poll(self) -> tuple[int, int] | None:
         """(busy_poll_usecs, busy_poll_budget), or None without busy polling."""

@@ -96,14 +96,10 @@ def _forward_loop(
                 nbytes = batch.nbytes
                 meter.rx += n
                 meter.rx_bytes += nbytes
-                if out is None:
-                    edit(batch)
-                    sent = sock.send(batch)
-                else:
-                    with out.alloc(n) as copy:
-                        copy.copy_from(batch)
-                        edit(copy)
-                        sent = out.send(copy)
+                edit(batch)
+                # With `out`, the two sockets share one Umem: the frames leave from where they
+                # were received (zero copy).
+                sent = tx.send(batch)
                 meter.tx += sent
                 meter.tx_bytes += nbytes if sent == n else 0
         tx.complete()
@@ -120,14 +116,14 @@ def l2fwd(args: argparse.Namespace) -> dict[str, Any]:
         with afxdp.Socket(
             args.ifname2,
             args.queue,
-            umem=afxdp.Umem(args.frames, args.frame_size),
+            umem=sock.umem,
             zerocopy=args.zerocopy,
             need_wakeup=args.need_wakeup,
             rx_size=0,
         ) as out:
             say(
                 args,
-                f"forwarding to {out!r} (copied: the two sockets have separate UMEMs)",
+                f"forwarding to {out!r} (zero copy: the two sockets share one Umem)",
                 kind=None,
             )
             return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, out=out, what="l2fwd")

@@ -40,9 +40,6 @@ pub enum Error {
     /// The socket, UMEM or program was closed.
     #[error("{what} is closed")]
     Closed { what: &'static str },
-    /// The UMEM is already in use by another socket (sharing comes later).
-    #[error("this Umem is already bound to a socket")]
-    UmemInUse,
     /// The running kernel lacks something the core needs.
     #[error("{feature} needs Linux {needs} or newer")]
     KernelTooOld { feature: &'static str, needs: &'static str },

@@ -107,8 +107,11 @@ impl<T: Copy> RingMemory<T> {
     /// - `descs` points to `size` live, aligned entries of `T`, and every bit pattern the peer
     ///   may write there is a valid `T` (true of `u64` and [`XdpDesc`]);
     /// - `size` is a non-zero power of two;
-    /// - user space builds at most one [`Producer`] and at most one [`Consumer`] over this
-    ///   memory in total (one ring has one user-space party; the kernel is the other).
+    /// - user space has at most one [`Producer`] and at most one [`Consumer`] over this ring
+    ///   at a time, through this or any other mapping of it (one ring has one user-space party;
+    ///   the kernel is the other). A cursor may be built again (on another mapping of the same
+    ///   ring, say) once the previous one is dropped with nothing reserved or peeked: it starts
+    ///   from the indices in memory.
     pub unsafe fn new(
         owner: Arc<dyn Send + Sync>,
         producer: *mut u32,

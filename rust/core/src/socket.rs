@@ -7,7 +7,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -15,7 +16,7 @@ use crate::ring::{CompletionRing, FillRing, RingMemory, RxRing, TxRing};
 use crate::sys::{
     self, ForkGuard, Interface, Mmap, SockaddrXdp, XdpDesc, XdpRingOffset, sockopt, xsk,
 };
-use crate::umem::{Batch, FrameDesc, FrameState, FrameTable, Umem};
+use crate::umem::{Batch, FrameDesc, FrameState, FrameTable, PoolId, Umem};
 
 /// Ring sizes and bind options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,12 +188,15 @@ pub struct Stats {
     pub counters: Counters,
 }
 
-/// The socket fd plus the UMEM it registered. When the last reference goes (the socket, or a
-/// poll still running on another thread), the fd is closed first and only then do the frames
-/// the kernel held return to the pool.
+/// The socket fd plus the ring pair it uses. When the last reference goes (the socket, or a
+/// poll still running on another thread), the fd is closed first and only then is the pair let
+/// go of (and with the last socket of its (interface, queue), the frames the kernel held
+/// return to the pool).
 struct BoundFd {
     fd: Option<OwnedFd>,
-    umem: Umem,
+    /// Set after bind: (need_wakeup, zerocopy), which every socket sharing the UMEM inherits.
+    mode: OnceLock<(bool, bool)>,
+    _pool: Arc<QueuePool>,
 }
 
 impl BoundFd {
@@ -203,8 +207,8 @@ impl BoundFd {
 
 impl Drop for BoundFd {
     fn drop(&mut self) {
+        // Explicit: the fd closes before the pair (a field) can go.
         drop(self.fd.take());
-        self.umem.unbind();
     }
 }
 
@@ -241,6 +245,11 @@ impl PollHandle {
             }
         }
     }
+
+    /// The socket's fd (open as long as the handle lives).
+    pub fn fd(&self) -> RawFd {
+        self.0.raw()
+    }
 }
 
 /// `poll` event: a received frame is waiting.
@@ -248,13 +257,170 @@ pub const POLLIN: i16 = xsk::POLLIN;
 /// `poll` event: the tx ring has room.
 pub const POLLOUT: i16 = xsk::POLLOUT;
 
+/// Which device queue a ring pair serves: the kernel gives each distinct (device, queue) of a
+/// shared UMEM its own fill and completion rings. Interface indexes are per network namespace,
+/// so the namespace is part of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueKey {
+    netns: (u64, u64),
+    ifindex: u32,
+    queue: u32,
+}
+
+/// One ring mapped from a socket fd, kept so the ring's cursor can be rebuilt on it.
+struct RingMap {
+    map: Arc<Mmap>,
+    off: XdpRingOffset,
+    size: u32,
+}
+
+impl RingMap {
+    /// Maps the ring at `pgoff` of `size` entries of `T`.
+    fn new<T>(
+        fd: &OwnedFd,
+        off: &XdpRingOffset,
+        size: u32,
+        pgoff: i64,
+        call: &'static str,
+    ) -> Result<RingMap> {
+        let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
+        Ok(RingMap { map: Arc::new(Mmap::ring(fd, len, pgoff, call)?), off: *off, size })
+    }
+
+    /// The ring's memory. Build at most one cursor on it at a time per ring (the contract of
+    /// [`RingMemory::new`]); the cursor starts from the indices in memory.
+    fn memory<T: Copy>(&self) -> RingMemory<T> {
+        let base = self.map.as_ptr();
+        let off = &self.off;
+        // SAFETY: the kernel placed producer, consumer, flags and `size` entries of `T` at these
+        // offsets inside the mapping (XDP_MMAP_OFFSETS; `RingMap::new` sized it for them),
+        // suitably aligned; `map` keeps it alive as long as the ring memory exists. The callers
+        // build one cursor per ring at a time (a pair's cursor moves to another socket's
+        // mapping of the same ring only after the previous one is dropped, under its lock).
+        unsafe {
+            RingMemory::new(
+                self.map.clone(),
+                base.add(off.producer as usize).cast(),
+                base.add(off.consumer as usize).cast(),
+                base.add(off.flags as usize).cast(),
+                base.add(off.desc as usize).cast(),
+                self.size,
+            )
+        }
+    }
+}
+
+/// A socket's mapping of its pair's fill and completion rings.
+struct PoolMember {
+    id: u64,
+    fd: Weak<BoundFd>,
+    fill: RingMap,
+    comp: RingMap,
+}
+
+/// The cursors of a pair's fill and completion rings, running on the mapping of its first
+/// member; every member maps the same rings (the kernel hands a sharing socket its pair's rings
+/// on mmap), so when that member closes the cursors move to the next one's mapping and its
+/// fd can really close (a mapping keeps its socket alive).
+struct PairRings {
+    /// The pair's id (its frames carry it in the frame table).
+    pool: PoolId,
+    fill: Option<FillRing>,
+    comp: Option<CompletionRing>,
+    members: Vec<PoolMember>,
+    /// How many frames autofill keeps on the fill ring: the largest target of its members.
+    fill_target: u32,
+    /// Addresses taken from the free pool for the fill ring (reused by every top-up).
+    scratch: Vec<u64>,
+}
+
+/// The fill and completion rings of one (interface, queue) of a UMEM, shared by every socket
+/// of the UMEM bound there (the kernel's `XDP_SHARED_UMEM` rule), under one lock: rings are
+/// single-producer/single-consumer.
+pub(crate) struct QueuePool {
+    id: PoolId,
+    key: QueueKey,
+    umem: Umem,
+    rings: Mutex<PairRings>,
+}
+
+impl QueuePool {
+    fn rings(&self) -> MutexGuard<'_, PairRings> {
+        self.rings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The sizes of the pair's fill and completion rings.
+    fn sizes(&self) -> (u32, u32) {
+        self.rings().members.first().map_or((0, 0), |m| (m.fill.size, m.comp.size))
+    }
+
+    /// A live member's fd, held open while the caller binds a sharing socket with it.
+    fn member_fd(&self) -> Option<Arc<BoundFd>> {
+        self.rings().members.iter().find_map(|m| m.fd.upgrade())
+    }
+
+    /// Adds a member with its mapping of the rings; the first one's mapping runs the cursors.
+    fn join(&self, member: PoolMember, fill_target: u32) {
+        let mut rings = self.rings();
+        if rings.fill.is_none() {
+            rings.fill = Some(FillRing::new(member.fill.memory()));
+            rings.comp = Some(CompletionRing::new(member.comp.memory()));
+        }
+        rings.fill_target = rings.fill_target.max(fill_target);
+        rings.members.push(member);
+    }
+
+    /// Removes member `id` (its socket is closing): when the cursors ran on its mapping, they
+    /// are dropped and rebuilt on the next member's, from the indices in memory (no
+    /// reservation is ever left open across the lock).
+    fn leave(&self, id: u64) {
+        let mut rings = self.rings();
+        let Some(pos) = rings.members.iter().position(|m| m.id == id) else { return };
+        if pos == 0 {
+            rings.fill = None;
+            rings.comp = None;
+        }
+        let gone = rings.members.remove(pos);
+        if pos == 0
+            && let Some(next) = rings.members.first()
+        {
+            let (fill, comp) =
+                (FillRing::new(next.fill.memory()), CompletionRing::new(next.comp.memory()));
+            rings.fill = Some(fill);
+            rings.comp = Some(comp);
+        }
+        drop(rings);
+        drop(gone);
+    }
+}
+
+impl Drop for QueuePool {
+    fn drop(&mut self) {
+        self.umem.remove_pool(self.id);
+    }
+}
+
+/// How a new socket gets its UMEM, decided under the UMEM's open lock.
+enum Sharing {
+    /// No socket uses the UMEM: register it (`XDP_UMEM_REG`) and make the first ring pair.
+    Owner,
+    /// Share the UMEM with this bound socket (on another interface or queue): a new ring pair.
+    NewQueue(Arc<BoundFd>),
+    /// Share this ring pair (same interface and queue) through one of its bound sockets.
+    SameQueue(Arc<QueuePool>, Arc<BoundFd>),
+}
+
+/// Unique member ids (a socket's place in its ring pair).
+static NEXT_MEMBER: AtomicU64 = AtomicU64::new(1);
+
 /// An AF_XDP socket bound to one queue of one interface.
 pub struct Socket {
-    // Field order is drop order: unmap the rings before the fd can close.
-    fill: FillRing,
-    comp: CompletionRing,
+    // Field order is drop order: unmap the rings before the fd can close (and `Drop` takes the
+    // socket's mapping of the fill/completion rings out of its pair first).
     rx: Option<RxRing>,
     tx: Option<TxRing>,
+    pool: Arc<QueuePool>,
+    member: u64,
     bound: Arc<BoundFd>,
     umem: Umem,
     iface: Interface,
@@ -263,10 +429,13 @@ pub struct Socket {
     guard: ForkGuard,
     zerocopy: bool,
     cfg: SocketConfig,
-    fill_target: u32,
     counters: Counters,
-    /// Addresses taken from the free pool for the fill ring (reused by every top-up).
-    scratch_addr: Vec<u64>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.pool.leave(self.member);
+    }
 }
 
 impl std::fmt::Debug for Socket {
@@ -279,39 +448,22 @@ impl std::fmt::Debug for Socket {
     }
 }
 
-fn map_ring<T: Copy>(
-    fd: &OwnedFd,
-    off: &XdpRingOffset,
-    size: u32,
-    pgoff: i64,
-    call: &'static str,
-) -> Result<RingMemory<T>> {
-    let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
-    let map = Arc::new(Mmap::ring(fd, len, pgoff, call)?);
-    let base = map.as_ptr();
-    // SAFETY: the kernel placed producer, consumer, flags and `size` descriptors at these offsets
-    // inside the `len`-byte mapping (XDP_MMAP_OFFSETS), suitably aligned; `map` keeps it alive
-    // as long as the ring memory exists.
-    Ok(unsafe {
-        RingMemory::new(
-            map.clone(),
-            base.add(off.producer as usize).cast(),
-            base.add(off.consumer as usize).cast(),
-            base.add(off.flags as usize).cast(),
-            base.add(off.desc as usize).cast(),
-            size,
-        )
-    })
-}
-
 impl Socket {
     /// Opens a socket on `iface`/`queue` over `umem`, with the rings of `cfg`.
     ///
-    /// Errors: [`Error::InvalidArgument`] for a bad ring size, [`Error::NoSuchInterface`],
-    /// [`Error::QueueOutOfRange`], [`Error::UmemInUse`], [`Error::ForkedChild`] for a UMEM made
-    /// before a `fork()`, or [`Error::Syscall`] naming the call (EPERM without CAP_NET_RAW,
-    /// EBUSY when the queue is taken, EOPNOTSUPP when zero-copy was required but the driver has
-    /// none).
+    /// A UMEM may back any number of sockets (`XDP_SHARED_UMEM`): the first one registers it;
+    /// a socket on another (interface, queue) gets its own fill and completion rings
+    /// (`cfg.fill_size`/`comp_size`); a socket on an (interface, queue) where one of the UMEM's
+    /// sockets is already bound shares that socket's fill and completion rings (its own sizes
+    /// for them are ignored). Sharing sockets inherit copy/zero-copy and need-wakeup from the
+    /// first: asking for another mode is an error. Every socket of the UMEM can send frames
+    /// received on any other, without copying.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a bad ring size or a mode that differs from the
+    /// UMEM's other sockets, [`Error::NoSuchInterface`], [`Error::QueueOutOfRange`],
+    /// [`Error::ForkedChild`] for a UMEM made before a `fork()`, or [`Error::Syscall`] naming
+    /// the call (EPERM without CAP_NET_RAW, EBUSY when the queue is taken by a socket of
+    /// another UMEM, EOPNOTSUPP when zero-copy was required but the driver has none).
     pub fn open(iface: &Interface, queue: u32, umem: Umem, cfg: SocketConfig) -> Result<Socket> {
         cfg.validate()?;
         umem.check_fork()?;
@@ -319,82 +471,153 @@ impl Socket {
         if queue >= count {
             return Err(Error::QueueOutOfRange { ifname: iface.name().into(), queue, count });
         }
-        let fd = xsk::socket()?;
-        umem.bind()?;
-        // From here on, dropping `bound` closes the fd and gives the UMEM back.
-        let bound = Arc::new(BoundFd { fd: Some(fd), umem: umem.clone() });
-        let fd = bound.fd.as_ref().expect("fd set above");
-        if let Some(busy_poll) = &cfg.busy_poll {
-            busy_poll.apply(fd)?;
-        }
-
-        let ucfg = umem.config();
-        let reg = sys::XdpUmemReg {
-            addr: umem.as_ptr() as u64,
-            len: umem.len() as u64,
-            chunk_size: ucfg.frame_size,
-            headroom: ucfg.headroom,
-            flags: 0,
-            tx_metadata_len: 0,
+        let key = QueueKey { netns: sys::netdev::current_netns()?, ifindex: iface.index(), queue };
+        let opening = umem.opening();
+        let pools = umem.live_pools();
+        let sharing = match pools
+            .iter()
+            .find_map(|p| Some((p, p.member_fd()?)).filter(|(p, _)| p.key == key))
+        {
+            Some((pool, fd)) => Sharing::SameQueue(pool.clone(), fd),
+            None => match pools.iter().find_map(|p| p.member_fd()) {
+                Some(fd) => Sharing::NewQueue(fd),
+                None => Sharing::Owner,
+            },
         };
-        xsk::umem_reg(fd, &reg)?;
-        xsk::set_fill_ring_size(fd, cfg.fill_size)?;
-        xsk::set_completion_ring_size(fd, cfg.comp_size)?;
+        drop(pools);
+        if let Sharing::NewQueue(owner) | Sharing::SameQueue(_, owner) = &sharing {
+            // Set once bound; members found here are (opens are serialised, and a failed open
+            // leaves its pair before the lock is let go).
+            let (need_wakeup, zerocopy) =
+                owner.mode.get().copied().unwrap_or((cfg.need_wakeup, cfg.zerocopy == Some(true)));
+            if cfg.need_wakeup != need_wakeup {
+                return Err(Error::InvalidArgument {
+                    name: "need_wakeup",
+                    value: cfg.need_wakeup.to_string(),
+                    why: format!(
+                        "the Umem's sockets were bound with need_wakeup={need_wakeup}, which sharing sockets inherit"
+                    ),
+                });
+            }
+            if cfg.zerocopy.is_some_and(|z| z != zerocopy) {
+                return Err(Error::InvalidArgument {
+                    name: "zerocopy",
+                    value: format!("{:?}", cfg.zerocopy),
+                    why: format!(
+                        "the Umem's sockets run in {} mode, which sharing sockets inherit",
+                        if zerocopy { "zero-copy" } else { "copy" }
+                    ),
+                });
+            }
+        }
+        let fd = xsk::socket()?;
+        if let Some(busy_poll) = &cfg.busy_poll {
+            busy_poll.apply(&fd)?;
+        }
+        let ucfg = umem.config();
+        if let Sharing::Owner = sharing {
+            let reg = sys::XdpUmemReg {
+                addr: umem.as_ptr() as u64,
+                len: umem.len() as u64,
+                chunk_size: ucfg.frame_size,
+                headroom: ucfg.headroom,
+                flags: 0,
+                tx_metadata_len: 0,
+            };
+            xsk::umem_reg(&fd, &reg)?;
+        }
+        // The kernel's rule: each distinct (device, queue) has its own fill and completion
+        // rings, made on its first socket; a socket joining that queue must not make any.
+        let own_pair = !matches!(sharing, Sharing::SameQueue(..));
+        if own_pair {
+            xsk::set_fill_ring_size(&fd, cfg.fill_size)?;
+            xsk::set_completion_ring_size(&fd, cfg.comp_size)?;
+        }
         if cfg.rx_size > 0 {
-            xsk::set_rx_ring_size(fd, cfg.rx_size)?;
+            xsk::set_rx_ring_size(&fd, cfg.rx_size)?;
         }
         if cfg.tx_size > 0 {
-            xsk::set_tx_ring_size(fd, cfg.tx_size)?;
+            xsk::set_tx_ring_size(&fd, cfg.tx_size)?;
         }
-        let off = xsk::mmap_offsets(fd)?;
-        let fill = FillRing::new(map_ring(
-            fd,
-            &off.fr,
-            cfg.fill_size,
-            sys::XDP_UMEM_PGOFF_FILL_RING,
-            "mmap(fill ring)",
-        )?);
-        let comp = CompletionRing::new(map_ring(
-            fd,
-            &off.cr,
-            cfg.comp_size,
-            sys::XDP_UMEM_PGOFF_COMPLETION_RING,
-            "mmap(completion ring)",
-        )?);
+        let off = xsk::mmap_offsets(&fd)?;
         let rx = match cfg.rx_size {
             0 => None,
-            n => Some(RxRing::new(map_ring(
-                fd,
-                &off.rx,
-                n,
-                sys::XDP_PGOFF_RX_RING,
-                "mmap(rx ring)",
-            )?)),
+            n => Some(RxRing::new(
+                RingMap::new::<XdpDesc>(&fd, &off.rx, n, sys::XDP_PGOFF_RX_RING, "mmap(rx ring)")?
+                    .memory(),
+            )),
         };
         let tx = match cfg.tx_size {
             0 => None,
-            n => Some(TxRing::new(map_ring(
-                fd,
-                &off.tx,
-                n,
-                sys::XDP_PGOFF_TX_RING,
-                "mmap(tx ring)",
-            )?)),
+            n => Some(TxRing::new(
+                RingMap::new::<XdpDesc>(&fd, &off.tx, n, sys::XDP_PGOFF_TX_RING, "mmap(tx ring)")?
+                    .memory(),
+            )),
         };
-        // Leave half the frames for transmission when the socket does both.
-        let frames = ucfg.frame_count;
+        let map_pair =
+            |fd: &OwnedFd, fill_size: u32, comp_size: u32| -> Result<(RingMap, RingMap)> {
+                Ok((
+                    RingMap::new::<u64>(
+                        fd,
+                        &off.fr,
+                        fill_size,
+                        sys::XDP_UMEM_PGOFF_FILL_RING,
+                        "mmap(fill ring)",
+                    )?,
+                    RingMap::new::<u64>(
+                        fd,
+                        &off.cr,
+                        comp_size,
+                        sys::XDP_UMEM_PGOFF_COMPLETION_RING,
+                        "mmap(completion ring)",
+                    )?,
+                ))
+            };
+        // The first socket leaves half the frames for transmission when it does both; a
+        // further ring pair of a shared UMEM takes at most half of what is still free, so the
+        // pairs opened before it and transmission keep frames too.
         let fill_target = if rx.is_none() {
             0
-        } else if tx.is_none() {
-            cfg.fill_size.min(frames)
         } else {
-            cfg.fill_size.min(frames.div_ceil(2))
+            let frames = ucfg.frame_count;
+            let share = match &sharing {
+                Sharing::Owner if tx.is_none() => frames,
+                Sharing::Owner => frames.div_ceil(2),
+                Sharing::NewQueue(_) | Sharing::SameQueue(..) => umem.free_frames() / 2,
+            };
+            cfg.fill_size.min(share)
         };
+        let (pool, pair_maps) = match &sharing {
+            Sharing::SameQueue(pool, _) => (pool.clone(), None),
+            Sharing::Owner | Sharing::NewQueue(_) => {
+                let maps = map_pair(&fd, cfg.fill_size, cfg.comp_size)?;
+                let pool = umem.add_pool(|id| {
+                    Arc::new(QueuePool {
+                        id,
+                        key,
+                        umem: umem.clone(),
+                        rings: Mutex::new(PairRings {
+                            pool: id,
+                            fill: None,
+                            comp: None,
+                            members: Vec::new(),
+                            fill_target: 0,
+                            scratch: Vec::new(),
+                        }),
+                    })
+                })?;
+                (pool, Some(maps))
+            }
+        };
+        // From here on, dropping `bound` closes the fd and lets the pair go.
+        let bound = Arc::new(BoundFd { fd: Some(fd), mode: OnceLock::new(), _pool: pool.clone() });
+        let fd = bound.fd.as_ref().expect("fd set above");
+        let member = NEXT_MEMBER.fetch_add(1, Ordering::Relaxed);
         let mut sock = Socket {
-            fill,
-            comp,
             rx,
             tx,
+            pool: pool.clone(),
+            member,
             bound: bound.clone(),
             umem: umem.clone(),
             iface: iface.clone(),
@@ -402,29 +625,43 @@ impl Socket {
             guard: ForkGuard::new(),
             zerocopy: false,
             cfg,
-            fill_target,
             counters: Counters::default(),
-            scratch_addr: Vec::new(),
         };
-        // Frames go on the fill ring before bind: zero-copy drivers expect them there.
-        if cfg.autofill {
-            sock.top_up_fill()?;
+        if let Some((fill, comp)) = pair_maps {
+            // A new pair: frames go on its fill ring before bind (zero-copy drivers expect
+            // them there).
+            pool.join(
+                PoolMember { id: member, fd: Arc::downgrade(&bound), fill, comp },
+                fill_target,
+            );
+            if cfg.autofill {
+                sock.top_up_fill()?;
+            }
         }
-        let mut flags = 0;
-        if cfg.need_wakeup {
-            flags |= sys::XDP_USE_NEED_WAKEUP;
-        }
-        match cfg.zerocopy {
-            Some(true) => flags |= sys::XDP_ZEROCOPY,
-            Some(false) => flags |= sys::XDP_COPY,
-            None => {}
-        }
+        let (flags, shared_fd) = match &sharing {
+            Sharing::Owner => {
+                let mut flags = 0;
+                if cfg.need_wakeup {
+                    flags |= sys::XDP_USE_NEED_WAKEUP;
+                }
+                match cfg.zerocopy {
+                    Some(true) => flags |= sys::XDP_ZEROCOPY,
+                    Some(false) => flags |= sys::XDP_COPY,
+                    None => {}
+                }
+                (flags, 0)
+            }
+            // A sharing socket binds with XDP_SHARED_UMEM only (any other flag: EINVAL).
+            Sharing::NewQueue(owner) | Sharing::SameQueue(_, owner) => {
+                (sys::XDP_SHARED_UMEM, owner.raw() as u32)
+            }
+        };
         let addr = SockaddrXdp {
             sxdp_family: sys::AF_XDP as u16,
             sxdp_flags: flags,
             sxdp_ifindex: iface.index(),
             sxdp_queue_id: queue,
-            sxdp_shared_umem_fd: 0,
+            sxdp_shared_umem_fd: shared_fd,
         };
         let deadline = Instant::now() + BIND_RETRY;
         // A queue closed just before is released by deferred kernel work about 20 ms later
@@ -442,8 +679,22 @@ impl Socket {
                 other => break other?,
             }
         }
+        if let Sharing::SameQueue(pool, _) = &sharing {
+            // Bound, the socket maps its pair's rings (the kernel gives the shared pool's).
+            let (fill_size, comp_size) = pool.sizes();
+            let (fill, comp) = map_pair(fd, fill_size, comp_size)?;
+            pool.join(
+                PoolMember { id: member, fd: Arc::downgrade(&bound), fill, comp },
+                fill_target,
+            );
+            if cfg.autofill {
+                sock.top_up_fill()?;
+            }
+        }
         let opts = xsk::options(fd)?;
         sock.zerocopy = opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0;
+        let _ = bound.mode.set((cfg.need_wakeup, sock.zerocopy));
+        drop(opening);
         Ok(sock)
     }
 
@@ -527,43 +778,52 @@ impl Socket {
         self.tx.is_some()
     }
 
-    /// How many frames `autofill` keeps on the fill ring (kernel-held receive frames).
+    /// How many frames `autofill` keeps on the fill ring (kernel-held receive frames). The
+    /// fill ring is that of the socket's (interface, queue), shared with the UMEM's other
+    /// sockets bound there; its target is the largest of theirs.
     pub fn fill_target(&self) -> u32 {
-        self.fill_target
+        self.pool.rings().fill_target
+    }
+
+    /// Whether the socket shares its fill and completion rings with another socket of its UMEM
+    /// (bound to the same interface and queue).
+    pub fn shares_fill_ring(&self) -> bool {
+        self.pool.rings().members.len() > 1
     }
 
     /// Hands up to `max` free frames to the kernel through the fill ring; returns how many.
     pub fn fill(&mut self, max: u32) -> Result<u32> {
-        self.fill_with(|_| max)
+        self.fill_with(|_, _| max)
     }
 
     /// Tops the fill ring up to the fill target (what `autofill` does).
     pub fn top_up_fill(&mut self) -> Result<u32> {
-        let target = self.fill_target;
-        self.fill_with(|table| fill_deficit(target, table))
+        self.fill_with(fill_deficit)
     }
 
-    /// Puts `want(table)` free frames (at most) on the fill ring, deciding and taking them under
-    /// one lock of the frame table.
-    fn fill_with(&mut self, want: impl FnOnce(&FrameTable) -> u32) -> Result<u32> {
+    /// Puts `want(rings, table)` free frames (at most) on the fill ring, deciding and taking
+    /// them under one lock of the pair's rings and of the frame table.
+    fn fill_with(&mut self, want: impl FnOnce(&PairRings, &FrameTable) -> u32) -> Result<u32> {
         self.check_fork()?;
         let shift = self.umem.frame_shift();
-        let got = {
+        let (got, wake) = {
+            let mut rings = self.pool.rings();
             let mut table = self.umem.frames();
-            let want = want(&table);
-            fill_locked(&mut self.fill, &mut table, want, shift, &mut self.scratch_addr)
+            let want = want(&rings, &table);
+            let got = fill_locked(&mut rings, &mut table, self.pool.id, want, shift);
+            (got, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
         };
-        self.filled(got);
+        self.filled(got, wake);
         Ok(got)
     }
 
     /// Counts `got` frames just put on the fill ring and wakes the kernel if it asked.
-    fn filled(&mut self, got: u32) {
+    fn filled(&mut self, got: u32, wake: bool) {
         if got == 0 {
             return;
         }
         self.counters.filled += u64::from(got);
-        if self.fill.needs_wakeup() {
+        if wake {
             // Errors here only mean "try again later"; the frames are on the ring either way.
             let _ = xsk::wakeup_rx(self.fd());
         }
@@ -594,25 +854,28 @@ impl Socket {
             let _ = xsk::wakeup_rx(fd);
         }
         let shift = self.umem.frame_shift();
-        let (frames, n, unexpected, filled) = {
+        let pool = self.pool.id;
+        let (frames, n, unexpected, filled, wake) = {
+            // The pair's lock first, then the frame table's (the order everywhere).
+            let mut rings = self.pool.rings();
             let mut table = self.umem.frames();
             let ready = rx.available(max).min(max);
             let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
-            let mut sink = Received { table: &mut table, shift, frames, unexpected: 0 };
+            let mut sink = Received { table: &mut table, pool, shift, frames, unexpected: 0 };
             let n = rx.peek(ready, &mut sink);
             let Received { frames, unexpected, .. } = sink;
             let filled = if self.cfg.autofill {
-                let want = fill_deficit(self.fill_target, &table);
-                fill_locked(&mut self.fill, &mut table, want, shift, &mut self.scratch_addr)
+                let want = fill_deficit(&rings, &table);
+                fill_locked(&mut rings, &mut table, pool, want, shift)
             } else {
                 0
             };
-            (frames, n, unexpected, filled)
+            (frames, n, unexpected, filled, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
         };
         rx.release(n);
         self.counters.unexpected += u64::from(unexpected);
         self.counters.received += frames.len() as u64;
-        self.filled(filled);
+        self.filled(filled, wake);
         Ok(Batch::from_owned(self.umem.clone(), frames))
     }
 
@@ -680,7 +943,7 @@ impl Socket {
         {
             let mut table = self.umem.frames();
             for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
-                table.transition(d.index, FrameState::User, FrameState::Tx, fs)?;
+                table.queue_for_tx(d.index, self.pool.id, fs)?;
                 let desc = XdpDesc {
                     addr: self.umem.addr_of(d.index) + u64::from(d.offset),
                     len: d.len,
@@ -740,23 +1003,28 @@ impl Socket {
     pub fn complete(&mut self, max: u32) -> Result<u32> {
         self.kick_tx()?;
         let shift = self.umem.frame_shift();
+        let pool = self.pool.id;
         let (n, done) = {
+            let mut rings = self.pool.rings();
+            let Some(comp) = rings.comp.as_mut() else { return Ok(0) };
             let mut table = self.umem.frames();
-            let mut sink = Completed { table: &mut table, shift, done: 0 };
-            let n = self.comp.peek(max, &mut sink);
+            let mut sink = Completed { table: &mut table, pool, shift, done: 0 };
+            let n = comp.peek(max, &mut sink);
             let done = sink.done;
-            table.completed(done);
+            table.completed(done, pool);
+            drop(table);
+            comp.release(n);
             (n, done)
         };
-        self.comp.release(n);
         self.counters.unexpected += u64::from(n - done);
         self.counters.completed += u64::from(done);
         Ok(done)
     }
 
-    /// Frames sent but not completed yet (the library's own count: no ring is read).
+    /// Frames sent through this socket's (interface, queue) but not completed yet (the
+    /// library's own count: no ring is read).
     pub fn in_flight(&self) -> u32 {
-        self.umem.frames().count(FrameState::Tx)
+        self.umem.frames().tx_count(self.pool.id)
     }
 
     /// Kernel statistics (`XDP_STATISTICS`) and the library's counters.
@@ -768,27 +1036,33 @@ impl Socket {
     }
 }
 
-/// How many frames the fill ring lacks to reach `target` (what `autofill` tops up).
-fn fill_deficit(target: u32, table: &FrameTable) -> u32 {
-    target.saturating_sub(table.count(FrameState::Fill))
+/// How many frames the pair's fill ring lacks to reach its target (what `autofill` tops up).
+fn fill_deficit(rings: &PairRings, table: &FrameTable) -> u32 {
+    rings.fill_target.saturating_sub(table.fill_count(rings_pool(rings)))
 }
 
-/// Moves up to `want` free frames onto the fill ring under the caller's lock of the frame
-/// table; returns how many.
+/// The pair id of `rings` (stored with its members' frames).
+fn rings_pool(rings: &PairRings) -> PoolId {
+    rings.pool
+}
+
+/// Moves up to `want` free frames onto the fill ring of pair `pool` under the caller's locks
+/// of its rings and of the frame table; returns how many.
 fn fill_locked(
-    fill: &mut FillRing,
+    rings: &mut PairRings,
     table: &mut FrameTable,
+    pool: PoolId,
     want: u32,
     shift: u32,
-    scratch: &mut Vec<u64>,
 ) -> u32 {
     let want = want.min(table.count(FrameState::Free));
+    let PairRings { fill: Some(fill), scratch, .. } = rings else { return 0 };
     if want == 0 {
         return 0;
     }
     let n = fill.reserve(want);
     scratch.clear();
-    let got = table.take_free_for_fill(n, shift, scratch);
+    let got = table.take_free_for_fill(n, pool, shift, scratch);
     fill.write_slice(scratch);
     fill.submit(got);
     got
@@ -798,6 +1072,7 @@ fn fill_locked(
 /// joins the batch, with no intermediate copy of the descriptors.
 struct Received<'a> {
     table: &'a mut FrameTable,
+    pool: PoolId,
     shift: u32,
     frames: Vec<FrameDesc>,
     unexpected: u32,
@@ -809,7 +1084,7 @@ impl Extend<XdpDesc> for Received<'_> {
         // An address we never filled is refused (counted), rather than handing out a frame
         // someone else owns.
         self.unexpected +=
-            self.table.take_received(descs.into_iter(), self.shift, &mut self.frames);
+            self.table.take_received(descs.into_iter(), self.pool, self.shift, &mut self.frames);
     }
 }
 
@@ -817,6 +1092,7 @@ impl Extend<XdpDesc> for Received<'_> {
 /// `Free`; anything else is left alone (and counted as unexpected by the caller).
 struct Completed<'a> {
     table: &'a mut FrameTable,
+    pool: PoolId,
     shift: u32,
     done: u32,
 }
@@ -825,7 +1101,7 @@ impl Extend<u64> for Completed<'_> {
     #[inline]
     fn extend<I: IntoIterator<Item = u64>>(&mut self, addrs: I) {
         for addr in addrs {
-            self.done += u32::from(self.table.take_completed(addr >> self.shift));
+            self.done += u32::from(self.table.take_completed(addr >> self.shift, self.pool));
         }
     }
 }

@@ -20,10 +20,10 @@
 //! A [`Batch`] owns its frames exclusively (they are `User` and listed only in it). Dropping a
 //! batch returns the frames it still owns to the free pool, so nothing leaks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::error::{Error, Result};
+use crate::socket::QueuePool;
 use crate::sys::{self, ForkGuard, Mmap, XDP_PACKET_HEADROOM, XdpDesc};
 
 /// Bytes the kernel keeps at the end of a chunk for `struct skb_shared_info` (aligned) in copy
@@ -137,6 +137,13 @@ impl FrameState {
 #[derive(Debug)]
 pub struct FrameTable {
     state: Vec<FrameState>,
+    /// For a frame in `Fill` or `Tx`: the [`PoolId`] of the fill/completion ring pair it went
+    /// through (meaningless in the other states). A received frame must come from the fill
+    /// ring of the receiving socket's pair and a completion from the pair's completion ring,
+    /// so a frame put on one pair's fill ring is never taken as another pair's.
+    owner: Vec<PoolId>,
+    /// Per [`PoolId`]: how many frames are in `Fill` and in `Tx` through that pair.
+    pool_counts: Vec<[u32; 2]>,
     free: Vec<u32>,
     counts: [u32; 4],
     /// Emptied descriptor vectors of released batches, reused by the next receive so a batch
@@ -147,10 +154,32 @@ pub struct FrameTable {
 /// How many emptied batch vectors the frame table keeps for reuse.
 const SPARE_VECS: usize = 8;
 
+/// Names one fill/completion ring pair of a UMEM: each distinct (interface, queue) its sockets
+/// are bound to has one (the kernel's rule for `XDP_SHARED_UMEM`). Ids are reused once a pair
+/// is gone; a [`FrameTable`] used without sockets (tests, [`FrameTable::transition`]) puts
+/// everything through pair 0.
+pub type PoolId = u16;
+
+/// Index into a pool's counts.
+const POOL_FILL: usize = 0;
+const POOL_TX: usize = 1;
+
+/// The per-pool count slot of `state`, if it has one (only `Fill` and `Tx` frames belong to a
+/// ring pair).
+fn pool_slot(state: FrameState) -> Option<usize> {
+    match state {
+        FrameState::Fill => Some(POOL_FILL),
+        FrameState::Tx => Some(POOL_TX),
+        FrameState::Free | FrameState::User => None,
+    }
+}
+
 impl FrameTable {
     fn new(frame_count: u32) -> FrameTable {
         FrameTable {
             state: vec![FrameState::Free; frame_count as usize],
+            owner: vec![0; frame_count as usize],
+            pool_counts: Vec::new(),
             // Reversed so frames are handed out in ascending order.
             free: (0..frame_count).rev().collect(),
             counts: [frame_count, 0, 0, 0],
@@ -189,9 +218,46 @@ impl FrameTable {
         *slot = to;
         self.counts[from as usize] -= 1;
         self.counts[to as usize] += 1;
+        let owner = self.owner[index as usize];
+        if let Some(k) = pool_slot(from) {
+            self.pool(owner)[k] -= 1;
+        }
+        if let Some(k) = pool_slot(to) {
+            self.owner[index as usize] = 0;
+            self.pool(0)[k] += 1;
+        }
         if to == FrameState::Free {
             self.free.push(index);
         }
+        Ok(())
+    }
+
+    /// The counts of ring pair `pool`, created at zero on first use.
+    fn pool(&mut self, pool: PoolId) -> &mut [u32; 2] {
+        let i = usize::from(pool);
+        if self.pool_counts.len() <= i {
+            self.pool_counts.resize(i + 1, [0, 0]);
+        }
+        &mut self.pool_counts[i]
+    }
+
+    /// Frames on the fill ring of ring pair `pool` (or on the rx ring of one of its sockets).
+    pub fn fill_count(&self, pool: PoolId) -> u32 {
+        self.pool_counts.get(usize::from(pool)).map_or(0, |c| c[POOL_FILL])
+    }
+
+    /// Frames sent through ring pair `pool` and not completed yet.
+    pub fn tx_count(&self, pool: PoolId) -> u32 {
+        self.pool_counts.get(usize::from(pool)).map_or(0, |c| c[POOL_TX])
+    }
+
+    /// Moves frame `index` from `User` to `Tx` through ring pair `pool` (a socket queued it on
+    /// its tx ring; it comes back on that pair's completion ring).
+    pub(crate) fn queue_for_tx(&mut self, index: u32, pool: PoolId, frame_size: u32) -> Result<()> {
+        self.transition(index, FrameState::User, FrameState::Tx, frame_size)?;
+        self.owner[index as usize] = pool;
+        self.pool(0)[POOL_TX] -= 1;
+        self.pool(pool)[POOL_TX] += 1;
         Ok(())
     }
 
@@ -204,10 +270,14 @@ impl FrameTable {
         out.extend(taken.iter().rev());
         for &index in taken {
             self.state[index as usize] = to;
+            self.owner[index as usize] = 0;
         }
         self.free.truncate(start);
         self.counts[FrameState::Free as usize] -= n as u32;
         self.counts[to as usize] += n as u32;
+        if let Some(k) = pool_slot(to) {
+            self.pool(0)[k] += n as u32;
+        }
     }
 
     /// Moves every frame of `indices` from `User` to `Free` (a batch let go of them), updating
@@ -236,29 +306,38 @@ impl FrameTable {
         k as u32
     }
 
-    /// Takes up to `n` frames from the free pool into state `Fill` and appends their ring
-    /// addresses (`index << shift`) to `out`, for the fill ring; returns how many.
-    pub(crate) fn take_free_for_fill(&mut self, n: u32, shift: u32, out: &mut Vec<u64>) -> u32 {
+    /// Takes up to `n` frames from the free pool into state `Fill` on the fill ring of pair
+    /// `pool` and appends their ring addresses (`index << shift`) to `out`; returns how many.
+    pub(crate) fn take_free_for_fill(
+        &mut self,
+        n: u32,
+        pool: PoolId,
+        shift: u32,
+        out: &mut Vec<u64>,
+    ) -> u32 {
         let n = (n as usize).min(self.free.len());
         let start = self.free.len() - n;
         let state = &mut self.state[..];
+        let owner = &mut self.owner[..];
         let base = out.len();
         out.resize(base + n, 0);
         for (addr, &index) in out[base..].iter_mut().zip(self.free[start..].iter().rev()) {
             if let Some(slot) = state.get_mut(index as usize) {
                 *slot = FrameState::Fill;
+                owner[index as usize] = pool;
             }
             *addr = u64::from(index) << shift;
         }
         self.free.truncate(start);
         self.counts[FrameState::Free as usize] -= n as u32;
         self.counts[FrameState::Fill as usize] += n as u32;
+        self.pool(pool)[POOL_FILL] += n as u32;
         n as u32
     }
 
-    /// Moves the frame of every rx descriptor from `Fill` to `User` and appends it to
-    /// `frames`; a descriptor whose frame is not in `Fill` (an address this UMEM never put on a
-    /// fill ring) is skipped. A descriptor whose packet would run past the end of its frame
+    /// Moves the frame of every rx descriptor from `Fill` (on the fill ring of pair `pool`, the
+    /// receiving socket's) to `User` and appends it to `frames`; a descriptor whose frame is
+    /// not in `Fill` on that pair (an address this UMEM never put on that fill ring) is skipped. A descriptor whose packet would run past the end of its frame
     /// (offset + length above the frame size: never from a sane kernel) is skipped too, and its
     /// frame goes back to the free pool, so no batch ever claims bytes beyond its frame.
     /// Returns how many were skipped.
@@ -266,11 +345,13 @@ impl FrameTable {
     pub(crate) fn take_received(
         &mut self,
         descs: impl Iterator<Item = XdpDesc>,
+        pool: PoolId,
         shift: u32,
         frames: &mut Vec<FrameDesc>,
     ) -> u32 {
         let offset_mask = (1u64 << shift) - 1;
         let state = &mut self.state[..];
+        let owner = &self.owner[..];
         let base = frames.len();
         frames.reserve(descs.size_hint().0);
         let frame_size = 1u64 << shift;
@@ -280,8 +361,9 @@ impl FrameTable {
             seen += 1;
             let index = d.addr >> shift;
             let offset = d.addr & offset_mask;
-            match state.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
-                Some(slot) if *slot == FrameState::Fill => {
+            let i = usize::try_from(index).unwrap_or(usize::MAX);
+            match state.get_mut(i) {
+                Some(slot) if *slot == FrameState::Fill && owner[i] == pool => {
                     if offset + u64::from(d.len) > frame_size {
                         *slot = FrameState::Free;
                         self.free.push(index as u32);
@@ -303,16 +385,18 @@ impl FrameTable {
         self.counts[FrameState::Fill as usize] -= moved + freed;
         self.counts[FrameState::User as usize] += moved;
         self.counts[FrameState::Free as usize] += freed;
+        self.pool(pool)[POOL_FILL] -= moved + freed;
         seen - moved
     }
 
-    /// Moves frame `index` from `Tx` to `Free` (the kernel handed it back on the completion
-    /// ring); false, and nothing changes, when it is not in `Tx`. The caller accounts the
-    /// counts with [`FrameTable::completed`] once per batch.
+    /// Moves frame `index` from `Tx` through pair `pool` to `Free` (the kernel handed it back
+    /// on that pair's completion ring); false, and nothing changes, when it is not in `Tx` on
+    /// that pair. The caller accounts the counts with [`FrameTable::completed`] once per batch.
     #[inline]
-    pub(crate) fn take_completed(&mut self, index: u64) -> bool {
-        match self.state.get_mut(usize::try_from(index).unwrap_or(usize::MAX)) {
-            Some(slot) if *slot == FrameState::Tx => {
+    pub(crate) fn take_completed(&mut self, index: u64, pool: PoolId) -> bool {
+        let i = usize::try_from(index).unwrap_or(usize::MAX);
+        match self.state.get_mut(i) {
+            Some(slot) if *slot == FrameState::Tx && self.owner[i] == pool => {
                 *slot = FrameState::Free;
                 self.free.push(index as u32);
                 true
@@ -321,10 +405,11 @@ impl FrameTable {
         }
     }
 
-    /// Accounts `n` frames moved by [`FrameTable::take_completed`].
-    pub(crate) fn completed(&mut self, n: u32) {
+    /// Accounts `n` frames of pair `pool` moved by [`FrameTable::take_completed`].
+    pub(crate) fn completed(&mut self, n: u32, pool: PoolId) {
         self.counts[FrameState::Tx as usize] -= n;
         self.counts[FrameState::Free as usize] += n;
+        self.pool(pool)[POOL_TX] -= n;
     }
 
     /// A vector for `n` descriptors: a released batch's, when one is kept.
@@ -356,6 +441,30 @@ impl FrameTable {
         }
         self.counts[FrameState::Free as usize] += self.counts[from as usize];
         self.counts[from as usize] = 0;
+        if let Some(k) = pool_slot(from) {
+            for c in &mut self.pool_counts {
+                c[k] = 0;
+            }
+        }
+    }
+
+    /// Puts every frame on the fill ring or in transmission through pair `pool` back into the
+    /// free pool: the last socket of that (interface, queue) closed, so the kernel let go of
+    /// them. Returns how many.
+    pub(crate) fn reclaim_pool(&mut self, pool: PoolId) -> u32 {
+        let mut n = 0;
+        for index in 0..self.state.len() {
+            let s = self.state[index];
+            if matches!(s, FrameState::Fill | FrameState::Tx) && self.owner[index] == pool {
+                self.counts[s as usize] -= 1;
+                self.state[index] = FrameState::Free;
+                self.free.push(index as u32);
+                n += 1;
+            }
+        }
+        self.counts[FrameState::Free as usize] += n;
+        *self.pool(pool) = [0, 0];
+        n
     }
 
     /// The state of frame `index`.
@@ -373,7 +482,13 @@ pub(crate) struct UmemShared {
     region: Mmap,
     cfg: UmemConfig,
     frames: Mutex<FrameTable>,
-    bound: AtomicBool,
+    /// The fill/completion ring pairs of the sockets using the UMEM, at their [`PoolId`]. A
+    /// slot is taken when a pair is made and freed by the pair's drop, after its frames went
+    /// back to the pool, so an id is never reused while frames still carry it.
+    pools: Mutex<Vec<Option<Weak<QueuePool>>>>,
+    /// Held while a socket is opened on the UMEM: the choice between registering the UMEM,
+    /// making a new ring pair and sharing one must not race with another open.
+    opening: Mutex<()>,
     /// The process the region was mapped in (see [`crate::sys::fork`]).
     guard: ForkGuard,
 }
@@ -401,7 +516,8 @@ impl Umem {
                 region,
                 cfg,
                 frames: Mutex::new(FrameTable::new(cfg.frame_count)),
-                bound: AtomicBool::new(false),
+                pools: Mutex::new(Vec::new()),
+                opening: Mutex::new(()),
                 guard: ForkGuard::new(),
             }),
         })
@@ -447,23 +563,56 @@ impl Umem {
         self.frames().count(FrameState::Free)
     }
 
-    /// Claims the UMEM for a socket; fails when another socket has it.
-    pub(crate) fn bind(&self) -> Result<()> {
-        if self.shared.bound.swap(true, Ordering::AcqRel) { Err(Error::UmemInUse) } else { Ok(()) }
+    /// Serialises socket opens on this UMEM (see [`UmemShared::opening`]).
+    pub(crate) fn opening(&self) -> MutexGuard<'_, ()> {
+        self.shared.opening.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives the UMEM up after its socket closed: frames the kernel held return to the pool.
-    pub(crate) fn unbind(&self) {
-        let mut frames = self.frames();
-        frames.reclaim_all(FrameState::Fill);
-        frames.reclaim_all(FrameState::Tx);
-        drop(frames);
-        self.shared.bound.store(false, Ordering::Release);
+    fn pools(&self) -> MutexGuard<'_, Vec<Option<Weak<QueuePool>>>> {
+        self.shared.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a socket holds the UMEM.
+    /// The live ring pairs of the UMEM.
+    pub(crate) fn live_pools(&self) -> Vec<Arc<QueuePool>> {
+        self.pools().iter().flatten().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Takes a free [`PoolId`] for a new ring pair, which `make` builds (under the registry's
+    /// lock, so it must not fail or drop a pair); the slot then holds it.
+    pub(crate) fn add_pool(
+        &self,
+        make: impl FnOnce(PoolId) -> Arc<QueuePool>,
+    ) -> Result<Arc<QueuePool>> {
+        let mut pools = self.pools();
+        let id = match pools.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                pools.push(None);
+                pools.len() - 1
+            }
+        };
+        let id = PoolId::try_from(id).map_err(|_| Error::InvalidArgument {
+            name: "socket",
+            value: format!("number {}", id + 1),
+            why: format!("a Umem serves at most {} (interface, queue) pairs", PoolId::MAX),
+        })?;
+        let pool = make(id);
+        pools[usize::from(id)] = Some(Arc::downgrade(&pool));
+        Ok(pool)
+    }
+
+    /// Called by a ring pair's drop, once no socket uses it: the frames on its fill ring or in
+    /// transmission through it return to the free pool, and only then is its id free again.
+    pub(crate) fn remove_pool(&self, id: PoolId) {
+        self.frames().reclaim_pool(id);
+        if let Some(slot) = self.pools().get_mut(usize::from(id)) {
+            *slot = None;
+        }
+    }
+
+    /// Whether a socket uses the UMEM.
     pub fn is_bound(&self) -> bool {
-        self.shared.bound.load(Ordering::Acquire)
+        self.pools().iter().flatten().any(|w| w.strong_count() > 0)
     }
 
     /// Whether `self` and `other` are the same region.
@@ -863,12 +1012,12 @@ mod tests {
         let size = u.config().frame_size;
         let mut table = u.frames();
         let mut addrs = Vec::new();
-        assert_eq!(table.take_free_for_fill(3, shift, &mut addrs), 3);
+        assert_eq!(table.take_free_for_fill(3, 0, shift, &mut addrs), 3);
         let at = |i: usize, len: u32| XdpDesc { addr: addrs[i] + 256, len, options: 0 };
         // Exactly to the end of the frame; one byte past it; a length that would wrap a u32.
         let descs = [at(0, size - 256), at(1, size - 255), at(2, u32::MAX)];
         let mut frames = Vec::new();
-        assert_eq!(table.take_received(descs.into_iter(), shift, &mut frames), 2);
+        assert_eq!(table.take_received(descs.into_iter(), 0, shift, &mut frames), 2);
         assert_eq!(frames.len(), 1);
         assert_eq!((frames[0].offset, frames[0].len), (256, size - 256));
         // The refused frames went back to the pool, not astray.
@@ -878,6 +1027,40 @@ mod tests {
         drop(table);
         let batch = Batch::from_owned(u.clone(), frames);
         assert_eq!(batch.data(0).unwrap().len(), (size - 256) as usize);
+    }
+
+    #[test]
+    fn a_frame_belongs_to_the_ring_pair_it_went_through() {
+        let u = umem(8);
+        let shift = u.frame_shift();
+        let mut table = u.frames();
+        let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
+        assert_eq!(table.take_free_for_fill(3, 1, shift, &mut on_a), 3);
+        assert_eq!(table.take_free_for_fill(2, 2, shift, &mut on_b), 2);
+        assert_eq!((table.fill_count(1), table.fill_count(2)), (3, 2));
+        let desc = |addr: u64| XdpDesc { addr: addr + 256, len: 60, options: 0 };
+        // Pair 2's socket is handed a frame of pair 1's fill ring: refused, nothing moves.
+        let mut frames = Vec::new();
+        assert_eq!(table.take_received([desc(on_a[0])].into_iter(), 2, shift, &mut frames), 1);
+        assert!(frames.is_empty());
+        assert_eq!(table.state(on_a[0] as u32 >> shift), Some(FrameState::Fill));
+        // Its own pair's frame is taken.
+        assert_eq!(table.take_received([desc(on_a[0])].into_iter(), 1, shift, &mut frames), 0);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(table.fill_count(1), 2);
+        // Sent through pair 2, it completes only on pair 2's completion ring.
+        let index = frames[0].index;
+        table.queue_for_tx(index, 2, 2048).unwrap();
+        assert_eq!((table.tx_count(1), table.tx_count(2)), (0, 1));
+        assert!(!table.take_completed(u64::from(index), 1));
+        assert!(table.take_completed(u64::from(index), 2));
+        table.completed(1, 2);
+        assert_eq!(table.tx_count(2), 0);
+        // The last socket of pair 1 closes: its fill frames return, pair 2's stay.
+        assert_eq!(table.reclaim_pool(1), 2);
+        assert_eq!((table.fill_count(1), table.fill_count(2)), (0, 2));
+        assert_eq!(table.count(FrameState::Fill), 2);
+        assert_eq!(table.count(FrameState::Free), 6);
     }
 
     #[test]

@@ -95,7 +95,6 @@ impl From<afxdp::Error> for Error {
             | E::QueueOutOfRange { .. }
             | E::PacketTooLong { .. }
             | E::FrameNotOwned { .. }
-            | E::UmemInUse
             | E::Closed { .. } => Error::value(msg),
             E::Bpf(b) => b.into(),
         }

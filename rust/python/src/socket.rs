@@ -22,7 +22,12 @@ use crate::umem::PyUmem;
 /// busy_poll_usecs=None, busy_poll_budget=None)
 ///
 /// ifname: the interface, in the calling thread's network namespace. queue: the queue to bind.
-/// umem: the frames to use (None: a private Umem of 4096 frames of 4096 bytes). program: a
+/// umem: the frames to use (None: a private Umem of 4096 frames of 4096 bytes). A Umem may back
+/// several sockets (XDP_SHARED_UMEM), on other queues, other interfaces or the same queue: a
+/// batch received on one can be sent on any other without a copy. Each (interface, queue) has
+/// its own fill and completion rings, shared by the Umem's sockets bound there (so their
+/// fill_size/comp_size apply only to the first). Sharing sockets inherit zerocopy and
+/// need_wakeup from the Umem's first socket; asking for another mode raises ValueError. program: a
 /// Program to register with at once (None: registered nowhere, so the socket can transmit but
 /// receives nothing until a Program registers it). rx_size, tx_size: ring entries (a power of
 /// two; 0: no such ring). fill_size: fill ring entries (None: twice rx_size, at least 64).
@@ -354,7 +359,8 @@ impl PySocket {
         Ok(lock(&self.program).as_ref().is_some_and(|p| p.get().has_entry(self.queue, fd)))
     }
 
-    /// How many frames autofill keeps on the fill ring.
+    /// How many frames autofill keeps on the fill ring (of the socket's (interface, queue):
+    /// the largest target of the Umem's sockets bound there).
     #[getter]
     fn fill_target(&self) -> Result<u32> {
         self.with(|s| Ok(s.fill_target()))
@@ -372,6 +378,13 @@ impl PySocket {
     #[getter]
     fn napi_id(&self) -> Result<u32> {
         self.with(|s| s.napi_id())
+    }
+
+    /// Whether another socket of the same Umem is bound to this (interface, queue), sharing
+    /// its fill and completion rings.
+    #[getter]
+    fn shares_fill_ring(&self) -> Result<bool> {
+        self.with(|s| Ok(s.shares_fill_ring()))
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

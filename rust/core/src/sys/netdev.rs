@@ -28,6 +28,20 @@ impl fmt::Display for Interface {
     }
 }
 
+/// The calling thread's network namespace, as the device and inode numbers of
+/// `/proc/thread-self/ns/net` (what `ip netns identify` compares): two interfaces with the same
+/// index are the same device only within one namespace.
+pub fn current_netns() -> Result<(u64, u64)> {
+    let path = c"/proc/thread-self/ns/net";
+    // SAFETY: `stat` is plain data; all-zero is a valid value for it to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a writable `stat`.
+    if unsafe { libc::stat(path.as_ptr(), &mut st) } < 0 {
+        return Err(super::last_error("stat(/proc/thread-self/ns/net)"));
+    }
+    Ok((st.st_dev, st.st_ino))
+}
+
 impl Interface {
     /// Resolves `name` (`if_nametoindex`) in the calling thread's network namespace.
     ///
