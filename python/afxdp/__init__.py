@@ -10,6 +10,12 @@ the buffer protocol (zero copy).
         batch.write_at(0, b"\\xff" * 6)     # destination MAC := broadcast, in every frame
         sock.send(batch)
 
+Every rx queue at once, over one shared Umem (`afxdp.Port`):
+
+    with afxdp.Port("eth0") as port:
+        batch = port.recv(64, timeout=1)    # from one queue with frames, fair across queues
+        port.send(batch)                    # back out of batch.queue
+
 Privileges: AF_XDP sockets need CAP_NET_RAW, XDP programs CAP_NET_ADMIN and CAP_BPF (root has
 them all).
 """
@@ -19,6 +25,7 @@ from afxdp._native import (
     POLLOUT,
     Frame,
     FrameBatch,
+    Port,
     Program,
     Rule,
     Socket,
@@ -36,6 +43,7 @@ __all__ = [
     "POLLOUT",
     "Frame",
     "FrameBatch",
+    "Port",
     "Program",
     "Rule",
     "Socket",

@@ -17,6 +17,7 @@ __all__ = [
     "Frame",
     "FrameBatch",
     "Interface",
+    "Port",
     "Program",
     "Rule",
     "Socket",
@@ -199,6 +200,10 @@ class FrameBatch:
     @property
     def closed(self) -> bool:
         """True once the batch was sent or released."""
+    @property
+    def queue(self) -> int | None:
+        """The rx queue the frames were received on; None for frames from `alloc()`.
+        `Port.send(batch)` sends on this queue."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -319,6 +324,10 @@ class Program:
         """(rule, packets) for each rule in force, counting each packet for its first match."""
     def unmatched(self) -> int:
         """Packets no rule matched (passed to the kernel stack) since the rules were set."""
+    def no_socket_counts(self) -> list[int]:
+        """Per rx queue (index = queue), packets the built-in program meant for a socket (its
+        rules matched) that found none registered for their queue and went to the kernel stack
+        instead, since it was attached. ValueError for a program loaded from an object."""
     @property
     def program_name(self) -> str: ...
     def register(self, socket: Socket) -> None:
@@ -474,6 +483,86 @@ class Socket:
     def napi_id(self) -> int:
         """The NAPI instance the socket's packets arrive through (SO_INCOMING_NAPI_ID), the
         one busy polling drives: 0 before the first packet, and in generic mode."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
+
+@final
+class Port:
+    """Every rx queue of an interface (or the listed ones): one Socket per queue over one Umem,
+    the XDP program attached and every socket registered with it. A context manager: leaving
+    the block closes every socket and detaches the program the Port attached."""
+
+    def __new__(
+        cls,
+        ifname: str,
+        queues: Iterable[int] | None = None,
+        *,
+        umem: Umem | None = None,
+        program: Program | None = None,
+        rules: Iterable[Rule] | None = None,
+        mode: Literal["auto", "native", "generic"] = "auto",
+        **socket_options: int | bool | None,
+    ) -> Self:
+        """Open a socket on each of `queues` of `ifname` (None: every queue) over `umem`.
+
+        Args:
+            ifname: the interface, in the calling thread's network namespace.
+            queues: the rx queues; None: all of the interface's.
+            umem: the frames of every socket; None: a private Umem of 4096 frames of 4096
+                bytes per queue. Unless `fill_size` is given, each queue's fill ring gets an
+                equal share of half of its frames.
+            program: a Program on `ifname` to register the sockets with; None: the Port
+                attaches the built-in program (with `rules` and `mode`) and detaches it on
+                close.
+            rules: match rules for the program the Port attaches.
+            mode: attach mode of the program the Port attaches.
+            socket_options: the keyword options of `Socket` (rx_size, tx_size, fill_size,
+                comp_size, zerocopy, need_wakeup, autofill, ...), for every socket.
+        """
+    def recv(self, max: int = 64, timeout: float | None = 0.0) -> FrameBatch:
+        """Receive up to `max` frames from one queue with frames, trying the queues in turn
+        from the one after the queue served last (no queue starves); `batch.queue` says which.
+        Waits (without the GIL, on every queue at once) up to `timeout` seconds; None waits
+        until a frame arrives. An empty batch on timeout. `close()` from another thread ends
+        the wait with ValueError (closed)."""
+    def send(self, batch: FrameBatch) -> int:
+        """Send a received batch out of its own queue (`batch.queue`); returns frames queued."""
+    def complete(self) -> int:
+        """Reclaim transmitted frames on every queue; returns how many."""
+    def fill(self) -> int:
+        """Hand free frames to every queue's fill ring; returns how many."""
+    @overload
+    def stats(self, per_queue: Literal[False] = False) -> Stats: ...
+    @overload
+    def stats(self, per_queue: Literal[True]) -> dict[int, Stats]: ...
+    @property
+    def sockets(self) -> list[Socket]:
+        """The sockets, one per queue, in the order of `queues`."""
+    @property
+    def queues(self) -> list[int]:
+        """The queues, in the order of `sockets`."""
+    def __getitem__(self, queue: SupportsIndex, /) -> Socket:
+        """The socket of `queue`; KeyError when the Port has none there."""
+    def __len__(self) -> int: ...
+    @property
+    def umem(self) -> Umem: ...
+    @property
+    def program(self) -> Program: ...
+    @property
+    def ifname(self) -> str: ...
+    def fileno(self) -> int:
+        """The epoll descriptor, readable when any queue has frames; -1 once closed."""
+    def close(self) -> None:
+        """Wake every waiter, detach the program the Port attached (or unregister its sockets
+        from the given one), close the sockets. Idempotent."""
+    @property
+    def closed(self) -> bool: ...
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

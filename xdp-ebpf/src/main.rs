@@ -31,7 +31,7 @@
 #![no_main]
 
 use afxdp_ebpf_common::{
-    MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, Rule, RuleSet,
+    MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, NO_SOCKET_QUEUES, Rule, RuleSet,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -61,6 +61,13 @@ static ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
 /// match (passed to the stack).
 #[map]
 static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2 * MAX_RULES as u32 + 2, 0);
+
+/// Per-CPU counters by rx queue: packets bound for [`XSKS`] (the rules matched) that found no
+/// socket registered for their queue, and so went to the kernel stack. Queues from
+/// `NO_SOCKET_QUEUES - 1` on share the last counter. Userspace sums them to warn about traffic
+/// on a queue nobody listens to.
+#[map]
+static NO_SOCKET: PerCpuArray<u64> = PerCpuArray::with_max_entries(NO_SOCKET_QUEUES, 0);
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -241,8 +248,18 @@ pub fn afxdp_redirect(ctx: XdpContext) -> u32 {
     }
     // The low bits of the flags are the action the helper returns when `XSKS[queue]` holds no
     // socket; either way its return value is the verdict.
-    match XSKS.redirect(ctx.rx_queue_index(), u64::from(xdp_action::XDP_PASS)) {
-        Ok(action) | Err(action) => action,
+    let queue = ctx.rx_queue_index();
+    match XSKS.redirect(queue, u64::from(xdp_action::XDP_PASS)) {
+        Ok(action) => action,
+        Err(action) => {
+            let slot = if queue < NO_SOCKET_QUEUES { queue } else { NO_SOCKET_QUEUES - 1 };
+            if let Some(counter) = NO_SOCKET.get_ptr_mut(slot) {
+                // SAFETY: a per-CPU slot, only touched by this CPU (XDP runs with preemption
+                // off).
+                unsafe { *counter += 1 };
+            }
+            action
+        }
     }
 }
 

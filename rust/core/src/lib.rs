@@ -10,6 +10,8 @@
 //! * [`ring`]: producer/consumer cursors over the kernel-shared rings (no syscalls).
 //! * [`umem`]: the mmap'd frame region and the frame pool with its ownership model.
 //! * [`socket`]: ring setup, bind, wakeups, statistics, and the ring-size policy.
+//! * [`port`]: a socket on every rx queue of an interface over one shared UMEM, received from
+//!   fairly and waited on with one `epoll` descriptor.
 //! * [`bpf`]: the embedded XDP program, attached with aya: `program` (load, attach, register,
 //!   detach), `rules` (match rules, two rule sets), `object` (ELF objects), `errors`.
 //!
@@ -26,6 +28,7 @@
 pub mod bpf;
 pub mod error;
 pub mod generator;
+pub mod port;
 pub mod ring;
 pub mod socket;
 pub mod sys;

@@ -25,15 +25,28 @@ pub struct PyFrameBatch {
     /// Live buffer exports of its frames (`Frame.__getbuffer__`).
     pub(crate) exports: AtomicUsize,
     ended: Mutex<&'static str>,
+    /// The queue the frames were received on (None: allocated).
+    queue: Option<u32>,
 }
 
 impl PyFrameBatch {
     pub fn new(batch: Batch) -> Self {
+        Self::received(batch, None)
+    }
+
+    /// A batch received on `queue`.
+    pub fn received(batch: Batch, queue: Option<u32>) -> Self {
         PyFrameBatch {
             batch: Mutex::new(Some(batch)),
             exports: AtomicUsize::new(0),
             ended: Mutex::new(""),
+            queue,
         }
+    }
+
+    /// The queue the frames were received on.
+    pub fn queue(&self) -> Option<u32> {
+        self.queue
     }
 
     pub fn ended_error(&self) -> Error {
@@ -101,6 +114,13 @@ fn norm_index(i: isize, len: usize) -> Result<usize> {
 impl PyFrameBatch {
     fn __len__(&self) -> usize {
         self.len()
+    }
+
+    /// The rx queue the frames were received on (`Socket.recv`, `Port.recv`); None for frames
+    /// from `alloc()`. `Port.send(batch)` sends on this queue.
+    #[getter(queue)]
+    fn get_queue(&self) -> Option<u32> {
+        self.queue
     }
 
     fn __getitem__(slf: &Bound<'_, Self>, i: isize) -> Result<PyFrame> {

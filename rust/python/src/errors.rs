@@ -43,6 +43,11 @@ impl Error {
         Error(PyIndexError::new_err(msg.into()))
     }
 
+    /// `KeyError(msg)`: a key a mapping does not have (a queue a Port has no socket on).
+    pub fn key(msg: impl Into<String>) -> Self {
+        Error(pyo3::exceptions::PyKeyError::new_err(msg.into()))
+    }
+
     /// `BufferError(msg)`: memory with live exports would be released or recycled.
     pub fn buffer(msg: impl Into<String>) -> Self {
         Error(PyBufferError::new_err(msg.into()))

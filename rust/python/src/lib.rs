@@ -10,6 +10,7 @@ mod errors;
 mod frame;
 mod generate;
 mod netdev;
+mod port;
 mod program;
 mod rules;
 mod socket;
@@ -32,6 +33,8 @@ mod _native {
     use super::generate::generate;
     #[pymodule_export]
     use super::netdev::PyInterface;
+    #[pymodule_export]
+    use super::port::PyPort;
     #[pymodule_export]
     use super::program::PyProgram;
     #[pymodule_export]

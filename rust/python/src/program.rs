@@ -192,15 +192,23 @@ impl PyProgram {
     }
 
     /// Removes whatever socket is registered for `queue`.
-    fn unregister(&self, queue: Int) -> Result<()> {
+    pub(crate) fn unregister(&self, queue: Int) -> Result<()> {
         let queue = u32_arg("queue", queue)?;
         self.with(|p| p.unregister(queue))?;
         lock(&self.entries).remove(&queue);
         Ok(())
     }
 
+    /// Per rx queue (index = queue), the packets the built-in program meant for an AF_XDP
+    /// socket (its rules matched) that found none registered for their queue and went to the
+    /// kernel stack instead, since it was attached: traffic on a queue nobody listens to.
+    /// ValueError for a program loaded from an object (it has no such counters).
+    pub(crate) fn no_socket_counts(&self) -> Result<Vec<u64>> {
+        self.with(|p| p.no_socket_counts())
+    }
+
     /// Detaches the program from the interface. Idempotent.
-    fn detach(&self) -> Result<()> {
+    pub(crate) fn detach(&self) -> Result<()> {
         let prog = lock(&self.prog).take();
         if let Some(mut p) = prog {
             p.detach()?;

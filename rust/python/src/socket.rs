@@ -4,7 +4,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use afxdp::Interface;
-use afxdp::socket::{BusyPoll, Socket, SocketConfig};
+use afxdp::socket::{BusyPoll, Socket, SocketConfig, Stats};
+use afxdp::umem::Batch;
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
@@ -63,6 +64,22 @@ impl PySocket {
         let mut g = lock(&self.sock);
         let s = g.as_mut().ok_or_else(|| Error::closed("Socket"))?;
         Ok(f(s)?)
+    }
+
+    /// Takes up to `max` received frames without waiting (an empty batch when there are none;
+    /// a closed socket is an error).
+    pub fn recv_now(&self, max: u32) -> Result<Batch> {
+        self.with(|s| s.recv(max))
+    }
+
+    /// Kernel and library counters of the open socket, as the core has them.
+    pub fn core_stats(&self) -> Result<Stats> {
+        self.with(|s| s.stats())
+    }
+
+    /// Whether the socket has an rx ring (and is open).
+    pub fn has_rx(&self) -> bool {
+        lock(&self.sock).as_ref().is_some_and(Socket::has_rx)
     }
 
     /// The queue, fd and interface index of the open socket.
@@ -187,7 +204,7 @@ impl PySocket {
 
     /// Hands up to `max` free frames (default: all that fit) to the kernel's fill ring.
     #[pyo3(signature = (max = None))]
-    fn fill(&self, max: Option<Int>) -> Result<u32> {
+    pub(crate) fn fill(&self, max: Option<Int>) -> Result<u32> {
         let max = match max {
             Some(m) => u32_arg("max", m)?,
             None => u32::MAX,
@@ -203,13 +220,14 @@ impl PySocket {
     fn recv(&self, py: Python<'_>, max: Int, timeout: Option<f64>) -> Result<PyFrameBatch> {
         let max = u32_arg("max", max)?;
         let timeout = timeout_arg(timeout)?;
+        let queue = Some(self.queue);
         let batch = self.with(|s| s.recv(max))?;
         if !batch.is_empty() || timeout == Some(Duration::ZERO) {
-            return Ok(PyFrameBatch::new(batch));
+            return Ok(PyFrameBatch::received(batch, queue));
         }
         drop(batch);
         self.wait(py, POLLIN, timeout)?;
-        Ok(PyFrameBatch::new(self.with(|s| s.recv(max))?))
+        Ok(PyFrameBatch::received(self.with(|s| s.recv(max))?, queue))
     }
 
     /// Takes up to `n` free frames to write and send (each of length 0 until written).
@@ -222,7 +240,7 @@ impl PySocket {
     /// queued. When all were queued the batch is closed. If the tx ring had room for only some,
     /// those leave the batch and the rest stay in it, re-indexed from 0: send it again later
     /// (after `complete()`), or release it.
-    fn send(&self, batch: &PyFrameBatch) -> Result<u32> {
+    pub(crate) fn send(&self, batch: &PyFrameBatch) -> Result<u32> {
         batch.check_no_exports("send")?;
         let n = batch.with(|b| self.with(|s| s.send(b)))?;
         if batch.len() == 0 {
@@ -233,7 +251,7 @@ impl PySocket {
 
     /// Reclaims transmitted frames from the completion ring; returns how many.
     #[pyo3(signature = (max = None))]
-    fn complete(&self, max: Option<Int>) -> Result<u32> {
+    pub(crate) fn complete(&self, max: Option<Int>) -> Result<u32> {
         let max = match max {
             Some(m) => u32_arg("max", m)?,
             None => u32::MAX,
@@ -304,7 +322,7 @@ impl PySocket {
     /// received stay usable; their frames go back to the pool when released. The kernel waits
     /// for an RCU grace period (~10 ms) on close; other Python threads run meanwhile. A thread
     /// waiting in `recv`/`poll` raises ValueError (closed) within 0.1 s, and the fd closes then.
-    fn close(&self, py: Python<'_>) {
+    pub(crate) fn close(&self, py: Python<'_>) {
         let sock = lock(&self.sock).take();
         if let Some(sock) = sock {
             py.detach(move || drop(sock));
@@ -314,7 +332,7 @@ impl PySocket {
     }
 
     #[getter]
-    fn closed(&self) -> bool {
+    pub(crate) fn closed(&self) -> bool {
         lock(&self.sock).is_none()
     }
 

@@ -12,6 +12,10 @@ use core::mem::size_of;
 /// The most rules in one set.
 pub const MAX_RULES: usize = 16;
 
+/// Rx queues the redirect program counts "no socket registered" packets for, one counter each
+/// (the last one also counts every higher queue).
+pub const NO_SOCKET_QUEUES: u32 = 256;
+
 /// [`Rule::flags`]: the ethertype must match.
 pub const MATCH_ETHERTYPE: u8 = 1;
 /// [`Rule::flags`]: the IP protocol must match.
@@ -88,6 +92,9 @@ pub mod names {
     /// Per-CPU hit counters (`PerCpuArray<u64>`): `set * MAX_RULES + rule`, then one
     /// no-match counter per set at `2 * MAX_RULES + set`.
     pub const HITS: &str = "HITS";
+    /// Per-CPU counters by rx queue (`PerCpuArray<u64>`, [`super::NO_SOCKET_QUEUES`] entries):
+    /// packets for the XSKMAP that found no socket at their queue.
+    pub const NO_SOCKET: &str = "NO_SOCKET";
     /// The generator's program (`xdp-ebpf/src/gen.rs`).
     pub const GEN_PROGRAM: &str = "afxdp_gen";
     /// Its configuration (`Array<GenConfig>`, one entry).

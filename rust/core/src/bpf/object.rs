@@ -188,7 +188,7 @@ mod tests {
         use afxdp_ebpf_common::names;
         let mut ebpf = load_builtin(1).unwrap();
         assert!(ebpf.program(names::PROGRAM).is_some());
-        for name in [names::XSKS, names::RULES, names::ACTIVE, names::HITS] {
+        for name in [names::XSKS, names::RULES, names::ACTIVE, names::HITS, names::NO_SOCKET] {
             assert!(ebpf.take_map(name).is_some(), "no map {name}");
         }
     }

@@ -132,6 +132,7 @@ impl XdpProgram {
             rules: builtin_map(&mut ebpf, names::RULES)?,
             active: builtin_map(&mut ebpf, names::ACTIVE)?,
             hits: builtin_map(&mut ebpf, names::HITS)?,
+            no_socket: builtin_map(&mut ebpf, names::NO_SOCKET)?,
             active_set: 0,
             current: Vec::new(),
         };
@@ -304,6 +305,19 @@ impl XdpProgram {
     pub fn unmatched(&mut self) -> Result<u64> {
         let steering = self.steering_mut()?;
         steering.hit_count(hit_index(steering.active_set, MAX_RULES))
+    }
+
+    /// Per rx queue (`0..map_size()`), packets the built-in program meant for an AF_XDP socket
+    /// (its rules matched) that found none registered for their queue, and so went to the kernel
+    /// stack: traffic on a queue nobody listens to. Counted since the program was attached.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`BpfError::NoRules`] (a custom program has no such counters),
+    /// [`BpfError::Map`], [`Error::ForkedChild`].
+    pub fn no_socket_counts(&mut self) -> Result<Vec<u64>> {
+        let queues = self.map_size;
+        self.steering_mut()?.no_socket_counts(queues)
     }
 
     /// The name of the XDP program in its object (`"afxdp_redirect"` for the built-in one).

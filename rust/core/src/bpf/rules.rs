@@ -132,6 +132,8 @@ pub(crate) struct Steering {
     pub(crate) rules: Array<MapData, PodRuleSet>,
     pub(crate) active: Array<MapData, u32>,
     pub(crate) hits: PerCpuArray<MapData, u64>,
+    /// Per rx queue: packets for the XSKMAP that found no socket registered there.
+    pub(crate) no_socket: PerCpuArray<MapData, u64>,
     /// The set `active` points at: 0 or 1.
     pub(crate) active_set: u32,
     /// The rules of the active set.
@@ -161,6 +163,17 @@ impl Steering {
             self.hits.set(index, zeros, 0).map_err(|e| map_error("update", index, e))?;
         }
         Ok(())
+    }
+
+    /// `NO_SOCKET[queue]` summed over CPUs, for queues `0..queues` (the last counter of the
+    /// map also counts every queue above it).
+    pub(crate) fn no_socket_counts(&self, queues: u32) -> Result<Vec<u64>> {
+        (0..queues.min(afxdp_ebpf_common::NO_SOCKET_QUEUES))
+            .map(|q| {
+                let values = self.no_socket.get(&q, 0).map_err(|e| map_error("lookup", q, e))?;
+                Ok(values.iter().sum())
+            })
+            .collect()
     }
 
     /// `HITS[index]` summed over CPUs.

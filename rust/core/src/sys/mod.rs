@@ -7,6 +7,7 @@
 //! * [`sockopt`]: the `SOL_SOCKET` options: busy polling and the socket's NAPI id.
 //! * [`netdev`]: [`Interface`] (a name resolved once), MTU, flags, the queue count.
 //! * [`bpf`]: the `bpf()` command aya lacks (`BPF_PROG_TEST_RUN`), `unshare`, signal masks.
+//! * [`epoll`]: `epoll` and `eventfd`, to wait on a Port's sockets at once and wake that wait.
 //! * [`fork`]: telling a forked child from the process that created an object.
 //! * here: memory mappings ([`Mmap`]), the page size, `membarrier` ([`synchronize_rcu`]) and
 //!   the errno values the rest of the crate tests for ([`errno`]).
@@ -19,6 +20,7 @@ use std::ptr::NonNull;
 use crate::error::{Error, Result};
 
 pub mod bpf;
+pub mod epoll;
 pub mod fork;
 pub mod if_xdp;
 pub mod netdev;
