@@ -535,6 +535,9 @@ class Port:
         """Send a received batch out of its own queue (`batch.queue`); returns frames queued."""
     def complete(self) -> int:
         """Reclaim transmitted frames on every queue; returns how many."""
+    @property
+    def in_flight(self) -> int:
+        """Frames sent on any queue and not completed yet."""
     def fill(self) -> int:
         """Hand free frames to every queue's fill ring; returns how many."""
     @overload

@@ -12,10 +12,14 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import afxdp
+
+#: What a Meter reads kernel counters from: a socket, or a Port (its queues' sum).
+Receiver = afxdp.Socket | afxdp.Port
 
 
 def emit(kind: str, command: str, /, **fields: Any) -> None:
@@ -40,9 +44,11 @@ def say(
 @dataclass
 class Meter:
     """Counts packets and bytes and prints a rate line every `interval` seconds (a JSON object
-    per interval and for the summary when `json` is set; `command` and `label` name them)."""
+    per interval and for the summary when `json` is set; `command` and `label` name them).
+    With `queues` (a Port's), received packets are counted per queue too (``batch.queue``) and
+    every line ends with each queue's rx rate."""
 
-    sockets: dict[str, afxdp.Socket]
+    sockets: Mapping[str, Receiver]
     interval: float = 1.0
     out: TextIO = field(default_factory=lambda: sys.stdout)
     label: str = ""
@@ -53,17 +59,22 @@ class Meter:
     rx_bytes: int = 0
     tx_bytes: int = 0
     start: float = field(default_factory=time.monotonic)
+    queues: list[int] | None = None
 
     def __post_init__(self) -> None:
         self._last = self.start
         self._last_counts = (0, 0, 0, 0)
+        self.per_queue = dict.fromkeys(self.queues or [], 0)
+        self._last_per_queue = dict(self.per_queue)
         if self.json:
             return
         prefix = f"{'job':<12} " if self.label else ""
+        per_queue = "  rx pps per queue" if self.queues else ""
         print(
             f"{prefix}{'time':>6} {'rx pps':>12} {'tx pps':>12} "
             f"{'rx Mbit/s':>10} {'tx Mbit/s':>10} "
-            f"{'rx_dropped':>10} {'ring_full':>9} {'fill_empty':>10} {'tx_invalid':>10}",
+            f"{'rx_dropped':>10} {'ring_full':>9} {'fill_empty':>10} {'tx_invalid':>10}"
+            f"{per_queue}",
             file=self.out,
             flush=True,
         )
@@ -92,6 +103,8 @@ class Meter:
         n = len(batch)
         self.rx += n
         self.rx_bytes += batch.nbytes
+        if batch.queue in self.per_queue:
+            self.per_queue[batch.queue] += n
         return n
 
     def sent(self, n: int, frame_len: int) -> None:
@@ -110,6 +123,8 @@ class Meter:
         lrx, ltx, lrxb, ltxb = self._last_counts
         k = self.kernel()
         self._last, self._last_counts = now, (rx, tx, rxb, txb)
+        queue_pps = {q: (n - self._last_per_queue[q]) / dt for q, n in self.per_queue.items()}
+        self._last_per_queue = dict(self.per_queue)
         if self.json:
             self._emit(
                 "interval",
@@ -123,6 +138,7 @@ class Meter:
                     "rx_pps": round((rx - lrx) / dt),
                     "tx_pps": round((tx - ltx) / dt),
                     **_kernel_fields(k),
+                    **self._queue_fields("rx_pps_per_queue", queue_pps),
                 },
             )
             return
@@ -130,10 +146,16 @@ class Meter:
         print(
             f"{prefix}{now - self.start:6.1f} {(rx - lrx) / dt:12,.0f} {(tx - ltx) / dt:12,.0f} "
             f"{(rxb - lrxb) * 8 / dt / 1e6:10,.1f} {(txb - ltxb) * 8 / dt / 1e6:10,.1f} "
-            f"{k[0]:10} {k[1]:9} {k[2]:10} {k[3]:10}",
+            f"{k[0]:10} {k[1]:9} {k[2]:10} {k[3]:10}{_queue_text(queue_pps)}",
             file=self.out,
             flush=True,
         )
+
+    def _queue_fields(self, name: str, values: dict[int, float]) -> dict[str, Any]:
+        """``{name: {"0": value, ...}}`` with a Port, nothing without (JSON keys are strings)."""
+        if not self.queues:
+            return {}
+        return {name: {str(q): round(v) for q, v in values.items()}}
 
     def summary(self, what: str) -> dict[str, Any]:
         elapsed = max(time.monotonic() - self.start, 1e-9)
@@ -153,6 +175,7 @@ class Meter:
                     "tx_bytes": self.tx_bytes,
                     "rx_pps": round(self.rx / elapsed),
                     "tx_pps": round(self.tx / elapsed),
+                    **self._queue_fields("received_per_queue", dict(self.per_queue)),
                 },
             )
             return totals
@@ -161,11 +184,17 @@ class Meter:
             f"({self.rx / elapsed:,.0f} pps, {self.rx_bytes * 8 / elapsed / 1e6:,.1f} Mbit/s), "
             f"sent {self.tx:,} ({self.tx / elapsed:,.0f} pps) in {elapsed:.1f} s; kernel: "
             f"rx_dropped={k[0]} rx_ring_full={k[1]} rx_fill_ring_empty_descs={k[2]} "
-            f"tx_invalid_descs={k[3]}",
+            f"tx_invalid_descs={k[3]}"
+            + (f"; received per queue:{_queue_text(self.per_queue)}" if self.queues else ""),
             file=self.out,
             flush=True,
         )
         return totals
+
+
+def _queue_text(values: dict[int, float] | dict[int, int]) -> str:
+    """`` q0 1,234 q1 5,678`` (empty without queues)."""
+    return "".join(f"  q{q} {v:,.0f}" for q, v in values.items())
 
 
 def _kernel_fields(k: tuple[int, int, int, int]) -> dict[str, int]:

@@ -88,6 +88,18 @@ def _queue(text: str) -> int:
     return value
 
 
+def _queues(text: str) -> list[int] | str:
+    """``all``, or queue ids separated by commas (``0,2``): the queues of a Port."""
+    if text.strip().lower() == "all":
+        return "all"
+    queues = [_queue(part) for part in text.split(",") if part.strip()]
+    if not queues:
+        raise argparse.ArgumentTypeError(f"expected 'all' or queue ids like 0,2, not {text!r}")
+    if len(set(queues)) != len(queues):
+        raise argparse.ArgumentTypeError(f"a queue is listed twice in {text!r}")
+    return queues
+
+
 def _src_ports(text: str) -> int:
     value = _int(text)
     if not 1 <= value <= 65536:
@@ -256,6 +268,18 @@ SOCKET = (
         dest="need_wakeup",
         action="store_false",
         help="bind without XDP_USE_NEED_WAKEUP",
+    ),
+)
+
+#: Receiving on several queues at once, through one afxdp.Port.
+QUEUES = (
+    _opt(
+        "--queues",
+        type=_queues,
+        default=None,
+        metavar="all|Q,Q,...",
+        help="receive on these queues through one Port (a socket per queue over one shared "
+        "UMEM of --frames frames per queue) instead of -q; rates per queue",
     ),
 )
 
@@ -432,8 +456,8 @@ SUBCOMMANDS: dict[str, Command] = {
         "receive and drop, with live rates",
         "Receives on one queue and drops every frame, printing packets/s, bits/s and the "
         f"kernel's drop counters each interval. {_LEAVES_STACK}",
-        "afxdp rxdrop -i eth0 -q 0 -N --port 4789 -d 30",
-        (INTERFACE, SOCKET, RUN, RECEIVE, JSON),
+        "afxdp rxdrop -i eth0 -q 0 -N --port 4789 -d 30\n  afxdp rxdrop eth0 --queues all",
+        (INTERFACE, SOCKET, QUEUES, RUN, RECEIVE, JSON),
     ),
     "txonly": Command(
         "transmit a packet template as fast as possible",
@@ -445,8 +469,9 @@ SUBCOMMANDS: dict[str, Command] = {
     "l2fwd": Command(
         "swap MAC addresses and send back (or forward to IFACE2)",
         "Receives, swaps the source and destination MAC of each frame and sends it back out "
-        "of the same interface, or forwards it (copied) to IFACE2. " + _LEAVES_STACK,
-        "afxdp l2fwd eth0 -S\n  afxdp l2fwd -i eth0 eth1",
+        "of the same interface, or forwards it to IFACE2 (zero copy: the sockets share one "
+        "UMEM; with --queues, out of the same queue of IFACE2). " + _LEAVES_STACK,
+        "afxdp l2fwd eth0 -S\n  afxdp l2fwd -i eth0 eth1\n  afxdp l2fwd eth0 eth1 --queues 0,1",
         (
             INTERFACE,
             (
@@ -455,10 +480,11 @@ SUBCOMMANDS: dict[str, Command] = {
                     metavar="IFACE2",
                     nargs="?",
                     default=None,
-                    help="forward to this interface instead (frames are copied)",
+                    help="forward to this interface instead (zero copy, one shared UMEM)",
                 ),
             ),
             SOCKET,
+            QUEUES,
             RUN,
             RECEIVE,
             JSON,
@@ -469,7 +495,7 @@ SUBCOMMANDS: dict[str, Command] = {
         "Receives, sets each frame's destination MAC to broadcast in place and sends the same "
         f"frames back out. {_LEAVES_STACK}",
         "afxdp rebroadcast eth0 --port 9000",
-        (INTERFACE, SOCKET, RUN, RECEIVE, JSON),
+        (INTERFACE, SOCKET, QUEUES, RUN, RECEIVE, JSON),
     ),
     "dump": Command(
         "capture frames that reach the socket (pcap with --write)",
@@ -484,6 +510,7 @@ SUBCOMMANDS: dict[str, Command] = {
         (
             INTERFACE,
             SOCKET,
+            QUEUES,
             DUMP_RUN,
             RECEIVE,
             (

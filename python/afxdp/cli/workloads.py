@@ -11,23 +11,48 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 import afxdp
 from afxdp import ifinfo, netdev, packet
+from afxdp._native import Interface
 from afxdp.cli import options
-from afxdp.cli.meter import Meter, emit, say, should_stop
+from afxdp.cli.meter import Meter, Receiver, emit, say, should_stop
 
 BROADCAST = b"\xff" * 6
 
 
-def new_meter(args: argparse.Namespace, sockets: dict[str, afxdp.Socket]) -> Meter:
-    """The command's Meter, printing rate lines (or JSON objects with ``--json``)."""
-    return Meter(sockets, args.interval, json=args.json, command=args.command)
+def new_meter(args: argparse.Namespace, sockets: Mapping[str, Receiver]) -> Meter:
+    """The command's Meter, printing rate lines (or JSON objects with ``--json``); with a
+    Port (``--queues``) the lines have a rate per queue too."""
+    queues = next((s.queues for s in sockets.values() if isinstance(s, afxdp.Port)), None)
+    return Meter(sockets, args.interval, json=args.json, command=args.command, queues=queues)
 
 
-def finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
+class QueueSenders:
+    """Tx-only sockets on another interface, one per queue of a Port and over its Umem:
+    ``send(batch)`` sends out of the socket of ``batch.queue`` (zero copy)."""
+
+    def __init__(self, sockets: dict[int, afxdp.Socket]) -> None:
+        self.sockets = sockets
+
+    def send(self, batch: afxdp.FrameBatch) -> int:
+        assert batch.queue is not None  # batches of a Port know their queue
+        return self.sockets[batch.queue].send(batch)
+
+    def complete(self) -> int:
+        return sum(s.complete() for s in self.sockets.values())
+
+    @property
+    def in_flight(self) -> int:
+        return sum(s.in_flight for s in self.sockets.values())
+
+
+Sender = afxdp.Socket | afxdp.Port | QueueSenders
+
+
+def finish_tx(sock: Sender, timeout: float = 1.0) -> None:
     """Reclaims the frames still in flight, for at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while sock.in_flight and time.monotonic() < deadline:
@@ -35,32 +60,52 @@ def finish_tx(sock: afxdp.Socket, timeout: float = 1.0) -> None:
         time.sleep(0.001)
 
 
+def _port_queues(args: argparse.Namespace) -> list[int] | None:
+    """The queues of ``--queues`` (every queue of the interface for ``all``); None without it."""
+    queues: list[int] | str | None = getattr(args, "queues", None)
+    if queues == "all":
+        return list(range(Interface(args.ifname).queue_count))
+    return queues if isinstance(queues, list) else None
+
+
 @contextlib.contextmanager
 def _rx_socket(
     args: argparse.Namespace, *, tx: bool, out: TextIO | None = None
-) -> Iterator[tuple[afxdp.Program, afxdp.Socket]]:
+) -> Iterator[tuple[afxdp.Program, afxdp.Socket | afxdp.Port]]:
+    """The program and the receiving socket, or with ``--queues`` a Port on those queues
+    (``--frames`` frames per queue in its one Umem)."""
     netdev.check_interface(args.ifname)
-    umem = afxdp.Umem(args.frames, args.frame_size)
-    with (
-        afxdp.Program.attach(args.ifname, mode=args.mode, rules=options.rules(args)) as prog,
-        afxdp.Socket(
-            args.ifname,
-            args.queue,
-            umem=umem,
-            program=prog,
-            zerocopy=args.zerocopy,
-            need_wakeup=args.need_wakeup,
-            tx_size=2048 if tx else 0,
-        ) as sock,
-    ):
+    queues = _port_queues(args)
+    frames = args.frames * (len(queues) if queues else 1)
+    umem = afxdp.Umem(frames, args.frame_size)
+    options_ = {
+        "umem": umem,
+        "zerocopy": args.zerocopy,
+        "need_wakeup": args.need_wakeup,
+        "tx_size": 2048 if tx else 0,
+    }
+    with contextlib.ExitStack() as stack:
+        prog = stack.enter_context(
+            afxdp.Program.attach(args.ifname, mode=args.mode, rules=options.rules(args))
+        )
+        sock: afxdp.Socket | afxdp.Port
+        if queues is None:
+            sock = stack.enter_context(
+                afxdp.Socket(args.ifname, args.queue, program=prog, **options_)
+            )
+            queue: int | list[int] = sock.queue
+            zerocopy = sock.zerocopy
+        else:
+            sock = stack.enter_context(afxdp.Port(args.ifname, queues, program=prog, **options_))
+            queue, zerocopy = sock.queues, sock.sockets[0].zerocopy
         rules = ", ".join(map(repr, prog.rules)) or "none: every packet of the queue"
         say(
             args,
             f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}",
             out=out,
             ifname=sock.ifname,
-            queue=sock.queue,
-            zerocopy=sock.zerocopy,
+            queue=queue,
+            zerocopy=zerocopy,
             xdp_mode=prog.mode,
             rules=[repr(rule) for rule in prog.rules],
         )
@@ -80,22 +125,25 @@ def rxdrop(args: argparse.Namespace) -> dict[str, Any]:
 
 def _forward_loop(
     args: argparse.Namespace,
-    sock: afxdp.Socket,
+    sock: afxdp.Socket | afxdp.Port,
     edit: Callable[[afxdp.FrameBatch], None],
-    out: afxdp.Socket | None = None,
+    out: afxdp.Socket | QueueSenders | None = None,
     what: str = "",
 ) -> dict[str, Any]:
-    sockets = {"rx": sock} if out is None else {"rx": sock, "tx": out}
+    sockets: dict[str, Receiver] = {"rx": sock}
+    if isinstance(out, afxdp.Socket):
+        sockets["tx"] = out
+    elif isinstance(out, QueueSenders):
+        sockets.update({f"tx{q}": s for q, s in out.sockets.items()})
     meter = new_meter(args, sockets)
-    tx = sock if out is None else out
+    tx: Sender = sock if out is None else out
     while not should_stop(meter.start, args.duration, meter.rx, args.count):
         want = args.batch if args.count is None else min(args.batch, args.count - meter.rx)
         with sock.recv(want, timeout=0.1) as batch:
             n = len(batch)
             if n:
                 nbytes = batch.nbytes
-                meter.rx += n
-                meter.rx_bytes += nbytes
+                meter.received(batch)
                 edit(batch)
                 # With `out`, the two sockets share one Umem: the frames leave from where they
                 # were received (zero copy).
@@ -113,17 +161,27 @@ def l2fwd(args: argparse.Namespace) -> dict[str, Any]:
         if args.ifname2 is None:
             return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, what="l2fwd")
         netdev.check_interface(args.ifname2)
-        with afxdp.Socket(
-            args.ifname2,
-            args.queue,
-            umem=sock.umem,
-            zerocopy=args.zerocopy,
-            need_wakeup=args.need_wakeup,
-            rx_size=0,
-        ) as out:
+        queues = sock.queues if isinstance(sock, afxdp.Port) else [sock.queue]
+        with contextlib.ExitStack() as stack:
+            senders = {
+                q: stack.enter_context(
+                    afxdp.Socket(
+                        args.ifname2,
+                        q,
+                        umem=sock.umem,
+                        zerocopy=args.zerocopy,
+                        need_wakeup=args.need_wakeup,
+                        rx_size=0,
+                    )
+                )
+                for q in queues
+            }
+            out: afxdp.Socket | QueueSenders = (
+                QueueSenders(senders) if isinstance(sock, afxdp.Port) else senders[queues[0]]
+            )
             say(
                 args,
-                f"forwarding to {out!r} (zero copy: the two sockets share one Umem)",
+                f"forwarding to {list(senders.values())!r} (zero copy: the sockets share one Umem)",
                 kind=None,
             )
             return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, out=out, what="l2fwd")

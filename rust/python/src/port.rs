@@ -299,6 +299,17 @@ impl PyPort {
         Ok(n)
     }
 
+    /// Frames sent on any queue and not completed yet.
+    #[getter]
+    fn in_flight(&self) -> Result<u32> {
+        self.waiter()?;
+        let mut n = 0;
+        for s in self.sockets.iter().map(Py::get).filter(|s| !s.closed()) {
+            n += s.in_flight()?;
+        }
+        Ok(n)
+    }
+
     /// Hands free frames to every queue's fill ring; returns how many.
     fn fill(&self) -> Result<u32> {
         self.waiter()?;

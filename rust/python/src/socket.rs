@@ -297,7 +297,7 @@ impl PySocket {
 
     /// Frames sent and not completed yet.
     #[getter]
-    fn in_flight(&self) -> Result<u32> {
+    pub(crate) fn in_flight(&self) -> Result<u32> {
         self.with(|s| Ok(s.in_flight()))
     }
 
