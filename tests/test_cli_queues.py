@@ -143,11 +143,52 @@ def test_dump_on_listed_queues(lab_factory) -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("1,1", "a queue is listed twice in '1,1'"), ("x", "invalid integer 'x'"), (",", "expected 'all'")],
+    [
+        ("1,1", "a queue is listed twice in '1,1'"),
+        ("x", "invalid integer 'x'"),
+        (",", "expected 'all'"),
+    ],
 )
 def test_bad_queue_lists_are_usage_errors(value: str, message: str) -> None:
     import subprocess
 
-    out = subprocess.run([*AFXDP, "rxdrop", "afxdp-none0", "--queues", value], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [*AFXDP, "rxdrop", "afxdp-none0", "--queues", value],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.privileged
+def test_lab_with_queues_spreads_the_load_over_every_queue() -> None:
+    import subprocess
+
+    from helpers import lab_names, link_names, netns_names
+
+    out = subprocess.run(
+        [*AFXDP, "lab", "--queues", "2", "--duration", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "queues 2" in out.stdout
+    for job in ("gen-rx", "dns-flood", "rebroadcast"):
+        m = re.search(rf"^summary \[{job}\]: .*$", out.stdout, re.M)
+        assert m, out.stdout
+        line = m.group(0)
+        queues = per_queue(line)
+        assert sorted(queues) == [0, 1], line
+        assert sum(queues.values()) == summary(line, "received"), line
+        if job != "gen-rx":
+            # AF_XDP senders take turns on the two queues: both carry load, evenly.
+            assert min(queues.values()) > 0.4 * summary(line, "received"), line
+    assert re.search(r"rx pps per queue$", out.stdout, re.M)
+    namespaces, devices = lab_names(out.stdout)
+    assert not namespaces & netns_names()
+    assert not devices & link_names()

@@ -1,12 +1,15 @@
 """``afxdp lab``: the main job in a private veth lab, and ``--run SCRIPT`` under generated traffic.
 
 Three jobs, each between the lab's two namespaces: the kernel generator into a Python receiver
-(gen-rx), the Go library's DNS-query flood (dns-flood), and a rebroadcast round trip.
+(gen-rx), the Go library's DNS-query flood (dns-flood), and a rebroadcast round trip. With
+``--queues N`` the veth ends have N queues, the receivers are Ports on all of them and the
+senders spread their frames over all of them; the rate lines then show each queue's rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import afxdp
 from afxdp import netdev, packet
-from afxdp.cli.meter import Meter, emit, say
+from afxdp.cli.meter import Meter, Receiver, emit, say
 from afxdp.cli.options import LAB_JOB_NAMES
 from afxdp.cli.workloads import BROADCAST
 
@@ -32,7 +35,7 @@ AttachMode = Literal["auto", "native", "generic"]
 def lab(args: argparse.Namespace) -> dict[str, Any]:
     from afxdp.lab import Lab
 
-    with Lab() as the_lab:
+    with Lab(queues=args.queues) as the_lab:
         say(
             args,
             the_lab.summary(),
@@ -53,8 +56,10 @@ def lab(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def _meter(args: argparse.Namespace, sockets: dict[str, afxdp.Socket], job: str) -> Meter:
-    return Meter(sockets, label=job, json=args.json, command="lab")
+def _meter(args: argparse.Namespace, sockets: dict[str, Receiver], job: str) -> Meter:
+    """The job's Meter; with a Port among `sockets`, per-queue rates of its queues."""
+    queues = next((s.queues for s in sockets.values() if isinstance(s, afxdp.Port)), None)
+    return Meter(sockets, label=job, json=args.json, command="lab", queues=queues)
 
 
 def _lab_frame(the_lab: Lab, size: int, port: int = 9000) -> bytes:
@@ -69,11 +74,30 @@ def _lab_frame(the_lab: Lab, size: int, port: int = 9000) -> bytes:
     )
 
 
-def _lab_receiver(the_lab: Lab, mode: AttachMode) -> tuple[afxdp.Program, afxdp.Socket]:
-    """The built-in program and a receive-only socket on the lab's end b."""
+def _lab_receiver(
+    the_lab: Lab, mode: AttachMode
+) -> tuple[afxdp.Program, afxdp.Socket | afxdp.Port]:
+    """The built-in program and a receive-only socket on the lab's end b (a Port on every
+    queue when the lab has several)."""
     with the_lab.enter("b"):
         prog = afxdp.Program.attach(the_lab.if_b, mode=mode)
+        if the_lab.queues > 1:
+            return prog, afxdp.Port(the_lab.if_b, program=prog, tx_size=0)
         return prog, afxdp.Socket(the_lab.if_b, 0, program=prog, tx_size=0)
+
+
+def _rx_waiting(rx: afxdp.Socket | afxdp.Port) -> int:
+    """Frames waiting on the rx ring(s)."""
+    if isinstance(rx, afxdp.Port):
+        return sum(s.rx_available for s in rx.sockets if not s.closed)
+    return rx.rx_available
+
+
+def _lab_senders(the_lab: Lab, umem: afxdp.Umem) -> list[afxdp.Socket]:
+    """Transmit-only sockets on end a over `umem`, one per queue: in native mode a frame sent
+    on queue q arrives on queue q of end b, so sending on each in turn spreads the load."""
+    with the_lab.enter("a"):
+        return [afxdp.Socket(the_lab.if_a, q, umem=umem, rx_size=0) for q in range(the_lab.queues)]
 
 
 def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict[str, Any]:
@@ -85,16 +109,22 @@ def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict
     )
     frame = _lab_frame(the_lab, args.size)
     prog, rx = _lab_receiver(the_lab, args.mode)
-    pushed = [0]
+    # veth puts a frame redirected by XDP on the rx queue of the CPU that sent it: with several
+    # queues, one generator per CPU (pinned) spreads the load over min(queues, CPUs) queues.
+    cpus = sorted(os.sched_getaffinity(0))
+    generators = cpus[: the_lab.queues] if the_lab.queues > 1 else [None]
+    pushed = [0] * len(generators)
     failure: list[BaseException] = []
 
-    def generator() -> None:
+    def generator(i: int, cpu: int | None) -> None:
         # In slices of half a second, so the rate lines show what was generated so far.
         try:
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})  # this thread only
             end = time.monotonic() + duration
             with the_lab.enter("a"):
                 while (left := end - time.monotonic()) > 0.01:
-                    pushed[0] += afxdp.generate(
+                    pushed[i] += afxdp.generate(
                         the_lab.if_a, frame, duration=min(left, 0.5), rate=args.rate
                     )
         except BaseException as e:  # reported by the main thread
@@ -102,15 +132,20 @@ def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict
 
     with prog, rx:
         meter = _meter(args, {"rx": rx}, "gen-rx")
-        thread = threading.Thread(target=generator, name="afxdp-gen", daemon=True)
-        thread.start()
-        while thread.is_alive() or rx.rx_available:
+        threads = [
+            threading.Thread(target=generator, args=(i, cpu), name="afxdp-gen", daemon=True)
+            for i, cpu in enumerate(generators)
+        ]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads) or _rx_waiting(rx):
             with rx.recv(256, timeout=0.05) as got:
                 meter.received(got)
-            meter.tx = pushed[0]
+            meter.tx = sum(pushed)
             meter.tx_bytes = meter.tx * len(frame)
             meter.tick()
-        thread.join()
+        for thread in threads:
+            thread.join()
         if failure:
             raise failure[0]
         # What is still in flight arrives within a moment.
@@ -118,7 +153,7 @@ def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict
         while time.monotonic() < deadline:
             with rx.recv(256, timeout=0.05) as got:
                 meter.received(got)
-        meter.tx = pushed[0]
+        meter.tx = sum(pushed)
         meter.tx_bytes = meter.tx * len(frame)
         return meter.summary("generator -> Python receiver")
 
@@ -133,13 +168,19 @@ def _lab_dns_flood(the_lab: Lab, args: argparse.Namespace, duration: float) -> d
     )
     query = packet.dns_query_frame(the_lab.mac_a, the_lab.mac_b, the_lab.ip_a, the_lab.ip_b)
     prog, rx = _lab_receiver(the_lab, args.mode)
-    with the_lab.enter("a"):
-        tx = afxdp.Socket(the_lab.if_a, 0, rx_size=0, umem=afxdp.Umem(4096, 2048))
-    with prog, rx, tx:
-        with tx.alloc(tx.umem.frame_count) as everything:
+    senders = _lab_senders(the_lab, afxdp.Umem(4096, 2048))
+    with prog, rx, contextlib.ExitStack() as stack:
+        for tx in senders:
+            stack.enter_context(tx)
+        with senders[0].alloc(senders[0].umem.frame_count) as everything:
             everything.write_all(query)
-        meter = _meter(args, {"rx": rx, "tx": tx}, "dns-flood")
+        sockets: dict[str, Receiver] = {"rx": rx}
+        sockets.update({f"tx{q}": tx for q, tx in enumerate(senders)})
+        meter = _meter(args, sockets, "dns-flood")
+        turn = 0
         while time.monotonic() - meter.start < duration:
+            tx = senders[turn % len(senders)]
+            turn += 1
             with tx.alloc(args.batch) as out:
                 if len(out):
                     out.set_lengths(len(query))
@@ -150,7 +191,8 @@ def _lab_dns_flood(the_lab: Lab, args: argparse.Namespace, duration: float) -> d
             meter.tick()
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline and meter.rx < meter.tx:
-            tx.complete()
+            for tx in senders:
+                tx.complete()
             with rx.recv(4 * args.batch, timeout=0.05) as got:
                 meter.received(got)
         return meter.summary("DNS-query flood -> Python receiver")
@@ -166,23 +208,39 @@ def _lab_rebroadcast(the_lab: Lab, args: argparse.Namespace, duration: float) ->
         kind=None,
     )
     frame = _lab_frame(the_lab, args.size)
+    n = the_lab.queues
+    b: afxdp.Socket | afxdp.Port
+    a: afxdp.Socket | afxdp.Port
     with the_lab.enter("b"):
         prog_b = afxdp.Program.attach(the_lab.if_b, mode=args.mode)
-        b = afxdp.Socket(the_lab.if_b, 0, program=prog_b)
+        b = (
+            afxdp.Port(the_lab.if_b, program=prog_b)
+            if n > 1
+            else afxdp.Socket(the_lab.if_b, 0, program=prog_b)
+        )
     with the_lab.enter("a"):
         prog_a = afxdp.Program.attach(
             the_lab.if_a, mode=args.mode, rules=[afxdp.Rule(dst_port=9000)]
         )
-        a = afxdp.Socket(the_lab.if_a, 0, program=prog_a, umem=afxdp.Umem(4096, 2048))
+        umem_a = afxdp.Umem(4096 * n, 2048)
+        a = (
+            afxdp.Port(the_lab.if_a, program=prog_a, umem=umem_a)
+            if n > 1
+            else afxdp.Socket(the_lab.if_a, 0, program=prog_a, umem=umem_a)
+        )
+    senders = a.sockets if isinstance(a, afxdp.Port) else [a]
     with prog_a, prog_b, a, b:
         meter = _meter(args, {"a": a, "b": b}, "rebroadcast")
-        in_flight_limit = 1024  # keep the loop bounded: never more than this many unanswered
+        in_flight_limit = 1024 * n  # keep the loop bounded: never more than this many unanswered
+        turn = 0
         while time.monotonic() - meter.start < duration:
             if meter.tx - meter.rx < in_flight_limit:
-                with a.alloc(args.batch) as out:
+                tx = senders[turn % n]
+                turn += 1
+                with tx.alloc(args.batch) as out:
                     if len(out):
                         out.write_all(frame)
-                        meter.sent(a.send(out), len(frame))
+                        meter.sent(tx.send(out), len(frame))
             a.complete()
             with b.recv(4 * args.batch) as got:
                 if len(got):
@@ -190,10 +248,11 @@ def _lab_rebroadcast(the_lab: Lab, args: argparse.Namespace, duration: float) ->
                     b.send(got)
             b.complete()
             with a.recv(4 * args.batch) as returned:
-                for f in returned:
-                    if f[0:6] == BROADCAST:
-                        meter.rx += 1
-                        meter.rx_bytes += len(f)
+                back = [len(f) for f in returned if f[0:6] == BROADCAST]
+                meter.rx += len(back)
+                meter.rx_bytes += sum(back)
+                if returned.queue in meter.per_queue:
+                    meter.per_queue[returned.queue] += len(back)
             meter.tick()
         return meter.summary("rebroadcast round trips (rx = broadcasts back at a)")
 

@@ -411,7 +411,8 @@ SUBCOMMANDS: dict[str, Command] = {
         "Builds two network namespaces and a veth pair, runs the jobs (the kernel generator "
         "into a Python receiver, a DNS-query flood, a rebroadcast round trip) or --run SCRIPT "
         "under generated traffic, and removes everything on exit, Ctrl-C or error.",
-        "afxdp lab --duration 6\n  afxdp lab --run examples/dumpframes.py --count 5",
+        "afxdp lab --duration 6\n  afxdp lab --queues 4\n"
+        "  afxdp lab --run examples/dumpframes.py --count 5",
         (
             (
                 _opt(
@@ -432,6 +433,14 @@ SUBCOMMANDS: dict[str, Command] = {
                     choices=["auto", "native", "generic"],
                     default="native",
                     help="XDP attach mode of the receivers (default native)",
+                ),
+                _opt(
+                    "--queues",
+                    type=_positive(64),
+                    default=1,
+                    help="queues of each veth end (default 1): with more, the receivers are "
+                    "Ports on every queue, the senders spread over them, and the rate lines "
+                    "show each queue's rate",
                 ),
                 _opt("-b", "--batch", type=_positive_u32, default=64, help="frames per call (64)"),
                 _opt("-s", "--size", type=int, default=64, help="frame size in bytes, >= 60 (64)"),
