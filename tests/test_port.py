@@ -302,3 +302,23 @@ def test_port_arguments_and_misuse(lab_factory) -> None:
         with pytest.raises(ValueError, match="closed"):
             port.recv()
         assert umem.free_frames == umem.frame_count and not umem.in_use
+
+
+def test_socket_options_reach_every_socket_busy_polling_included(lab_factory) -> None:
+    """**socket_options go to every socket: busy polling on a Port is every queue's."""
+    lab = lab_factory(queues=2)
+    with ExitStack() as stack:
+        tx = senders(lab, stack, 2)
+        with lab.enter("b"):
+            port = stack.enter_context(
+                afxdp.Port(lab.if_b, mode="native", busy_poll_usecs=20, busy_poll_budget=16)
+            )
+        assert [s.busy_poll for s in port.sockets] == [(20, 16), (20, 16)]
+        for q in (0, 1):
+            send(tx[q], [q * STRIDE + i for i in range(50)], lab)
+        got = 0
+        deadline = time.monotonic() + 5
+        while got < 100 and time.monotonic() < deadline:
+            with port.recv(64, timeout=0.1) as batch:
+                got += len(batch)
+        assert got == 100

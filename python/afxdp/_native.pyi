@@ -523,7 +523,8 @@ class Port:
             rules: match rules for the program the Port attaches.
             mode: attach mode of the program the Port attaches.
             socket_options: the keyword options of `Socket` (rx_size, tx_size, fill_size,
-                comp_size, zerocopy, need_wakeup, autofill, ...), for every socket.
+                comp_size, zerocopy, need_wakeup, autofill, busy_poll_usecs,
+                busy_poll_budget), for every socket.
         """
     def recv(self, max: int = 64, timeout: float | None = 0.0) -> FrameBatch:
         """Receive up to `max` frames from one queue with frames, trying the queues in turn
