@@ -6,18 +6,32 @@ extension at import time, so unprivileged test modules may import it too.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from afxdp.testing import numbered_frame, parse_numbered
 
 if TYPE_CHECKING:
     import afxdp
+
+
+def _examples() -> Path:
+    spec = importlib.util.find_spec("afxdp")
+    if spec is not None and spec.origin is not None:
+        return Path(spec.origin).parent / "examples"
+    return Path(__file__).resolve().parent.parent / "python" / "afxdp" / "examples"
+
+
+#: The examples of the afxdp under test (shipped inside the package; the source tree's examples/
+#: links there), so a suite run against an installed wheel runs the examples users get.
+EXAMPLES = _examples()
 
 
 def netns_names() -> set[str]:

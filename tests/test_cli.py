@@ -21,7 +21,7 @@ afxdp = pytest.importorskip("afxdp")
 
 from afxdp import packet  # noqa: E402
 from afxdp.testing import parse_numbered  # noqa: E402
-from helpers import lab_names, link_names, netns_names, numbered  # noqa: E402
+from helpers import EXAMPLES, lab_names, link_names, netns_names, numbered  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 AFXDP = [sys.executable, "-m", "afxdp"]
@@ -354,7 +354,7 @@ def test_lab_interrupted_leaves_nothing_behind() -> None:
 @pytest.mark.privileged
 def test_lab_run_executes_an_example_under_traffic() -> None:
     out = subprocess.run(
-        [*AFXDP, "lab", "--duration", "2", "--rate", "2000", "--run", str(ROOT / "examples" / "rebroadcast.py"),
+        [*AFXDP, "lab", "--duration", "2", "--rate", "2000", "--run", str(EXAMPLES / "rebroadcast.py"),
          "--duration", "3", "--mode", "native"],
         capture_output=True, text=True, timeout=120, cwd="/")
     assert out.returncode == 0, out.stderr

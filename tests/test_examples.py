@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("afxdp")
 
-from helpers import lab_names, link_names, netns_names  # noqa: E402
+from helpers import EXAMPLES, lab_names, link_names, netns_names  # noqa: E402
 
 pytestmark = pytest.mark.privileged
 
@@ -45,7 +45,7 @@ def test_lab_main_job_reports_bad_options_in_one_line(privileged) -> None:
 
 @pytest.mark.slow
 def test_dns_flood_sends_and_reports_rates(privileged) -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "examples/dns_flood.py"), "--lab",
+    out = subprocess.run([sys.executable, str(EXAMPLES / "dns_flood.py"), "--lab",
                           "--duration", "1.5"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert re.search(r"[\d,]+ pkt/s +[\d,]+ bytes/s", out.stdout), out.stdout
@@ -57,12 +57,12 @@ def run_under_dns_flood(lab, script: str, args: list[str], banner: str, queries:
                         flood_seconds: int) -> str:
     """Starts examples/`script` on end b, waits for its `banner` line, sends `queries` DNS queries
     from end a (examples/dns_flood.py) and returns what the script printed after the banner."""
-    proc = lab.popen("b", [sys.executable, str(ROOT / "examples" / script), lab.if_b, *args],
+    proc = lab.popen("b", [sys.executable, str(EXAMPLES / script), lab.if_b, *args],
                      stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().startswith(banner)
     time.sleep(0.2)
-    flood = lab.run("a", [sys.executable, str(ROOT / "examples/dns_flood.py"), lab.if_a,
+    flood = lab.run("a", [sys.executable, str(EXAMPLES / "dns_flood.py"), lab.if_a,
                           "--count", str(queries), "--duration", str(flood_seconds)], timeout=60)
     assert f"sent {queries:,} DNS queries" in flood.stdout
     rest, _ = proc.communicate(timeout=60)
@@ -87,7 +87,7 @@ def test_l2fwd_example_forwards_back_with_macs_swapped(lab, args) -> None:
 @pytest.mark.slow
 def test_l2fwd_runs_in_the_lab_with_afxdp_lab_run() -> None:
     out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--rate", "1000",
-                          "--run", str(ROOT / "examples/l2fwd.py"), "--duration", "2.5"],
+                          "--run", str(EXAMPLES / "l2fwd.py"), "--duration", "2.5"],
                          capture_output=True, text=True, timeout=120, cwd="/")
     assert out.returncode == 0, out.stderr
     offered = int(re.search(r"offered ([\d,]+) packets", out.stdout).group(1).replace(",", ""))
@@ -106,7 +106,7 @@ def test_l2fwd_runs_in_the_lab_with_afxdp_lab_run() -> None:
 )
 def test_every_example_runs_in_the_lab(script, args, expect) -> None:
     out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1", "--rate", "500",
-                          "--run", str(ROOT / "examples" / script), *args],
+                          "--run", str(EXAMPLES / script), *args],
                          capture_output=True, text=True, timeout=120, cwd="/")
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(expect, out.stdout), out.stdout

@@ -24,7 +24,6 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DUMPFRAMES = ROOT / "examples" / "dumpframes.py"
 MAC_A, MAC_B = "02:00:00:00:00:01", "02:00:00:00:00:02"
 IP_A, IP_B = "10.11.0.1", "10.11.0.2"
 IP6_A, IP6_B = "2001:db8::1", "2001:db8::2"
@@ -48,6 +47,8 @@ def load(name: str) -> ModuleType:
 
 
 packet = load("packet")
+#: The example of the afxdp under test (the installed package's, else the source tree's).
+DUMPFRAMES = Path(packet.__file__).parent / "examples" / "dumpframes.py"
 pcap = load("pcap")
 
 

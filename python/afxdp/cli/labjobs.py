@@ -17,12 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import afxdp
 from afxdp import netdev, packet
 from afxdp.cli.meter import Meter, Receiver, emit, say
-from afxdp.cli.options import LAB_JOB_NAMES
+from afxdp.cli.options import LAB_JOB_NAMES, UsageError
 from afxdp.cli.workloads import BROADCAST
 
 if TYPE_CHECKING:  # afxdp.lab is imported when a lab is made, not by every command
@@ -31,10 +32,31 @@ if TYPE_CHECKING:  # afxdp.lab is imported when a lab is made, not by every comm
 #: How the receivers' programs attach (``--mode``).
 AttachMode = Literal["auto", "native", "generic"]
 
+#: The examples shipped inside the package (the source tree's ``examples/`` links here), so that
+#: ``afxdp lab --run examples/NAME.py`` works wherever afxdp was installed from.
+EXAMPLES_DIR = Path(afxdp.__file__).resolve().parent / "examples"
+
+
+def find_script(script: str) -> str:
+    """The script ``--run`` names: `script` itself when that file exists, else the shipped
+    example it names (``examples/NAME.py``, ``NAME.py`` or ``NAME``). Raises UsageError when
+    there is neither, listing the shipped examples."""
+    if os.path.isfile(script):
+        return script
+    head, name = os.path.split(script)
+    if head in ("", "examples"):
+        shipped = EXAMPLES_DIR / (name if name.endswith(".py") else f"{name}.py")
+        if shipped.is_file():
+            return str(shipped)
+    known = ", ".join(sorted(p.name for p in EXAMPLES_DIR.glob("*.py")))
+    raise UsageError(f"--run: no such script: {script!r} (the shipped examples: {known})")
+
 
 def lab(args: argparse.Namespace) -> dict[str, Any]:
     from afxdp.lab import Lab
 
+    if args.run:
+        args.run[0] = find_script(args.run[0])
     with Lab(queues=args.queues) as the_lab:
         say(
             args,

@@ -455,7 +455,8 @@ SUBCOMMANDS: dict[str, Command] = {
                     nargs=argparse.REMAINDER,
                     metavar="SCRIPT ARGS",
                     help="run SCRIPT IFACE ARGS... in namespace b under generated traffic "
-                    "(e.g. --run examples/dumpframes.py --count 5)",
+                    "(e.g. --run examples/dumpframes.py --count 5); examples/NAME.py finds the "
+                    "examples shipped with afxdp from any directory",
                 ),
             ),
             JSON,
