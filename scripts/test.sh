@@ -2,7 +2,10 @@
 # The whole test suite, on a fresh Debian 12 machine, as root: installs what it needs (apt, pip,
 # the eBPF toolchain), runs the linters (cargo fmt, clippy -D warnings, ruff, mypy --strict),
 # checks the committed XDP objects against their source, runs the Rust core's unit tests, builds
-# and installs the Python package, and runs pytest (which also runs mypy's stubtest on the stubs).
+# the release artefacts (scripts/build-wheels.sh: the manylinux_2_17 wheel, checked by auditwheel,
+# and the sdist), installs the wheel into a fresh venv without Rust and runs pytest against it
+# (pytest also runs mypy's stubtest on the stubs), installs the sdist into another fresh venv and
+# builds the documentation site with warnings as errors (scripts/check-dist.sh).
 #
 # Privileged tests (AF_XDP sockets, XDP programs, network namespaces) run for real as root. Set
 # AFXDP_REQUIRE_PRIVILEGED=1 (CI does) to make them fail instead of skip when they cannot run.
@@ -38,9 +41,9 @@ else
     cargo test --locked -p afxdp
 fi
 
-step "build and install the Python package"
-scripts/install.sh
+step "the wheel and the sdist (scripts/build-wheels.sh)"
+scripts/build-wheels.sh
 
-step "pytest"
-python3 -m pytest tests "$@"
+step "pytest against the installed wheel, the sdist, the docs (scripts/check-dist.sh)"
+scripts/check-dist.sh "$@"
 step "done"
