@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages afxdp's build, lab and tests use: iproute2 (ip, namespaces, veth), ping,
 # tcpdump (a third-party reader of the pcap files `afxdp dump` writes), strace (counts the
-# busy-poll syscalls in tests/test_busy_poll.py), a C compiler, pip, a Rust
+# busy-poll syscalls in tests/test_busy_poll.py), a C compiler, pip, the system Python's venv
+# module (the test venvs of scripts/check-dist.sh), a Rust
 # toolchain when there is none (Debian's rustc-web/cargo-web from bookworm-security; rustup's is
 # used when present), and pip packages for building (maturin) and testing (pytest, numpy; scapy,
 # the other pcap reader checked; mypy, whose stubtest checks python/afxdp/_native.pyi against the
@@ -16,6 +17,8 @@ command -v cc >/dev/null || need+=(gcc)
 command -v tcpdump >/dev/null || need+=(tcpdump)
 command -v strace >/dev/null || need+=(strace)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+# The system interpreter's venv module (scripts/check-dist.sh makes the test venvs from it).
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
