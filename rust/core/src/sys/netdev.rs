@@ -150,12 +150,17 @@ impl Interface {
     }
 
     /// `ioctl(request, &ifreq)` on a fresh datagram socket; ENODEV is [`Error::NoSuchInterface`].
+    ///
+    /// `request` has the type of libc's `SIOC*` constants (`c_ulong`); `ioctl()` takes an
+    /// `Ioctl`, which is `c_ulong` on glibc but `c_int` on musl, hence the conversion (every
+    /// `SIOC*` request fits in 32 bits).
     fn ioctl(
         &self,
-        request: libc::Ioctl,
+        request: libc::c_ulong,
         ifreq: &mut libc::ifreq,
         call: &'static str,
     ) -> Result<()> {
+        let request = request as libc::Ioctl;
         // SAFETY: socket() takes no pointers; the result is checked below.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
