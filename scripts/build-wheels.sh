@@ -4,6 +4,7 @@
 #
 #   scripts/build-wheels.sh             # x86_64 wheel + sdist (what CI and a release build)
 #   scripts/build-wheels.sh --aarch64   # also the aarch64 wheel (see below)
+#   scripts/build-wheels.sh --musl      # also the musllinux_1_2 x86_64 wheel (the same way)
 #
 # The wheel is linked by zig (PyPI's `ziglang`) against glibc 2.17's symbols, so it installs on
 # RHEL/Rocky 8, Debian 10+, Ubuntu 18.04+ although this machine's glibc is newer; without --zig
@@ -15,16 +16,18 @@
 # built with Debian's rustc 1.96 (/usr/bin/rustc, from rustc-web) and its library source
 # (rust-web-src, which scripts/install-ebpf-toolchain.sh installs): cargo's -Z build-std compiles
 # std for aarch64-unknown-linux-gnu, zig links. It is optional (--aarch64), as it recompiles std.
+# --musl builds x86_64-unknown-linux-musl the same way (rustup has no musl std here either).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 source scripts/env.sh
 py="${PYTHON:-python3}"
-aarch64=0
+cross=()
 for arg in "$@"; do
     case "$arg" in
-        --aarch64) aarch64=1 ;;
-        *) echo "usage: $0 [--aarch64]" >&2; exit 2 ;;
+        --aarch64) cross+=("aarch64-unknown-linux-gnu manylinux2014") ;;
+        --musl) cross+=("x86_64-unknown-linux-musl musllinux_1_2") ;;
+        *) echo "usage: $0 [--aarch64] [--musl]" >&2; exit 2 ;;
     esac
 done
 
@@ -32,24 +35,26 @@ done
 rm -rf dist
 mkdir -p dist
 
-build=(-m maturin build --release --locked --strip --zig --compatibility manylinux2014 -o dist)
-"$py" "${build[@]}"
-if ((aarch64)); then
-    # Debian's cargo and rustc, std built from rust-web-src; its own target dir, since the
-    # compiler differs from the x86_64 build's.
+build=(-m maturin build --release --locked --strip --zig -o dist)
+"$py" "${build[@]}" --compatibility manylinux2014
+for target_tag in "${cross[@]}"; do
+    read -r target tag <<<"$target_tag"
+    # Debian's cargo and rustc, std built from rust-web-src; a target dir per target, since
+    # the compiler differs from the x86_64 glibc build's.
     [[ -d /usr/lib/rustlib/src/rust/library ]] || {
-        echo "$0: --aarch64 needs Debian's rust-web-src (scripts/install-ebpf-toolchain.sh)" >&2
+        echo "$0: $target needs Debian's rust-web-src (scripts/install-ebpf-toolchain.sh)" >&2
         exit 1
     }
     PATH="$(dirname "$(command -v "$py")"):/usr/bin:/bin" \
         RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
-        CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/aarch64-build-std" \
-        "$py" "${build[@]}" --target aarch64-unknown-linux-gnu
-fi
+        CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/$target-build-std" \
+        "$py" "${build[@]}" --compatibility "$tag" --target "$target"
+done
 "$py" -m maturin sdist -o dist
 
-# auditwheel: the wheel's symbols fit the policy its tag claims (manylinux_2_17).
-for whl in dist/*.whl; do
+# auditwheel: each manylinux wheel's symbols fit the policy its tag claims (manylinux_2_17).
+# (auditwheel cannot inspect a musllinux wheel on a glibc machine.)
+for whl in dist/*manylinux*.whl; do
     report="$("$py" -m auditwheel show "$whl")"
     printf '%s\n' "$report"
     arch="$(basename "$whl" .whl)"
