@@ -53,6 +53,8 @@ wpath="$work/wheel-venv/bin:$work/no-rust:/usr/local/sbin:/usr/local/bin:/usr/sb
     py="$work/wheel-venv/bin/python"
     [[ $(command -v cargo) == "$work/no-rust/cargo" && $(command -v rustc) == "$work/no-rust/rustc" ]]
     "$py" -m pip install -q "${test_deps[@]}"
+    # uvloop only where it installs (tests/test_aio.py runs the asyncio tests on it too, else skips).
+    "$py" -m pip install -q --only-binary :all: uvloop || echo "uvloop did not install" >&2
     "$py" -m pip install -q --no-index --only-binary :all: "$wheel"
     cd "$root"
     # The suite must test the installed wheel, not the source tree.
