@@ -86,8 +86,10 @@ step "the sdist in a fresh venv (built by cargo)"
 "$base" -m venv "$work/sdist-venv"
 (
     py="$work/sdist-venv/bin/python"
-    # The wheel build's target dir: the dependencies compiled there are reused.
-    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}" "$py" -m pip install -q "$sdist"
+    # A target dir of its own: the sdist's files carry one fixed old mtime, so in a target dir
+    # that has built these crates before cargo would take them for up to date and reuse the
+    # old build instead of compiling what the sdist holds.
+    CARGO_TARGET_DIR="$work/sdist-target" "$py" -m pip install -q "$sdist"
     "$py" -m pip install -q "pytest>=7"
     mkdir "$work/sdist" && tar xzf "$sdist" -C "$work/sdist" --strip-components=1
     cd "$work/sdist"
