@@ -48,6 +48,12 @@ class UsageError(Exception):
     """A bad option value: reported as one line, exit status 2."""
 
 
+#: ``-B`` alone: xdpsock's busy-poll timeout in microseconds (its SO_BUSY_POLL value).
+XDPSOCK_BUSY_POLL_USECS = 20
+#: The largest SO_BUSY_POLL (an int) and SO_BUSY_POLL_BUDGET (a u16) the kernel takes.
+MAX_BUSY_POLL_USECS = (1 << 31) - 1
+MAX_BUSY_POLL_BUDGET = (1 << 16) - 1
+
 #: The largest IPv4 frame: an Ethernet header and a 65535-byte IPv4 packet.
 MAX_FRAME = 14 + 65535
 #: The lab's veth MTU plus the Ethernet header.
@@ -268,6 +274,32 @@ SOCKET = (
         dest="need_wakeup",
         action="store_false",
         help="bind without XDP_USE_NEED_WAKEUP",
+    ),
+    _opt(
+        "-B",
+        group="busy",
+        dest="busy_poll",
+        action="store_const",
+        const=XDPSOCK_BUSY_POLL_USECS,
+        default=None,
+        help=f"preferred busy polling as xdpsock's -B: --busy-poll {XDPSOCK_BUSY_POLL_USECS}",
+    ),
+    _opt(
+        "--busy-poll",
+        group="busy",
+        dest="busy_poll",
+        type=_positive(MAX_BUSY_POLL_USECS),
+        metavar="USECS",
+        help="preferred busy polling: SO_PREFER_BUSY_POLL, SO_BUSY_POLL of USECS microseconds and "
+        "SO_BUSY_POLL_BUDGET on every socket (needs CAP_NET_ADMIN; default: off)",
+    ),
+    _opt(
+        "--busy-budget",
+        type=_positive(MAX_BUSY_POLL_BUDGET),
+        default=None,
+        metavar="N",
+        help="packets one busy poll may process, with -B/--busy-poll (default: --batch, as "
+        f"xdpsock, at most {MAX_BUSY_POLL_BUDGET})",
     ),
 )
 
@@ -612,8 +644,29 @@ def check(args: argparse.Namespace) -> None:
         given = [f"--{name.replace('_', '-')}" for name in TEMPLATE_FIELDS if getattr(args, name)]
         if given:
             raise UsageError(f"--packet is the whole frame: leave out {', '.join(given)}")
+    check_busy_poll(args)
     if args.command == "dump" and args.write == "-" and args.json:
         raise UsageError("-w - writes the pcap to stdout: --json cannot share it")
+
+
+def check_busy_poll(args: argparse.Namespace) -> None:
+    """Refuses ``--busy-budget`` without busy polling (it would be ignored silently)."""
+    budget = getattr(args, "busy_budget", None)
+    if budget is not None and getattr(args, "busy_poll", None) is None:
+        raise UsageError(f"--busy-budget {budget} needs -B or --busy-poll USECS (busy polling)")
+
+
+def busy_poll(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """``(busy_poll_usecs, busy_poll_budget)`` for Socket/Port from ``-B``/``--busy-poll`` and
+    ``--busy-budget``: the budget defaults to the batch size, as xdpsock's ``-B`` sets it;
+    ``(None, None)`` when busy polling is off."""
+    usecs = getattr(args, "busy_poll", None)
+    if usecs is None:
+        return None, None
+    budget = args.busy_budget
+    if budget is None:
+        budget = min(args.batch, MAX_BUSY_POLL_BUDGET)
+    return usecs, budget
 
 
 def rules(args: argparse.Namespace) -> list[afxdp.Rule] | None:

@@ -60,6 +60,17 @@ def finish_tx(sock: Sender, timeout: float = 1.0) -> None:
         time.sleep(0.001)
 
 
+def busy_poll_note(sock: afxdp.Socket) -> tuple[str, dict[str, int] | None]:
+    """The start line's words and the ``--json`` start field for the busy-poll settings the
+    socket really has (``sock.busy_poll``): ``"; busy polling 20 us, budget 64"`` and
+    ``{"usecs": 20, "budget": 64}``, or ``""`` and None when it is off."""
+    settings = sock.busy_poll
+    if settings is None:
+        return "", None
+    usecs, budget = settings
+    return f"; busy polling {usecs} us, budget {budget}", {"usecs": usecs, "budget": budget}
+
+
 def _port_queues(args: argparse.Namespace) -> list[int] | None:
     """The queues of ``--queues`` (every queue of the interface for ``all``); None without it."""
     queues: list[int] | str | None = getattr(args, "queues", None)
@@ -84,6 +95,7 @@ def _rx_socket(
         "need_wakeup": args.need_wakeup,
         "tx_size": 2048 if tx else 0,
     }
+    busy_poll_usecs, busy_poll_budget = options.busy_poll(args)
     with contextlib.ExitStack() as stack:
         prog = stack.enter_context(
             afxdp.Program.attach(args.ifname, mode=args.mode, rules=options.rules(args))
@@ -91,23 +103,42 @@ def _rx_socket(
         sock: afxdp.Socket | afxdp.Port
         if queues is None:
             sock = stack.enter_context(
-                afxdp.Socket(args.ifname, args.queue, program=prog, **options_)
+                afxdp.Socket(
+                    args.ifname,
+                    args.queue,
+                    program=prog,
+                    busy_poll_usecs=busy_poll_usecs,
+                    busy_poll_budget=busy_poll_budget,
+                    **options_,
+                )
             )
             queue: int | list[int] = sock.queue
             zerocopy = sock.zerocopy
         else:
-            sock = stack.enter_context(afxdp.Port(args.ifname, queues, program=prog, **options_))
+            sock = stack.enter_context(
+                afxdp.Port(
+                    args.ifname,
+                    queues,
+                    program=prog,
+                    busy_poll_usecs=busy_poll_usecs,
+                    busy_poll_budget=busy_poll_budget,
+                    **options_,
+                )
+            )
             queue, zerocopy = sock.queues, sock.sockets[0].zerocopy
         rules = ", ".join(map(repr, prog.rules)) or "none: every packet of the queue"
+        first = sock if isinstance(sock, afxdp.Socket) else sock.sockets[0]
+        busy, busy_poll = busy_poll_note(first)
         say(
             args,
-            f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}",
+            f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}{busy}",
             out=out,
             ifname=sock.ifname,
             queue=queue,
             zerocopy=zerocopy,
             xdp_mode=prog.mode,
             rules=[repr(rule) for rule in prog.rules],
+            busy_poll=busy_poll,
         )
         yield prog, sock
 
@@ -162,6 +193,7 @@ def l2fwd(args: argparse.Namespace) -> dict[str, Any]:
             return _forward_loop(args, sock, afxdp.FrameBatch.swap_macs, what="l2fwd")
         netdev.check_interface(args.ifname2)
         queues = sock.queues if isinstance(sock, afxdp.Port) else [sock.queue]
+        busy_poll_usecs, busy_poll_budget = options.busy_poll(args)
         with contextlib.ExitStack() as stack:
             senders = {
                 q: stack.enter_context(
@@ -172,6 +204,8 @@ def l2fwd(args: argparse.Namespace) -> dict[str, Any]:
                         zerocopy=args.zerocopy,
                         need_wakeup=args.need_wakeup,
                         rx_size=0,
+                        busy_poll_usecs=busy_poll_usecs,
+                        busy_poll_budget=busy_poll_budget,
                     )
                 )
                 for q in queues
@@ -222,6 +256,7 @@ def txonly(args: argparse.Namespace) -> dict[str, Any]:
     netdev.check_interface(args.ifname)
     frame = template(args)
     umem = afxdp.Umem(args.frames, args.frame_size)
+    busy_poll_usecs, busy_poll_budget = options.busy_poll(args)
     with afxdp.Socket(
         args.ifname,
         args.queue,
@@ -229,15 +264,19 @@ def txonly(args: argparse.Namespace) -> dict[str, Any]:
         zerocopy=args.zerocopy,
         need_wakeup=args.need_wakeup,
         rx_size=0,
+        busy_poll_usecs=busy_poll_usecs,
+        busy_poll_budget=busy_poll_budget,
     ) as sock:
+        busy, busy_poll = busy_poll_note(sock)
         say(
             args,
-            f"txonly on {sock!r}: {len(frame)}-byte packets: {packet.describe(frame)}",
+            f"txonly on {sock!r}: {len(frame)}-byte packets: {packet.describe(frame)}{busy}",
             ifname=sock.ifname,
             queue=sock.queue,
             zerocopy=sock.zerocopy,
             length=len(frame),
             packet=packet.describe(frame),
+            busy_poll=busy_poll,
         )
         # Like the Go library's sender: the template goes into every frame of the UMEM once;
         # sending then only sets lengths.
