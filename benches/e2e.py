@@ -32,6 +32,17 @@ pingpong  (--pingpong COUNT) round-trip latency, one 64-byte frame at a time: a 
        with preferred busy polling on both sides (`busy_poll_usecs=20`: the waits spin first),
        and Python UDP sockets. p50/p99 of COUNT round trips and the client's CPU per ping.
 
+rx-port  (--port-queues 1,2,4) an afxdp.Port on every rx queue of a lab whose veth ends have
+       N queues (benches/workers.py rx-port, pinned to the work CPU), under the same total load
+       for every N (--port-mpps), spread evenly over the N queues by AF_XDP tx sockets of one
+       Umem on end a, one per queue, taking turns (workers.py tx-queues, pinned to the load
+       CPU; in native mode a socket sending on queue q of one veth end reaches rx queue q of the
+       other, NOTES.md; afxdp.generate() would not do: its frames land on the queue of the
+       sending CPU). The Port's CPU per packet at equal offered load must stay flat as N grows.
+
+--append TITLE writes the tables as a section TITLE added to --output (replacing an earlier
+section of that title), keeping what is there, instead of rewriting the file.
+
 Every AF_XDP receiver runs behind the same XDP program (afxdp's built-in one; the harness
 attaches it for the C reference, which inserts its socket into that program's XSKMAP), so only
 the user-space side differs. Figures: medians over the rounds of offered and delivered
@@ -44,12 +55,14 @@ docs/benchmarks.png when matplotlib is importable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import datetime
 import fcntl
 import os
 import platform
 import select
+import shlex
 import socket
 import statistics
 import struct
@@ -306,6 +319,65 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
             prog.detach()
 
 
+def run_port(queues: int, size: int, seconds: float, rate: float, load_cpu: int,
+             work_cpu: int) -> dict[str, float | str]:
+    """rx-port once: a lab with `queues` queues per veth end, the paced load spread over every
+    queue, a Port receiving on all of them."""
+    with Lab(queues=queues) as lab:
+        frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
+                                bytes(max(0, size - 42)))
+        procs: list[Proc] = []
+        try:
+            rx = Proc(lab, "b", [*WORKERS, "rx-port", lab.if_b, str(seconds + RX_MARGIN),
+                                 "--batch", str(BATCH)], work_cpu, f"rx-port {queues}")
+            procs.append(rx)
+            rx.wait_ready()
+            tx = Proc(lab, "a", [*WORKERS, "tx-queues", lab.if_a, str(seconds), "--packet",
+                                 frame.hex(), "--rate", f"{rate:.0f}", "--queues", str(queues),
+                                 "--batch", str(BATCH), "--max-count", cap(seconds)],
+                      load_cpu, f"tx-queues {queues}")
+            procs.append(tx)
+            tx.wait_ready()
+            load = tx.result(seconds + 60)
+            own = rx.result(seconds + 60)
+        finally:
+            for proc in procs:
+                proc.kill()
+    load_seconds = float(load["seconds"])
+    return {
+        "offered": float(load["packets"]) / load_seconds,
+        "delivered": float(own["packets"]) / load_seconds,
+        "cpu": float(own["cpu_ns_per_packet"]),
+        "ring_full": float(own["rx_ring_full"]),
+        "fill_empty": float(own["fill_empty"]),
+        "sent_per_queue": load["per_queue"],
+        "per_queue": own["per_queue"],
+        "per_queue_mpps": "/".join(f"{int(n) / load_seconds / 1e6:.3f}"
+                                   for n in own["per_queue"].split("/")),
+    }
+
+
+def port_table(runs: dict[int, list[dict[str, float | str]]], size: int, rate: float) -> str:
+    lines = [f"### rx through one Port on 1..N queues ({size}-byte frames, {rate / 1e6:g} Mpps "
+             "offered in total, spread evenly over the queues)", "",
+             "| queues | offered Mpps | delivered Mpps | delivered / offered | delivered Mpps per "
+             "queue (last round) | Port CPU ns/packet | CPU vs 1 queue | ring full / fill empty |",
+             "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    base = None
+    for queues, rs in sorted(runs.items()):
+        if not rs:
+            continue
+        med = {k: statistics.median(float(r[k]) for r in rs)
+               for k in ("offered", "delivered", "cpu", "ring_full", "fill_empty")}
+        share = statistics.median(float(r["delivered"]) / float(r["offered"]) for r in rs)
+        base = base if base is not None else med["cpu"]
+        lines.append(f"| {queues} | {med['offered'] / 1e6:.3f} | {med['delivered'] / 1e6:.3f} | "
+                     f"{share:.2f} | {rs[-1]['per_queue_mpps']} | {med['cpu']:.1f} | "
+                     f"{fmt_ratio(med['cpu'], base)} | {med['ring_full']:,.0f} / "
+                     f"{med['fill_empty']:,.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 PINGPONG = (
     ("python-softirq", ["pp-server"], ["pp-client"]),
     ("python-busy-poll", ["pp-server", "--busy-poll", "20"], ["pp-client", "--busy-poll", "20"]),
@@ -470,6 +542,17 @@ METHOD = """\
 """
 
 
+def with_section(doc: str, title: str, body: str) -> str:
+    """`doc` with the section `title` set to `body`: replaced where an earlier run wrote it,
+    else added at the end; the rest of `doc` is kept as it is."""
+    begin, end = f"<!-- e2e.py --append: {title} -->", f"<!-- end of {title} -->"
+    section = f"{begin}\n## {title}\n\n{body.strip()}\n{end}\n"
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        return head + section + rest.split(end, 1)[1].lstrip("\n")
+    return doc.rstrip("\n") + "\n\n" + section
+
+
 def chart(med: dict[tuple[int, str, str], dict[str, float]], sizes: list[int], path: Path) -> None:
     try:
         import matplotlib
@@ -525,7 +608,16 @@ def main() -> int:
     p.add_argument("--no-c", action="store_true", help="skip the C reference")
     p.add_argument("--pingpong", type=int, default=0, metavar="COUNT",
                    help="also measure ping-pong round trips, COUNT per run (0: skip)")
+    p.add_argument("--port-queues", default="", metavar="N,N,...",
+                   help="also measure rx-port: a Port on labs of N queues each (e.g. 1,2,4)")
+    p.add_argument("--port-mpps", type=float, default=0.4,
+                   help="rx-port: the total offered load in Mpps, the same for every N (0.4)")
+    p.add_argument("--append", metavar="TITLE", default=None,
+                   help="add the tables to --output as section TITLE instead of rewriting it")
     args = p.parse_args()
+    port_queues = [int(n) for n in args.port_queues.split(",") if n.strip()]
+    if any(not 1 <= n <= 64 for n in port_queues) or args.port_mpps <= 0:
+        p.error("--port-queues: 1 to 64 each; --port-mpps > 0")
     sizes = [int(s) for s in args.sizes.split(",")]
     BATCH = args.batch
     paced = ([float(m) * 1e6 for m in args.paced_mpps.split(",")] if args.paced_mpps
@@ -536,7 +628,7 @@ def main() -> int:
         p.error("--paced-mpps: one rate per size, or one for all, each > 0")
     if not 1 <= BATCH <= 256:
         p.error("--batch: 1 to 256")
-    workloads = args.workloads.split(",")
+    workloads = [w for w in args.workloads.split(",") if w]
     load_cpu, work_cpu = (int(c) for c in args.cpus.split(","))
     if unknown := set(workloads) - set(WORKLOADS):
         p.error(f"unknown workloads: {', '.join(sorted(unknown))}")
@@ -558,9 +650,28 @@ def main() -> int:
         (size, c.workload, c.impl): [] for size in sizes for c in todo}
     failures: list[str] = []
     pingpongs: list[dict[str, dict[str, str]]] = []
+    ports: dict[int, list[dict[str, float | str]]] = {n: [] for n in port_queues}
+    load_before = os.getloadavg()
 
-    with Lab() as lab:
-        for r in range(args.rounds):
+    for r in range(args.rounds):  # rx-port first: each N has a lab of its own
+        for n in port_queues:
+            try:
+                res = run_port(n, sizes[0], args.seconds, args.port_mpps * 1e6, load_cpu,
+                               work_cpu)
+            except (RuntimeError, OSError) as e:
+                failures.append(f"round {r + 1} rx-port {n} queues: {e}")
+                print(f"round {r + 1} rx-port {n} queues FAILED: {e}", flush=True)
+                continue
+            ports[n].append(res)
+            print(f"round {r + 1} rx-port {n} queues: offered {float(res['offered']) / 1e6:.3f} "
+                  f"delivered {float(res['delivered']) / 1e6:.3f} Mpps, "
+                  f"{float(res['cpu']):.1f} ns CPU/packet, per queue received "
+                  f"{res['per_queue']} (sent {res['sent_per_queue']})", flush=True)
+
+    with contextlib.ExitStack() as stack:
+        lab = stack.enter_context(Lab()) if todo or args.pingpong else None
+        for r in range(args.rounds if lab is not None else 0):
+            assert lab is not None
             if args.pingpong:
                 pingpongs.append(run_pingpong(lab, args.pingpong, load_cpu, work_cpu))
                 for name, res in pingpongs[-1].items():
@@ -588,7 +699,8 @@ def main() -> int:
                           f"fill_empty {res['fill_empty']:,.0f} veth {res['veth_drops']:,.0f}",
                           flush=True)
 
-    text, med = table(results, sizes, base_impl)
+    load_after = os.getloadavg()
+    text, med = table(results, sizes, base_impl) if todo else ("", {})
     info = machine()
     subset = ""
     if len(workloads) < len(WORKLOADS):
@@ -604,16 +716,31 @@ def main() -> int:
               f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
               f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
               f"load CPU {load_cpu}, work CPU {work_cpu}.\n")
+    if port_queues:
+        text += "\n\n" + port_table(ports, sizes[0], args.port_mpps * 1e6)
     if pingpongs:
         text += "\n\n" + pingpong_table(pingpongs, args.pingpong)
-    doc = header + text + "\n\n" + METHOD
-    if failures:
-        doc += "\n## Failed runs\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"
-    print("\n" + header + text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    if args.append:
+        header = (f"Written by `python3 benches/e2e.py {shlex.join(sys.argv[1:])}`. Medians over "
+                  f"{args.rounds} rounds of {args.seconds:g} s.\n\n"
+                  f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
+                  f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
+                  f"load CPU {load_cpu}, work CPU {work_cpu}; load average (1 min) "
+                  f"{load_before[0]:.2f} before, {load_after[0]:.2f} after.\n")
+        body = header + text
+        if failures:
+            body += "\n\nFailed runs:\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"
+        old_doc = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        doc = with_section(old_doc, args.append, body)
+    else:
+        doc = header + text + "\n\n" + METHOD
+        if failures:
+            doc += "\n## Failed runs\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"
+    print("\n" + header + text)
     args.output.write_text(doc, encoding="utf-8")
     print(f"\ntable written to {args.output}")
-    if med:
+    if med and not args.append:  # the chart belongs to the whole-file run
         chart(med, sizes, args.chart)
     return 1 if failures else 0
 

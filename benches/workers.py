@@ -25,6 +25,14 @@ Senders (SECONDS from the first send; every loop is bounded by --max-count too):
   ``set_lengths``, ``send``, ``complete`` (as examples/dns_flood.py).
 * ``afpacket-tx``: ``socket(AF_PACKET, SOCK_RAW).send(frame)`` in a loop.
 
+Every queue (``--queues N``, the lab's veth with N queues):
+
+* ``rx-port``: an ``afxdp.Port`` on every rx queue (one shared Umem), ``port.recv(64)``,
+  count per ``batch.queue``, release; reports ``per_queue=a/b/...`` too.
+* ``tx-queues``: the load for it: N tx sockets of one Umem, one per queue (in native mode an
+  AF_XDP socket sending on queue q of one veth end reaches rx queue q of the other), batches
+  taking turns on the queues, paced to ``--rate`` packets/s in total (1 ms steps).
+
 Ping-pong (round-trip latency; COUNT pings, one frame at a time; ``--busy-poll USECS`` turns
 on preferred busy polling for the AF_XDP modes):
 
@@ -64,7 +72,8 @@ def cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def report(mode: str, packets: int, nbytes: int, secs: float, cpu: float, **counters: int) -> None:
+def report(mode: str, packets: int, nbytes: int, secs: float, cpu: float,
+           **counters: int | str) -> None:
     extra = " ".join(f"{k}={v}" for k, v in counters.items())
     print(f"impl=python mode={mode} packets={packets} bytes={nbytes} seconds={secs:.3f} "
           f"pps={packets / secs:.0f} cpu_ns_per_packet={cpu * 1e9 / max(packets, 1):.1f} {extra}",
@@ -146,6 +155,82 @@ def xsk_receiver(args: argparse.Namespace) -> int:
         packets, nbytes, acc = loop(sock, args.batch, start + args.seconds)
         secs, cpu = time.monotonic() - start, cpu_seconds() - c0
         report(args.mode, packets, nbytes, secs, cpu, **xsk_counters(sock), checksum=acc)
+    return 0
+
+
+def rx_port(args: argparse.Namespace) -> int:
+    """rx-port: the rx-batch loop on a Port over every queue, counting each queue."""
+    with afxdp.Port(args.ifname, mode=args.xdp_mode, tx_size=0,
+                    busy_poll_usecs=args.busy_poll) as port:
+        counts = dict.fromkeys(port.queues, 0)
+        print("ready", flush=True)
+        give_up = time.monotonic() + args.seconds + 10
+        recv, clock = port.recv, time.monotonic
+        packets = nbytes = 0
+        while packets == 0 and clock() < give_up:
+            with recv(args.batch, 0.1) as got:
+                if len(got):
+                    start, c0 = clock(), cpu_seconds()
+                    packets, nbytes = len(got), got.nbytes
+                    counts[got.queue] += len(got)  # type: ignore[index]
+        if packets == 0:
+            print("no packet received", file=sys.stderr)
+            return 1
+        deadline = start + args.seconds
+        while clock() < deadline:
+            with recv(args.batch, 0.1) as got:
+                n = len(got)
+                if n:
+                    packets += n
+                    nbytes += got.nbytes
+                    counts[got.queue] += n  # type: ignore[index]
+        secs, cpu = clock() - start, cpu_seconds() - c0
+        s = port.stats()
+        report("rx-port", packets, nbytes, secs, cpu, rx_dropped=s.rx_dropped,
+               rx_ring_full=s.rx_ring_full, fill_empty=s.rx_fill_ring_empty_descs,
+               per_queue="/".join(str(counts[q]) for q in port.queues))
+    return 0
+
+
+def tx_queues(args: argparse.Namespace, frame: bytes) -> int:
+    """tx-queues: paced load over every queue, a tx socket per queue over one Umem."""
+    umem = afxdp.Umem(2048 * args.queues, 2048)
+    socks = [afxdp.Socket(args.ifname, q, umem=umem, rx_size=0) for q in range(args.queues)]
+    try:
+        with socks[0].alloc(umem.frame_count) as everything:
+            everything.write_all(frame)  # every frame carries the packet; sends set lengths
+        print("ready", flush=True)
+        sent = [0] * args.queues
+        total, length, rate = 0, len(frame), args.rate or 1e6
+        start, c0 = time.monotonic(), cpu_seconds()
+        deadline, q = start + args.seconds, 0
+        while (now := time.monotonic()) < deadline and total < args.max_count:
+            due = min(int(rate * (now - start)), args.max_count) - total
+            if due <= 0:
+                for sock in socks:
+                    sock.complete()
+                time.sleep(0.001)
+                continue
+            sock = socks[q]
+            with sock.alloc(min(args.batch, due)) as out:
+                if len(out):
+                    out.set_lengths(length)
+                    n = sock.send(out)
+                    sent[q] += n
+                    total += n
+            sock.complete()
+            q = (q + 1) % args.queues
+        secs = time.monotonic() - start
+        for sock in socks:
+            drain = time.monotonic() + 1.0
+            while sock.in_flight and time.monotonic() < drain:
+                sock.complete()
+                time.sleep(0.0002)
+        report("tx-queues", total, total * length, secs, cpu_seconds() - c0,
+               per_queue="/".join(map(str, sent)))
+    finally:
+        for sock in socks:
+            sock.close()
     return 0
 
 
@@ -255,7 +340,7 @@ def gen(args: argparse.Namespace, frame: bytes) -> int:
 
 
 RECEIVERS = ("rx-batch", "rx-touch", "l2fwd-batch", "l2fwd-perframe")
-MODES = (*RECEIVERS, "afpacket-rx", "tx-batch", "afpacket-tx", "gen",
+MODES = (*RECEIVERS, "rx-port", "tx-queues", "afpacket-rx", "tx-batch", "afpacket-tx", "gen",
          "pp-server", "pp-client", "pp-udp-server", "pp-udp-client")
 
 
@@ -362,6 +447,7 @@ def main() -> int:
                    help="AF_XDP receivers: preferred busy polling (Socket(busy_poll_usecs=))")
     p.add_argument("--rate", type=float, help="gen: packets per second (default: as fast as it can)")
     p.add_argument("--peer", help="pp-udp-client: the server's address")
+    p.add_argument("--queues", type=int, default=1, help="tx-queues: send on queues 0..N-1")
     args = p.parse_args()
     if args.mode == "pp-server":
         return pp_server(args)
@@ -371,10 +457,13 @@ def main() -> int:
         return xsk_receiver(args)
     if args.mode == "afpacket-rx":
         return afpacket_rx(args)
+    if args.mode == "rx-port":
+        return rx_port(args)
     if not args.packet:
         p.error(f"{args.mode} needs --packet")
     frame = bytes.fromhex(args.packet)
-    return {"tx-batch": tx_batch, "afpacket-tx": afpacket_tx, "gen": gen, "pp-client": pp_client,
+    return {"tx-batch": tx_batch, "afpacket-tx": afpacket_tx, "gen": gen, "tx-queues": tx_queues,
+            "pp-client": pp_client,
             "pp-udp-client": pp_udp_client}[args.mode](args, frame)
 
 
