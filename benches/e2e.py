@@ -508,6 +508,23 @@ METHOD = """\
   generator runs flat out and its rate depends on the receiver too (waking a receiver costs the
   load CPU), so the receivers there see different offered loads, and a receiver's CPU per
   packet depends on the load (the busier it is, the more packets each wakeup brings).
+- **rx-port** (`--port-queues`): a lab whose veth ends have N queues each, a new lab per N. The
+  load is paced to the same total rate for every N (`--port-mpps`) and spread evenly over the
+  queues by AF_XDP tx sockets of one Umem on end a, one per queue, taking turns
+  (benches/workers.py tx-queues): in native mode a socket sending on queue q of one veth end
+  reaches rx queue q of the other, so each queue gets 1/N of it (the table shows what each
+  queue received). `afxdp.generate()` cannot spread it: its frames land on the rx queue of the
+  CPU that sends them. The receiver is one process (benches/workers.py rx-port) with an
+  `afxdp.Port` on all N queues, `port.recv(64)` in a loop; its CPU per packet at equal offered
+  load is what must stay flat as N grows. The sender's softirq work (the receiving end's XDP
+  program and the copy into the UMEM) runs on the load CPU.
+- **Busy polling** (python-batch-busy, python-busy-poll): `Socket(busy_poll_usecs=20)` sets
+  SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET, makes a `recvfrom`/`sendto` per
+  call and lets a waiting `recv` spin 20 µs before it sleeps. Since Linux 6.13 only zero-copy
+  AF_XDP sockets get a NAPI id (the kernel sets it at bind, in zero-copy mode only), so on veth
+  (copy mode) the busy-poll syscalls drive no NAPI: the receiving end's XDP still runs in the
+  sender's softirq. What busy polling changes here is the wait: spinning instead of sleeping,
+  which is where the ping-pong's shorter round trip comes from, paid for in CPU time.
 - Every implementation moves frames in batches of the same size (`--batch`, xdpsock's 64 by
   default): up to that many per ring peek and per `recv` call.
 - **rx**: delivered = what the receiver counted. **l2fwd**: the forwarder swaps the MAC
