@@ -34,7 +34,7 @@ fi
 work="$(mktemp -d /tmp/afxdp-dist.XXXXXX)"
 chmod 755 "$work"
 [[ ${KEEP_VENVS:-0} == 1 ]] || trap 'rm -rf "$work"' EXIT
-test_deps=("pytest>=7" numpy scapy mypy)
+test_deps=("pytest>=7" hypothesis numpy scapy mypy)
 
 step "the wheel in a fresh venv without Rust"
 # No Rust on PATH: rustup's ~/.cargo/bin left out, and cargo/rustc/maturin (Debian's live in

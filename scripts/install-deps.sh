@@ -4,7 +4,8 @@
 # busy-poll syscalls in tests/test_busy_poll.py), a C compiler, pip, the system Python's venv
 # module (the test venvs of scripts/check-dist.sh), a Rust
 # toolchain when there is none (Debian's rustc-web/cargo-web from bookworm-security; rustup's is
-# used when present), and pip packages for building (maturin) and testing (pytest, numpy; scapy,
+# used when present), and pip packages for building (maturin) and testing (pytest, hypothesis for
+# the property-based suites, numpy; scapy,
 # the other pcap reader checked; mypy, whose stubtest checks python/afxdp/_native.pyi against the
 # compiled module).
 # Idempotent; Debian 12; root.
@@ -30,4 +31,4 @@ if ! command -v cargo >/dev/null; then
     apt-get update -q
     apt-get install -y -q -t bookworm-security rustc-web cargo-web rustfmt-web rust-web-clippy
 fi
-python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7" numpy scapy ruff mypy
+python3 -m pip install -q "maturin>=1.9,<2" "pytest>=7" hypothesis numpy scapy ruff mypy

@@ -25,6 +25,27 @@ from typing import Any
 
 import pytest
 
+# Hypothesis profiles (tests/prop_support.py explains the example counts): "ci", the default, is
+# derandomized so every run tries the same examples and a failure reproduces; "dev" draws new
+# examples each run; "soak" (`pytest --hypothesis-profile=soak`) draws ten times as many. No
+# deadline: privileged examples wait on a veth and a loaded machine must not fail them.
+# Function-scoped fixtures (the lab) are shared by every example of a test on purpose.
+# Only the property-based suites (test_prop_*.py) need hypothesis; the rest runs without it.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    _PROFILE_COMMON: dict[str, Any] = {
+        "deadline": None,
+        "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        "print_blob": True,
+    }
+    settings.register_profile("ci", derandomize=True, database=None, **_PROFILE_COMMON)
+    settings.register_profile("dev", **_PROFILE_COMMON)
+    settings.register_profile("soak", max_examples=1000, **_PROFILE_COMMON)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 SOURCE_PACKAGE = Path(__file__).resolve().parent.parent / "python" / "afxdp"
 REQUIRE_PRIVILEGED_ENV = "AFXDP_REQUIRE_PRIVILEGED"
 

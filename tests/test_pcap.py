@@ -89,8 +89,10 @@ def udp4(sport: int = 9000, dport: int = 53, payload: bytes = b"hello world") ->
 
 
 def random_frames(n: int, seed: int = 7) -> list[bytes]:
+    """``n`` random frames of 1 to 9000 bytes (an empty frame cannot be written to a pcap file:
+    see test_prop_codecs.py)."""
     rng = random.Random(seed)
-    return [rng.randbytes(rng.choice([0, 1, 14, 60, 61, 1514, 3000, rng.randrange(9000)]))
+    return [rng.randbytes(rng.choice([1, 2, 14, 60, 61, 1514, 3000, 1 + rng.randrange(9000)]))
             for _ in range(n)]
 
 

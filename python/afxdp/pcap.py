@@ -57,6 +57,10 @@ _VERSION = (2, 4)
 _FILE_HEADER = struct.Struct("<IHHiIII")  # magic, major, minor, thiszone, sigfigs, snaplen, network
 _RECORD = struct.Struct("<IIII")  # ts_sec, ts_usec or ts_nsec, incl_len, orig_len
 _U32 = 1 << 32
+#: Record timestamps stay below 2**31 seconds (January 2038): the file format's seconds field is
+#: unsigned, but libpcap (so tcpdump) reads it as a signed 32-bit number and cannot show later
+#: times ("[Error converting time]"), so no reader would agree on them.
+_MAX_SECONDS = 1 << 31
 
 
 def _as_bytes(frame: FrameBytes) -> bytes:
@@ -143,17 +147,24 @@ class PcapWriter:
         if timestamp is None:
             seconds, ns = divmod(time.time_ns(), 1_000_000_000)
             return seconds, ns * self._scale // 1_000_000_000
-        if not (math.isfinite(timestamp) and 0 <= timestamp < _U32):
-            raise ValueError(
-                f"timestamp must be in 0..2**32 seconds since the epoch, not {timestamp}"
-            )
-        seconds = math.floor(timestamp)
-        fraction = round((timestamp - seconds) * self._scale)
-        if fraction >= self._scale:  # rounded up to the next second
-            seconds, fraction = seconds + 1, fraction - self._scale
-        return seconds, fraction
+        if math.isfinite(timestamp) and timestamp >= 0:
+            seconds = math.floor(timestamp)
+            fraction = round((timestamp - seconds) * self._scale)
+            if fraction >= self._scale:  # rounded up to the next second
+                seconds, fraction = seconds + 1, fraction - self._scale
+            # Checked after rounding: 2**31 - 1e-10 rounds up to 2**31 seconds.
+            if seconds < _MAX_SECONDS:
+                return seconds, fraction
+        raise ValueError(
+            f"timestamp must be in 0..2**31 seconds since the epoch (libpcap reads the seconds "
+            f"as a signed 32-bit number), not {timestamp}"
+        )
 
     def _record(self, seconds: int, fraction: int, data: bytes, orig_len: int | None) -> bytes:
+        if not data:
+            # libpcap takes a record of 0 captured bytes for a corrupt header (tcpdump prints
+            # "[Invalid header: caplen==0, len==0]" and no timestamp), so no reader would agree.
+            raise ValueError("an empty frame cannot be written: pcap readers reject empty records")
         if orig_len is None:
             orig_len = len(data)
         elif not len(data) <= orig_len < _U32:
@@ -176,12 +187,14 @@ class PcapWriter:
 
         Args:
             frame: the frame's bytes (any bytes-like object or an afxdp ``Frame``).
-            timestamp: seconds since the epoch; None: now, to the nanosecond.
+            timestamp: seconds since the epoch, below 2**31 (libpcap's limit); None: now, to
+                the nanosecond.
             orig_len: the frame's length on the wire when ``frame`` is already truncated;
                 None: ``len(frame)``. Frames longer than ``snaplen`` are truncated here.
 
         Raises:
-            ValueError: the writer is closed; ``timestamp`` or ``orig_len`` out of range.
+            ValueError: the writer is closed; ``timestamp`` or ``orig_len`` out of range; an
+                empty frame.
         """
         file = self._file_or_raise()
         data = _as_bytes(frame)
@@ -194,7 +207,8 @@ class PcapWriter:
         """Append every frame of an afxdp ``FrameBatch`` (or any iterable of frames), all with one
         timestamp (None: now); returns how many. The batch is only read, never released.
 
-        A ``FrameBatch`` is copied out in one call (``to_list()``), not frame by frame.
+        A ``FrameBatch`` is copied out in one call (``to_list()``), not frame by frame. Raises
+        as :meth:`write` does, before anything of the batch is written.
         """
         file = self._file_or_raise()
         to_list = getattr(batch, "to_list", None)

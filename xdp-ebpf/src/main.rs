@@ -11,7 +11,8 @@
 //! 802.1Q or 802.1ad VLAN tag), the IP protocol (IPv4 protocol, or the IPv6 next header after
 //! up to [`IPV6_EXT_HEADERS`] hop-by-hop, routing, fragment and destination-options extension
 //! headers), and the destination port (TCP, UDP, UDP-Lite, SCTP or DCCP; never matched on a
-//! non-first IP fragment, which carries no transport header). A packet matches the set when it
+//! non-first IP fragment, which carries no transport header, nor on an IPv4 header shorter than
+//! 20 bytes, which is malformed). A packet matches the set when it
 //! matches any rule. The first matching rule's hit counter is incremented.
 //!
 //! # Changing rules atomically
@@ -139,13 +140,16 @@ fn parse(ctx: &XdpContext) -> Headers {
     }
     headers.ethertype = ethertype;
 
-    let (proto, l4, first_fragment) = match ethertype {
+    // `has_transport`: a transport header follows at `l4` (if the packet is long enough).
+    let (proto, l4, has_transport) = match ethertype {
         ETH_P_IP => {
             let Some(ip) = header::<20>(ctx, l3) else {
                 return headers;
             };
             let ihl = usize::from(ip[0] & 0x0f) * 4;
-            (ip[9], l3 + ihl, be16(&ip, 6) & 0x1fff == 0)
+            // A header length below 20 bytes is malformed: `l3 + ihl` would point inside the
+            // IPv4 header, whose bytes 2..4 (the total length) would pass for a port.
+            (ip[9], l3 + ihl, ihl >= 20 && be16(&ip, 6) & 0x1fff == 0)
         }
         ETH_P_IPV6 => {
             let Some(ip) = header::<IPV6_HLEN>(ctx, l3) else {
@@ -179,7 +183,7 @@ fn parse(ctx: &XdpContext) -> Headers {
     };
     headers.ip_proto = proto;
     headers.has_ip_proto = true;
-    if first_fragment && has_ports(proto) {
+    if has_transport && has_ports(proto) {
         if let Some(ports) = header::<4>(ctx, l4) {
             headers.dst_port = be16(&ports, 2);
             headers.has_dst_port = true;

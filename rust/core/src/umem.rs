@@ -1091,4 +1091,263 @@ mod tests {
         assert_eq!(&batch.data(0).unwrap()[6..10], &[1, 2, 3, 4]);
         assert_eq!(&batch.data(1).unwrap()[6..10], &[1, 2, 3, 4]);
     }
+
+    /// A model of the frame table: the state of every frame and, for a frame on a fill ring or
+    /// in transmission, the ring pair it went through; changed by the rules the table's
+    /// documentation states, op by op.
+    struct Model {
+        state: Vec<FrameState>,
+        owner: Vec<PoolId>,
+    }
+
+    impl Model {
+        fn count(&self, s: FrameState) -> u32 {
+            self.state.iter().filter(|&&x| x == s).count() as u32
+        }
+
+        fn count_in(&self, s: FrameState, pool: PoolId) -> u32 {
+            (0..self.state.len()).filter(|&i| self.state[i] == s && self.owner[i] == pool).count()
+                as u32
+        }
+
+        /// Frames in state `s` (through ring pair `pool`, when given).
+        fn in_state(&self, s: FrameState, pool: Option<PoolId>) -> Vec<u32> {
+            (0..self.state.len() as u32)
+                .filter(|&i| {
+                    self.state[i as usize] == s && pool.is_none_or(|p| self.owner[i as usize] == p)
+                })
+                .collect()
+        }
+
+        fn set(&mut self, index: u32, s: FrameState, pool: PoolId) {
+            self.state[index as usize] = s;
+            self.owner[index as usize] = pool;
+        }
+
+        /// The table agrees with the model: every frame's state, the counts (per ring pair
+        /// too), and a free pool that lists each free frame exactly once.
+        fn check(&self, t: &FrameTable, step: usize) {
+            assert_eq!(t.state, self.state, "step {step}");
+            for s in [FrameState::Free, FrameState::Fill, FrameState::User, FrameState::Tx] {
+                assert_eq!(t.count(s), self.count(s), "count of {s:?} at step {step}");
+            }
+            for pool in 0..POOLS {
+                assert_eq!(
+                    t.fill_count(pool),
+                    self.count_in(FrameState::Fill, pool),
+                    "step {step}"
+                );
+                assert_eq!(t.tx_count(pool), self.count_in(FrameState::Tx, pool), "step {step}");
+            }
+            let mut free = t.free.clone();
+            free.sort_unstable();
+            assert_eq!(free, self.in_state(FrameState::Free, None), "free pool at step {step}");
+        }
+    }
+
+    /// Ring pairs the random operations use.
+    const POOLS: PoolId = 3;
+
+    /// Random sequences of every frame-table operation, over three ring pairs, including the
+    /// bad inputs a confused kernel or caller could produce (duplicate and unknown addresses,
+    /// frames in the wrong state or on another pair's rings, packets running past their frame),
+    /// against [`Model`]. Seeded, so a failure reproduces; small enough under Miri.
+    #[test]
+    fn frame_table_random_operations_match_a_model() {
+        use crate::generator::template::test_frames::Rng;
+        const STATES: [FrameState; 4] =
+            [FrameState::Free, FrameState::Fill, FrameState::User, FrameState::Tx];
+        let (seeds, steps) = if cfg!(miri) { (1, 300) } else { (16, 3000) };
+        let shift = 11;
+        let frame_size = 1u32 << shift;
+        for seed in 0..seeds {
+            let mut rng = Rng(0x5eed_0000 + seed);
+            let n = 1 + (rng.next() % 40) as u32;
+            let mut t = FrameTable::new(n);
+            let mut m =
+                Model { state: vec![FrameState::Free; n as usize], owner: vec![0; n as usize] };
+            let mut batches: Vec<Vec<FrameDesc>> = Vec::new();
+            // Any frame index, sometimes one past the table.
+            let any_index = |rng: &mut Rng| (rng.next() % (u64::from(n) + 2)) as u32;
+            let any_pool = |rng: &mut Rng| (rng.next() % u64::from(POOLS)) as PoolId;
+            for step in 0..steps {
+                match rng.next() % 10 {
+                    0 => {
+                        let want = (rng.next() % 12) as usize;
+                        let to = STATES[1 + (rng.next() % 3) as usize];
+                        let mut out = Vec::new();
+                        t.take_free(want, to, &mut out);
+                        assert_eq!(out.len(), want.min(m.count(FrameState::Free) as usize));
+                        for &i in &out {
+                            assert_eq!(m.state[i as usize], FrameState::Free, "step {step}");
+                            m.set(i, to, 0);
+                        }
+                        if to == FrameState::User {
+                            batches.push(
+                                out.iter()
+                                    .map(|&index| FrameDesc { index, offset: 0, len: 0 })
+                                    .collect(),
+                            );
+                        }
+                    }
+                    1 => {
+                        let want = (rng.next() % 12) as u32;
+                        let pool = any_pool(&mut rng);
+                        let mut out = vec![7]; // appended to, not overwritten
+                        let got = t.take_free_for_fill(want, pool, shift, &mut out);
+                        assert_eq!(got, want.min(m.count(FrameState::Free)));
+                        assert_eq!(out.len(), 1 + got as usize);
+                        for &addr in &out[1..] {
+                            assert_eq!(addr & u64::from(frame_size - 1), 0);
+                            let i = (addr >> shift) as u32;
+                            assert_eq!(m.state[i as usize], FrameState::Free, "step {step}");
+                            m.set(i, FrameState::Fill, pool);
+                        }
+                    }
+                    2 => {
+                        // An rx ring of pair `pool`: mostly frames on fill rings, plus junk.
+                        let pool = any_pool(&mut rng);
+                        let fill = m.in_state(FrameState::Fill, None);
+                        let mut descs = Vec::new();
+                        for _ in 0..rng.next() % 10 {
+                            let index = match (fill.is_empty(), rng.next() % 5) {
+                                (false, 0..=2) => fill[(rng.next() % fill.len() as u64) as usize],
+                                _ => any_index(&mut rng),
+                            };
+                            let offset = u64::from(rng.next() as u32 % frame_size);
+                            let len = match rng.next() % 4 {
+                                0 => frame_size - offset as u32 + (rng.next() % 3) as u32,
+                                _ => rng.next() as u32 % (frame_size - offset as u32 + 1),
+                            };
+                            let addr = (u64::from(index) << shift) + offset;
+                            descs.push(XdpDesc { addr, len, options: 0 });
+                        }
+                        let mut frames = Vec::new();
+                        let skipped =
+                            t.take_received(descs.iter().copied(), pool, shift, &mut frames);
+                        let mut expected = Vec::new();
+                        for d in &descs {
+                            let (index, offset) =
+                                (d.addr >> shift, d.addr & u64::from(frame_size - 1));
+                            let i = index as usize;
+                            if i < m.state.len()
+                                && m.state[i] == FrameState::Fill
+                                && m.owner[i] == pool
+                            {
+                                if offset + u64::from(d.len) > u64::from(frame_size) {
+                                    m.state[i] = FrameState::Free;
+                                } else {
+                                    m.state[i] = FrameState::User;
+                                    let index = index as u32;
+                                    expected.push(FrameDesc {
+                                        index,
+                                        offset: offset as u32,
+                                        len: d.len,
+                                    });
+                                }
+                            }
+                        }
+                        assert_eq!(frames, expected, "step {step}");
+                        assert_eq!(skipped as usize, descs.len() - expected.len(), "step {step}");
+                        batches.push(frames);
+                    }
+                    3 if !batches.is_empty() => {
+                        let mut batch =
+                            batches.swap_remove((rng.next() % batches.len() as u64) as usize);
+                        if rng.next().is_multiple_of(4) {
+                            batch.push(FrameDesc { index: any_index(&mut rng), offset: 0, len: 0 });
+                        }
+                        let mut moved = 0;
+                        for d in &batch {
+                            if m.state.get(d.index as usize) == Some(&FrameState::User) {
+                                m.state[d.index as usize] = FrameState::Free;
+                                moved += 1;
+                            }
+                        }
+                        assert_eq!(t.release_users(&batch), moved, "step {step}");
+                    }
+                    4 => {
+                        let index = any_index(&mut rng);
+                        let from = STATES[(rng.next() % 4) as usize];
+                        let to = STATES[(rng.next() % 4) as usize];
+                        let allowed =
+                            from != FrameState::Free && m.state.get(index as usize) == Some(&from);
+                        let result = t.transition(index, from, to, frame_size);
+                        assert_eq!(
+                            result.is_ok(),
+                            allowed,
+                            "step {step}: {index} {from:?}->{to:?}"
+                        );
+                        if allowed {
+                            m.set(index, to, 0);
+                        }
+                    }
+                    5 => {
+                        let index = match m.in_state(FrameState::User, None) {
+                            user if !user.is_empty() && !rng.next().is_multiple_of(4) => {
+                                user[(rng.next() % user.len() as u64) as usize]
+                            }
+                            _ => any_index(&mut rng),
+                        };
+                        let pool = any_pool(&mut rng);
+                        let allowed = m.state.get(index as usize) == Some(&FrameState::User);
+                        let result = t.queue_for_tx(index, pool, frame_size);
+                        assert_eq!(result.is_ok(), allowed, "step {step}: queue {index}");
+                        if allowed {
+                            m.set(index, FrameState::Tx, pool);
+                        }
+                    }
+                    6 => {
+                        let pool = any_pool(&mut rng);
+                        let tx = m.in_state(FrameState::Tx, None);
+                        let mut done = 0;
+                        for _ in 0..rng.next() % 8 {
+                            let index = match (tx.is_empty(), rng.next() % 3) {
+                                (false, 0 | 1) => {
+                                    u64::from(tx[(rng.next() % tx.len() as u64) as usize])
+                                }
+                                _ => u64::from(any_index(&mut rng)) + rng.next() % 2 * (1 << 40),
+                            };
+                            let i = usize::try_from(index).unwrap_or(usize::MAX);
+                            let expect = i < m.state.len()
+                                && m.state[i] == FrameState::Tx
+                                && m.owner[i] == pool;
+                            assert_eq!(
+                                t.take_completed(index, pool),
+                                expect,
+                                "step {step}: {index}"
+                            );
+                            if expect {
+                                m.state[i] = FrameState::Free;
+                                done += 1;
+                            }
+                        }
+                        t.completed(done, pool);
+                    }
+                    7 => {
+                        let from = [FrameState::Fill, FrameState::Tx][(rng.next() % 2) as usize];
+                        t.reclaim_all(from);
+                        for s in m.state.iter_mut().filter(|s| **s == from) {
+                            *s = FrameState::Free;
+                        }
+                    }
+                    8 => {
+                        let pool = any_pool(&mut rng);
+                        let mut expected = 0;
+                        for i in 0..m.state.len() {
+                            if matches!(m.state[i], FrameState::Fill | FrameState::Tx)
+                                && m.owner[i] == pool
+                            {
+                                m.state[i] = FrameState::Free;
+                                expected += 1;
+                            }
+                        }
+                        assert_eq!(t.reclaim_pool(pool), expected, "step {step}");
+                    }
+                    _ => {}
+                }
+                m.check(&t, step);
+            }
+        }
+    }
 }

@@ -20,7 +20,8 @@ pub const MAX_RULES: usize = afxdp_ebpf_common::MAX_RULES;
 ///   routing, fragment and destination-options extension headers (AH and ESP are not walked:
 ///   their own number is the protocol). Only IPv4 and IPv6 packets match.
 /// * `dst_port`: the destination port of TCP, UDP, UDP-Lite, SCTP or DCCP. Never matches a
-///   non-first IP fragment (it has no transport header) or another protocol.
+///   non-first IP fragment (it has no transport header), an IPv4 header shorter than 20 bytes
+///   (malformed) or another protocol.
 ///
 /// The default rule (all `None`) matches every packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
