@@ -274,7 +274,8 @@ class Rule:
     ip_proto: the IPv4 protocol or IPv6 next header, after up to four hop-by-hop, routing,
     fragment and destination-options extension headers (17 UDP, 6 TCP, 1 ICMP, 58 ICMPv6).
     dst_port: the TCP/UDP/UDP-Lite/SCTP/DCCP destination port; never matches a non-first
-    fragment or an IPv4 header shorter than 20 bytes (IHL < 5). Rule() matches every packet. Each condition is an int (a bool raises TypeError).
+    fragment or an IPv4 header shorter than 20 bytes (IHL < 5). Rule() matches every packet.
+    Each condition is an int (a bool raises TypeError).
     """
 
     def __new__(
