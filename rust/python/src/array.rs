@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::buffer::{Shaped, fill_shaped_view};
+use crate::convert::norm_index;
 use crate::errors::{Error, Result};
 
 enum Values {
@@ -81,11 +82,9 @@ impl PyUIntArray {
 
     fn __getitem__(&self, i: isize) -> Result<u64> {
         let len = self.len();
-        let j = if i < 0 { i + len as isize } else { i };
-        if j < 0 || j as usize >= len {
-            return Err(Error::index(format!("index {i} out of range for {len} items")));
-        }
-        Ok(self.get(j as usize))
+        let j = norm_index(i, len)
+            .ok_or_else(|| Error::index(format!("index {i} out of range for {len} items")))?;
+        Ok(self.get(j))
     }
 
     fn __iter__(slf: &Bound<'_, Self>) -> Result<Py<PyAny>> {

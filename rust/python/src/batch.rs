@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::array::PyUIntArray;
-use crate::convert::{Int, u32_arg, with_bytes};
+use crate::convert::{Int, norm_index, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 use crate::frame::PyFrame;
 use crate::sync::lock;
@@ -102,12 +102,9 @@ impl PyFrameBatch {
     }
 }
 
-fn norm_index(i: isize, len: usize) -> Result<usize> {
-    let j = if i < 0 { i + len as isize } else { i };
-    if j < 0 || j as usize >= len {
-        return Err(Error::index(format!("frame index {i} out of range for a batch of {len}")));
-    }
-    Ok(j as usize)
+fn frame_position(i: isize, len: usize) -> Result<usize> {
+    norm_index(i, len)
+        .ok_or_else(|| Error::index(format!("frame index {i} out of range for a batch of {len}")))
 }
 
 #[pymethods]
@@ -126,7 +123,7 @@ impl PyFrameBatch {
     fn __getitem__(slf: &Bound<'_, Self>, i: isize) -> Result<PyFrame> {
         let me = slf.get();
         let (pos, index) = me.with(|b| {
-            let pos = norm_index(i, b.len())?;
+            let pos = frame_position(i, b.len())?;
             Ok((pos, b.descs()[pos].index))
         })?;
         Ok(PyFrame::new(slf.clone().unbind(), pos, index))

@@ -90,6 +90,25 @@ pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
+/// The longest a waiting call sleeps without the GIL before it looks at signals (Ctrl-C) and
+/// at `close()` from another thread.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// The next sleep of a wait that ends at `deadline` (None: never): [`WAIT_SLICE`] or what is
+/// left, whichever is shorter (zero once the deadline has passed).
+pub fn wait_slice(deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+        None => WAIT_SLICE,
+    }
+}
+
+/// A Python index (negative counts from the end) into `len` items; None when out of range.
+pub fn norm_index(i: isize, len: usize) -> Option<usize> {
+    let j = if i < 0 { i.checked_add_unsigned(len)? } else { i };
+    usize::try_from(j).ok().filter(|&j| j < len)
+}
+
 /// Runs `f` with the bytes of a bytes-like object (bytes without a copy; others via the buffer
 /// protocol, copied into a contiguous vector). The conversion, which may run Python code, is
 /// complete before `f` runs.

@@ -8,6 +8,7 @@
 
 use afxdp::bpf::BpfError;
 use afxdp::generator::GenerateError;
+use afxdp::sys::errno;
 use pyo3::exceptions::{
     PyBufferError, PyIndexError, PyOSError, PyRuntimeError, PyTypeError, PyValueError,
 };
@@ -92,7 +93,7 @@ impl From<afxdp::Error> for Error {
         let msg = e.to_string();
         match e {
             E::Syscall { ref source, .. } => Error::os(source.raw_os_error(), msg),
-            E::NoSuchInterface { .. } => Error::os(Some(libc::ENODEV), msg),
+            E::NoSuchInterface { .. } => Error::os(Some(errno::ENODEV), msg),
             E::KernelTooOld { .. } => Error::os(None, msg),
             E::ForkedChild { .. } => Error(PyRuntimeError::new_err(msg)),
             E::Generate(g) => generate_error(g),
@@ -111,7 +112,7 @@ impl From<BpfError> for Error {
         let msg = e.to_string();
         match (&e, e.errno()) {
             (BpfError::Verifier { program, errno, log }, _) => Python::attach(|py| {
-                let err = VerifierError::new_err((errno.unwrap_or(libc::EINVAL), msg.clone()));
+                let err = VerifierError::new_err((errno.unwrap_or(errno::EINVAL), msg.clone()));
                 let value = err.value(py);
                 // Setting attributes on a fresh exception object cannot fail in practice; if it
                 // did, the message still carries the name and the log.

@@ -44,7 +44,7 @@ impl PyInterface {
     /// Whether the interface is administratively up (`IFF_UP` in `flags`).
     #[getter]
     fn up(&self) -> bool {
-        self.flags & libc::IFF_UP as u32 != 0
+        self.flags & afxdp::sys::netdev::IFF_UP != 0
     }
 
     fn __repr__(&self) -> String {

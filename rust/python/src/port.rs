@@ -3,27 +3,24 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use afxdp::Interface;
 use afxdp::port::{
     PortWaiter, RoundRobin, port_fill_size, port_queues, port_umem_config, sum_stats,
 };
+use afxdp::sys::errno;
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::batch::PyFrameBatch;
-use crate::convert::{Int, deadline, timeout_arg, u32_arg};
+use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::socket::PySocket;
 use crate::stats::PyStats;
 use crate::sync::lock;
 use crate::umem::PyUmem;
-
-/// Slice of a long wait, so Ctrl-C is seen promptly.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// Every rx queue of an interface (or the listed ones): one Socket per queue, all over one Umem,
 /// the XDP program attached and every socket registered with it.
@@ -248,17 +245,14 @@ impl PyPort {
             if let Some(batch) = self.try_recv(max)? {
                 return Ok(batch);
             }
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-                None => WAIT_SLICE,
-            };
+            let slice = wait_slice(deadline);
             if slice.is_zero() {
                 return Ok(PyFrameBatch::new(self.umem.get().get()?.alloc(0)));
             }
             let w = waiter.clone();
             match py.detach(move || w.wait(slice)) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(errno::EINTR) => {}
                 Err(e) => {
                     return Err(afxdp::Error::Syscall { call: "epoll_wait", source: e }.into());
                 }

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use afxdp::Interface;
 use afxdp::socket::{BusyPoll, Socket, SocketConfig, Stats};
+use afxdp::sys::errno;
 use afxdp::umem::Batch;
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
-use crate::convert::{Int, deadline, timeout_arg, u32_arg};
+use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::stats::PyStats;
@@ -51,12 +52,8 @@ pub struct PySocket {
     busy_poll: Option<BusyPoll>,
 }
 
-/// poll(2) events, as in the `select` module.
-pub const POLLIN: i16 = libc::POLLIN;
-/// poll(2) events, as in the `select` module.
-pub const POLLOUT: i16 = libc::POLLOUT;
-/// Slice of a long wait, so Ctrl-C is seen promptly.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
+/// poll(2) events, as in the `select` module (the core's).
+pub use afxdp::socket::{POLLIN, POLLOUT};
 
 impl PySocket {
     /// Runs `f` on the open socket, under its lock: `f` must not run Python code.
@@ -109,10 +106,7 @@ impl PySocket {
         let deadline = deadline(timeout);
         let spin = self.busy_poll.map(|b| Duration::from_micros(b.usecs.into()));
         loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-                None => WAIT_SLICE,
-            };
+            let slice = wait_slice(deadline);
             let h = handle.clone();
             let waited = py.detach(move || match spin {
                 Some(spin) => match h.spin(events, spin.min(slice))? {
@@ -124,7 +118,7 @@ impl PySocket {
             match waited {
                 Ok(0) => {}
                 Ok(revents) => return Ok(revents),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(errno::EINTR) => {}
                 Err(e) => {
                     return Err(afxdp::Error::Syscall { call: "poll(AF_XDP)", source: e }.into());
                 }

@@ -13,6 +13,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result};
 
+/// `IFF_UP` in [`Interface::flags`]: administratively up.
+pub const IFF_UP: u32 = libc::IFF_UP as u32;
+
 /// One network interface of the calling thread's network namespace, resolved once by name
 /// ([`Interface::by_name`]). `Socket`, `XdpProgram` and the traffic generator all keep the
 /// one they were given, so a name is never resolved twice to different indexes.
@@ -105,7 +108,7 @@ impl Interface {
     ///
     /// As [`mtu`](Self::mtu).
     pub fn is_up(&self) -> Result<bool> {
-        Ok(self.flags()? & libc::IFF_UP as u32 != 0)
+        Ok(self.flags()? & IFF_UP != 0)
     }
 
     /// The number of queues to size an XSKMAP for, and the bound for queue ids.
