@@ -5,10 +5,11 @@ Privileged-test policy: a test marked ``@pytest.mark.privileged`` (or using the 
 command. Without them it is skipped; but when ``AFXDP_REQUIRE_PRIVILEGED=1`` is set (CI runs as
 root) it fails instead, so a broken CI machine cannot turn the AF_XDP tests into silent skips.
 
-``afxdp.netdev``, ``afxdp.lab``, ``afxdp.packet``, ``afxdp.testing`` and ``afxdp.ifinfo`` are
-stdlib-only. When the installed package cannot be imported
+``afxdp.netdev``, ``afxdp.lab``, ``afxdp.packet``, ``afxdp.testing``, ``afxdp.ifinfo`` and
+``afxdp.pcap`` are stdlib-only. When the installed package cannot be imported
 (no compiled ``afxdp._native`` yet), they are loaded from the source tree under their usual names,
-so ``from afxdp.lab import Lab`` works in tests either way. ``sys.path`` is left alone, so an
+so ``from afxdp.lab import Lab`` (or ``importlib.import_module("afxdp.pcap")``) works in
+tests either way. ``sys.path`` is left alone, so an
 installed wheel is never shadowed by the source tree.
 """
 
@@ -74,6 +75,7 @@ lab_module = _load_stdlib_module("lab")  # after netdev, which it imports
 packet_module = _load_stdlib_module("packet")
 testing_module = _load_stdlib_module("testing")  # after packet, which it imports
 ifinfo_module = _load_stdlib_module("ifinfo")  # after netdev, which it imports
+pcap_module = _load_stdlib_module("pcap")  # after packet, which it imports
 
 
 def pytest_configure(config: pytest.Config) -> None:

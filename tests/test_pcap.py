@@ -7,7 +7,6 @@ Everything but the last tests is unprivileged and needs no compiled extension.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import io
 import random
 import re
@@ -19,37 +18,19 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 MAC_A, MAC_B = "02:00:00:00:00:01", "02:00:00:00:00:02"
 IP_A, IP_B = "10.11.0.1", "10.11.0.2"
 IP6_A, IP6_B = "2001:db8::1", "2001:db8::2"
 
 
-def load(name: str) -> ModuleType:
-    """``afxdp.<name>`` (a stdlib-only module), from the source tree when the installed package
-    does not import (no compiled extension); conftest does the same for ``packet`` and ``lab``."""
-    qualified = f"afxdp.{name}"
-    try:
-        return importlib.import_module(qualified)
-    except ImportError:
-        pass
-    source = ROOT / "python" / "afxdp" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(qualified, source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-packet = load("packet")
+# conftest loads these from the source tree when the installed package does not import.
+packet = importlib.import_module("afxdp.packet")
 #: The example of the afxdp under test (the installed package's, else the source tree's).
 DUMPFRAMES = Path(packet.__file__).parent / "examples" / "dumpframes.py"
-pcap = load("pcap")
+pcap = importlib.import_module("afxdp.pcap")
 
 
 # --- frames --------------------------------------------------------------------------------------

@@ -9,19 +9,16 @@ follow the hypothesis profile (see ``prop_support.py``).
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import re
 import shutil
 import socket
 import struct
 import subprocess
-import sys
 import time
 import warnings
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -29,29 +26,11 @@ from hypothesis import strategies as st
 
 from prop_support import checksum, examples, internet_sum
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def load(name: str) -> ModuleType:
-    """``afxdp.<name>`` (a stdlib-only module), from the source tree when the installed package
-    does not import (no compiled extension), as conftest does for ``packet``."""
-    qualified = f"afxdp.{name}"
-    try:
-        return importlib.import_module(qualified)
-    except ImportError:
-        pass
-    spec = importlib.util.spec_from_file_location(
-        qualified, ROOT / "python" / "afxdp" / f"{name}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-packet = load("packet")
-pcap = load("pcap")
+# conftest loads these from the source tree when the installed package does not import.
+packet = importlib.import_module("afxdp.packet")
+pcap = importlib.import_module("afxdp.pcap")
 
 with warnings.catch_warnings():  # scapy's own imports may warn; not what is tested here
     warnings.simplefilter("ignore")
