@@ -1,0 +1,287 @@
+//! The data path: the fill ring, receive, transmit and completion, each move checked in the
+//! UMEM's frame table.
+
+#[cfg(doc)]
+use super::BusyPoll;
+use super::Socket;
+use super::pair::{PairRings, fill_deficit, fill_locked};
+use crate::error::{Error, Result};
+use crate::ring::FillRing;
+use crate::sys::{XdpDesc, xsk};
+use crate::umem::{Batch, FrameDesc, FrameTable, PoolId};
+
+impl Socket {
+    /// Hands up to `max` free frames to the kernel through the fill ring; returns how many.
+    pub fn fill(&mut self, max: u32) -> Result<u32> {
+        self.fill_with(|_, _| max)
+    }
+
+    /// Tops the fill ring up to the fill target (what `autofill` does).
+    pub fn top_up_fill(&mut self) -> Result<u32> {
+        self.fill_with(fill_deficit)
+    }
+
+    /// Puts `want(rings, table)` free frames (at most) on the fill ring, deciding and taking
+    /// them under one lock of the pair's rings and of the frame table.
+    fn fill_with(&mut self, want: impl FnOnce(&PairRings, &FrameTable) -> u32) -> Result<u32> {
+        self.check_fork()?;
+        let shift = self.umem.frame_shift();
+        let (got, wake) = {
+            let mut rings = self.pool.rings();
+            let mut table = self.umem.frames();
+            let want = want(&rings, &table);
+            let got = fill_locked(&mut rings, &mut table, self.pool.id, want, shift);
+            (got, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
+        };
+        self.filled(got, wake);
+        Ok(got)
+    }
+
+    /// Counts `got` frames just put on the fill ring and wakes the kernel if it asked.
+    fn filled(&mut self, got: u32, wake: bool) {
+        if got == 0 {
+            return;
+        }
+        self.counters.filled += u64::from(got);
+        if wake {
+            // Errors here only mean "try again later"; the frames are on the ring either way.
+            let _ = xsk::wakeup_rx(self.fd());
+        }
+    }
+
+    fn no_ring(ring: &'static str) -> Error {
+        Error::InvalidArgument {
+            name: ring,
+            value: "0".into(),
+            why: format!("the socket was opened with {ring}=0"),
+        }
+    }
+
+    /// Takes up to `max` received frames from the rx ring, without waiting.
+    ///
+    /// One lock of the frame table covers the whole batch: every descriptor is checked (an
+    /// address this socket did not put on the fill ring is refused and counted as
+    /// `unexpected`), and with `autofill` the fill ring is topped up from the free pool.
+    /// With [`BusyPoll`], a `recvfrom` first polls the queue's NAPI, which moves what waits
+    /// there onto the rx ring.
+    pub fn recv(&mut self, max: u32) -> Result<Batch> {
+        self.check_fork()?;
+        let busy = self.cfg.busy_poll.is_some();
+        let fd = self.fd();
+        let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
+        if busy {
+            // Errors only mean "nothing polled now"; the ring is read either way.
+            let _ = xsk::wakeup_rx(fd);
+        }
+        let shift = self.umem.frame_shift();
+        let pool = self.pool.id;
+        let (frames, n, unexpected, filled, wake) = {
+            // The pair's lock first, then the frame table's (the order everywhere).
+            let mut rings = self.pool.rings();
+            let mut table = self.umem.frames();
+            let ready = rx.available(max).min(max);
+            let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
+            let mut sink = Received { table: &mut table, pool, shift, frames, unexpected: 0 };
+            let n = rx.peek(ready, &mut sink);
+            let Received { frames, unexpected, .. } = sink;
+            let filled = if self.cfg.autofill {
+                let want = fill_deficit(&rings, &table);
+                fill_locked(&mut rings, &mut table, pool, want, shift)
+            } else {
+                0
+            };
+            (frames, n, unexpected, filled, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
+        };
+        rx.release(n);
+        self.counters.unexpected += u64::from(unexpected);
+        self.counters.received += frames.len() as u64;
+        self.filled(filled, wake);
+        Ok(Batch::from_owned(self.umem.clone(), frames))
+    }
+
+    /// Number of entries waiting on the rx ring.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForkedChild`].
+    pub fn rx_available(&mut self) -> Result<u32> {
+        self.check_fork()?;
+        Ok(self.rx.as_mut().map_or(0, |rx| rx.available(u32::MAX)))
+    }
+
+    /// Takes up to `n` free frames for transmission (length 0 until written). Completed frames
+    /// are reclaimed first when the pool runs short.
+    pub fn alloc(&mut self, n: usize) -> Result<Batch> {
+        self.check_fork()?;
+        if (self.umem.free_frames() as usize) < n {
+            self.complete(u32::MAX)?;
+        }
+        Ok(self.umem.alloc(n))
+    }
+
+    /// Queues the frames of `batch` on the tx ring and wakes the kernel. Returns how many were
+    /// queued; they leave the batch. Frames that did not fit (tx ring full) stay in the batch.
+    ///
+    /// Every frame is checked first (owned by the batch's UMEM, length from 1 to its capacity):
+    /// a bad frame fails the whole call and nothing is queued.
+    pub fn send(&mut self, batch: &mut Batch) -> Result<u32> {
+        self.check_fork()?;
+        if self.tx.is_none() {
+            return Err(Self::no_ring("tx_size"));
+        }
+        if !batch.umem().same(&self.umem) {
+            return Err(Error::InvalidArgument {
+                name: "batch",
+                value: format!("of {} frames", batch.len()),
+                why: "its frames belong to another Umem".into(),
+            });
+        }
+        for (i, d) in batch.descs().iter().enumerate() {
+            let capacity = batch.capacity(i)?;
+            if d.len == 0 {
+                return Err(Error::InvalidArgument {
+                    name: "frame length",
+                    value: "0".into(),
+                    why: format!(
+                        "frame {i} of the batch is empty; write a packet or set its length"
+                    ),
+                });
+            }
+            if d.len as usize > capacity {
+                return Err(Error::PacketTooLong { len: d.len as usize, capacity });
+            }
+        }
+        let want = batch.len() as u32;
+        if self.tx.as_mut().expect("checked above").free(want) < want {
+            // Make room: let the kernel drain the ring, then reclaim.
+            self.kick_tx()?;
+            self.complete(u32::MAX)?;
+        }
+        let tx = self.tx.as_mut().expect("checked above");
+        let n = tx.reserve(want);
+        let fs = self.umem.config().frame_size;
+        {
+            let mut table = self.umem.frames();
+            for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
+                table.queue_for_tx(d.index, self.pool.id, fs)?;
+                let desc = XdpDesc {
+                    addr: self.umem.addr_of(d.index) + u64::from(d.offset),
+                    len: d.len,
+                    options: 0,
+                };
+                tx.write(i as u32, desc);
+            }
+        }
+        tx.submit(n);
+        batch.take_front(n as usize);
+        self.counters.sent += u64::from(n);
+        self.kick_tx()?;
+        Ok(n)
+    }
+
+    /// Number of frames on the tx ring the kernel has not taken yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForkedChild`].
+    pub fn tx_pending(&mut self) -> Result<u32> {
+        self.check_fork()?;
+        Ok(self.tx.as_mut().map_or(0, |tx| tx.pending()))
+    }
+
+    /// Wakes the kernel to transmit what is on the tx ring (copy mode needs a `sendto` for every
+    /// batch, and the kernel sends at most 32 frames per call, answering EAGAIN when more wait).
+    /// With [`BusyPoll`] every call makes at least one `sendto`, which polls the queue's NAPI,
+    /// even with nothing to send.
+    pub fn kick_tx(&mut self) -> Result<()> {
+        self.check_fork()?;
+        let fd = self.fd();
+        let need_wakeup = self.cfg.need_wakeup;
+        let busy = self.cfg.busy_poll.is_some();
+        let Some(tx) = self.tx.as_mut() else { return Ok(()) };
+        let mut pending = tx.pending();
+        if !busy && (pending == 0 || (need_wakeup && !tx.needs_wakeup())) {
+            return Ok(());
+        }
+        let mut rounds = pending / 16 + 4;
+        loop {
+            rounds -= 1;
+            if let Err(e) = xsk::wakeup_tx(fd)
+                && !xsk::is_retry_later(&e)
+            {
+                return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e });
+            }
+            pending = tx.pending();
+            if pending == 0 || rounds == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reclaims up to `max` transmitted frames from the completion ring into the free pool;
+    /// returns how many. Kicks the kernel first when frames still wait on the tx ring.
+    pub fn complete(&mut self, max: u32) -> Result<u32> {
+        self.kick_tx()?;
+        let shift = self.umem.frame_shift();
+        let pool = self.pool.id;
+        let (n, done) = {
+            let mut rings = self.pool.rings();
+            let Some(comp) = rings.comp.as_mut() else { return Ok(0) };
+            let mut table = self.umem.frames();
+            let mut sink = Completed { table: &mut table, pool, shift, done: 0 };
+            let n = comp.peek(max, &mut sink);
+            let done = sink.done;
+            table.completed(done, pool);
+            drop(table);
+            comp.release(n);
+            (n, done)
+        };
+        self.counters.unexpected += u64::from(n - done);
+        self.counters.completed += u64::from(done);
+        Ok(done)
+    }
+
+    /// Frames sent through this socket's (interface, queue) but not completed yet (the
+    /// library's own count: no ring is read).
+    pub fn in_flight(&self) -> u32 {
+        self.umem.frames().tx_count(self.pool.id)
+    }
+}
+
+/// Where [`Socket::recv`] peeks rx descriptors to: each one's frame moves `Fill` → `User` and
+/// joins the batch, with no intermediate copy of the descriptors.
+struct Received<'a> {
+    table: &'a mut FrameTable,
+    pool: PoolId,
+    shift: u32,
+    frames: Vec<FrameDesc>,
+    unexpected: u32,
+}
+
+impl Extend<XdpDesc> for Received<'_> {
+    #[inline]
+    fn extend<I: IntoIterator<Item = XdpDesc>>(&mut self, descs: I) {
+        // An address we never filled is refused (counted), rather than handing out a frame
+        // someone else owns.
+        self.unexpected +=
+            self.table.take_received(descs.into_iter(), self.pool, self.shift, &mut self.frames);
+    }
+}
+
+/// Where [`Socket::complete`] peeks completion addresses to: each one's frame moves `Tx` →
+/// `Free`; anything else is left alone (and counted as unexpected by the caller).
+struct Completed<'a> {
+    table: &'a mut FrameTable,
+    pool: PoolId,
+    shift: u32,
+    done: u32,
+}
+
+impl Extend<u64> for Completed<'_> {
+    #[inline]
+    fn extend<I: IntoIterator<Item = u64>>(&mut self, addrs: I) {
+        for addr in addrs {
+            self.done += u32::from(self.table.take_completed(addr >> self.shift, self.pool));
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! An AF_XDP socket: its four rings, bind, wakeups, poll and statistics.
+//!
+//! Setup follows the only order the kernel accepts (see `net/xdp/xsk.c`): `socket` →
+//! `XDP_UMEM_REG` → fill/completion ring sizes → rx/tx ring sizes → `XDP_MMAP_OFFSETS` → mmap →
+//! frames on the fill ring → `bind`. The socket then only moves frames between the rings and the
+//! UMEM's frame table, which checks every move (see [`crate::umem`]).
+//!
+//! The parts: `config` (ring sizes, bind options, busy polling), `pair` (the fd and the fill and
+//! completion rings a socket shares with the UMEM's other sockets on its (interface, queue)),
+//! `open` (setup and bind), `datapath` (fill, recv, send, complete).
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::ring::{RxRing, TxRing};
+use crate::sys::{self, ForkGuard, Interface, sockopt, xsk};
+use crate::umem::Umem;
+
+mod config;
+mod datapath;
+mod open;
+mod pair;
+
+pub use config::{BusyPoll, MAX_RING_SIZE, SocketConfig};
+use pair::BoundFd;
+pub(crate) use pair::QueuePool;
+pub use pair::{POLLIN, POLLOUT, PollHandle};
+
+/// Counters kept by the library (the kernel's own are in [`sys::XdpStatistics`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames taken from the rx ring.
+    pub received: u64,
+    /// Frames put on the tx ring.
+    pub sent: u64,
+    /// Frames put on the fill ring.
+    pub filled: u64,
+    /// Frames taken back from the completion ring.
+    pub completed: u64,
+    /// Addresses the kernel returned that were not in the expected state (should stay 0).
+    pub unexpected: u64,
+}
+
+/// Kernel statistics plus the library's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub kernel: sys::XdpStatistics,
+    pub counters: Counters,
+}
+
+/// An AF_XDP socket bound to one queue of one interface.
+pub struct Socket {
+    // Field order is drop order: unmap the rings before the fd can close (and `Drop` takes the
+    // socket's mapping of the fill/completion rings out of its pair first).
+    rx: Option<RxRing>,
+    tx: Option<TxRing>,
+    pool: Arc<QueuePool>,
+    member: u64,
+    bound: Arc<BoundFd>,
+    umem: Umem,
+    iface: Interface,
+    queue: u32,
+    /// The process the socket was opened in (see [`crate::sys::fork`]).
+    guard: ForkGuard,
+    zerocopy: bool,
+    cfg: SocketConfig,
+    counters: Counters,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.pool.leave(self.member);
+    }
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("ifname", &self.iface.name())
+            .field("queue", &self.queue)
+            .field("zerocopy", &self.zerocopy)
+            .finish()
+    }
+}
+
+impl Socket {
+    /// The socket's file descriptor (for `poll`/`select`/XSKMAP registration).
+    pub fn fd(&self) -> RawFd {
+        self.bound.raw()
+    }
+
+    /// A handle to wait on the socket from another thread without holding it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ForkedChild`].
+    pub fn poll_handle(&self) -> Result<PollHandle> {
+        self.check_fork()?;
+        Ok(PollHandle(self.bound.clone()))
+    }
+
+    /// [`Error::ForkedChild`] in a process forked after the socket was opened: the kernel
+    /// keeps working with the parent's rings and UMEM, so every operation refuses there.
+    pub fn check_fork(&self) -> Result<()> {
+        self.guard.check("Socket")
+    }
+
+    /// The interface.
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// The interface name.
+    pub fn ifname(&self) -> &str {
+        self.iface.name()
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> u32 {
+        self.iface.index()
+    }
+
+    /// The queue id the socket is bound to.
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// Whether the kernel runs this socket in zero-copy mode (from `XDP_OPTIONS`).
+    pub fn zerocopy(&self) -> bool {
+        self.zerocopy
+    }
+
+    /// The configuration the socket was opened with.
+    pub fn config(&self) -> &SocketConfig {
+        &self.cfg
+    }
+
+    /// The busy-poll settings, `None` when the socket leaves its queue to softirq processing.
+    pub fn busy_poll(&self) -> Option<BusyPoll> {
+        self.cfg.busy_poll
+    }
+
+    /// The NAPI instance the socket's packets arrive through (`SO_INCOMING_NAPI_ID`), the one
+    /// busy polling drives: 0 until the first packet arrived, and for packets that came
+    /// through no NAPI (generic XDP).
+    pub fn napi_id(&self) -> Result<u32> {
+        self.check_fork()?;
+        let fd = self.bound.fd.as_ref().ok_or(Error::Closed { what: "Socket" })?;
+        sockopt::incoming_napi_id(fd)
+    }
+
+    /// The UMEM.
+    pub fn umem(&self) -> &Umem {
+        &self.umem
+    }
+
+    /// Whether the socket has an rx ring / a tx ring.
+    pub fn has_rx(&self) -> bool {
+        self.rx.is_some()
+    }
+
+    /// Whether the socket has a tx ring.
+    pub fn has_tx(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// How many frames `autofill` keeps on the fill ring (kernel-held receive frames). The
+    /// fill ring is that of the socket's (interface, queue), shared with the UMEM's other
+    /// sockets bound there; its target is the largest of theirs.
+    pub fn fill_target(&self) -> u32 {
+        self.pool.rings().fill_target
+    }
+
+    /// Whether the socket shares its fill and completion rings with another socket of its UMEM
+    /// (bound to the same interface and queue).
+    pub fn shares_fill_ring(&self) -> bool {
+        self.pool.rings().members.len() > 1
+    }
+
+    /// Kernel statistics (`XDP_STATISTICS`) and the library's counters.
+    pub fn stats(&self) -> Result<Stats> {
+        self.check_fork()?;
+        let fd = self.bound.fd.as_ref().ok_or(Error::Closed { what: "Socket" })?;
+        let kernel = xsk::statistics(fd)?;
+        Ok(Stats { kernel, counters: self.counters })
+    }
+}

@@ -1,0 +1,258 @@
+//! The socket's fd and the fill and completion rings of its (interface, queue), which every
+//! socket of the UMEM bound there shares (the kernel's `XDP_SHARED_UMEM` rule).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+#[cfg(doc)]
+use super::BusyPoll;
+use crate::error::Result;
+use crate::ring::{CompletionRing, FillRing, RingMemory};
+use crate::sys::{Mmap, XdpRingOffset, xsk};
+use crate::umem::{FrameState, FrameTable, PoolId, Umem};
+
+/// The socket fd plus the ring pair it uses. When the last reference goes (the socket, or a
+/// poll still running on another thread), the fd is closed first and only then is the pair let
+/// go of (and with the last socket of its (interface, queue), the frames the kernel held
+/// return to the pool).
+pub(super) struct BoundFd {
+    pub(super) fd: Option<OwnedFd>,
+    /// Set after bind: (need_wakeup, zerocopy), which every socket sharing the UMEM inherits.
+    pub(super) mode: OnceLock<(bool, bool)>,
+    pub(super) _pool: Arc<QueuePool>,
+}
+
+impl BoundFd {
+    pub(super) fn raw(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
+    }
+}
+
+impl Drop for BoundFd {
+    fn drop(&mut self) {
+        // Explicit: the fd closes before the pair (a field) can go.
+        drop(self.fd.take());
+    }
+}
+
+/// A handle for waiting on the socket without holding it (poll with the GIL released).
+#[derive(Clone)]
+pub struct PollHandle(pub(super) Arc<BoundFd>);
+
+impl PollHandle {
+    /// `poll(2)` for `events`; returns the ready mask, 0 on timeout. Errors (EINTR included) are
+    /// returned so the caller can check for signals.
+    pub fn poll(&self, events: i16, timeout: Duration) -> io::Result<i16> {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        xsk::poll(self.0.raw(), events, ms)
+    }
+
+    /// Busy-waits up to `spin` for `events`: polls the queue's NAPI (a `recvfrom` for POLLIN,
+    /// a `sendto` for POLLOUT) and checks readiness with a zero-timeout `poll`, again and
+    /// again. Returns the ready mask, 0 when `spin` passed. For a socket opened with
+    /// [`BusyPoll`]; on others the wakeups only cost time.
+    pub fn spin(&self, events: i16, spin: Duration) -> io::Result<i16> {
+        let fd = self.0.raw();
+        let start = Instant::now();
+        loop {
+            // Wakeup errors only mean "nothing to do now"; poll reports real trouble.
+            if events & POLLIN != 0 {
+                let _ = xsk::wakeup_rx(fd);
+            }
+            if events & POLLOUT != 0 {
+                let _ = xsk::wakeup_tx(fd);
+            }
+            let ready = xsk::poll(fd, events, 0)?;
+            if ready != 0 || start.elapsed() >= spin {
+                return Ok(ready);
+            }
+        }
+    }
+
+    /// The socket's fd (open as long as the handle lives).
+    pub fn fd(&self) -> RawFd {
+        self.0.raw()
+    }
+}
+
+/// `poll` event: a received frame is waiting.
+pub const POLLIN: i16 = xsk::POLLIN;
+/// `poll` event: the tx ring has room.
+pub const POLLOUT: i16 = xsk::POLLOUT;
+
+/// Which device queue a ring pair serves: the kernel gives each distinct (device, queue) of a
+/// shared UMEM its own fill and completion rings. Interface indexes are per network namespace,
+/// so the namespace is part of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueKey {
+    pub(super) netns: (u64, u64),
+    pub(super) ifindex: u32,
+    pub(super) queue: u32,
+}
+
+/// One ring mapped from a socket fd, kept so the ring's cursor can be rebuilt on it.
+pub(super) struct RingMap {
+    pub(super) map: Arc<Mmap>,
+    pub(super) off: XdpRingOffset,
+    pub(super) size: u32,
+}
+
+impl RingMap {
+    /// Maps the ring at `pgoff` of `size` entries of `T`.
+    pub(super) fn new<T>(
+        fd: &OwnedFd,
+        off: &XdpRingOffset,
+        size: u32,
+        pgoff: i64,
+        call: &'static str,
+    ) -> Result<RingMap> {
+        let len = off.desc as usize + size as usize * std::mem::size_of::<T>();
+        Ok(RingMap { map: Arc::new(Mmap::ring(fd, len, pgoff, call)?), off: *off, size })
+    }
+
+    /// The ring's memory. Build at most one cursor on it at a time per ring (the contract of
+    /// [`RingMemory::new`]); the cursor starts from the indices in memory.
+    pub(super) fn memory<T: Copy>(&self) -> RingMemory<T> {
+        let base = self.map.as_ptr();
+        let off = &self.off;
+        // SAFETY: the kernel placed producer, consumer, flags and `size` entries of `T` at these
+        // offsets inside the mapping (XDP_MMAP_OFFSETS; `RingMap::new` sized it for them),
+        // suitably aligned; `map` keeps it alive as long as the ring memory exists. The callers
+        // build one cursor per ring at a time (a pair's cursor moves to another socket's
+        // mapping of the same ring only after the previous one is dropped, under its lock).
+        unsafe {
+            RingMemory::new(
+                self.map.clone(),
+                base.add(off.producer as usize).cast(),
+                base.add(off.consumer as usize).cast(),
+                base.add(off.flags as usize).cast(),
+                base.add(off.desc as usize).cast(),
+                self.size,
+            )
+        }
+    }
+}
+
+/// A socket's mapping of its pair's fill and completion rings.
+pub(super) struct PoolMember {
+    pub(super) id: u64,
+    pub(super) fd: Weak<BoundFd>,
+    pub(super) fill: RingMap,
+    pub(super) comp: RingMap,
+}
+
+/// The cursors of a pair's fill and completion rings, running on the mapping of its first
+/// member; every member maps the same rings (the kernel hands a sharing socket its pair's rings
+/// on mmap), so when that member closes the cursors move to the next one's mapping and its
+/// fd can really close (a mapping keeps its socket alive).
+pub(super) struct PairRings {
+    /// The pair's id (its frames carry it in the frame table).
+    pub(super) pool: PoolId,
+    pub(super) fill: Option<FillRing>,
+    pub(super) comp: Option<CompletionRing>,
+    pub(super) members: Vec<PoolMember>,
+    /// How many frames autofill keeps on the fill ring: the largest target of its members.
+    pub(super) fill_target: u32,
+    /// Addresses taken from the free pool for the fill ring (reused by every top-up).
+    pub(super) scratch: Vec<u64>,
+}
+
+/// The fill and completion rings of one (interface, queue) of a UMEM, shared by every socket
+/// of the UMEM bound there (the kernel's `XDP_SHARED_UMEM` rule), under one lock: rings are
+/// single-producer/single-consumer.
+pub(crate) struct QueuePool {
+    pub(super) id: PoolId,
+    pub(super) key: QueueKey,
+    pub(super) umem: Umem,
+    pub(super) rings: Mutex<PairRings>,
+}
+
+impl QueuePool {
+    pub(super) fn rings(&self) -> MutexGuard<'_, PairRings> {
+        self.rings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The sizes of the pair's fill and completion rings.
+    pub(super) fn sizes(&self) -> (u32, u32) {
+        self.rings().members.first().map_or((0, 0), |m| (m.fill.size, m.comp.size))
+    }
+
+    /// A live member's fd, held open while the caller binds a sharing socket with it.
+    pub(super) fn member_fd(&self) -> Option<Arc<BoundFd>> {
+        self.rings().members.iter().find_map(|m| m.fd.upgrade())
+    }
+
+    /// Adds a member with its mapping of the rings; the first one's mapping runs the cursors.
+    pub(super) fn join(&self, member: PoolMember, fill_target: u32) {
+        let mut rings = self.rings();
+        if rings.fill.is_none() {
+            rings.fill = Some(FillRing::new(member.fill.memory()));
+            rings.comp = Some(CompletionRing::new(member.comp.memory()));
+        }
+        rings.fill_target = rings.fill_target.max(fill_target);
+        rings.members.push(member);
+    }
+
+    /// Removes member `id` (its socket is closing): when the cursors ran on its mapping, they
+    /// are dropped and rebuilt on the next member's, from the indices in memory (no
+    /// reservation is ever left open across the lock).
+    pub(super) fn leave(&self, id: u64) {
+        let mut rings = self.rings();
+        let Some(pos) = rings.members.iter().position(|m| m.id == id) else { return };
+        if pos == 0 {
+            rings.fill = None;
+            rings.comp = None;
+        }
+        let gone = rings.members.remove(pos);
+        if pos == 0
+            && let Some(next) = rings.members.first()
+        {
+            let (fill, comp) =
+                (FillRing::new(next.fill.memory()), CompletionRing::new(next.comp.memory()));
+            rings.fill = Some(fill);
+            rings.comp = Some(comp);
+        }
+        drop(rings);
+        drop(gone);
+    }
+}
+
+impl Drop for QueuePool {
+    fn drop(&mut self) {
+        self.umem.remove_pool(self.id);
+    }
+}
+
+/// How many frames the pair's fill ring lacks to reach its target (what `autofill` tops up).
+pub(super) fn fill_deficit(rings: &PairRings, table: &FrameTable) -> u32 {
+    rings.fill_target.saturating_sub(table.fill_count(rings_pool(rings)))
+}
+
+/// The pair id of `rings` (stored with its members' frames).
+pub(super) fn rings_pool(rings: &PairRings) -> PoolId {
+    rings.pool
+}
+
+/// Moves up to `want` free frames onto the fill ring of pair `pool` under the caller's locks
+/// of its rings and of the frame table; returns how many.
+pub(super) fn fill_locked(
+    rings: &mut PairRings,
+    table: &mut FrameTable,
+    pool: PoolId,
+    want: u32,
+    shift: u32,
+) -> u32 {
+    let want = want.min(table.count(FrameState::Free));
+    let PairRings { fill: Some(fill), scratch, .. } = rings else { return 0 };
+    if want == 0 {
+        return 0;
+    }
+    let n = fill.reserve(want);
+    scratch.clear();
+    let got = table.take_free_for_fill(n, pool, shift, scratch);
+    fill.write_slice(scratch);
+    fill.submit(got);
+    got
+}
