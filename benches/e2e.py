@@ -30,7 +30,11 @@ pingpong  (--pingpong COUNT) round-trip latency, one 64-byte frame at a time: a 
        namespace a (load CPU) sends, a server in namespace b (work CPU) echoes it with the MAC
        addresses swapped: Python afxdp in softirq mode (the waits sleep in poll), Python afxdp
        with preferred busy polling on both sides (`busy_poll_usecs=20`: the waits spin first),
-       and Python UDP sockets. p50/p99 of COUNT round trips and the client's CPU per ping.
+       their C twins (xsk_ref pp-server/pp-client, libxdp's xsk API making the same syscalls,
+       behind afxdp's built-in program attached by the harness on both ends: c-softirq and
+       c-busy-poll), and Python UDP sockets. p50/p99 of COUNT round trips and the client's CPU
+       per ping; ratios against the C row of the same waiting (UDP against c-softirq).
+       `--workloads '' --pingpong COUNT` runs the ping-pong alone.
 
 rx-port  (--port-queues 1,2,4) an afxdp.Port on every rx queue of a lab whose veth ends have
        N queues (benches/workers.py rx-port, pinned to the work CPU), under the same total load
@@ -184,7 +188,7 @@ def ethtool_stats(ifname: str) -> dict[str, int]:
     names = [strings.raw[12 + 32 * i:44 + 32 * i].split(b"\0")[0].decode() for i in range(n)]
     values = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_GSTATS, n) + bytes(8 * n))
     _ethtool(ifname, values)
-    return dict(zip(names, struct.unpack_from(f"{n}Q", values, 8)))
+    return dict(zip(names, struct.unpack_from(f"{n}Q", values, 8), strict=True))
 
 
 def veth_drops(lab: Lab) -> int:
@@ -378,49 +382,97 @@ def port_table(runs: dict[int, list[dict[str, float | str]]], size: int, rate: f
     return "\n".join(lines) + "\n"
 
 
-PINGPONG = (
-    ("python-softirq", ["pp-server"], ["pp-client"]),
-    ("python-busy-poll", ["pp-server", "--busy-poll", "20"], ["pp-client", "--busy-poll", "20"]),
-    ("python-udp", ["pp-udp-server"], ["pp-udp-client"]),
-)
+@dataclass(frozen=True)
+class PingPong:
+    """One ping-pong implementation: `server(ifname)` runs in namespace b, `client(ifname,
+    count, frame_hex, peer_ip)` in namespace a and prints the `impl=... p50_us=...` line."""
+
+    name: str
+    server: Callable[[str], list[str]]
+    client: Callable[[str, int, str, str], list[str]]
+    #: The row its p50, p99 and CPU are divided by in the table (None: no ratio).
+    versus: str | None = None
+    #: The harness attaches afxdp's built-in program on both ends (the C reference).
+    harness_program: bool = False
 
 
-def run_pingpong(lab: Lab, count: int, load_cpu: int, work_cpu: int) -> dict[str, dict[str, str]]:
+def pingpong_impls(have_c: bool) -> list[PingPong]:
+    x = str(XSK_REF)
+
+    def py(server: str, client: str, *extra: str) -> tuple[Callable[[str], list[str]],
+                                                          Callable[[str, int, str, str],
+                                                                   list[str]]]:
+        return ((lambda ifn: [*WORKERS, server, ifn, "600", *extra]),
+                (lambda ifn, n, hx, peer: [*WORKERS, client, ifn, str(n), "--packet", hx,
+                                           "--peer", peer, *extra]))
+
+    def c(*extra: str) -> tuple[Callable[[str], list[str]],
+                                Callable[[str, int, str, str], list[str]]]:
+        return ((lambda ifn: [x, "pp-server", ifn, "-d", "600", *extra]),
+                (lambda ifn, n, hx, peer: [x, "pp-client", ifn, "-C", str(n), "--packet", hx,
+                                           *extra]))
+
+    busy = ("--busy-poll", "20")
+    soft, spin = ("c-softirq", "c-busy-poll") if have_c else (None, None)
+    rows = [PingPong("c-softirq", *c(), harness_program=True),
+            PingPong("c-busy-poll", *c(*busy), harness_program=True)] if have_c else []
+    return [*rows,
+            PingPong("python-softirq", *py("pp-server", "pp-client"), versus=soft),
+            PingPong("python-busy-poll", *py("pp-server", "pp-client", *busy), versus=spin),
+            PingPong("python-udp", *py("pp-udp-server", "pp-udp-client"), versus=soft)]
+
+
+def run_pingpong(lab: Lab, impls: list[PingPong], count: int, load_cpu: int,
+                 work_cpu: int) -> dict[str, dict[str, str]]:
     """One ping-pong run of each implementation; the client's key=value result by name."""
     frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9000, bytes(22))
     out: dict[str, dict[str, str]] = {}
-    for name, server_argv, client_argv in PINGPONG:
-        server = Proc(lab, "b", [*WORKERS, server_argv[0], lab.if_b, "600", *server_argv[1:]],
-                      work_cpu, f"{name} server")
-        client = None
+    for pp in impls:
+        progs: list[afxdp.Program] = []
+        server = client = None
         try:
+            if pp.harness_program:
+                for side, ifname in (("a", lab.if_a), ("b", lab.if_b)):
+                    with lab.enter(side):  # type: ignore[arg-type]
+                        progs.append(afxdp.Program.attach(ifname, mode="native"))
+            server = Proc(lab, "b", pp.server(lab.if_b), work_cpu, f"{pp.name} server")
             server.wait_ready()
-            client = Proc(lab, "a", [*WORKERS, client_argv[0], lab.if_a, str(count),
-                                     "--packet", frame.hex(), "--peer", lab.ip_b,
-                                     *client_argv[1:]], load_cpu, f"{name} client")
+            client = Proc(lab, "a", pp.client(lab.if_a, count, frame.hex(), lab.ip_b), load_cpu,
+                          f"{pp.name} client")
             client.wait_ready()
-            out[name] = client.result(count / 100 + 120)
-        except RuntimeError as e:
-            print(f"pingpong {name} FAILED: {e}", flush=True)
+            out[pp.name] = client.result(count / 100 + 120)
+        except (RuntimeError, OSError) as e:
+            print(f"pingpong {pp.name} FAILED: {e}", flush=True)
         finally:
             for proc in (client, server):
                 if proc is not None:
                     proc.kill()
+            for prog in progs:
+                prog.detach()
     return out
 
 
-def pingpong_table(rounds: list[dict[str, dict[str, str]]], count: int) -> str:
+def pingpong_table(rounds: list[dict[str, dict[str, str]]], impls: list[PingPong],
+                   count: int) -> str:
     lines = [f"## Ping-pong round trip ({count} pings of one 64-byte frame, medians over "
              f"{len(rounds)} rounds)", "",
-             "| implementation | p50 µs | p99 µs | client CPU µs/ping |", "|---|---:|---:|---:|"]
-    for name, _, _ in PINGPONG:
-        runs = [r[name] for r in rounds if name in r]
-        if not runs:
+             "| implementation | p50 µs | p99 µs | client CPU µs/ping | compared with | "
+             "p50 ratio | p99 ratio | CPU ratio |",
+             "|---|---:|---:|---:|---|---:|---:|---:|"]
+    keys = ("p50_us", "p99_us", "cpu_us_per_ping")
+    med: dict[str, dict[str, float]] = {}
+    for pp in impls:
+        runs = [r[pp.name] for r in rounds if pp.name in r]
+        if runs:
+            med[pp.name] = {k: statistics.median(float(r[k]) for r in runs) for k in keys}
+    for pp in impls:
+        if pp.name not in med:
             continue
-        med = {k: statistics.median(float(r[k]) for r in runs)
-               for k in ("p50_us", "p99_us", "cpu_us_per_ping")}
-        lines.append(f"| {name} | {med['p50_us']:.1f} | {med['p99_us']:.1f} | "
-                     f"{med['cpu_us_per_ping']:.1f} |")
+        m = med[pp.name]
+        base = med.get(pp.versus) if pp.versus else None
+        ratios = " | ".join(fmt_ratio(m[k], base[k] if base else None) for k in keys)
+        lines.append(f"| {pp.name} | {m['p50_us']:.1f} | {m['p99_us']:.1f} | "
+                     f"{m['cpu_us_per_ping']:.1f} | {pp.versus if base else '-'} | {ratios} |")
     return "\n".join(lines) + "\n"
 
 
@@ -441,7 +493,7 @@ def machine() -> dict[str, str]:
         "kernel": platform.release(),
         "cpu": model,
         "cores": str(os.cpu_count()),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
         "afxdp": getattr(afxdp, "__version__", "?"),
     }
@@ -518,11 +570,18 @@ METHOD = """\
   `afxdp.Port` on all N queues, `port.recv(64)` in a loop; its CPU per packet at equal offered
   load is what must stay flat as N grows. The sender's softirq work (the receiving end's XDP
   program and the copy into the UMEM) runs on the load CPU.
-- **Busy polling** (python-batch-busy, python-busy-poll): `Socket(busy_poll_usecs=20)` sets
-  SO_PREFER_BUSY_POLL, SO_BUSY_POLL and SO_BUSY_POLL_BUDGET, makes a `recvfrom`/`sendto` per
-  call and lets a waiting `recv` spin 20 µs before it sleeps. Since Linux 6.13 only zero-copy
-  AF_XDP sockets get a NAPI id (the kernel sets it at bind, in zero-copy mode only), so on veth
-  (copy mode) the busy-poll syscalls drive no NAPI: the receiving end's XDP still runs in the
+- **Busy polling** (python-batch-busy, python-busy-poll, c-busy-poll): `Socket(busy_poll_usecs=20)`
+  (`xsk_ref --busy-poll 20` for C) sets SO_PREFER_BUSY_POLL, SO_BUSY_POLL and
+  SO_BUSY_POLL_BUDGET, makes a `recvfrom`/`sendto` per call and lets a waiting `recv` spin 20 µs
+  before it sleeps. Those syscalls poll a NAPI only when the socket has a NAPI id, and an AF_XDP
+  socket gets one in `xsk_bind()` (net/xdp/xsk.c: `__sk_mark_napi_id_once()` with the bound rx
+  queue's `rxq->napi`), only if the driver registered a NAPI on that queue. The 6.13 commit
+  "xsk: Bring back busy polling support" did that for zero-copy sockets only; "xsk: Bring back
+  busy polling support in XDP_COPY" (May 2025, in 6.18's xsk_bind) dropped the `xs->zc`
+  condition. veth, though, enables its NAPI instances (`__veth_napi_enable_range()`) without
+  registering them on its rx queues, so on veth the socket's NAPI id stays 0 in either mode
+  (`Socket.napi_id` reads 0 on this 6.18 kernel, before and after traffic), `sk_busy_loop()` in
+  `__xsk_recvmsg()` finds nothing to poll, and the receiving end's XDP still runs in the
   sender's softirq. What busy polling changes here is the wait: spinning instead of sleeping,
   which is where the ping-pong's shorter round trip comes from, paid for in CPU time.
 - Every implementation moves frames in batches of the same size (`--batch`, xdpsock's 64 by
@@ -611,7 +670,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=5.0, help="measured window of each run")
     p.add_argument("--sizes", default="64,1500", help="frame sizes in bytes, comma-separated")
     p.add_argument("--workloads", default=",".join(WORKLOADS),
-                   help="subset of " + ",".join(WORKLOADS))
+                   help="subset of " + ",".join(WORKLOADS) + " ('': none, e.g. to run only "
+                        "--pingpong or --port-queues)")
     p.add_argument("--batch", type=int, default=BATCH,
                    help="frames per batch, the same for every implementation")
     p.add_argument("--paced-mpps", default=None,
@@ -663,6 +723,7 @@ def main() -> int:
     todo = [c for c in cases() if c.workload in workloads and (have_c or not c.impl.startswith("c"))
             and (args.impls is None or c.impl in args.impls.split(","))]
     base_impl = "c" if have_c else "rust"
+    pp_impls = pingpong_impls(have_c)
     results: dict[tuple[int, str, str], list[dict[str, float]]] = {
         (size, c.workload, c.impl): [] for size in sizes for c in todo}
     failures: list[str] = []
@@ -690,12 +751,13 @@ def main() -> int:
         for r in range(args.rounds if lab is not None else 0):
             assert lab is not None
             if args.pingpong:
-                pingpongs.append(run_pingpong(lab, args.pingpong, load_cpu, work_cpu))
+                pingpongs.append(run_pingpong(lab, pp_impls, args.pingpong, load_cpu,
+                                              work_cpu))
                 for name, res in pingpongs[-1].items():
                     print(f"round {r + 1} pingpong {name:16} p50 {res['p50_us']} us "
                           f"p99 {res['p99_us']} us  client CPU {res['cpu_us_per_ping']} us/ping",
                           flush=True)
-            for size, rate in zip(sizes, paced):
+            for size, rate in zip(sizes, paced, strict=True):
                 frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
                                         bytes(max(0, size - 42)))
                 for case in todo:  # interleaved, so drift hits every case alike
@@ -736,7 +798,7 @@ def main() -> int:
     if port_queues:
         text += "\n\n" + port_table(ports, sizes[0], args.port_mpps * 1e6)
     if pingpongs:
-        text += "\n\n" + pingpong_table(pingpongs, args.pingpong)
+        text += "\n\n" + pingpong_table(pingpongs, pp_impls, args.pingpong)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.append:
         header = (f"Written by `python3 benches/e2e.py {shlex.join(sys.argv[1:])}`. Medians over "

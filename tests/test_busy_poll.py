@@ -19,10 +19,12 @@ What is shown here, on veth pairs in private namespaces:
 The datapath tests (tests/test_datapath.py) also run their stream, rebroadcast and statistics
 cases with busy polling on.
 
-A limit of the kernel, not of afxdp: since Linux 6.13 (commit "xsk: Bring back busy polling
-support") an AF_XDP socket learns the NAPI it busy-polls at bind, and only in zero-copy mode.
-veth has copy mode only, so on veth the socket's NAPI id stays 0 and the busy-poll syscalls do
-not reach a NAPI: the NAPI-driving itself can only be observed on a zero-copy driver.
+A limit of the kernel, not of afxdp: an AF_XDP socket learns the NAPI it busy-polls at bind
+(net/xdp/xsk.c `xsk_bind`), from the NAPI the driver registered on the bound rx queue; since
+Linux 6.13 ("xsk: Bring back busy polling support") for zero-copy sockets, and for copy mode
+too since "xsk: Bring back busy polling support in XDP_COPY" (2025). veth registers no NAPI on
+its rx queues, so on veth the socket's NAPI id stays 0 and the busy-poll syscalls do not reach
+a NAPI: the NAPI-driving itself can only be observed on a driver that registers its NAPIs.
 """
 
 from __future__ import annotations
@@ -129,8 +131,8 @@ def test_busy_poll_options_are_set_and_read_back(lab) -> None:
             os.close(dup)
         assert json.loads(done.stdout) == {str(budget): 0, str(budget + 1): errno.EPERM}
 
-        # The NAPI id is readable; on veth (copy mode) the kernel gives the socket none, even
-        # after traffic (see the module docstring).
+        # The NAPI id is readable; on veth the kernel gives the socket none (veth registers no
+        # NAPI on its rx queues), even after traffic (see the module docstring).
         with pair.tx.alloc(4) as batch:
             batch.write_all(b"\xff" * 60)
             pair.tx.send(batch)

@@ -8,6 +8,8 @@
  *   xsk_ref txonly IFNAME --packet HEX [-d SECONDS] [-b BATCH] [-C MAXCOUNT]
  *   xsk_ref sink   IFNAME [-d SECONDS] [-S]
  *   xsk_ref ring   [-n DESCRIPTORS] [-b BATCH]
+ *   xsk_ref pp-server IFNAME [-d SECONDS] [--busy-poll USECS]
+ *   xsk_ref pp-client IFNAME --packet HEX -C COUNT [--busy-poll USECS]
  *
  * rxdrop: receive and drop; l2fwd: swap the MAC addresses and send back out of IFNAME;
  * txonly: send one template (written into every UMEM frame once) as fast as possible.
@@ -43,6 +45,21 @@
  * inline xsk_ring_prod__reserve/submit and xsk_ring_cons__peek/release, BATCH descriptors at a
  * time; prints ns per descriptor, the twin of the criterion `ring` group (benches/benches/core.rs).
  *
+ * pp-server / pp-client: the ping-pong of benches/e2e.py --pingpong, the C twin of
+ * benches/workers.py pp-server / pp-client (same frame, same loop, same output): the client
+ * sends one frame, waits up to 1 s for the echo and takes the round trip from before the send to
+ * after the receive, COUNT times after 100 unmeasured; the server echoes every frame with the MAC
+ * addresses swapped (up to 64 per receive, waits of 0.1 s) for SECONDS. The client prints
+ * `impl=c-pp-softirq|c-pp-busy count= answered= p50_us= p99_us= cpu_us_per_ping=` (the CPU of
+ * all its pings, warm-up included, over COUNT), as workers.py does. The syscalls are those of
+ * afxdp's Socket (rust/core/src/socket.rs, rust/python/src/socket.rs wait): without busy polling
+ * a send kicks the tx ring with a sendto when its need_wakeup flag is set, an empty rx ring is
+ * waited for in poll(), and complete() makes a syscall only when frames still wait on the tx
+ * ring; with --busy-poll USECS (SO_PREFER_BUSY_POLL, SO_BUSY_POLL=USECS, SO_BUSY_POLL_BUDGET=64,
+ * the kernel's af_xdp.rst recipe) every receive starts with a recvfrom, every send and every
+ * complete() makes a sendto, and a wait spins (recvfrom, then poll with timeout 0) for USECS
+ * before it sleeps in poll() for the rest of its 0.1 s slice.
+ *
  * Built by benches/cref.py (for e2e.py and ring_compare.py): cc -O2 -o xsk_ref xsk_ref.c -lxdp -lbpf
  */
 #define _GNU_SOURCE
@@ -67,6 +84,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <xdp/xsk.h>
+
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
 
 #define FRAME_COUNT 4096u
 #define FRAME_SIZE 4096u
@@ -118,6 +142,7 @@ struct opts {
 	unsigned long long max_count;
 	unsigned long long ring_descs;
 	bool track;
+	int busy_poll; /* SO_BUSY_POLL microseconds, 0: no busy polling */
 };
 
 /* --track: afxdp's per-frame ownership bookkeeping (rust/core/src/umem.rs FrameTable), in C. */
@@ -646,6 +671,267 @@ static int run_ring(const struct opts *o)
 	return 0;
 }
 
+/* --- ping-pong (benches/e2e.py --pingpong), the twin of workers.py pp-server / pp-client --- */
+
+#define PP_WARMUP 100ull
+/* afxdp's wait slice (rust/python/src/convert.rs WAIT_SLICE): a wait polls in steps this long. */
+#define PP_SLICE 0.1
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+}
+
+static void set_sockopt_int(int fd, int name, int value, const char *what)
+{
+	if (setsockopt(fd, SOL_SOCKET, name, &value, sizeof(value)))
+		die(what, errno);
+}
+
+/* Preferred busy polling: the three options in xdpsock's order, as afxdp's BusyPoll::apply. */
+static void pp_busy_poll(const struct xsk *x, int usecs)
+{
+	set_sockopt_int(x->fd, SO_PREFER_BUSY_POLL, 1, "setsockopt(SO_PREFER_BUSY_POLL)");
+	set_sockopt_int(x->fd, SO_BUSY_POLL, usecs, "setsockopt(SO_BUSY_POLL)");
+	set_sockopt_int(x->fd, SO_BUSY_POLL_BUDGET, 64, "setsockopt(SO_BUSY_POLL_BUDGET)");
+}
+
+static void wakeup_rx(const struct xsk *x)
+{
+	/* Errors only mean "nothing polled now"; the rings are read either way. */
+	recvfrom(x->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
+
+/* Descriptors on the tx ring the kernel has not taken yet. */
+static __u32 tx_pending(const struct xsk *x)
+{
+	return *x->tx.producer - __atomic_load_n(x->tx.consumer, __ATOMIC_ACQUIRE);
+}
+
+/* afxdp's Socket::kick_tx: without busy polling a sendto only when descriptors wait on the tx
+ * ring and it asks for a wakeup; with busy polling at least one sendto, whatever the ring holds.
+ * At most pending / 16 + 4 calls, until the ring is empty. */
+static void pp_kick(struct xsk *x, bool busy)
+{
+	__u32 pending = tx_pending(x), rounds;
+
+	if (!busy && (!pending || !xsk_ring_prod__needs_wakeup(&x->tx)))
+		return;
+	rounds = pending / 16 + 4;
+	for (;;) {
+		rounds--;
+		kick_tx(x);
+		pending = tx_pending(x);
+		if (!pending || !rounds)
+			return;
+	}
+}
+
+/* afxdp's Socket::complete: kick, then reclaim every completed frame, onto the fill ring
+ * (the server's frames, as l2fwd does) or onto the free stack (the client's tx frames). */
+static void pp_complete(struct xsk *x, bool busy, bool to_fill)
+{
+	__u32 idx_cq, idx_fq, n;
+
+	pp_kick(x, busy);
+	n = xsk_ring_cons__peek(&x->comp, COMP_SIZE, &idx_cq);
+	if (!n)
+		return;
+	if (to_fill) {
+		while (xsk_ring_prod__reserve(&x->fill, n, &idx_fq) != n)
+			wakeup_rx(x);
+		for (__u32 i = 0; i < n; i++)
+			*xsk_ring_prod__fill_addr(&x->fill, idx_fq + i) =
+				*xsk_ring_cons__comp_addr(&x->comp, idx_cq + i);
+		xsk_ring_prod__submit(&x->fill, n);
+		if (xsk_ring_prod__needs_wakeup(&x->fill))
+			wakeup_rx(x);
+	} else {
+		for (__u32 i = 0; i < n; i++)
+			free_stack[free_top++] =
+				(__u32)(*xsk_ring_cons__comp_addr(&x->comp, idx_cq + i) / FRAME_SIZE);
+	}
+	xsk_ring_cons__release(&x->comp, n);
+	x->outstanding_tx -= n;
+}
+
+/* What is on the rx ring, up to max; with busy polling after a recvfrom (Socket::recv). */
+static __u32 pp_take(struct xsk *x, __u32 max, bool busy, __u32 *idx)
+{
+	if (busy)
+		wakeup_rx(x);
+	return xsk_ring_cons__peek(&x->rx, max, idx);
+}
+
+/* Socket.recv(max, timeout) of the Python binding: take; if nothing came, wait up to timeout in
+ * slices of PP_SLICE (with busy polling each slice first spins busy_usecs, a recvfrom and a
+ * zero-timeout poll again and again, then sleeps in poll for the rest), then take again. */
+static __u32 pp_recv(struct xsk *x, __u32 max, double timeout, int busy_usecs, __u32 *idx)
+{
+	struct pollfd pfd = {.fd = x->fd, .events = POLLIN};
+	double deadline;
+	__u32 n = pp_take(x, max, busy_usecs > 0, idx);
+
+	if (n)
+		return n;
+	deadline = now() + timeout;
+	for (;;) {
+		double slice = deadline - now();
+		int ready = 0;
+
+		if (slice > PP_SLICE)
+			slice = PP_SLICE;
+		if (slice < 0)
+			slice = 0;
+		if (busy_usecs > 0) {
+			double spin = busy_usecs / 1e6, start = now();
+
+			if (spin > slice)
+				spin = slice;
+			for (;;) {
+				wakeup_rx(x);
+				ready = poll(&pfd, 1, 0);
+				if (ready != 0 || now() - start >= spin)
+					break;
+			}
+			slice -= spin;
+		}
+		if (ready == 0)
+			ready = poll(&pfd, 1, (int)(slice * 1e3));
+		if (ready > 0 || stop || now() >= deadline)
+			break;
+	}
+	return pp_take(x, max, busy_usecs > 0, idx);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Echo every frame back with the MAC addresses swapped until SECONDS passed. */
+static int run_pp_server(const struct opts *o)
+{
+	bool busy = o->busy_poll > 0;
+	struct xsk x;
+	double deadline;
+
+	xsk_open(&x, o, true, true);
+	if (busy)
+		pp_busy_poll(&x, o->busy_poll);
+	printf("ready\n");
+	fflush(stdout);
+	deadline = now() + o->seconds;
+	while (!stop && now() < deadline) {
+		__u32 idx_rx, idx_tx, n = pp_recv(&x, 64, PP_SLICE, o->busy_poll, &idx_rx);
+
+		if (n) {
+			while (xsk_ring_prod__reserve(&x.tx, n, &idx_tx) != n)
+				pp_complete(&x, busy, true);
+			for (__u32 i = 0; i < n; i++) {
+				const struct xdp_desc *d = xsk_ring_cons__rx_desc(&x.rx, idx_rx + i);
+				struct xdp_desc *t = xsk_ring_prod__tx_desc(&x.tx, idx_tx + i);
+				unsigned char *p = xsk_umem__get_data(x.area, d->addr);
+				unsigned char mac[6];
+
+				memcpy(mac, p, 6);
+				memcpy(p, p + 6, 6);
+				memcpy(p + 6, mac, 6);
+				t->addr = d->addr;
+				t->len = d->len;
+				t->options = 0;
+			}
+			xsk_ring_prod__submit(&x.tx, n);
+			xsk_ring_cons__release(&x.rx, n);
+			x.outstanding_tx += n;
+			pp_kick(&x, busy);
+		}
+		pp_complete(&x, busy, true);
+	}
+	xsk_close(&x);
+	return 0;
+}
+
+/* COUNT pings of one frame each (after 100 unmeasured), each waited for (1 s at most) before
+ * the next; the round trip runs from before the send to after the receive. */
+static int run_pp_client(const struct opts *o)
+{
+	unsigned long long count = o->max_count, answered = 0;
+	bool busy = o->busy_poll > 0;
+	struct xsk x;
+	__u64 *rtts, p50, p99;
+	double c0, cpu;
+
+	if (!o->packet_len)
+		die("pp-client needs --packet HEX", EINVAL);
+	if (count < 1 || count > 100000000ull)
+		die("pp-client needs -C COUNT, 1 to 100000000", EINVAL);
+	rtts = malloc(count * sizeof(*rtts));
+	if (!rtts)
+		die("malloc", ENOMEM);
+	xsk_open(&x, o, true, true);
+	if (busy)
+		pp_busy_poll(&x, o->busy_poll);
+	printf("ready\n");
+	fflush(stdout);
+	c0 = cpu_seconds();
+	for (unsigned long long i = 0; i < PP_WARMUP + count && !stop; i++) {
+		__u32 idx, idx_fq, n, frame;
+		__u64 t0, t1;
+
+		if (!free_top) /* Socket.alloc: reclaim completed frames when none is free */
+			pp_complete(&x, busy, false);
+		if (!free_top)
+			die("pp-client: no free frame", ENOBUFS);
+		frame = free_stack[--free_top];
+		memcpy((char *)x.area + (size_t)frame * FRAME_SIZE, o->packet, o->packet_len);
+		t0 = now_ns();
+		while (xsk_ring_prod__reserve(&x.tx, 1, &idx) != 1)
+			pp_complete(&x, busy, false);
+		xsk_ring_prod__tx_desc(&x.tx, idx)->addr = (__u64)frame * FRAME_SIZE;
+		xsk_ring_prod__tx_desc(&x.tx, idx)->len = o->packet_len;
+		xsk_ring_prod__tx_desc(&x.tx, idx)->options = 0;
+		xsk_ring_prod__submit(&x.tx, 1);
+		x.outstanding_tx++;
+		pp_kick(&x, busy);
+		n = pp_recv(&x, 1, 1.0, o->busy_poll, &idx);
+		if (n) { /* the received frame goes back to the fill ring, as Socket.recv's autofill */
+			while (xsk_ring_prod__reserve(&x.fill, n, &idx_fq) != n)
+				wakeup_rx(&x);
+			*xsk_ring_prod__fill_addr(&x.fill, idx_fq) =
+				xsk_ring_cons__rx_desc(&x.rx, idx)->addr & ~(__u64)(FRAME_SIZE - 1);
+			xsk_ring_prod__submit(&x.fill, n);
+			xsk_ring_cons__release(&x.rx, n);
+			if (xsk_ring_prod__needs_wakeup(&x.fill))
+				wakeup_rx(&x);
+		}
+		t1 = now_ns();
+		pp_complete(&x, busy, false);
+		if (n && i >= PP_WARMUP)
+			rtts[answered++] = t1 - t0;
+	}
+	cpu = cpu_seconds() - c0;
+	xsk_close(&x);
+	if (!answered) {
+		fprintf(stderr, "xsk_ref: no echo came back\n");
+		return 1;
+	}
+	qsort(rtts, answered, sizeof(*rtts), cmp_u64);
+	p50 = rtts[answered / 2];
+	p99 = rtts[answered * 99 / 100 < answered - 1 ? answered * 99 / 100 : answered - 1];
+	printf("impl=%s count=%llu answered=%llu p50_us=%.2f p99_us=%.2f cpu_us_per_ping=%.2f\n",
+	       busy ? "c-pp-busy" : "c-pp-softirq", count, answered, p50 / 1e3, p99 / 1e3,
+	       cpu / count * 1e6);
+	fflush(stdout);
+	free(rtts);
+	return 0;
+}
+
 static void parse_hex(struct opts *o, const char *hex)
 {
 	size_t n = strlen(hex);
@@ -676,12 +962,14 @@ int main(int argc, char **argv)
 		{"count", required_argument, NULL, 'C'},
 		{"descriptors", required_argument, NULL, 'n'},
 		{"track", no_argument, NULL, 'T'},
+		{"busy-poll", required_argument, NULL, 'B'},
 		{0},
 	};
 	int opt;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: xsk_ref rxdrop|l2fwd|txonly|sink IFNAME [options] | xsk_ref ring [-n N]\n");
+		fprintf(stderr, "usage: xsk_ref rxdrop|l2fwd|txonly|sink|pp-server|pp-client IFNAME "
+				"[options] | xsk_ref ring [-n N]\n");
 		return 2;
 	}
 	o.mode = argv[1];
@@ -694,7 +982,7 @@ int main(int argc, char **argv)
 		o.ifname = argv[2];
 		optind = 3;
 	}
-	while ((opt = getopt_long(argc, argv, "d:b:P:Sp:C:n:T", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:b:P:Sp:C:n:TB:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': o.seconds = atof(optarg); break;
 		case 'b': o.batch = (__u32)atoi(optarg); break;
@@ -709,6 +997,15 @@ int main(int argc, char **argv)
 		case 'C': o.max_count = strtoull(optarg, NULL, 10); break;
 		case 'n': o.ring_descs = strtoull(optarg, NULL, 10); break;
 		case 'T': o.track = true; break;
+		case 'B': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < 1 || v > 0x7fffffffL)
+				die("--busy-poll: microseconds, 1 to 2147483647", EINVAL);
+			o.busy_poll = (int)v;
+			break;
+		}
 		default: return 2;
 		}
 	}
@@ -726,6 +1023,10 @@ int main(int argc, char **argv)
 		return run_sink(&o);
 	if (!strcmp(o.mode, "ring"))
 		return run_ring(&o);
+	if (!strcmp(o.mode, "pp-server"))
+		return run_pp_server(&o);
+	if (!strcmp(o.mode, "pp-client"))
+		return run_pp_client(&o);
 	fprintf(stderr, "xsk_ref: unknown mode %s\n", o.mode);
 	return 2;
 }
