@@ -138,7 +138,9 @@ def test_frame_item_access_runs_user_code_before_locking_the_batch(lab) -> None:
             def __init__(self, value):
                 self.value = value
             def __index__(self):
-                touched.append((len(batch), batch.lengths))  # takes the batch's lock
+                # takes the batch's lock (twice: the view, then its values); a copy, since a
+                # live view would keep the batch from being released below
+                touched.append((len(batch), batch.lengths.tolist()))
                 return self.value
 
         frame[Index(3)] = Index(7)

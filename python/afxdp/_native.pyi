@@ -138,9 +138,14 @@ class UmemFrames:
 
 @final
 class UIntArray(Sequence[int]):
-    """Read-only unsigned ints taken from a batch (format "I": u32, "Q": u64), exported
-    through the buffer protocol (numpy.asarray wraps them without a copy); a sequence that
-    compares equal to a list or tuple of the same ints."""
+    """Unsigned ints of a batch, exported through the buffer protocol (numpy.asarray wraps
+    them without a copy); a sequence that compares equal to a list or tuple of the same ints.
+
+    `lengths`, `indices`, `offsets`: u32 views straight over the batch's frame descriptors
+    (format "I", itemsize 4, strides (12,): one descriptor), read live; only `lengths` is
+    writable. While such a view (or a memoryview or numpy array made from it) is alive, the
+    batch cannot be sent or released (BufferError). `addresses`: a u64 copy (format "Q").
+    """
 
     def __len__(self) -> int: ...
     @overload
@@ -149,7 +154,7 @@ class UIntArray(Sequence[int]):
     def __getitem__(self, i: slice, /) -> Sequence[int]: ...
     def __iter__(self) -> Iterator[int]: ...
     def tolist(self) -> list[int]:
-        """The items as a list of ints."""
+        """The items as a list of ints (their current values)."""
     @property
     def format(self) -> str:
         """The struct format of one item: "I" (u32) or "Q" (u64)."""
@@ -161,7 +166,8 @@ class UIntArray(Sequence[int]):
 class FrameBatch:
     """Frames owned by the caller; `send()`/`release()` consume them.
 
-    While a memoryview of one of its frames is alive, the batch cannot be sent or released
+    While a memoryview of one of its frames, or a `lengths`/`indices`/`offsets` view (or a
+    memoryview or numpy array made from one), is alive, the batch cannot be sent or released
     (BufferError). A context manager: leaving the block releases what the batch still owns.
     """
 
@@ -181,16 +187,21 @@ class FrameBatch:
         """Total packet length of the frames, in bytes."""
     @property
     def lengths(self) -> UIntArray:
-        """The packet length of every frame (u32; equal to a list of the same ints)."""
+        """The packet length of every frame: a writable u32 view of the descriptors (no copy;
+        `numpy.asarray(batch.lengths)[:] = 60` sets them; `send()` checks each). Holds the
+        batch: no send or release while it lives."""
     @property
     def indices(self) -> UIntArray:
-        """The UMEM frame index of every frame: its row in `Umem.frames` (u32)."""
+        """The UMEM frame index of every frame, its row in `Umem.frames`: a read-only u32
+        view of the descriptors, as `lengths`."""
     @property
     def offsets(self) -> UIntArray:
-        """Where each packet starts inside its frame: its column in `Umem.frames` (u32)."""
+        """Where each packet starts inside its frame, its column in `Umem.frames`: a
+        read-only u32 view of the descriptors, as `lengths`."""
     @property
     def addresses(self) -> UIntArray:
-        """The UMEM address of every packet start, as `Frame.addr` (u64)."""
+        """The UMEM address of every packet start, as `Frame.addr` (u64): a copy computed as
+        `indices * frame_size + offsets`; it does not hold the batch."""
     def set_lengths(self, length: int) -> None:
         """Set every frame's packet length (each within its frame's capacity)."""
     def to_list(self) -> list[bytes]:

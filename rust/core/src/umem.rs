@@ -647,12 +647,30 @@ impl Umem {
 }
 
 /// One frame of a batch: which frame, where its packet starts inside it, and its length.
+///
+/// `#[repr(C)]` with the layout asserted below: the Python bindings export a batch's
+/// descriptors as three strided u32 arrays (`FrameBatch.indices`, `.offsets`, `.lengths`) over
+/// [`Batch::descs_ptr`], without a copy. `len` may so be written from outside Rust: every path
+/// that reads it checks it against the frame ([`Batch::data`], `Socket::send`).
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameDesc {
+    /// The frame's number in the UMEM.
     pub index: u32,
+    /// Where the packet starts inside the frame, in bytes.
     pub offset: u32,
+    /// The packet length, in bytes.
     pub len: u32,
 }
+
+// The layout the bindings export: three u32 fields, no padding, 12 bytes apart.
+const _: () = {
+    assert!(std::mem::size_of::<FrameDesc>() == 12);
+    assert!(std::mem::align_of::<FrameDesc>() == 4);
+    assert!(std::mem::offset_of!(FrameDesc, index) == 0);
+    assert!(std::mem::offset_of!(FrameDesc, offset) == 4);
+    assert!(std::mem::offset_of!(FrameDesc, len) == 8);
+};
 
 /// Frames owned exclusively by the user. Dropping the batch returns them to the free pool.
 pub struct Batch {
@@ -692,6 +710,18 @@ impl Batch {
         &self.frames
     }
 
+    /// A pointer to the first of the [`Batch::len`] descriptors, for exporting them in place
+    /// (the Python buffer protocol). It stays valid, and the descriptors stay where they are,
+    /// until the batch is dropped, released, or sent (which removes descriptors from the
+    /// front): the exporter must prevent all three while the pointer is in use. Writing through
+    /// it is allowed (`len` only: the index and offset are the batch's bookkeeping), and no
+    /// Rust reference to the descriptors may be live meanwhile.
+    pub fn descs_ptr(&mut self) -> *mut FrameDesc {
+        // `Vec::as_mut_ptr` creates no reference to the elements, so the pointer stays usable
+        // alongside later accesses through the vector.
+        self.frames.as_mut_ptr()
+    }
+
     /// Frame `i`'s descriptor; every access to a frame's bytes goes through here, so this is
     /// also where a batch refuses in a forked child.
     fn desc(&self, i: usize) -> Result<&FrameDesc> {
@@ -723,8 +753,9 @@ impl Batch {
         let len = self.desc(i)?.len as usize;
         let capacity = self.capacity(i)?;
         if len > capacity {
-            // Lengths are checked where they enter (rx ring, set_len, write); this keeps a
-            // slice inside its frame whatever happened.
+            // Lengths are checked where they enter from Rust (rx ring, set_len, write), but the
+            // Python bindings also let numpy write them in place (`FrameBatch.lengths`): this
+            // keeps a slice inside its frame whatever was written.
             return Err(Error::PacketTooLong { len, capacity });
         }
         let ptr = self.data_ptr(i)?;
@@ -776,7 +807,8 @@ impl Batch {
             why: format!("offset + {} bytes overflows", data.len()),
         })?;
         for i in 0..self.frames.len() {
-            let len = self.desc(i)?.len as usize;
+            // `data` refuses a length beyond the frame, so `end <= len` keeps the write inside.
+            let len = self.data(i)?.len();
             if end > len {
                 return Err(Error::InvalidArgument {
                     name: "offset",
@@ -843,7 +875,9 @@ impl Batch {
     pub fn copy_from(&mut self, src: &Batch) -> Result<usize> {
         let n = self.len().min(src.len());
         for i in 0..n {
-            let (len, capacity) = (src.frames[i].len as usize, self.capacity(i)?);
+            // `src.data` checks the source length against its own frame here, in the checking
+            // pass, so the copying pass cannot fail half way.
+            let (len, capacity) = (src.data(i)?.len(), self.capacity(i)?);
             if len > capacity {
                 return Err(Error::PacketTooLong { len, capacity });
             }
@@ -1075,6 +1109,49 @@ mod tests {
         let mut batch = u.alloc(1);
         batch.frames[0].len = u.config().frame_size + 1;
         assert!(matches!(batch.data(0), Err(Error::PacketTooLong { .. })));
+    }
+
+    #[test]
+    fn descs_ptr_exposes_the_descriptors_in_place() {
+        let u = umem(4);
+        let mut batch = u.alloc(3);
+        batch.write(1, &[7; 30]).unwrap();
+        let base = batch.descs_ptr();
+        let stride = std::mem::size_of::<FrameDesc>();
+        let field = |i: usize, at: usize| -> *mut u32 {
+            // SAFETY: `i < 3` descriptors of 12 bytes; `at` is a field offset below 12.
+            unsafe { base.cast::<u8>().add(i * stride + at).cast::<u32>() }
+        };
+        for (i, d) in batch.descs().to_vec().iter().enumerate() {
+            // SAFETY: in bounds (above) and aligned (4-byte fields of a 4-aligned struct).
+            let read = |at| unsafe { field(i, at).read() };
+            assert_eq!((read(0), read(4), read(8)), (d.index, d.offset, d.len));
+        }
+        // SAFETY: as above; no reference to the descriptors is live.
+        unsafe { field(2, 8).write(20) };
+        assert_eq!(batch.descs()[2].len, 20);
+        assert_eq!(batch.data(2).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn lengths_written_in_place_past_the_frame_are_refused_not_sliced() {
+        let u = umem(4);
+        let mut batch = u.alloc(2);
+        batch.write(0, &[1; 20]).unwrap();
+        batch.write(1, &[2; 20]).unwrap();
+        let too_long = u.config().frame_size + 1;
+        // As numpy would through `FrameBatch.lengths`: no check on the way in.
+        batch.frames[1].len = too_long;
+        assert!(matches!(
+            batch.write_at(0, &[9; 4]),
+            Err(Error::PacketTooLong { len, .. }) if len == too_long as usize
+        ));
+        assert_eq!(batch.data(0).unwrap(), &[1; 20], "nothing written when one frame is bad");
+        // Into larger frames, where the bad length would fit: still refused before any copy.
+        let big = Umem::new(UmemConfig { frame_count: 2, frame_size: 4096, headroom: 0 }).unwrap();
+        let mut dst = big.alloc(2);
+        assert!(matches!(dst.copy_from(&batch), Err(Error::PacketTooLong { .. })));
+        assert_eq!(dst.descs().iter().map(|d| d.len).collect::<Vec<_>>(), [0, 0]);
     }
 
     #[test]

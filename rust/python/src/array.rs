@@ -1,28 +1,69 @@
-//! `UIntArray`: a read-only array of unsigned integers with the buffer protocol, for a
-//! batch's lengths, frame indices, offsets and addresses.
+//! `UIntArray`: unsigned integers of a batch with the buffer protocol. `lengths`, `indices` and
+//! `offsets` are views straight over the batch's descriptors (no copy); `addresses` is a copy.
 
-use std::ffi::{CStr, c_int};
+use std::ffi::c_int;
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::Ordering;
 
+use afxdp::umem::FrameDesc;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
+use crate::batch::PyFrameBatch;
 use crate::buffer::{Shaped, fill_shaped_view};
 use crate::convert::norm_index;
 use crate::errors::{Error, Result};
 
-enum Values {
-    U32(Box<[u32]>),
-    U64(Box<[u64]>),
+/// Which u32 field of the descriptors a view shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Index,
+    Offset,
+    Len,
 }
 
-/// A read-only array of unsigned integers taken from a batch when the attribute is read
-/// (`FrameBatch.lengths`, `.indices`, `.offsets`: u32, format "I"; `.addresses`: u64,
-/// format "Q").
+impl Field {
+    fn of(self, d: &FrameDesc) -> u32 {
+        match self {
+            Field::Index => d.index,
+            Field::Offset => d.offset,
+            Field::Len => d.len,
+        }
+    }
+
+    fn byte_offset(self) -> usize {
+        match self {
+            Field::Index => offset_of!(FrameDesc, index),
+            Field::Offset => offset_of!(FrameDesc, offset),
+            Field::Len => offset_of!(FrameDesc, len),
+        }
+    }
+}
+
+enum Values {
+    /// A copy taken when the attribute was read (`addresses`).
+    U64(Box<[u64]>),
+    /// One field of every descriptor of a live batch, in place. The view counts in the batch's
+    /// `exports` from its creation to its drop, so the batch keeps its descriptors where they
+    /// are (no send, release or end) for as long as it lives.
+    Field {
+        batch: Py<PyFrameBatch>,
+        field: Field,
+        /// The address of the field in the first descriptor (`usize`: a pyclass must be Send).
+        base: usize,
+    },
+}
+
+/// Unsigned integers of a batch, exported through the buffer protocol (`numpy.asarray`
+/// wraps them without a copy), and a sequence of ints (`len`, indexing, iteration, `tolist()`)
+/// that compares equal to a list or tuple of the same ints.
 ///
-/// It exports its items through the buffer protocol, so `numpy.asarray(batch.lengths)` wraps
-/// them without a copy; it is also a sequence of ints (`len`, indexing, iteration, `tolist()`)
-/// and compares equal to a list or tuple of the same ints.
+/// `FrameBatch.lengths`, `.indices` and `.offsets` are views over the batch's frame
+/// descriptors (format "I", itemsize 4, stride 12 bytes: one descriptor); reads show the
+/// current values, and `lengths` is writable through the buffer protocol. While such a view
+/// (or a memoryview or numpy array made from it) is alive, the batch cannot be sent or
+/// released (BufferError). `FrameBatch.addresses` is a u64 copy (format "Q").
 #[pyclass(name = "UIntArray", module = "afxdp._native", frozen)]
 pub struct PyUIntArray {
     values: Values,
@@ -31,45 +72,57 @@ pub struct PyUIntArray {
 }
 
 impl PyUIntArray {
-    pub fn u32s(values: Vec<u32>) -> Self {
-        Self::new(Values::U32(values.into_boxed_slice()))
-    }
-
     pub fn u64s(values: Vec<u64>) -> Self {
-        Self::new(Values::U64(values.into_boxed_slice()))
+        let len = values.len();
+        PyUIntArray {
+            values: Values::U64(values.into_boxed_slice()),
+            shape: [len as ffi::Py_ssize_t],
+            strides: [size_of::<u64>() as ffi::Py_ssize_t],
+        }
     }
 
-    fn new(values: Values) -> Self {
-        let (len, itemsize) = match &values {
-            Values::U32(v) => (v.len(), 4),
-            Values::U64(v) => (v.len(), 8),
-        };
-        PyUIntArray {
-            values,
+    /// A view of `field` of every descriptor of `batch`, counted in its exports from now on.
+    pub fn field(batch: &Bound<'_, PyFrameBatch>, field: Field) -> Result<Self> {
+        let me = batch.get();
+        // Counted under the batch's lock, so a send or release (which check the count under the
+        // same lock) either ran before, or refuses until this view is gone.
+        let (base, len) = me.with(|b| {
+            me.exports.fetch_add(1, Ordering::AcqRel);
+            Ok((b.descs_ptr() as usize + field.byte_offset(), b.len()))
+        })?;
+        Ok(PyUIntArray {
+            values: Values::Field { batch: batch.clone().unbind(), field, base },
             shape: [len as ffi::Py_ssize_t],
-            strides: [itemsize as ffi::Py_ssize_t],
-        }
+            strides: [size_of::<FrameDesc>() as ffi::Py_ssize_t],
+        })
     }
 
     fn len(&self) -> usize {
         self.shape[0] as usize
     }
 
-    fn get(&self, i: usize) -> u64 {
+    /// The items, read now (a view reads the batch's current values).
+    fn to_vec(&self) -> Result<Vec<u64>> {
         match &self.values {
-            Values::U32(v) => u64::from(v[i]),
-            Values::U64(v) => v[i],
+            Values::U64(v) => Ok(v.to_vec()),
+            Values::Field { batch, field, .. } => {
+                batch.get().with(|b| Ok(b.descs().iter().map(|d| u64::from(field.of(d))).collect()))
+            }
         }
     }
 
-    fn to_vec(&self) -> Vec<u64> {
-        (0..self.len()).map(|i| self.get(i)).collect()
-    }
-
-    fn format(&self) -> &'static CStr {
+    fn item_format(&self) -> &'static str {
         match self.values {
-            Values::U32(_) => c"I",
-            Values::U64(_) => c"Q",
+            Values::U64(_) => "Q",
+            Values::Field { .. } => "I",
+        }
+    }
+}
+
+impl Drop for PyUIntArray {
+    fn drop(&mut self) {
+        if let Values::Field { batch, .. } = &self.values {
+            batch.get().exports.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -84,42 +137,51 @@ impl PyUIntArray {
         let len = self.len();
         let j = norm_index(i, len)
             .ok_or_else(|| Error::index(format!("index {i} out of range for {len} items")))?;
-        Ok(self.get(j))
+        match &self.values {
+            Values::U64(v) => Ok(v[j]),
+            Values::Field { batch, field, .. } => {
+                batch.get().with(|b| Ok(u64::from(field.of(&b.descs()[j]))))
+            }
+        }
     }
 
     fn __iter__(slf: &Bound<'_, Self>) -> Result<Py<PyAny>> {
-        let list = PyList::new(slf.py(), slf.get().to_vec())?;
+        let list = PyList::new(slf.py(), slf.get().to_vec()?)?;
         Ok(list.try_iter()?.into_any().unbind())
     }
 
-    /// The items as a list of ints.
-    fn tolist(&self) -> Vec<u64> {
+    /// The items as a list of ints (their current values).
+    fn tolist(&self) -> Result<Vec<u64>> {
         self.to_vec()
     }
 
     /// The struct-module format of one item: "I" (u32) or "Q" (u64).
     #[getter(format)]
-    fn item_format(&self) -> &'static str {
-        match self.values {
-            Values::U32(_) => "I",
-            Values::U64(_) => "Q",
-        }
+    fn get_format(&self) -> &'static str {
+        self.item_format()
     }
 
     /// Equal to another UIntArray, list or tuple holding the same ints.
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> Result<bool> {
         if let Ok(array) = other.cast::<PyUIntArray>() {
-            return array.get().to_vec() == self.to_vec();
+            return Ok(array.get().to_vec()? == self.to_vec()?);
         }
         if !(other.is_instance_of::<PyList>() || other.is_instance_of::<PyTuple>()) {
-            return false;
+            return Ok(false);
         }
-        other.extract::<Vec<u64>>().is_ok_and(|items| items == self.to_vec())
+        // Extract first: it runs Python code, which must not run under the batch's lock.
+        let Ok(items) = other.extract::<Vec<u64>>() else { return Ok(false) };
+        Ok(items == self.to_vec()?)
     }
 
     fn __repr__(&self) -> String {
-        let items: Vec<String> = self.to_vec().iter().map(u64::to_string).collect();
-        format!("UIntArray('{}', [{}])", self.item_format(), items.join(", "))
+        match self.to_vec() {
+            Ok(values) => {
+                let items: Vec<String> = values.iter().map(u64::to_string).collect();
+                format!("UIntArray('{}', [{}])", self.item_format(), items.join(", "))
+            }
+            Err(_) => format!("UIntArray('{}') [gone]", self.item_format()),
+        }
     }
 
     unsafe fn __getbuffer__(
@@ -131,21 +193,21 @@ impl PyUIntArray {
             return Err(Error::buffer("view is null"));
         }
         let me = slf.get();
-        let (buf, itemsize) = match &me.values {
-            Values::U32(v) => (v.as_ptr().cast::<u8>().cast_mut(), 4),
-            Values::U64(v) => (v.as_ptr().cast::<u8>().cast_mut(), 8),
+        let (buf, itemsize, format, readonly) = match &me.values {
+            Values::U64(v) => (v.as_ptr().cast::<u8>().cast_mut(), size_of::<u64>(), c"Q", true),
+            Values::Field { base, field, .. } => {
+                (*base as *mut u8, size_of::<u32>(), c"I", *field != Field::Len)
+            }
         };
-        let layout = Shaped {
-            buf,
-            itemsize,
-            format: me.format(),
-            readonly: true,
-            shape: &me.shape,
-            strides: &me.strides,
-        };
-        // SAFETY: `view` is non-null and provided by CPython; the items are a boxed slice that
-        // this frozen object owns and never changes, exported read-only, and the export holds
-        // a reference to the object.
+        let layout =
+            Shaped { buf, itemsize, format, readonly, shape: &me.shape, strides: &me.strides };
+        // SAFETY: `view` is non-null and provided by CPython, and the export holds a reference
+        // to this object. A copy is a boxed slice this frozen object owns and never changes,
+        // exported read-only. A view points into the batch's descriptor vector, which this
+        // object keeps in place: it holds the batch and counts in its `exports`, so the batch
+        // is neither sent, released nor ended (the vector neither shrinks, moves nor is freed)
+        // until this object is dropped, which the export prevents. Only `len` is writable,
+        // which every reader checks against its frame.
         unsafe { fill_shaped_view(view, flags, &layout, slf.clone().into_any()) }
     }
 

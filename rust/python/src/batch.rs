@@ -7,7 +7,7 @@ use afxdp::umem::Batch;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::array::PyUIntArray;
+use crate::array::{Field, PyUIntArray};
 use crate::convert::{Int, norm_index, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 use crate::frame::PyFrame;
@@ -16,13 +16,16 @@ use crate::sync::lock;
 /// Frames owned by you: received ones, or allocated ones to fill and send.
 ///
 /// `send()` and `release()` consume the frames; afterwards the batch is empty and closed, and
-/// using one of its frames raises. While a memoryview of one of its frames is alive, the batch
-/// cannot be sent or released (BufferError). Leaving a `with batch:` block releases whatever the
-/// batch still owns.
+/// using one of its frames raises. While a memoryview of one of its frames, or one of its
+/// `lengths`/`indices`/`offsets` views (or a memoryview or numpy array made from one), is alive,
+/// the batch cannot be sent or released (BufferError). Leaving a `with batch:` block releases
+/// whatever the batch still owns.
 #[pyclass(name = "FrameBatch", module = "afxdp._native", frozen)]
 pub struct PyFrameBatch {
     pub(crate) batch: Mutex<Option<Batch>>,
-    /// Live buffer exports of its frames (`Frame.__getbuffer__`).
+    /// Live exports: buffer exports of its frames (`Frame.__getbuffer__`) and live views of
+    /// its descriptors (`lengths`, `indices`, `offsets`). Counted and checked under the
+    /// `batch` lock, so a send or release never runs while one is being taken.
     pub(crate) exports: AtomicUsize,
     ended: Mutex<&'static str>,
     /// The queue the frames were received on (None: allocated).
@@ -69,26 +72,46 @@ impl PyFrameBatch {
         }
     }
 
-    pub fn check_no_exports(&self, action: &str) -> Result<()> {
+    /// Checks that nothing exports the batch's frames or descriptors; call it under the
+    /// `batch` lock, where exports are counted.
+    fn check_no_exports(&self, action: &str) -> Result<()> {
         match self.exports.load(Ordering::Acquire) {
             0 => Ok(()),
             n => Err(Error::buffer(format!(
-                "cannot {action} a FrameBatch while {n} memoryview(s) of its frames exist; release them first"
+                "cannot {action} a FrameBatch while {n} export(s) of it are alive (memoryviews \
+                 of its frames, its lengths/indices/offsets views, or numpy arrays made from \
+                 them); release them first"
             ))),
         }
     }
 
-    /// Ends the batch: `how` is "sent" or "released".
-    pub fn end(&self, how: &'static str) {
-        *lock(&self.ended) = how;
-        let batch = lock(&self.batch).take();
-        drop(batch);
+    /// Sends the batch with `send` (which queues frames and removes them from the front),
+    /// under the batch's lock, refusing while exports are alive; ends the batch ("sent") once
+    /// every frame left it.
+    pub fn send_with(&self, send: impl FnOnce(&mut Batch) -> Result<u32>) -> Result<u32> {
+        let mut g = lock(&self.batch);
+        let Some(batch) = g.as_mut() else {
+            drop(g);
+            return Err(self.ended_error());
+        };
+        self.check_no_exports("send")?;
+        let n = send(batch)?;
+        if batch.is_empty() {
+            *lock(&self.ended) = "sent";
+            let batch = g.take();
+            drop(g);
+            drop(batch);
+        }
+        Ok(n)
     }
 
     pub fn release_now(&self) -> Result<()> {
-        self.check_no_exports("release")?;
-        // One lock of the batch: take the frames and say why they are gone before letting go.
+        // One lock of the batch: check for exports, take the frames and say why they are gone
+        // before letting go.
         let mut g = lock(&self.batch);
+        if g.is_some() {
+            self.check_no_exports("release")?;
+        }
         if let Some(batch) = g.take() {
             *lock(&self.ended) = "released";
             drop(g);
@@ -193,28 +216,33 @@ impl PyFrameBatch {
         self.with(|b| Ok(b.descs().iter().map(|d| u64::from(d.len)).sum()))
     }
 
-    /// The packet length of every frame: a UIntArray of u32 (buffer protocol; it compares
-    /// equal to a list of the same ints).
+    /// The packet length of every frame: a writable UIntArray view of u32 over the batch's
+    /// descriptors (buffer protocol, format "I", stride 12 bytes; no copy). Writing it (e.g.
+    /// `numpy.asarray(batch.lengths)[:] = 60`) sets the frames' lengths; `send()` checks each
+    /// against its frame. While the view lives the batch cannot be sent or released.
     #[getter]
-    fn lengths(&self) -> Result<PyUIntArray> {
-        Ok(PyUIntArray::u32s(self.with(|b| Ok(b.descs().iter().map(|d| d.len).collect()))?))
+    fn lengths(slf: &Bound<'_, Self>) -> Result<PyUIntArray> {
+        PyUIntArray::field(slf, Field::Len)
     }
 
-    /// The UMEM frame index of every frame (the row in `Umem.frames`): a UIntArray of u32.
+    /// The UMEM frame index of every frame (the row in `Umem.frames`): a read-only UIntArray
+    /// view of u32 over the batch's descriptors (as `lengths`).
     #[getter]
-    fn indices(&self) -> Result<PyUIntArray> {
-        Ok(PyUIntArray::u32s(self.with(|b| Ok(b.descs().iter().map(|d| d.index).collect()))?))
+    fn indices(slf: &Bound<'_, Self>) -> Result<PyUIntArray> {
+        PyUIntArray::field(slf, Field::Index)
     }
 
-    /// Where each packet starts inside its frame (the column in `Umem.frames`): a UIntArray
-    /// of u32.
+    /// Where each packet starts inside its frame (the column in `Umem.frames`): a read-only
+    /// UIntArray view of u32 over the batch's descriptors (as `lengths`).
     #[getter]
-    fn offsets(&self) -> Result<PyUIntArray> {
-        Ok(PyUIntArray::u32s(self.with(|b| Ok(b.descs().iter().map(|d| d.offset).collect()))?))
+    fn offsets(slf: &Bound<'_, Self>) -> Result<PyUIntArray> {
+        PyUIntArray::field(slf, Field::Offset)
     }
 
     /// The UMEM address of every packet start (`Frame.addr`, the byte offset in
-    /// `memoryview(umem)`): a UIntArray of u64.
+    /// `memoryview(umem)`): a UIntArray of u64, computed and copied when read (the
+    /// descriptors do not store it: it is `indices * frame_size + offsets`). It does not hold
+    /// the batch.
     #[getter]
     fn addresses(&self) -> Result<PyUIntArray> {
         let addresses = self.with(|b| {

@@ -1,5 +1,6 @@
 //! The buffer protocol shared by `Umem` (the whole region), `Frame` (one packet), `UmemFrames`
-//! (the region as frames) and `UIntArray` (a batch's lengths, indices, offsets, addresses).
+//! (the region as frames) and `UIntArray` (a batch's lengths, indices, offsets: strided views
+//! of its descriptors; addresses: a copy).
 
 use std::ffi::{c_int, c_void};
 
@@ -62,10 +63,12 @@ pub struct Shaped<'a> {
     pub strides: &'a [ffi::Py_ssize_t],
 }
 
-/// Fills `view` for a C-contiguous array of `layout.shape`, owned by `owner`; refuses (with
-/// BufferError, `view` untouched) a writable export of read-only data and a Fortran-contiguous
-/// request for a 2-D array. Without PyBUF_ND the consumer gets the bytes as one flat run, as the
-/// buffer protocol prescribes for simple requests.
+/// Fills `view` for an array of `layout.shape` and `layout.strides`, owned by `owner`; refuses
+/// (with BufferError, `view` untouched) a writable export of read-only data, a
+/// Fortran-contiguous request for a 2-D array, and, when the strides leave gaps between items,
+/// any request without PyBUF_STRIDES or for a contiguous buffer. Without PyBUF_ND the consumer
+/// of a contiguous array gets the bytes as one flat run, as the buffer protocol prescribes for
+/// simple requests.
 ///
 /// # Safety
 /// `view` must be a valid `Py_buffer` pointer; the memory `layout` describes must stay valid
@@ -84,6 +87,21 @@ pub unsafe fn fill_shaped_view(
     let rows_and_columns = layout.shape.len() > 1 && layout.shape.iter().all(|&n| n > 1);
     if rows_and_columns && flags & ffi::PyBUF_F_CONTIGUOUS == ffi::PyBUF_F_CONTIGUOUS {
         return Err(Error::buffer("this buffer is C-contiguous, not Fortran-contiguous"));
+    }
+    if !is_c_contiguous(layout) {
+        if flags & ffi::PyBUF_STRIDES != ffi::PyBUF_STRIDES {
+            return Err(Error::buffer(
+                "this buffer is strided (its items are not adjacent): request it with strides, \
+                 as memoryview and numpy do",
+            ));
+        }
+        let asks = |contiguity: c_int| flags & contiguity == contiguity;
+        if asks(ffi::PyBUF_C_CONTIGUOUS)
+            || asks(ffi::PyBUF_F_CONTIGUOUS)
+            || asks(ffi::PyBUF_ANY_CONTIGUOUS)
+        {
+            return Err(Error::buffer("this buffer is strided, not contiguous"));
+        }
     }
     let nd = flags & ffi::PyBUF_ND == ffi::PyBUF_ND;
     let strided = flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES;
@@ -116,4 +134,18 @@ pub unsafe fn fill_shaped_view(
         (*view).obj = owner.into_ptr();
     }
     Ok(())
+}
+
+/// Whether the items of `layout` follow each other without gaps in row-major order (as
+/// CPython's `PyBuffer_IsContiguous(view, 'C')` decides: dimensions of one item have no
+/// stride to keep).
+fn is_c_contiguous(layout: &Shaped<'_>) -> bool {
+    let mut expected = layout.itemsize as ffi::Py_ssize_t;
+    for (&n, &stride) in layout.shape.iter().zip(layout.strides).rev() {
+        if n > 1 && stride != expected {
+            return false;
+        }
+        expected *= n;
+    }
+    true
 }

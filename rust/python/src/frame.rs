@@ -166,14 +166,15 @@ impl PyFrame {
                     .extract()
                     .map_err(|_| Error::value("a frame byte must be an int from 0 to 255"))?;
                 self.with(|b, i| {
-                    let j = byte_position(k, b.descs()[i].len as usize)?;
+                    // The checked length: numpy may have written one beyond the frame.
+                    let j = byte_position(k, b.data(i)?.len())?;
                     b.area_mut(i)?[j] = byte;
                     Ok(())
                 })
             }
             Key::Slice(start, stop) => with_bytes(value, |v| {
                 self.with(|b, i| {
-                    let (start, end) = slice_range(start, stop, b.descs()[i].len as usize);
+                    let (start, end) = slice_range(start, stop, b.data(i)?.len());
                     if v.len() != end - start {
                         return Err(Error::value(format!(
                             "frame slice assignment must keep the length: {} bytes into a slice of {}",
@@ -205,8 +206,14 @@ impl PyFrame {
         }
         let me = slf.get();
         let batch = me.batch.get();
-        let (ptr, len) = me.with(|b, i| Ok((b.data_ptr(i)?, b.descs()[i].len as usize)))?;
-        batch.exports.fetch_add(1, Ordering::AcqRel);
+        let (ptr, len) = me.with(|b, i| {
+            // `data` checks the length against the frame (numpy may have written it).
+            let len = b.data(i)?.len();
+            let ptr = b.data_ptr(i)?;
+            // Counted under the batch's lock, where send and release check it.
+            batch.exports.fetch_add(1, Ordering::AcqRel);
+            Ok((ptr, len))
+        })?;
         // SAFETY: `view` is valid (CPython); the batch owns the frame exclusively and cannot send
         // or release it while `exports` > 0, and the frame object (the view's owner) keeps the
         // batch, and so the UMEM mapping, alive.

@@ -235,12 +235,7 @@ impl PySocket {
     /// those leave the batch and the rest stay in it, re-indexed from 0: send it again later
     /// (after `complete()`), or release it.
     pub(crate) fn send(&self, batch: &PyFrameBatch) -> Result<u32> {
-        batch.check_no_exports("send")?;
-        let n = batch.with(|b| self.with(|s| s.send(b)))?;
-        if batch.len() == 0 {
-            batch.end("sent");
-        }
-        Ok(n)
+        batch.send_with(|b| self.with(|s| s.send(b)))
     }
 
     /// Reclaims transmitted frames from the completion ring; returns how many.

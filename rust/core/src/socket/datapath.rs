@@ -122,8 +122,10 @@ impl Socket {
     /// Queues the frames of `batch` on the tx ring and wakes the kernel. Returns how many were
     /// queued; they leave the batch. Frames that did not fit (tx ring full) stay in the batch.
     ///
-    /// Every frame is checked first (owned by the batch's UMEM, length from 1 to its capacity):
-    /// a bad frame fails the whole call and nothing is queued.
+    /// Every frame is checked first (owned by the batch's UMEM, length from 1 to its capacity,
+    /// i.e. `offset + len <= frame_size`): a bad frame fails the whole call, naming the frame
+    /// and its length, and nothing is queued. The kernel would skip such a descriptor without
+    /// ever completing it (a leaked frame), and lengths can be written in place from Python.
     pub fn send(&mut self, batch: &mut Batch) -> Result<u32> {
         self.check_fork()?;
         if self.tx.is_none() {
@@ -148,7 +150,15 @@ impl Socket {
                 });
             }
             if d.len as usize > capacity {
-                return Err(Error::PacketTooLong { len: d.len as usize, capacity });
+                return Err(Error::InvalidArgument {
+                    name: "frame length",
+                    value: d.len.to_string(),
+                    why: format!(
+                        "frame {i} of the batch (UMEM frame {}) has room for {capacity} bytes \
+                         after its offset {}",
+                        d.index, d.offset
+                    ),
+                });
             }
         }
         let want = batch.len() as u32;
