@@ -19,95 +19,62 @@ and at the end every frame sent has arrived at the peer unchanged.
 
 from __future__ import annotations
 
-import socket
-import struct
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
-    precondition,
-    rule,
-    run_state_machine_as_test,
-)
+from hypothesis.stateful import initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from prop_support import examples
+from prop_support import (
+    FRAME_SIZE,
+    INJECT_PREFIX,
+    MAX_WIRE,
+    WRITE_PREFIX,
+    BatchModel,
+    BatchRules,
+    Peer,
+    examples,
+    open_retrying,
+)
 
 afxdp = pytest.importorskip("afxdp")
 
-ETH_P_ALL = 0x0003
-PACKET_OUTGOING = 4
-ETHERTYPE = 0x88B5  # IEEE local experimental: no stack in the lab answers it
 FRAMES = 48
-FRAME_SIZE = 2048
 TX_SIZE = 16  # smaller than the UMEM, so a large batch is sent in parts
-MAX_WIRE = 1514  # the lab's MTU plus the Ethernet header: longer frames never reach the peer
-INJECT_PREFIX = bytes.fromhex("025a")
-WRITE_PREFIX = bytes.fromhex("025b")
 
 
-@dataclass
-class BatchModel:
-    batch: afxdp.FrameBatch
-    contents: list[bytes]  # what each frame holds (its first `length` bytes)
-    views: list[memoryview] = field(default_factory=list)
-
-
-class Ownership(RuleBasedStateMachine):
+class Ownership(BatchRules):
     def __init__(self, lab, prog: afxdp.Program) -> None:
-        super().__init__()
-        self.lab, self.prog = lab, prog
-        self.seq = 0
-        self.batches: list[BatchModel] = []
-        self.umem_views: list[memoryview] = []
+        super().__init__(lab)
+        self.prog = prog
         self.pool = FRAMES
         self.filled = self.received = self.sent = self.completed = 0
         self.injected: Counter[bytes] = Counter()
         self.transmitted: Counter[bytes] = Counter()
-        self.sock_closed = self.umem_closed = False
-        with lab.enter("a"):
-            self.peer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            self.peer.bind((lab.if_a, 0))
-        self.arrived: Counter[bytes] = Counter()
+        self.sock_closed = False
+        self.peer = Peer(lab)
 
     @initialize(autofill=st.booleans())
     def open_socket(self, autofill: bool) -> None:
         self.autofill = autofill
         self.umem = afxdp.Umem(FRAMES, FRAME_SIZE)
-        deadline = time.monotonic() + 5
         with self.lab.enter("b"):
-            while True:
-                try:
-                    self.sock = afxdp.Socket(
-                        self.lab.if_b,
-                        0,
-                        umem=self.umem,
-                        program=self.prog,
-                        rx_size=16,
-                        tx_size=TX_SIZE,
-                        autofill=autofill,
-                    )
-                    break
-                except OSError as exc:  # the previous example's socket may still be releasing
-                    if ("EBUSY" not in str(exc) and exc.errno != 16) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.01)
+            self.sock = open_retrying(
+                lambda: afxdp.Socket(
+                    self.lab.if_b,
+                    0,
+                    umem=self.umem,
+                    program=self.prog,
+                    rx_size=16,
+                    tx_size=TX_SIZE,
+                    autofill=autofill,
+                )
+            )
         self.sync_counters()
 
     # --- helpers ---------------------------------------------------------------------------
-
-    def packet(self, prefix: bytes, dst: str, payload: bytes) -> bytes:
-        self.seq += 1
-        src = prefix + struct.pack("!I", self.seq)
-        mac = bytes.fromhex(dst.replace(":", ""))
-        return mac + src + struct.pack("!H", ETHERTYPE) + payload
 
     def stats_counters(self) -> tuple[int, int, int, int]:
         s = self.sock.stats()
@@ -122,30 +89,6 @@ class Ownership(RuleBasedStateMachine):
         self.pool -= filled - self.filled
         self.pool += completed - self.completed
         self.filled, self.completed = filled, completed
-
-    def held(self) -> int:
-        return sum(len(m.contents) for m in self.batches)
-
-    def drain_peer(self) -> None:
-        while True:
-            try:
-                data, addr = self.peer.recvfrom(4096, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return
-            if addr[2] != PACKET_OUTGOING:
-                self.arrived[data] += 1
-
-    def pick(self, data: st.DataObject, *, empty_too: bool = False) -> BatchModel:
-        """A live batch (holding at least one frame unless ``empty_too``)."""
-        choices = [m for m in self.batches if m.contents or empty_too]
-        return data.draw(st.sampled_from(choices), label="batch")
-
-    def forget(self, model: BatchModel) -> None:
-        """The batch was consumed: its frames are elsewhere now."""
-        self.batches.remove(model)
-        with pytest.raises(ValueError, match="FrameBatch was"):
-            model.batch.set_lengths(14)
-        assert len(model.batch) == 0 and model.batch.closed
 
     # --- receiving -------------------------------------------------------------------------
 
@@ -181,7 +124,7 @@ class Ownership(RuleBasedStateMachine):
         for frame in contents:
             assert self.injected[frame] > 0, f"received a frame nobody injected: {frame.hex()}"
             self.injected[frame] -= 1
-        self.batches.append(BatchModel(batch, contents))
+        self.batches.append(BatchModel.of(batch, contents))
 
     # --- transmitting ------------------------------------------------------------------------
 
@@ -197,7 +140,7 @@ class Ownership(RuleBasedStateMachine):
         assert len(batch) == min(n, self.pool)
         assert batch.lengths == [0] * len(batch)
         self.pool -= len(batch)
-        self.batches.append(BatchModel(batch, [b""] * len(batch)))
+        self.batches.append(BatchModel.of(batch, [b""] * len(batch)))
 
     @precondition(lambda self: not self.sock_closed)
     @rule(n=st.integers(1, 40), size=st.integers(14, 200))
@@ -209,71 +152,6 @@ class Ownership(RuleBasedStateMachine):
             packet = self.packet(WRITE_PREFIX, self.lab.mac_a, bytes(size - 14))
             model.batch.write_all(packet)
             model.contents = [packet] * len(model.contents)
-
-    @precondition(lambda self: any(m.contents for m in self.batches))
-    @rule(data=st.data(), size=st.integers(14, MAX_WIRE) | st.integers(FRAME_SIZE - 64, 3000))
-    def write(self, data: st.DataObject, size: int) -> None:
-        model = self.pick(data)
-        i = data.draw(st.integers(0, len(model.contents) - 1), label="frame")
-        packet = self.packet(WRITE_PREFIX, self.lab.mac_a, bytes(max(0, size - 14)))
-        frame = model.batch[i]
-        if size > frame.capacity:
-            with pytest.raises(ValueError):
-                frame.write(packet)
-        else:
-            frame.write(packet)
-            model.contents[i] = packet
-        assert bytes(frame) == model.contents[i]
-
-    @precondition(lambda self: any(m.contents for m in self.batches))
-    @rule(data=st.data(), size=st.integers(14, 200))
-    def write_all(self, data: st.DataObject, size: int) -> None:
-        model = self.pick(data)
-        packet = self.packet(WRITE_PREFIX, self.lab.mac_a, bytes(range(size - 14)))
-        model.batch.write_all(packet)
-        model.contents = [packet] * len(model.contents)
-        assert model.batch.to_list() == model.contents
-
-    @precondition(lambda self: any(m.contents for m in self.batches))
-    @rule(data=st.data(), offset=st.integers(14, 100), chunk=st.binary(min_size=1, max_size=8))
-    def write_at(self, data: st.DataObject, offset: int, chunk: bytes) -> None:
-        model = self.pick(data)
-        if any(len(c) < offset + len(chunk) for c in model.contents):
-            with pytest.raises(ValueError):
-                model.batch.write_at(offset, chunk)
-        else:
-            model.batch.write_at(offset, chunk)
-            model.contents = [c[:offset] + chunk + c[offset + len(chunk) :] for c in model.contents]
-        assert model.batch.to_list() == model.contents
-
-    @precondition(lambda self: any(m.contents for m in self.batches))
-    @rule(data=st.data(), length=st.integers(14, MAX_WIRE) | st.integers(FRAME_SIZE, 5000))
-    def set_lengths(self, data: st.DataObject, length: int) -> None:
-        model = self.pick(data)
-        before = model.batch.to_list()
-        if any(length > frame.capacity for frame in model.batch):
-            with pytest.raises(ValueError):
-                model.batch.set_lengths(length)
-            assert model.batch.to_list() == before  # nothing changed
-            return
-        model.batch.set_lengths(length)
-        after = model.batch.to_list()
-        # The bytes up to the old length are kept; the rest is whatever the frame held.
-        assert all(
-            a[: min(len(b), length)] == b[:length] for a, b in zip(after, before, strict=True)
-        )
-        model.contents = after
-
-    @precondition(lambda self: sum(1 for m in self.batches if m.contents) >= 2)
-    @rule(data=st.data())
-    def copy_from(self, data: st.DataObject) -> None:
-        dst, src = self.pick(data), self.pick(data)
-        if dst is src:
-            return
-        n = dst.batch.copy_from(src.batch)
-        assert n == min(len(dst.contents), len(src.contents))
-        dst.contents[:n] = src.contents[:n]
-        assert dst.batch.to_list() == dst.contents
 
     @precondition(lambda self: not self.sock_closed and any(m.contents for m in self.batches))
     @rule(data=st.data())
@@ -296,7 +174,7 @@ class Ownership(RuleBasedStateMachine):
         for packet in model.contents[:n]:
             if len(packet) <= MAX_WIRE:  # the peer's veth drops longer frames (MTU)
                 self.transmitted[packet] += 1
-        model.contents = model.contents[n:]
+        model.consumed(n)
         self.sent += n
         self.sync_counters()
         if model.contents:
@@ -315,7 +193,7 @@ class Ownership(RuleBasedStateMachine):
         n = self.sock.complete(max_)
         assert max_ is None or n <= max_
         self.sync_counters()  # the completed counter includes n
-        self.drain_peer()
+        self.peer.drain()
 
     # --- releasing ---------------------------------------------------------------------------
 
@@ -347,36 +225,6 @@ class Ownership(RuleBasedStateMachine):
                 assert same is model.batch
         self.pool += len(model.contents)
         self.forget(model)
-
-    @precondition(lambda self: any(m.contents for m in self.batches))
-    @rule(data=st.data(), poke=st.binary(min_size=1, max_size=4))
-    def export_view(self, data: st.DataObject, poke: bytes) -> None:
-        """A memoryview of a frame: writable, its writes are the frame's."""
-        model = self.pick(data)
-        i = data.draw(st.integers(0, len(model.contents) - 1), label="frame")
-        view = memoryview(model.batch[i])
-        assert bytes(view) == model.contents[i]
-        if len(view) >= 14 + len(poke):
-            view[14 : 14 + len(poke)] = poke
-            c = model.contents[i]
-            model.contents[i] = c[:14] + poke + c[14 + len(poke) :]
-        model.views.append(view)
-
-    @precondition(lambda self: any(m.views for m in self.batches))
-    @rule(data=st.data())
-    def release_view(self, data: st.DataObject) -> None:
-        model = data.draw(st.sampled_from([m for m in self.batches if m.views]), label="batch")
-        model.views.pop(data.draw(st.integers(0, len(model.views) - 1), label="view")).release()
-
-    @precondition(lambda self: not self.umem_closed)
-    @rule()
-    def export_umem_view(self) -> None:
-        self.umem_views.append(memoryview(self.umem))
-
-    @precondition(lambda self: bool(self.umem_views))
-    @rule()
-    def release_umem_view(self) -> None:
-        self.umem_views.pop().release()
 
     # --- closing -----------------------------------------------------------------------------
 
@@ -425,10 +273,6 @@ class Ownership(RuleBasedStateMachine):
         if not hasattr(self, "sock"):
             return
         held = self.held()
-        for model in self.batches:
-            assert len(model.batch) == len(model.contents)
-        indexes = [frame.index for m in self.batches for frame in m.batch]
-        assert len(indexes) == len(set(indexes)), f"a frame in two batches: {sorted(indexes)}"
         if not self.umem_closed:
             assert self.umem.free_frames == self.pool
         if self.sock_closed:
@@ -443,8 +287,8 @@ class Ownership(RuleBasedStateMachine):
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
             self.sock.complete()
-            self.drain_peer()
-            if self.sock.in_flight == 0 and self.arrived == self.transmitted:
+            self.peer.drain()
+            if self.sock.in_flight == 0 and self.peer.arrived == self.transmitted:
                 return
             time.sleep(0.005)
 
@@ -455,15 +299,11 @@ class Ownership(RuleBasedStateMachine):
                 self.sync_counters()
                 assert self.sock.in_flight == 0
                 assert self.sock.stats().tx_invalid_descs == 0
-            self.drain_peer()
+            self.peer.drain()
             # Everything the socket transmitted arrived unchanged, and nothing else did.
-            assert self.arrived == self.transmitted
+            assert self.peer.arrived == self.transmitted
         finally:
-            for model in self.batches:
-                for view in model.views:
-                    view.release()
-            for view in self.umem_views:
-                view.release()
+            self.release_views()
             if hasattr(self, "sock"):
                 self.sock.close()
                 self.umem.close()
