@@ -237,12 +237,21 @@ class Receiver:
 
 @contextmanager
 def receiver(
-    lab, inspect: Callable[[bytes], None] | None = None, *, start: bool = True
+    lab,
+    inspect: Callable[[bytes], None] | None = None,
+    *,
+    start: bool = True,
+    rx_size: int = 2048,
 ) -> Iterator[Receiver]:
-    """A Receiver on end b; its loop runs from the start, or from ``rx.start()``."""
+    """A Receiver on end b; its loop runs from the start, or from ``rx.start()``.
+
+    ``rx_size=4096`` makes room on the rx ring (and the fill ring, whose target is then the
+    Umem's 4096 frames) for 4000 frames, so a test counting every one of them does not depend
+    on the receiving thread getting the CPU while they arrive.
+    """
     with lab.enter("b"):
         prog = afxdp.Program.attach(lab.if_b, mode="native")
-        sock = afxdp.Socket(lab.if_b, 0, program=prog, tx_size=0)
+        sock = afxdp.Socket(lab.if_b, 0, program=prog, tx_size=0, rx_size=rx_size)
     rx = Receiver(lab, sock, prog, inspect)
     if start:
         rx.start()
@@ -378,7 +387,9 @@ def test_src_ports_cycle_with_valid_checksums(lab, kind: str) -> None:
             bad.append(frame.hex())
 
     count = 4000
-    with receiver(lab, inspect_frame) as rx:
+    # Room for all of them on the rings: a receiver stalled by a loaded host lost 213 of the
+    # 4000 to rx_ring_full once (CI-like run, load average 8) with the default 2048-entry ring.
+    with receiver(lab, inspect_frame, rx_size=4096) as rx:
         sent, _ = generate_from_a(lab, lab.if_a, template, count, rate=100_000, src_ports=8)
         counters = rx.settle(sent)
     assert sent == count
