@@ -59,7 +59,7 @@ fn rings(c: &mut Criterion) {
 
 /// The UMEM the frame and batch benches work on: 4096 frames of 2048 bytes.
 fn bench_umem() -> Umem {
-    Umem::new(UmemConfig { frame_count: 4096, frame_size: 2048, headroom: 0 }).unwrap()
+    Umem::new(UmemConfig { frame_count: 4096, frame_size: 2048, ..UmemConfig::default() }).unwrap()
 }
 
 /// The frame pool: allocation and release, and the state checks of a frame's round trip.

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use crate::addr::Addressing;
 use crate::error::{Error, Result};
 use crate::ring::{CompletionRing, FillRing, RingMemory, RxRing, TxRing};
 use crate::sys::{
@@ -521,7 +522,7 @@ impl Socket {
                 len: umem.len() as u64,
                 chunk_size: ucfg.frame_size,
                 headroom: ucfg.headroom,
-                flags: 0,
+                flags: if ucfg.unaligned { sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG } else { 0 },
                 tx_metadata_len: 0,
             };
             xsk::umem_reg(&fd, &reg)?;
@@ -805,12 +806,12 @@ impl Socket {
     /// them under one lock of the pair's rings and of the frame table.
     fn fill_with(&mut self, want: impl FnOnce(&PairRings, &FrameTable) -> u32) -> Result<u32> {
         self.check_fork()?;
-        let shift = self.umem.frame_shift();
+        let addressing = self.umem.addressing();
         let (got, wake) = {
             let mut rings = self.pool.rings();
             let mut table = self.umem.frames();
             let want = want(&rings, &table);
-            let got = fill_locked(&mut rings, &mut table, self.pool.id, want, shift);
+            let got = fill_locked(&mut rings, &mut table, self.pool.id, want, addressing);
             (got, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
         };
         self.filled(got, wake);
@@ -853,7 +854,7 @@ impl Socket {
             // Errors only mean "nothing polled now"; the ring is read either way.
             let _ = xsk::wakeup_rx(fd);
         }
-        let shift = self.umem.frame_shift();
+        let addressing = self.umem.addressing();
         let pool = self.pool.id;
         let (frames, n, unexpected, filled, wake) = {
             // The pair's lock first, then the frame table's (the order everywhere).
@@ -861,12 +862,12 @@ impl Socket {
             let mut table = self.umem.frames();
             let ready = rx.available(max).min(max);
             let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
-            let mut sink = Received { table: &mut table, pool, shift, frames, unexpected: 0 };
+            let mut sink = Received { table: &mut table, pool, addressing, frames, unexpected: 0 };
             let n = rx.peek(ready, &mut sink);
             let Received { frames, unexpected, .. } = sink;
             let filled = if self.cfg.autofill {
                 let want = fill_deficit(&rings, &table);
-                fill_locked(&mut rings, &mut table, pool, want, shift)
+                fill_locked(&mut rings, &mut table, pool, want, addressing)
             } else {
                 0
             };
@@ -940,15 +941,13 @@ impl Socket {
         let tx = self.tx.as_mut().expect("checked above");
         let n = tx.reserve(want);
         let fs = self.umem.config().frame_size;
+        let addressing = self.umem.addressing();
         {
             let mut table = self.umem.frames();
             for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
                 table.queue_for_tx(d.index, self.pool.id, fs)?;
-                let desc = XdpDesc {
-                    addr: self.umem.addr_of(d.index) + u64::from(d.offset),
-                    len: d.len,
-                    options: 0,
-                };
+                let desc =
+                    XdpDesc { addr: addressing.encode(d.index, d.offset), len: d.len, options: 0 };
                 tx.write(i as u32, desc);
             }
         }
@@ -1002,13 +1001,13 @@ impl Socket {
     /// returns how many. Kicks the kernel first when frames still wait on the tx ring.
     pub fn complete(&mut self, max: u32) -> Result<u32> {
         self.kick_tx()?;
-        let shift = self.umem.frame_shift();
+        let addressing = self.umem.addressing();
         let pool = self.pool.id;
         let (n, done) = {
             let mut rings = self.pool.rings();
             let Some(comp) = rings.comp.as_mut() else { return Ok(0) };
             let mut table = self.umem.frames();
-            let mut sink = Completed { table: &mut table, pool, shift, done: 0 };
+            let mut sink = Completed { table: &mut table, pool, addressing, done: 0 };
             let n = comp.peek(max, &mut sink);
             let done = sink.done;
             table.completed(done, pool);
@@ -1053,7 +1052,7 @@ fn fill_locked(
     table: &mut FrameTable,
     pool: PoolId,
     want: u32,
-    shift: u32,
+    addressing: Addressing,
 ) -> u32 {
     let want = want.min(table.count(FrameState::Free));
     let PairRings { fill: Some(fill), scratch, .. } = rings else { return 0 };
@@ -1062,7 +1061,7 @@ fn fill_locked(
     }
     let n = fill.reserve(want);
     scratch.clear();
-    let got = table.take_free_for_fill(n, pool, shift, scratch);
+    let got = table.take_free_for_fill(n, pool, addressing, scratch);
     fill.write_slice(scratch);
     fill.submit(got);
     got
@@ -1073,7 +1072,7 @@ fn fill_locked(
 struct Received<'a> {
     table: &'a mut FrameTable,
     pool: PoolId,
-    shift: u32,
+    addressing: Addressing,
     frames: Vec<FrameDesc>,
     unexpected: u32,
 }
@@ -1083,8 +1082,12 @@ impl Extend<XdpDesc> for Received<'_> {
     fn extend<I: IntoIterator<Item = XdpDesc>>(&mut self, descs: I) {
         // An address we never filled is refused (counted), rather than handing out a frame
         // someone else owns.
-        self.unexpected +=
-            self.table.take_received(descs.into_iter(), self.pool, self.shift, &mut self.frames);
+        self.unexpected += self.table.take_received(
+            descs.into_iter(),
+            self.pool,
+            self.addressing,
+            &mut self.frames,
+        );
     }
 }
 
@@ -1093,7 +1096,7 @@ impl Extend<XdpDesc> for Received<'_> {
 struct Completed<'a> {
     table: &'a mut FrameTable,
     pool: PoolId,
-    shift: u32,
+    addressing: Addressing,
     done: u32,
 }
 
@@ -1101,7 +1104,11 @@ impl Extend<u64> for Completed<'_> {
     #[inline]
     fn extend<I: IntoIterator<Item = u64>>(&mut self, addrs: I) {
         for addr in addrs {
-            self.done += u32::from(self.table.take_completed(addr >> self.shift, self.pool));
+            let done = self
+                .addressing
+                .decode(addr)
+                .is_some_and(|d| self.table.take_completed(d.index, self.pool));
+            self.done += u32::from(done);
         }
     }
 }
