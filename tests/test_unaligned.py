@@ -221,7 +221,11 @@ def reserved_huge_pages(pages: int) -> Iterator[None]:
     missing = max(0, pages - free)
     try:
         if missing:
-            NR_HUGEPAGES.write_text(str(old + missing))
+            try:
+                NR_HUGEPAGES.write_text(str(old + missing))
+            except OSError as e:
+                asked, missing = old + missing, 0  # nothing to set back
+                cannot(f"cannot raise {NR_HUGEPAGES} to {asked}: {e}")
             reserved, free = huge_pages()
             if free < pages:
                 cannot(
