@@ -14,7 +14,11 @@ rx     afxdp.generate() in namespace a offers load (pinned to the load core); a 
        rxdrop), the same C loop doing afxdp's frame ownership bookkeeping (`--track`), the
        Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release), Python
        touching every frame (`frame[23]`), and Python's own AF_PACKET socket (`recv_into`).
-       Delivered = what the receiver counted.
+       Delivered = what the receiver counted. The Rust and Python batch receivers run again
+       over other Umems: rust-u3000/u4001 and python-batch-u3000/u4001 in unaligned chunk mode
+       with 3000- and 4001-byte frames, rust-huge and python-batch-huge with the aligned
+       4096-byte frames on 2 MiB huge pages (the harness reserves the 8 huge pages a receiver
+       needs through /proc/sys/vm/nr_hugepages and sets it back afterwards).
 rx-paced  the AF_XDP receivers again, under the same *paced* load for all (--paced-mpps, at a
        rate every one of them keeps up with): their CPU per packet at equal offered load;
        python-batch-busy is the Python batch receiver with preferred busy polling
@@ -72,7 +76,7 @@ import statistics
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,8 +124,8 @@ def cases() -> list[Case]:
     def c(mode: str, *extra: str) -> Callable[[str, float, str], list[str]]:
         return lambda ifn, s, hx: [x, mode, ifn, "-d", str(s), "-b", str(BATCH), *extra]
 
-    def rust(example: str) -> Callable[[str, float, str], list[str]]:
-        return lambda ifn, s, hx: [str(r / example), ifn, str(s), "native", str(BATCH)]
+    def rust(example: str, *umem: str) -> Callable[[str, float, str], list[str]]:
+        return lambda ifn, s, hx: [str(r / example), ifn, str(s), "native", str(BATCH), *umem]
 
     paced = [Case("rx-paced", impl, argv, harness)
              for impl, argv, harness in (("c", c("rxdrop"), True),
@@ -138,6 +142,12 @@ def cases() -> list[Case]:
         Case("rx", "rust", rust("rxdrop")),
         Case("rx", "python-batch", py("rx-batch")),
         Case("rx", "python-touch", py("rx-touch")),
+        Case("rx", "rust-u3000", rust("rxdrop", "3000", "unaligned")),
+        Case("rx", "rust-u4001", rust("rxdrop", "4001", "unaligned")),
+        Case("rx", "rust-huge", rust("rxdrop", "4096", "hugepages")),
+        Case("rx", "python-batch-u3000", py("rx-batch", "--frame-size", "3000", "--unaligned")),
+        Case("rx", "python-batch-u4001", py("rx-batch", "--frame-size", "4001", "--unaligned")),
+        Case("rx", "python-batch-huge", py("rx-batch", "--hugepages")),
         Case("rx", "python-afpacket", py("afpacket-rx")),
         Case("l2fwd", "c", c("l2fwd"), harness_program=True),
         Case("l2fwd", "rust", rust("l2fwd")),
@@ -162,6 +172,30 @@ def build(skip_c: bool) -> bool:
     subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "afxdp", "--examples"],
                    cwd=ROOT, check=True)
     return not skip_c and build_xsk_ref() is not None
+
+
+# --- huge pages ----------------------------------------------------------------------------------
+
+NR_HUGEPAGES = Path("/proc/sys/vm/nr_hugepages")
+FREE_HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+#: Huge pages one huge-page receiver's Umem takes: 4096 frames of 4096 bytes in 2 MiB pages.
+HUGE_PAGES_PER_RECEIVER = 4096 * 4096 // (2 << 20)
+
+
+@contextlib.contextmanager
+def reserved_huge_pages(pages: int) -> Iterator[None]:
+    """At least `pages` free 2 MiB huge pages inside the block: nr_hugepages is raised by what
+    is missing and set back afterwards, also on error."""
+    old = int(NR_HUGEPAGES.read_text())
+    missing = max(0, pages - int(FREE_HUGEPAGES.read_text()))
+    if missing:
+        NR_HUGEPAGES.write_text(str(old + missing))
+        print(f"reserved {missing} huge pages (nr_hugepages {old} -> {old + missing})", flush=True)
+    try:
+        yield
+    finally:
+        if missing:
+            NR_HUGEPAGES.write_text(str(old))
 
 
 # --- veth counters -------------------------------------------------------------------------------
@@ -747,6 +781,8 @@ def main() -> int:
                   f"{res['per_queue']} (sent {res['sent_per_queue']})", flush=True)
 
     with contextlib.ExitStack() as stack:
+        if any(c.impl.endswith("-huge") for c in todo):
+            stack.enter_context(reserved_huge_pages(HUGE_PAGES_PER_RECEIVER))
         lab = stack.enter_context(Lab()) if todo or args.pingpong else None
         for r in range(args.rounds if lab is not None else 0):
             assert lab is not None

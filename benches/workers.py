@@ -2,7 +2,10 @@
 """The Python side of the end-to-end benchmark (benches/e2e.py): one process per measured loop.
 
     workers.py MODE IFNAME SECONDS [--packet HEX] [--batch 64] [--mode native|generic]
-               [--max-count N]
+               [--max-count N] [--frame-size 4096] [--unaligned] [--hugepages]
+
+The AF_XDP receivers below receive into a Umem of 4096 frames of ``--frame-size`` bytes, in
+unaligned chunk mode with ``--unaligned`` and on 2 MiB huge pages with ``--hugepages``.
 
 Receivers (they attach afxdp's built-in program themselves, count SECONDS from their first
 packet, and wait in poll when nothing arrives, so their CPU time is work, not spinning; each mode
@@ -141,9 +144,11 @@ def xsk_receiver(args: argparse.Namespace) -> int:
         "l2fwd-batch": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=False),
         "l2fwd-perframe": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=True),
     }[args.mode]
+    umem = afxdp.Umem(4096, args.frame_size, unaligned=args.unaligned,
+                      hugepages=args.hugepages)
     with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
-            afxdp.Socket(args.ifname, 0, program=prog, tx_size=2048 if forward else 0,
-                         busy_poll_usecs=args.busy_poll) as sock:
+            afxdp.Socket(args.ifname, 0, umem=umem, program=prog,
+                         tx_size=2048 if forward else 0, busy_poll_usecs=args.busy_poll) as sock:
         print("ready", flush=True)
         give_up = time.monotonic() + args.seconds + 10
         while sock.rx_available == 0 and time.monotonic() < give_up:
@@ -448,6 +453,12 @@ def main() -> int:
     p.add_argument("--rate", type=float, help="gen: packets per second (default: as fast as it can)")
     p.add_argument("--peer", help="pp-udp-client: the server's address")
     p.add_argument("--queues", type=int, default=1, help="tx-queues: send on queues 0..N-1")
+    p.add_argument("--frame-size", type=int, default=4096,
+                   help="AF_XDP receivers: the Umem's frame size (4096 frames of it)")
+    p.add_argument("--unaligned", action="store_true",
+                   help="AF_XDP receivers: the Umem in unaligned chunk mode")
+    p.add_argument("--hugepages", action="store_true",
+                   help="AF_XDP receivers: the Umem on 2 MiB huge pages")
     args = p.parse_args()
     if args.mode == "pp-server":
         return pp_server(args)

@@ -73,13 +73,18 @@ def socket_pair(
     rx_frames: int = 4096,
     frame_size: int = 4096,
     headroom: int = 0,
+    unaligned: bool = False,
+    hugepages: bool | None = False,
     busy_poll_usecs: int | None = None,
     **rx_options: Any,
 ) -> Iterator[Pair]:
     """A :class:`Pair` on ``lab``, each socket with its own Umem; everything closed afterwards.
-    ``busy_poll_usecs`` goes to both sockets, ``rx_options`` to the receiving one (e.g.
-    ``tx_size=0``)."""
+    The Umem options (``frame_size`` to ``hugepages``) and ``busy_poll_usecs`` go to both
+    sides, ``rx_options`` to the receiving socket (e.g. ``tx_size=0``)."""
     import afxdp
+
+    def umem(frames: int) -> afxdp.Umem:
+        return afxdp.Umem(frames, frame_size, headroom, unaligned=unaligned, hugepages=hugepages)
 
     with ExitStack() as stack:
         with lab.enter("a"):
@@ -87,7 +92,7 @@ def socket_pair(
                 afxdp.Socket(
                     lab.if_a,
                     0,
-                    umem=afxdp.Umem(tx_frames, frame_size, headroom),
+                    umem=umem(tx_frames),
                     rx_size=0,
                     busy_poll_usecs=busy_poll_usecs,
                 )
@@ -98,7 +103,7 @@ def socket_pair(
                 afxdp.Socket(
                     lab.if_b,
                     0,
-                    umem=afxdp.Umem(rx_frames, frame_size, headroom),
+                    umem=umem(rx_frames),
                     program=prog,
                     busy_poll_usecs=busy_poll_usecs,
                     **rx_options,

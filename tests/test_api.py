@@ -102,6 +102,49 @@ def test_umem_bad_frame_size_names_the_value(frame_size: int) -> None:
         afxdp.Umem(frame_count=16, frame_size=frame_size)
 
 
+def test_umem_aligned_odd_frame_size_says_unaligned_mode_takes_it() -> None:
+    with pytest.raises(ValueError, match=r"invalid frame_size 3000: .*unaligned=True"):
+        afxdp.Umem(16, 3000)
+
+
+@pytest.mark.parametrize("frame_size", [2048, 2049, 3000, 4001, 4096])
+def test_umem_unaligned_takes_any_frame_size_laid_end_to_end(frame_size: int) -> None:
+    with afxdp.Umem(16, frame_size, unaligned=True) as umem:
+        assert umem.unaligned and not umem.hugepages
+        assert umem.frame_size == frame_size
+        assert len(umem) == 16 * frame_size
+        assert umem.frames.shape == (16, frame_size)
+        assert umem.rx_capacity == frame_size - 256
+        assert repr(umem) == (
+            f"<afxdp.Umem frame_count=16 frame_size={frame_size} headroom=0 unaligned=True>"
+        )
+        view = memoryview(umem)
+        view[-1] = 9  # the last byte of the last frame is in the region
+        view.release()
+
+
+@pytest.mark.parametrize(("frame_size", "unaligned"), [(2047, True), (4097, True), (8192, False)])
+def test_umem_frame_sizes_beyond_the_kernels_range_are_refused_in_both_modes(
+    frame_size: int, unaligned: bool
+) -> None:
+    for hugepages in (False, True):  # huge pages do not lift the page-size limit (6.18)
+        with pytest.raises(ValueError, match=f"invalid frame_size {frame_size}: .*page size"):
+            afxdp.Umem(16, frame_size, unaligned=unaligned, hugepages=hugepages)
+
+
+def test_umem_flags_are_keyword_only_bools_or_none() -> None:
+    with pytest.raises(TypeError):
+        afxdp.Umem(16, 2048, 0, True)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="invalid unaligned 1: expected True or False"):
+        afxdp.Umem(16, 2048, unaligned=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="invalid hugepages 'yes'"):
+        afxdp.Umem(16, 2048, hugepages="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="invalid hugepages 0"):
+        afxdp.Umem(16, 2048, hugepages=0)  # type: ignore[arg-type]
+    with afxdp.Umem(16, 2048, unaligned=False, hugepages=False) as umem:
+        assert not umem.unaligned and not umem.hugepages
+
+
 def test_umem_zero_frames_raises() -> None:
     with pytest.raises(ValueError, match=r"\b0\b"):
         afxdp.Umem(frame_count=0, frame_size=2048)

@@ -9,6 +9,7 @@
 
 use std::hint::black_box;
 
+use afxdp::addr::Addressing;
 use afxdp::ring::{Consumer, Producer, RingMemory};
 use afxdp::sys::XdpDesc;
 use afxdp::umem::{FrameState, Umem, UmemConfig};
@@ -59,7 +60,7 @@ fn rings(c: &mut Criterion) {
 
 /// The UMEM the frame and batch benches work on: 4096 frames of 2048 bytes.
 fn bench_umem() -> Umem {
-    Umem::new(UmemConfig { frame_count: 4096, frame_size: 2048, headroom: 0 }).unwrap()
+    Umem::new(UmemConfig { frame_count: 4096, frame_size: 2048, ..UmemConfig::default() }).unwrap()
 }
 
 /// The frame pool: allocation and release, and the state checks of a frame's round trip.
@@ -106,5 +107,32 @@ fn batch_edits(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, rings, frames, batch_edits);
+/// Ring address to (frame, offset), what every received and completed frame costs: aligned
+/// 2048-byte frames (shift and mask) against unaligned 3000- and 4001-byte ones (48-bit base
+/// plus 16-bit offset, a multiply by the reciprocal of the frame size), over the rx addresses
+/// of 64 frames spread through a 4096-frame UMEM.
+fn addressing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("addressing");
+    g.throughput(Throughput::Elements(u64::from(BATCH)));
+    for (name, a) in [
+        ("aligned 2048", Addressing::aligned(2048)),
+        ("unaligned 3000", Addressing::unaligned(3000)),
+        ("unaligned 4001", Addressing::unaligned(4001)),
+    ] {
+        let addrs: Vec<u64> = (0..BATCH).map(|i| a.encode(i * 61 % 4096, 256)).collect();
+        g.bench_function(format!("decode 64 rx addresses, {name}"), |bench| {
+            bench.iter(|| {
+                let mut sum = 0u64;
+                for &addr in black_box(&addrs) {
+                    let d = a.decode(addr).unwrap();
+                    sum = sum.wrapping_add(d.index ^ d.offset);
+                }
+                sum
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, rings, frames, batch_edits, addressing);
 criterion_main!(benches);

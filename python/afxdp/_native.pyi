@@ -42,10 +42,23 @@ class Umem:
     A context manager: leaving the block closes it.
     """
 
-    def __new__(cls, frame_count: int = 4096, frame_size: int = 4096, headroom: int = 0) -> Self:
-        """Map the region. Each argument must be an int (not a bool) the kernel accepts: a
-        frame size it refuses, a headroom too large or zero frames raise ValueError naming
-        the value."""
+    def __new__(
+        cls,
+        frame_count: int = 4096,
+        frame_size: int = 4096,
+        headroom: int = 0,
+        *,
+        unaligned: bool = False,
+        hugepages: bool | None = False,
+    ) -> Self:
+        """Map the region. Each size must be an int (not a bool) the kernel accepts: a frame
+        size it refuses (aligned mode: 2048 or 4096; unaligned=True: 2048 to the page size),
+        a headroom too large or zero frames raise ValueError naming the value.
+
+        `unaligned=True` registers the UMEM in unaligned chunk mode: frames of any size, still
+        laid end to end. `hugepages=True` maps the region from 2 MiB huge pages, or raises
+        OSError (ENOMEM) naming /proc/sys/vm/nr_hugepages and how many pages are needed when
+        too few are free; `None` uses them when free and normal pages otherwise."""
     @property
     def frame_count(self) -> int:
         """Number of frames."""
@@ -58,6 +71,12 @@ class Umem:
     @property
     def headroom(self) -> int:
         """Bytes reserved before the packet in every frame."""
+    @property
+    def unaligned(self) -> bool:
+        """Whether the UMEM is in unaligned chunk mode."""
+    @property
+    def hugepages(self) -> bool:
+        """Whether the region is on 2 MiB huge pages (with hugepages=None: whether it got them)."""
     @property
     def rx_capacity(self) -> int:
         """The largest packet the kernel can receive into one frame."""
@@ -107,7 +126,8 @@ class Frame:
         """The frame's number in the UMEM."""
     @property
     def addr(self) -> int:
-        """The UMEM address of the packet start (what the rings carry)."""
+        """The packet start as a byte offset into the UMEM (memoryview(umem)[addr:]); in
+        unaligned mode the rings carry it as the frame start plus the offset in the top 16 bits."""
     def write(self, packet: Buffer) -> None:
         """Copy `packet` into the frame and set the length to its size."""
     def __len__(self) -> int: ...

@@ -26,7 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: u32 = args.get(4).map_or(Ok(64), |s| s.parse())?;
 
     let mut prog = XdpProgram::attach_builtin(&iface, mode)?;
-    let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 })?;
+    let umem = Umem::new(UmemConfig {
+        frame_count: 4096,
+        frame_size: 4096,
+        headroom: 0,
+        ..UmemConfig::default()
+    })?;
     let mut sock = Socket::open(&iface, 0, umem, SocketConfig::default())?;
     prog.register(0, sock.fd())?;
     let poll = sock.poll_handle()?;

@@ -1,8 +1,10 @@
 //! Receive-and-drop loop against the core, the Rust twin of `benches/rxdrop.py`.
 //!
-//! `rxdrop IFNAME [SECONDS] [native|generic] [BATCH]`: attaches the built-in program, opens a
-//! socket on queue 0, receives in batches (waiting in poll when the ring is empty) and drops the
-//! frames, until SECONDS pass. Prints one line of `key=value` figures: packets, seconds, pps,
+//! `rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages]]`:
+//! attaches the built-in program, opens a socket on queue 0 over a Umem of 4096 frames (of 4096
+//! bytes unless FRAME_SIZE, in unaligned chunk mode and on 2 MiB huge pages when those words
+//! follow), receives in batches (waiting in poll when the ring is empty) and drops the frames,
+//! until SECONDS pass. Prints one line of `key=value` figures: packets, seconds, pps,
 //! the process's CPU time per packet, how many non-empty batches it took and how many times it
 //! waited in poll, and the socket's drop counters.
 
@@ -10,21 +12,31 @@ use std::time::{Duration, Instant};
 
 use afxdp::bpf::{AttachMode, XdpProgram};
 use afxdp::socket::{Socket, SocketConfig};
-use afxdp::umem::{Umem, UmemConfig};
+use afxdp::umem::{HugePages, Umem, UmemConfig};
 
 mod common;
 use common::cpu_seconds;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let ifname = args.get(1).ok_or("usage: rxdrop IFNAME [SECONDS] [native|generic] [BATCH]")?;
+    let ifname = args.get(1).ok_or(
+        "usage: rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages]]",
+    )?;
     let iface = afxdp::Interface::by_name(ifname)?;
     let seconds: f64 = args.get(2).map_or(Ok(5.0), |s| s.parse())?;
     let mode: AttachMode = args.get(3).map_or(Ok(AttachMode::Native), |s| s.parse())?;
     let batch: u32 = args.get(4).map_or(Ok(64), |s| s.parse())?;
+    let frame_size: u32 = args.get(5).map_or(Ok(4096), |s| s.parse())?;
+    let flag = |word: &str| args.iter().skip(6).any(|a| a == word);
 
     let mut prog = XdpProgram::attach_builtin(&iface, mode)?;
-    let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 })?;
+    let umem = Umem::new(UmemConfig {
+        frame_count: 4096,
+        frame_size,
+        headroom: 0,
+        unaligned: flag("unaligned"),
+        hugepages: if flag("hugepages") { HugePages::Yes } else { HugePages::No },
+    })?;
     let cfg = SocketConfig { tx_size: 0, ..SocketConfig::default() };
     let mut sock = Socket::open(&iface, 0, umem, cfg)?;
     prog.register(0, sock.fd())?;

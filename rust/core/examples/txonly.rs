@@ -35,7 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: usize = args.get(4).map_or(Ok(64), |s| s.parse())?;
     let max_count: u64 = args.get(5).map_or(Ok(1 << 40), |s| s.parse())?;
 
-    let umem = Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, headroom: 0 })?;
+    let umem = Umem::new(UmemConfig {
+        frame_count: 4096,
+        frame_size: 4096,
+        headroom: 0,
+        ..UmemConfig::default()
+    })?;
     let cfg = SocketConfig { rx_size: 0, ..SocketConfig::default() };
     let mut sock = Socket::open(&iface, 0, umem, cfg)?;
     // The template goes into every frame once; afterwards only lengths are set. Dropping the

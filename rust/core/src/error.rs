@@ -37,6 +37,14 @@ pub enum Error {
     /// A frame was handed to a ring or the pool while not owned by the caller.
     #[error("frame {index} (address {addr:#x}) is {state}, not owned by this batch")]
     FrameNotOwned { index: u32, addr: u64, state: &'static str },
+    /// A UMEM on huge pages needs more 2 MiB huge pages than are free (mmap said ENOMEM).
+    #[error(
+        "no huge pages for the UMEM: it needs {needed} free 2 MiB huge pages and {free} of the \
+         {reserved} reserved are free; reserve more as root, e.g. `echo {} > {}`",
+        reserved + needed.saturating_sub(*free),
+        crate::sys::NR_HUGEPAGES
+    )]
+    NoHugePages { needed: u64, reserved: u64, free: u64 },
     /// The socket, UMEM or program was closed.
     #[error("{what} is closed")]
     Closed { what: &'static str },
@@ -66,6 +74,7 @@ impl Error {
         match self {
             Error::Syscall { source, .. } => source.raw_os_error(),
             Error::NoSuchInterface { .. } => Some(errno::ENODEV),
+            Error::NoHugePages { .. } => Some(errno::ENOMEM),
             Error::Bpf(e) => e.errno(),
             Error::Generate(e) => e.errno(),
             _ => None,
@@ -151,6 +160,17 @@ mod tests {
             busy.to_string().ends_with("(preferred busy polling needs CAP_NET_ADMIN, or root)"),
             "{busy}"
         );
+    }
+
+    #[test]
+    fn no_huge_pages_names_the_knob_and_the_count_to_write() {
+        let error = Error::NoHugePages { needed: 3, reserved: 4, free: 1 };
+        assert_eq!(
+            error.to_string(),
+            "no huge pages for the UMEM: it needs 3 free 2 MiB huge pages and 1 of the 4 \
+             reserved are free; reserve more as root, e.g. `echo 6 > /proc/sys/vm/nr_hugepages`"
+        );
+        assert_eq!(error.errno(), Some(errno::ENOMEM));
     }
 
     #[test]

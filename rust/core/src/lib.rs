@@ -9,6 +9,7 @@
 //!   and `membarrier` live in `sys` itself.
 //! * [`ring`]: producer/consumer cursors over the kernel-shared rings (no syscalls).
 //! * [`umem`]: the mmap'd frame region and the frame pool with its ownership model.
+//! * [`addr`]: ring addresses and the frames they name, aligned and unaligned.
 //! * [`socket`]: ring setup, bind, wakeups, statistics, and the ring-size policy.
 //! * [`port`]: a socket on every rx queue of an interface over one shared UMEM, received from
 //!   fairly and waited on with one `epoll` descriptor.
@@ -25,6 +26,7 @@
 //! Objects (UMEM, socket, program) refuse to be used in a process forked after they were made
 //! ([`Error::ForkedChild`]): the kernel keeps working with the parent's memory and rings.
 
+pub mod addr;
 pub mod bpf;
 pub mod error;
 pub mod generator;

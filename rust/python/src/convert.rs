@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use afxdp::bpf::{AttachMode, ParseAttachModeError};
+use afxdp::umem::HugePages;
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes};
@@ -39,6 +40,46 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Int {
             return Ok(Int::Bool(b.is_true()));
         }
         Ok(Int::Int(obj.extract()?))
+    }
+}
+
+/// A flag given by keyword: `True` or `False` (None, or not given: `default`). Anything else,
+/// an int included, is a TypeError naming the argument and the value.
+pub fn flag_arg(name: &str, value: Option<&Bound<'_, PyAny>>, default: bool) -> Result<bool> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_none() => Ok(default),
+        Some(v) => v.cast::<PyBool>().map(|b| b.is_true()).map_err(|_| {
+            Error::type_(format!("invalid {name} {}: expected True or False", py_repr(v)))
+        }),
+    }
+}
+
+/// `repr(value)`, for messages (empty if repr itself fails).
+fn py_repr(value: &Bound<'_, PyAny>) -> String {
+    value.repr().map(|r| r.to_string()).unwrap_or_default()
+}
+
+/// `Umem(hugepages=...)`: `False` (normal pages), `True` (huge pages or an error), `None`
+/// (huge pages when enough are free). Anything else is a TypeError naming the value.
+#[derive(Clone, Copy, Debug)]
+pub struct HugePagesArg(pub HugePages);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for HugePagesArg {
+    type Error = Error;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> Result<Self> {
+        if obj.is_none() {
+            return Ok(HugePagesArg(HugePages::IfAvailable));
+        }
+        match obj.cast::<PyBool>() {
+            Ok(b) if b.is_true() => Ok(HugePagesArg(HugePages::Yes)),
+            Ok(_) => Ok(HugePagesArg(HugePages::No)),
+            Err(_) => Err(Error::type_(format!(
+                "invalid hugepages {}: expected True, False or None (use them if free)",
+                py_repr(&obj)
+            ))),
+        }
     }
 }
 

@@ -94,6 +94,7 @@ impl From<afxdp::Error> for Error {
         match e {
             E::Syscall { ref source, .. } => Error::os(source.raw_os_error(), msg),
             E::NoSuchInterface { .. } => Error::os(Some(errno::ENODEV), msg),
+            E::NoHugePages { .. } => Error::os(Some(errno::ENOMEM), msg),
             E::KernelTooOld { .. } => Error::os(None, msg),
             E::ForkedChild { .. } => Error(PyRuntimeError::new_err(msg)),
             E::Generate(g) => generate_error(g),

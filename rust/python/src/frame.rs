@@ -119,7 +119,9 @@ impl PyFrame {
         self.index
     }
 
-    /// The UMEM address of the packet start (what the rings carry).
+    /// The packet start as a byte offset into the UMEM (`memoryview(umem)[addr:]`). Aligned
+    /// mode's rings carry this; unaligned mode's carry the frame start with the offset in the
+    /// top 16 bits.
     #[getter]
     fn addr(&self) -> Result<u64> {
         self.with(|b, i| {

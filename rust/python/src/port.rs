@@ -157,10 +157,7 @@ impl PyPort {
             py.detach(move || port_queues(&Interface::by_name(&name)?, queues.as_deref()))?;
         let umem = match umem {
             Some(u) => u,
-            None => {
-                let c = port_umem_config(queues.len());
-                Py::new(py, PyUmem::create(c.frame_count, c.frame_size, c.headroom)?)?
-            }
+            None => Py::new(py, PyUmem::create(port_umem_config(queues.len()))?)?,
         };
         if !options.contains("fill_size")? {
             // The Socket default (twice the rx ring, at least 64), cut to an equal share.

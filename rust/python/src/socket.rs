@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use afxdp::Interface;
 use afxdp::socket::{BusyPoll, Socket, SocketConfig, Stats};
 use afxdp::sys::errno;
-use afxdp::umem::Batch;
+use afxdp::umem::{Batch, UmemConfig};
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
@@ -175,7 +175,7 @@ impl PySocket {
         };
         let umem = match umem {
             Some(u) => u,
-            None => Py::new(py, PyUmem::create(4096, 4096, 0)?)?,
+            None => Py::new(py, PyUmem::create(UmemConfig::default())?)?,
         };
         let core_umem = umem.get().get()?;
         let name = ifname.clone();

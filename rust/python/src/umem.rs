@@ -4,12 +4,12 @@ use std::ffi::c_int;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use afxdp::umem::{Umem, UmemConfig};
+use afxdp::umem::{HugePages, Umem, UmemConfig};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::buffer::fill_view;
-use crate::convert::{Int, u32_arg};
+use crate::convert::{HugePagesArg, Int, flag_arg, u32_arg};
 use crate::errors::{Error, Result};
 use crate::sync::lock;
 use crate::umem_frames::PyUmemFrames;
@@ -22,6 +22,8 @@ use crate::umem_frames::PyUmemFrames;
 pub struct PyUmem {
     umem: Mutex<Option<Umem>>,
     cfg: UmemConfig,
+    /// Whether the region is on huge pages (what `hugepages=None` found).
+    huge: bool,
     /// Live buffer exports of the region (`memoryview(umem)`, `Umem.frames`).
     pub(crate) exports: AtomicUsize,
 }
@@ -34,25 +36,36 @@ impl PyUmem {
         Ok(umem)
     }
 
-    /// A UMEM of the given geometry.
-    pub fn create(frame_count: u32, frame_size: u32, headroom: u32) -> Result<Self> {
-        let cfg = UmemConfig { frame_count, frame_size, headroom };
+    /// A UMEM of the given geometry and memory.
+    pub fn create(cfg: UmemConfig) -> Result<Self> {
         let umem = Umem::new(cfg)?;
-        Ok(PyUmem { umem: Mutex::new(Some(umem)), cfg, exports: AtomicUsize::new(0) })
+        let huge = umem.hugepages();
+        Ok(PyUmem { umem: Mutex::new(Some(umem)), cfg, huge, exports: AtomicUsize::new(0) })
     }
 }
 
 #[pymethods]
 impl PyUmem {
     #[new]
-    #[pyo3(signature = (frame_count = Int::Int(4096), frame_size = Int::Int(4096), headroom = Int::Int(0)),
-           text_signature = "(frame_count=4096, frame_size=4096, headroom=0)")]
-    fn new(frame_count: Int, frame_size: Int, headroom: Int) -> Result<Self> {
-        Self::create(
-            u32_arg("frame_count", frame_count)?,
-            u32_arg("frame_size", frame_size)?,
-            u32_arg("headroom", headroom)?,
-        )
+    #[pyo3(signature = (frame_count = Int::Int(4096), frame_size = Int::Int(4096), headroom = Int::Int(0), *, unaligned = None, hugepages = HugePagesArg(HugePages::No)),
+           text_signature = "(frame_count=4096, frame_size=4096, headroom=0, *, unaligned=False, hugepages=False)")]
+    fn new(
+        py: Python<'_>,
+        frame_count: Int,
+        frame_size: Int,
+        headroom: Int,
+        unaligned: Option<&Bound<'_, PyAny>>,
+        hugepages: HugePagesArg,
+    ) -> Result<Self> {
+        let cfg = UmemConfig {
+            frame_count: u32_arg("frame_count", frame_count)?,
+            frame_size: u32_arg("frame_size", frame_size)?,
+            headroom: u32_arg("headroom", headroom)?,
+            unaligned: flag_arg("unaligned", unaligned, false)?,
+            hugepages: hugepages.0,
+        };
+        // Mapping (and populating) a large region takes a while: without the GIL.
+        py.detach(move || Self::create(cfg))
     }
 
     /// Number of frames.
@@ -80,6 +93,20 @@ impl PyUmem {
     #[getter]
     fn headroom(&self) -> u32 {
         self.cfg.headroom
+    }
+
+    /// Whether the UMEM is in unaligned chunk mode (any frame size; ring addresses carry the
+    /// offset in their top 16 bits).
+    #[getter]
+    fn unaligned(&self) -> bool {
+        self.cfg.unaligned
+    }
+
+    /// Whether the region is on 2 MiB huge pages (with `hugepages=None`: whether enough were
+    /// free).
+    #[getter]
+    fn hugepages(&self) -> bool {
+        self.huge
     }
 
     /// The largest packet the kernel can receive into one frame.
@@ -148,8 +175,10 @@ impl PyUmem {
     fn __repr__(&self) -> String {
         let c = &self.cfg;
         let state = if self.closed() { " [closed]" } else { "" };
+        let unaligned = if c.unaligned { " unaligned=True" } else { "" };
+        let huge = if self.huge { " hugepages=True" } else { "" };
         format!(
-            "<afxdp.Umem frame_count={} frame_size={} headroom={}{state}>",
+            "<afxdp.Umem frame_count={} frame_size={} headroom={}{unaligned}{huge}{state}>",
             c.frame_count, c.frame_size, c.headroom
         )
     }

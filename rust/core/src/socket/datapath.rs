@@ -5,6 +5,7 @@
 use super::BusyPoll;
 use super::Socket;
 use super::pair::{PairRings, fill_deficit, fill_locked};
+use crate::addr::Addressing;
 use crate::error::{Error, Result};
 use crate::ring::FillRing;
 use crate::sys::{XdpDesc, xsk};
@@ -25,12 +26,12 @@ impl Socket {
     /// them under one lock of the pair's rings and of the frame table.
     fn fill_with(&mut self, want: impl FnOnce(&PairRings, &FrameTable) -> u32) -> Result<u32> {
         self.check_fork()?;
-        let shift = self.umem.frame_shift();
+        let addressing = self.umem.addressing();
         let (got, wake) = {
             let mut rings = self.pool.rings();
             let mut table = self.umem.frames();
             let want = want(&rings, &table);
-            let got = fill_locked(&mut rings, &mut table, self.pool.id, want, shift);
+            let got = fill_locked(&mut rings, &mut table, self.pool.id, want, addressing);
             (got, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
         };
         self.filled(got, wake);
@@ -73,7 +74,7 @@ impl Socket {
             // Errors only mean "nothing polled now"; the ring is read either way.
             let _ = xsk::wakeup_rx(fd);
         }
-        let shift = self.umem.frame_shift();
+        let addressing = self.umem.addressing();
         let pool = self.pool.id;
         let (frames, n, unexpected, filled, wake) = {
             // The pair's lock first, then the frame table's (the order everywhere).
@@ -81,12 +82,12 @@ impl Socket {
             let mut table = self.umem.frames();
             let ready = rx.available(max).min(max);
             let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
-            let mut sink = Received { table: &mut table, pool, shift, frames, unexpected: 0 };
+            let mut sink = Received { table: &mut table, pool, addressing, frames, unexpected: 0 };
             let n = rx.peek(ready, &mut sink);
             let Received { frames, unexpected, .. } = sink;
             let filled = if self.cfg.autofill {
                 let want = fill_deficit(&rings, &table);
-                fill_locked(&mut rings, &mut table, pool, want, shift)
+                fill_locked(&mut rings, &mut table, pool, want, addressing)
             } else {
                 0
             };
@@ -170,15 +171,13 @@ impl Socket {
         let tx = self.tx.as_mut().expect("checked above");
         let n = tx.reserve(want);
         let fs = self.umem.config().frame_size;
+        let addressing = self.umem.addressing();
         {
             let mut table = self.umem.frames();
             for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
                 table.queue_for_tx(d.index, self.pool.id, fs)?;
-                let desc = XdpDesc {
-                    addr: self.umem.addr_of(d.index) + u64::from(d.offset),
-                    len: d.len,
-                    options: 0,
-                };
+                let desc =
+                    XdpDesc { addr: addressing.encode(d.index, d.offset), len: d.len, options: 0 };
                 tx.write(i as u32, desc);
             }
         }
@@ -232,13 +231,13 @@ impl Socket {
     /// returns how many. Kicks the kernel first when frames still wait on the tx ring.
     pub fn complete(&mut self, max: u32) -> Result<u32> {
         self.kick_tx()?;
-        let shift = self.umem.frame_shift();
+        let addressing = self.umem.addressing();
         let pool = self.pool.id;
         let (n, done) = {
             let mut rings = self.pool.rings();
             let Some(comp) = rings.comp.as_mut() else { return Ok(0) };
             let mut table = self.umem.frames();
-            let mut sink = Completed { table: &mut table, pool, shift, done: 0 };
+            let mut sink = Completed { table: &mut table, pool, addressing, done: 0 };
             let n = comp.peek(max, &mut sink);
             let done = sink.done;
             table.completed(done, pool);
@@ -263,7 +262,7 @@ impl Socket {
 struct Received<'a> {
     table: &'a mut FrameTable,
     pool: PoolId,
-    shift: u32,
+    addressing: Addressing,
     frames: Vec<FrameDesc>,
     unexpected: u32,
 }
@@ -273,8 +272,12 @@ impl Extend<XdpDesc> for Received<'_> {
     fn extend<I: IntoIterator<Item = XdpDesc>>(&mut self, descs: I) {
         // An address we never filled is refused (counted), rather than handing out a frame
         // someone else owns.
-        self.unexpected +=
-            self.table.take_received(descs.into_iter(), self.pool, self.shift, &mut self.frames);
+        self.unexpected += self.table.take_received(
+            descs.into_iter(),
+            self.pool,
+            self.addressing,
+            &mut self.frames,
+        );
     }
 }
 
@@ -283,7 +286,7 @@ impl Extend<XdpDesc> for Received<'_> {
 struct Completed<'a> {
     table: &'a mut FrameTable,
     pool: PoolId,
-    shift: u32,
+    addressing: Addressing,
     done: u32,
 }
 
@@ -291,7 +294,11 @@ impl Extend<u64> for Completed<'_> {
     #[inline]
     fn extend<I: IntoIterator<Item = u64>>(&mut self, addrs: I) {
         for addr in addrs {
-            self.done += u32::from(self.table.take_completed(addr >> self.shift, self.pool));
+            let done = self
+                .addressing
+                .decode(addr)
+                .is_some_and(|d| self.table.take_completed(d.index, self.pool));
+            self.done += u32::from(done);
         }
     }
 }

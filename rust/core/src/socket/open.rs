@@ -102,7 +102,7 @@ impl Socket {
                 len: umem.len() as u64,
                 chunk_size: ucfg.frame_size,
                 headroom: ucfg.headroom,
-                flags: 0,
+                flags: if ucfg.unaligned { sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG } else { 0 },
                 tx_metadata_len: 0,
             };
             xsk::umem_reg(&fd, &reg)?;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(doc)]
 use super::BusyPoll;
+use crate::addr::Addressing;
 use crate::error::Result;
 use crate::ring::{CompletionRing, FillRing, RingMemory};
 use crate::sys::{Mmap, XdpRingOffset, xsk};
@@ -242,7 +243,7 @@ pub(super) fn fill_locked(
     table: &mut FrameTable,
     pool: PoolId,
     want: u32,
-    shift: u32,
+    addressing: Addressing,
 ) -> u32 {
     let want = want.min(table.count(FrameState::Free));
     let PairRings { fill: Some(fill), scratch, .. } = rings else { return 0 };
@@ -251,7 +252,7 @@ pub(super) fn fill_locked(
     }
     let n = fill.reserve(want);
     scratch.clear();
-    let got = table.take_free_for_fill(n, pool, shift, scratch);
+    let got = table.take_free_for_fill(n, pool, addressing, scratch);
     fill.write_slice(scratch);
     fill.submit(got);
     got

@@ -26,8 +26,21 @@ pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
 
 // UMEM registration flags (`xdp_umem_reg.flags`).
 // <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
-/// Unaligned chunk mode (not used by afxdp yet).
+/// Unaligned chunk mode: chunks of any size at any address; ring addresses carry an offset in
+/// their top bits ([`XSK_UNALIGNED_BUF_OFFSET_SHIFT`]).
 pub const XDP_UMEM_UNALIGNED_CHUNK_FLAG: u32 = 1 << 0;
+
+// Unaligned-mode ring addresses: the chunk's address in the low 48 bits, the offset of the data
+// from it in the top 16 (the kernel adds the two; the offset may be zero).
+// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+/// Shift of the offset in an unaligned-mode ring address.
+pub const XSK_UNALIGNED_BUF_OFFSET_SHIFT: u32 = 48;
+/// Mask of the address part of an unaligned-mode ring address.
+pub const XSK_UNALIGNED_BUF_ADDR_MASK: u64 = (1 << XSK_UNALIGNED_BUF_OFFSET_SHIFT) - 1;
+
+/// The smallest chunk the kernel registers (`XDP_UMEM_MIN_CHUNK_SIZE`,
+/// `include/net/xdp_sock_drv.h`).
+pub const XDP_UMEM_MIN_CHUNK_SIZE: u32 = 2048;
 
 /// Ring flag: the kernel needs a wakeup (poll/sendto/recvfrom) to process this ring.
 /// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>

@@ -9,8 +9,9 @@
 //! * [`bpf`]: the `bpf()` command aya lacks (`BPF_PROG_TEST_RUN`), `unshare`, signal masks.
 //! * [`epoll`]: `epoll` and `eventfd`, to wait on a Port's sockets at once and wake that wait.
 //! * [`fork`]: telling a forked child from the process that created an object.
-//! * here: memory mappings ([`Mmap`]), the page size, `membarrier` ([`synchronize_rcu`]) and
-//!   the errno values the rest of the crate tests for ([`errno`]).
+//! * here: memory mappings ([`Mmap`], on huge pages too), the page size, the free huge pages,
+//!   `membarrier` ([`synchronize_rcu`]) and the errno values the rest of the crate tests for
+//!   ([`errno`]).
 
 use std::ffi::c_void;
 use std::io;
@@ -92,6 +93,34 @@ impl Mmap {
         Self::from_raw(ptr, len, "mmap(UMEM)")?.on_fork(OnFork::Wipe)
     }
 
+    /// A private anonymous, zeroed mapping on 2 MiB huge pages (`MAP_HUGETLB | MAP_HUGE_2MB`)
+    /// of `len` bytes rounded up to whole huge pages ([`huge_page_round_up`]), for the UMEM.
+    ///
+    /// The kernel reserves the huge pages at mmap, so with too few free it fails at once with
+    /// ENOMEM (never a SIGBUS later). The mapping is absent in forked children
+    /// (`MADV_DONTFORK`): a hugetlb mapping cannot be wiped on fork, and fork would copy the
+    /// pinned huge pages for the child, taking huge pages the system may not have.
+    pub fn anonymous_huge(len: usize) -> Result<Mmap> {
+        let len = huge_page_round_up(len);
+        // SAFETY: anonymous mapping, no fd, kernel-chosen address (hugetlb mappings are
+        // aligned to the huge page size).
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | libc::MAP_POPULATE
+                    | libc::MAP_HUGETLB
+                    | libc::MAP_HUGE_2MB,
+                -1,
+                0,
+            )
+        };
+        Self::from_raw(ptr, len, "mmap(UMEM, MAP_HUGETLB)")?.on_fork(OnFork::Skip)
+    }
+
     /// A shared mapping of one of the socket's rings at page offset `pgoff`, absent in forked
     /// children (a child touching the parent's rings would steal its descriptors).
     pub fn ring(fd: &OwnedFd, len: usize, pgoff: i64, call: &'static str) -> Result<Mmap> {
@@ -162,6 +191,32 @@ impl Drop for Mmap {
         unsafe { libc::munmap(self.ptr.as_ptr().cast::<c_void>(), self.len) };
     }
 }
+
+/// Size of the huge pages a UMEM is mapped from ([`Mmap::anonymous_huge`]): 2 MiB.
+pub const HUGE_PAGE_SIZE: usize = 2 << 20;
+
+/// `len` rounded up to whole huge pages (munmap of a hugetlb mapping wants whole pages).
+pub fn huge_page_round_up(len: usize) -> usize {
+    len.div_ceil(HUGE_PAGE_SIZE).saturating_mul(HUGE_PAGE_SIZE)
+}
+
+/// How many 2 MiB huge pages are reserved and how many of them are free now (`HugePages_Total`
+/// and `HugePages_Free`, read from `/sys/kernel/mm/hugepages/hugepages-2048kB/`); `None` where
+/// the kernel has no such huge pages (no `CONFIG_HUGETLB_PAGE`).
+pub fn huge_pages() -> Option<(u64, u64)> {
+    let read = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/kernel/mm/hugepages/hugepages-2048kB/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((read("nr_hugepages")?, read("free_hugepages")?))
+}
+
+/// Where the number of reserved huge pages is set (root): the one knob to name when none are
+/// free.
+pub const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
 /// The system page size.
 pub fn page_size() -> usize {
