@@ -304,3 +304,24 @@ def test_too_few_huge_pages_is_a_clear_error_and_none_falls_back(privileged) -> 
     umem = afxdp.Umem(frame_count, PAGE, hugepages=None)
     assert not umem.hugepages
     umem.close()
+
+
+def test_a_forked_child_reads_zeros_through_a_view_of_a_huge_page_umem(privileged) -> None:
+    """A huge-page Umem is absent in a forked child (MADV_DONTFORK); a memoryview taken before
+    the fork must read zeros there, as with a normal-page Umem (MADV_WIPEONFORK), not kill the
+    child with SIGSEGV (what it did before the child's fork handler mapped zero pages there)."""
+    with reserved_huge_pages(1):
+        umem = afxdp.Umem(16, PAGE, hugepages=True)
+        view = memoryview(umem)
+        view[:4] = b"\x01\x02\x03\x04"
+        view[-1:] = b"\x05"
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only if both ends read zero
+            status = 0 if (view[:4].tobytes(), view[-1]) == (bytes(4), 0) else 3
+            os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status), f"child killed by signal {os.WTERMSIG(status)}"
+        assert os.WEXITSTATUS(status) == 0, "the child read the parent's data, not zeros"
+        assert view[:4].tobytes() == b"\x01\x02\x03\x04" and view[-1] == 5  # the parent's
+        view.release()
+        umem.close()

@@ -11,7 +11,7 @@
 //! XSKMAP entry, detach the program). Its own fd copies may close.
 
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -24,6 +24,73 @@ static REGISTER: Once = Once::new();
 extern "C" fn in_child_after_fork() {
     // Runs in the child's only thread before fork() returns there.
     GENERATION.fetch_add(1, Ordering::Relaxed);
+    zero_pages_in_child();
+}
+
+/// How many mappings can be given zero pages in a forked child ([`ZeroInChild`]).
+pub const ZERO_IN_CHILD_SLOTS: usize = 256;
+
+/// The mappings a forked child gets zero pages in place of: (address, length), 0 when free.
+/// Lock-free, because the child's handler cannot take a lock another thread of the parent may
+/// have held at the fork (that thread does not exist in the child).
+static ZERO_IN_CHILD: [(AtomicUsize, AtomicUsize); ZERO_IN_CHILD_SLOTS] =
+    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; ZERO_IN_CHILD_SLOTS];
+
+/// A mapping a forked child gets no copy of (`MADV_DONTFORK`: a huge-page UMEM), registered so
+/// that the child's fork handler maps zero pages at its address: a view of it taken before the
+/// fork then reads zeros in the child (as a normal-page UMEM does, `MADV_WIPEONFORK`) instead
+/// of faulting. Unregistered on drop, which must come before the range is unmapped (so a
+/// child never maps over a range the parent has reused).
+#[derive(Debug)]
+pub struct ZeroInChild {
+    slot: usize,
+}
+
+impl ZeroInChild {
+    /// Registers `len` bytes at `addr`; `None` when all [`ZERO_IN_CHILD_SLOTS`] are taken.
+    pub fn register(addr: usize, len: usize) -> Option<ZeroInChild> {
+        register();
+        for (slot, (a, l)) in ZERO_IN_CHILD.iter().enumerate() {
+            if a.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                l.store(len, Ordering::Release);
+                return Some(ZeroInChild { slot });
+            }
+        }
+        None
+    }
+}
+
+impl Drop for ZeroInChild {
+    fn drop(&mut self) {
+        let (a, l) = &ZERO_IN_CHILD[self.slot];
+        // Length first: a fork in between sees a slot with no length and maps nothing.
+        l.store(0, Ordering::Release);
+        a.store(0, Ordering::Release);
+    }
+}
+
+/// In the child: zero pages at every registered range (which the child has no mapping of).
+fn zero_pages_in_child() {
+    for (a, l) in &ZERO_IN_CHILD {
+        let (addr, len) = (a.load(Ordering::Acquire), l.load(Ordering::Acquire));
+        if addr == 0 || len == 0 {
+            continue;
+        }
+        // SAFETY: the range was a DONTFORK mapping of the parent, so nothing is mapped there in
+        // the child, which has had no chance to map anything since the fork; MAP_FIXED then
+        // replaces nothing. mmap is a plain system call, safe in a fork handler. A failure
+        // leaves the range unmapped, as it was.
+        unsafe {
+            libc::mmap(
+                addr as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            );
+        }
+    }
 }
 
 fn register() {

@@ -62,6 +62,8 @@ pub enum OnFork {
 /// got it: there the address range may by now hold someone else's mapping).
 #[derive(Debug)]
 pub struct Mmap {
+    // Dropped (unregistered) by `Drop` before the range is unmapped.
+    zero_in_child: Option<fork::ZeroInChild>,
     ptr: NonNull<u8>,
     len: usize,
     on_fork: OnFork,
@@ -99,7 +101,14 @@ impl Mmap {
     /// The kernel reserves the huge pages at mmap, so with too few free it fails at once with
     /// ENOMEM (never a SIGBUS later). The mapping is absent in forked children
     /// (`MADV_DONTFORK`): a hugetlb mapping cannot be wiped on fork, and fork would copy the
-    /// pinned huge pages for the child, taking huge pages the system may not have.
+    /// pinned huge pages for the child, taking huge pages the system may not have. In its
+    /// place a child gets zero pages ([`fork::ZeroInChild`]), as with a normal-page UMEM.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Syscall`] from mmap (ENOMEM: no free huge pages), and
+    /// [`Error::InvalidArgument`] when [`fork::ZERO_IN_CHILD_SLOTS`] huge-page mappings are
+    /// already open in the process.
     pub fn anonymous_huge(len: usize) -> Result<Mmap> {
         let len = huge_page_round_up(len);
         // SAFETY: anonymous mapping, no fd, kernel-chosen address (hugetlb mappings are
@@ -118,7 +127,19 @@ impl Mmap {
                 0,
             )
         };
-        Self::from_raw(ptr, len, "mmap(UMEM, MAP_HUGETLB)")?.on_fork(OnFork::Skip)
+        let mut map = Self::from_raw(ptr, len, "mmap(UMEM, MAP_HUGETLB)")?.on_fork(OnFork::Skip)?;
+        map.zero_in_child =
+            Some(fork::ZeroInChild::register(ptr as usize, len).ok_or_else(|| {
+                Error::InvalidArgument {
+                    name: "hugepages",
+                    value: "True".into(),
+                    why: format!(
+                        "at most {} Umems on huge pages can be open in one process",
+                        fork::ZERO_IN_CHILD_SLOTS
+                    ),
+                }
+            })?);
+        Ok(map)
     }
 
     /// A shared mapping of one of the socket's rings at page offset `pgoff`, absent in forked
@@ -143,7 +164,13 @@ impl Mmap {
             return Err(last_error(call));
         }
         let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| last_error(call))?;
-        Ok(Mmap { ptr, len, on_fork: OnFork::Inherit, guard: ForkGuard::new() })
+        Ok(Mmap {
+            zero_in_child: None,
+            ptr,
+            len,
+            on_fork: OnFork::Inherit,
+            guard: ForkGuard::new(),
+        })
     }
 
     /// Sets what a forked child gets of the mapping (`madvise`). Best effort for `Wipe`
@@ -183,6 +210,8 @@ impl Mmap {
 
 impl Drop for Mmap {
     fn drop(&mut self) {
+        // Before the range can be reused: a later fork must not map zeros over it.
+        drop(self.zero_in_child.take());
         if self.on_fork == OnFork::Skip && self.guard.forked() {
             // The child never had this mapping; the range may hold another one by now.
             return;
