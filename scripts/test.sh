@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 machine, as root: installs what it needs (apt, pip,
 # the eBPF toolchain), runs the linters (cargo fmt, clippy -D warnings, ruff, mypy --strict),
-# checks the committed XDP objects against their source, runs the Rust core's unit tests, builds
+# checks the committed XDP objects against their source, runs the Rust core's unit tests (and
+# Miri over the unsafe-heavy ones, where rustup can provide it), builds
 # the release artefacts (scripts/build-wheels.sh: the manylinux_2_17 wheel, checked by auditwheel,
 # and the sdist), installs the wheel into a fresh venv without Rust and runs pytest against it
 # (pytest also runs mypy's stubtest on the stubs), installs the sdist into another fresh venv and
@@ -40,6 +41,9 @@ if [[ $(id -u) == 0 || ${AFXDP_REQUIRE_PRIVILEGED:-0} == 1 ]]; then
 else
     cargo test --locked -p afxdp
 fi
+
+step "Miri over the core's ring, UMEM and address tests (scripts/miri.sh; needs rustup's nightly)"
+scripts/miri.sh
 
 step "the wheel and the sdist (scripts/build-wheels.sh)"
 scripts/build-wheels.sh

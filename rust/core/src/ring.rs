@@ -1147,6 +1147,12 @@ mod tests {
             let since = *idle_since.get_or_insert_with(std::time::Instant::now);
             assert!(since.elapsed() < std::time::Duration::from_secs(10), "ring stalled");
         };
+        // Set (Release) once the producer has submitted everything; read with Acquire, it
+        // makes those submits visible here. `JoinHandle::is_finished` would not: it does not
+        // synchronise, and under Miri's weak-memory emulation a finished producer's last index
+        // could still read stale, failing the check below on a correct ring.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let producer_done = done.clone();
         let producer = std::thread::spawn(move || {
             let mut rng = Rng::new(1);
             let mut next = 0;
@@ -1166,6 +1172,7 @@ mod tests {
                     idle_since = None;
                 }
             }
+            producer_done.store(true, std::sync::atomic::Ordering::Release);
         });
         let mut rng = Rng::new(2);
         let mut expect = 0;
@@ -1181,7 +1188,8 @@ mod tests {
             kernel.release(got);
             if got == 0 {
                 stalled(&mut idle_since);
-                assert!(!producer.is_finished() || kernel.available(1) > 0, "producer stopped");
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                assert!(!finished || kernel.available(1) > 0, "producer stopped");
                 std::thread::yield_now();
             } else {
                 idle_since = None;

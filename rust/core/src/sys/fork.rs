@@ -94,6 +94,9 @@ fn zero_pages_in_child() {
 }
 
 fn register() {
+    if cfg!(miri) {
+        return; // Miri has no pthread_atfork; pids are compared instead (REGISTERED stays false)
+    }
     REGISTER.call_once(|| {
         // SAFETY: registers a child handler that only touches an atomic (async-signal-safe);
         // no prepare or parent handler.

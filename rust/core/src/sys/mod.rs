@@ -87,7 +87,11 @@ impl Mmap {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                // Miri maps only plain private anonymous memory (its tests of the frame table
+                // and rings run on it).
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | if cfg!(miri) { 0 } else { libc::MAP_POPULATE },
                 -1,
                 0,
             )
@@ -178,6 +182,8 @@ impl Mmap {
     fn on_fork(mut self, on_fork: OnFork) -> Result<Mmap> {
         let advice = match on_fork {
             OnFork::Inherit => return Ok(self),
+            // Miri has no madvise (and runs no fork).
+            _ if cfg!(miri) => return Ok(self),
             OnFork::Wipe => libc::MADV_WIPEONFORK,
             OnFork::Skip => libc::MADV_DONTFORK,
         };
