@@ -280,6 +280,20 @@ class BatchRules(RuleBasedStateMachine):
         model = data.draw(st.sampled_from([m for m in self.batches if m.views]), label="batch")
         model.views.pop(data.draw(st.integers(0, len(model.views) - 1), label="view")).release()
 
+    def close_umem_checked(self) -> None:
+        """Umem.close(): refused (BufferError, nothing changes) while a memoryview of it lives;
+        otherwise it closes, and closing again is a no-op. For the subclasses' close rules,
+        whose preconditions differ."""
+        if self.umem_views:
+            event("Umem.close refused: memoryview alive")
+            with pytest.raises(BufferError):
+                self.umem.close()
+            assert not self.umem.closed
+            return
+        self.umem.close()
+        self.umem.close()
+        self.umem_closed = True
+
     @precondition(lambda self: not self.umem_closed)
     @rule()
     def export_umem_view(self) -> None:

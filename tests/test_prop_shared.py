@@ -548,15 +548,7 @@ class SharedOwnership(BatchRules):
     @precondition(lambda self: not self.open_socks() and not self.umem_closed)
     @rule()
     def close_umem(self) -> None:
-        if self.umem_views:
-            event("Umem.close refused: memoryview alive")
-            with pytest.raises(BufferError):
-                self.umem.close()
-            assert not self.umem.closed
-            return
-        self.umem.close()
-        self.umem.close()
-        self.umem_closed = True
+        self.close_umem_checked()
 
     @rule()
     def reprs(self) -> None:
