@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -89,6 +89,50 @@ def test_unaligned_stream_arrives_complete_in_order_and_intact(
         assert len(straddling) > COUNT // 4
 
 
+def bounce(
+    a: afxdp.Socket,
+    b: afxdp.Socket,
+    payloads: list[bytes],
+    *,
+    window: int,
+    sent_out: Callable[[afxdp.FrameBatch], None] = lambda out: None,
+    got_in: Callable[[afxdp.FrameBatch], None] = lambda batch: None,
+) -> tuple[list[int], int]:
+    """``a`` sends every payload (at most ``window`` ahead of what came back); ``b`` sends each
+    frame it receives back in place with its MAC addresses swapped. Returns the sequence
+    numbers ``a`` got back, in arrival order, each checked against its payload, and how many
+    frames ``b`` sent. ``sent_out``/``got_in`` look at each batch before a sends / b sends it."""
+    count = len(payloads)
+    sent = bounced = 0
+    back: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(back) < count:
+        assert time.monotonic() < deadline, f"stalled: {sent} sent, {len(back)} back"
+        if sent < count and sent - len(back) < window:
+            with a.alloc(min(64, count - sent)) as out:
+                for i, frame in enumerate(out):
+                    frame.write(payloads[sent + i])
+                sent_out(out)
+                sent += a.send(out)
+        with b.recv(64) as batch:
+            got_in(batch)
+            if len(batch):
+                batch.swap_macs()
+                n = len(batch)
+                assert b.send(batch) == n  # whole: b's tx ring has room for far more than 64
+                bounced += n
+        b.complete()
+        a.complete()
+        with a.recv(256, timeout=0.0 if sent < count else 0.05) as batch:
+            for frame in batch:
+                data = bytes(frame)
+                restored = data[6:12] + data[:6] + data[12:]
+                seq = parse_numbered(restored)
+                assert seq is not None and restored == payloads[seq], data[:64].hex()
+                back.append(seq)
+    return back, bounced
+
+
 def test_unaligned_stream_with_headroom_and_frames_sent_back(lab) -> None:
     """4001-byte frames with 200 bytes of headroom: data after both headrooms; every frame b
     receives it sends back from the same socket, in place (tx and completion addresses in the
@@ -107,34 +151,17 @@ def test_unaligned_stream_with_headroom_and_frames_sent_back(lab) -> None:
             prog_b = stack.enter_context(afxdp.Program.attach(lab.if_b, mode="native"))
             b = stack.enter_context(afxdp.Socket(lab.if_b, 0, umem=umem(), program=prog_b))
         check, _, region = checked_positions(b.umem, headroom)
-        back: list[int] = []
-        sent = 0
-        deadline = time.monotonic() + 30
         try:
-            while len(back) < count:
-                assert time.monotonic() < deadline, f"stalled: sent {sent}, back {len(back)}"
-                if sent < count and sent - len(back) < 500:
-                    with a.alloc(min(64, count - sent)) as out:
-                        for i, frame in enumerate(out):
-                            frame.write(payloads[sent + i])
-                        assert [f.addr % frame_size for f in out] == [headroom] * len(out)
-                        sent += a.send(out)
-                with b.recv(64) as batch:
-                    for frame in batch:
-                        check(frame)
-                    if len(batch):
-                        batch.swap_macs()
-                        n = len(batch)
-                        assert b.send(batch) == n
-                b.complete()
-                a.complete()
-                with a.recv(256, timeout=0.0 if sent < count else 0.05) as batch:
-                    for frame in batch:
-                        data = bytes(frame)
-                        restored = data[6:12] + data[:6] + data[12:]
-                        seq = parse_numbered(restored)
-                        assert seq is not None and restored == payloads[seq], data[:64].hex()
-                        back.append(seq)
+
+            def sent_out(out: afxdp.FrameBatch) -> None:
+                assert [f.addr % frame_size for f in out] == [headroom] * len(out)
+
+            def got_in(batch: afxdp.FrameBatch) -> None:
+                for frame in batch:
+                    check(frame)
+
+            back, bounced = bounce(a, b, payloads, window=500, sent_out=sent_out, got_in=got_in)
+            assert bounced == count
         finally:
             region.release()
         assert back == list(range(count))
@@ -159,30 +186,11 @@ def test_shared_unaligned_umem_on_both_ends(lab) -> None:
         with lab.enter("b"):
             prog_b = stack.enter_context(afxdp.Program.attach(lab.if_b, mode="native"))
             b = stack.enter_context(afxdp.Socket(lab.if_b, 0, umem=umem, program=prog_b))
-        sent = bounced = 0
-        back: list[int] = []
-        deadline = time.monotonic() + 30
-        while len(back) < count:
-            assert time.monotonic() < deadline, f"stalled: {sent} sent, {len(back)} back"
-            if sent < count and sent - len(back) < 300:
-                with a.alloc(min(64, count - sent)) as out:
-                    for i, frame in enumerate(out):
-                        frame.write(payloads[sent + i])
-                    sent += a.send(out)
-            with b.recv(64) as batch:
-                assert all(f.addr == f.index * 3000 + XDP_PACKET_HEADROOM for f in batch)
-                if len(batch):
-                    batch.swap_macs()
-                    bounced += b.send(batch)
-            b.complete()
-            a.complete()
-            with a.recv(256, timeout=0.0 if sent < count else 0.05) as batch:
-                for frame in batch:
-                    data = bytes(frame)
-                    restored = data[6:12] + data[:6] + data[12:]
-                    seq = parse_numbered(restored)
-                    assert seq is not None and restored == payloads[seq]
-                    back.append(seq)
+
+        def got_in(batch: afxdp.FrameBatch) -> None:
+            assert all(f.addr == f.index * 3000 + XDP_PACKET_HEADROOM for f in batch)
+
+        back, bounced = bounce(a, b, payloads, window=300, got_in=got_in)
         assert back == list(range(count)) and bounced == count
         wait_completed(a, time.monotonic() + 5)
         wait_completed(b, time.monotonic() + 5)
