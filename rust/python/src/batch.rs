@@ -218,7 +218,7 @@ impl PyFrameBatch {
     }
 
     /// The packet length of every frame: a writable UIntArray view of u32 over the batch's
-    /// descriptors (buffer protocol, format "I", stride 12 bytes; no copy). Writing it (e.g.
+    /// descriptors (buffer protocol, format "I", stride 16 bytes; no copy). Writing it (e.g.
     /// `numpy.asarray(batch.lengths)[:] = 60`) sets the frames' lengths; `send()` checks each
     /// against its frame. While the view lives the batch cannot be sent or released.
     #[getter]
