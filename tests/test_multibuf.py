@@ -1,4 +1,6 @@
-"""Multi-buffer AF_XDP (XDP_USE_SG) for real: 9000-byte packets through a 9000-MTU veth (privileged).
+"""Multi-buffer AF_XDP (XDP_USE_SG) for real: 9000-byte packets through a 9000-MTU veth.
+
+Privileged.
 
 A packet longer than a UMEM frame arrives as a chain of frames, each but the last with
 ``Frame.more`` set, and ``FrameBatch.packets()`` puts the chain back together. The cases follow the
@@ -44,7 +46,9 @@ def mb_pair(lab: Any, mode: str, *, rx_multi_buffer: bool = True) -> Iterator[Mb
     with ExitStack() as stack:
         with lab.enter("a"):
             tx = stack.enter_context(
-                afxdp.Socket(lab.if_a, 0, umem=afxdp.Umem(2048, 4096, 0), rx_size=0, multi_buffer=True)
+                afxdp.Socket(
+                    lab.if_a, 0, umem=afxdp.Umem(2048, 4096, 0), rx_size=0, multi_buffer=True
+                )
             )
         with lab.enter("b"):
             prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode=mode))
@@ -62,11 +66,14 @@ def mb_pair(lab: Any, mode: str, *, rx_multi_buffer: bool = True) -> Iterator[Mb
 
 
 def jumbo(lab: Any, seq: int, size: int = MTU + 14) -> bytes:
-    """Numbered frame ``seq`` of ``size`` bytes (an MTU-sized IP packet plus its Ethernet header)."""
+    """Numbered frame ``seq`` of ``size`` bytes (default: an MTU-sized IP packet and its
+    Ethernet header)."""
     return numbered_frame(seq, size, lab.mac_a, lab.mac_b)
 
 
-def receive_packets(sock: afxdp.Socket, count: int, timeout: float = 5.0, max: int = 64) -> list[Any]:
+def receive_packets(
+    sock: afxdp.Socket, count: int, timeout: float = 5.0, max: int = 64
+) -> list[Any]:
     """Receives ``count`` packets (or until ``timeout``); returns (bytes, frame lengths, more flags)
     of each, checking on the way that no batch ends in the middle of a packet."""
     got: list[Any] = []
@@ -76,7 +83,9 @@ def receive_packets(sock: afxdp.Socket, count: int, timeout: float = 5.0, max: i
             if len(batch):
                 assert not batch[len(batch) - 1].more, "a batch ended in the middle of a packet"
             for p in batch.packets():
-                got.append((bytes(p), [len(f) for f in p.frames], [f.more for f in p.frames], len(p)))
+                got.append(
+                    (bytes(p), [len(f) for f in p.frames], [f.more for f in p.frames], len(p))
+                )
     return got
 
 
@@ -96,7 +105,9 @@ def check_chain(lengths: list[int], more: list[bool], size: int) -> None:
 
 
 @modes
-def test_jumbo_packets_from_af_packet_arrive_as_chains_byte_for_byte(lab_factory, mode: str) -> None:
+def test_jumbo_packets_from_af_packet_arrive_as_chains_byte_for_byte(
+    lab_factory, mode: str
+) -> None:
     lab = lab_factory(mtu=MTU)
     count = 20
     sent = [jumbo(lab, seq) for seq in range(count)]
@@ -131,7 +142,7 @@ def test_afxdp_sends_chains_that_arrive_intact(lab_factory, mode: str) -> None:
         wait_completed(pair.tx)
         got = receive_packets(pair.rx, len(sent))
         assert len(got) == len(sent), f"{len(got)} of {len(sent)}; rx {pair.rx.stats()}"
-        for data, lengths, more, length in got:
+        for data, lengths, more, _length in got:
             seq = parse_numbered(data)
             assert seq is not None and data == sent[seq], seq
             check_chain(lengths, more, len(data))
@@ -193,7 +204,9 @@ def test_more_is_refused_without_multi_buffer_and_at_the_end_of_a_batch(lab) -> 
         batch.release()
         assert plain.umem.free_frames == 64
     with lab.enter("b"):
-        mb_sock = afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(64, 4096, 0), rx_size=0, multi_buffer=True)
+        mb_sock = afxdp.Socket(
+            lab.if_b, 0, umem=afxdp.Umem(64, 4096, 0), rx_size=0, multi_buffer=True
+        )
     with mb_sock:
         assert "multi_buffer" in repr(mb_sock)
         batch = mb_sock.alloc(3)
@@ -233,7 +246,9 @@ def test_too_many_frags_are_refused_and_the_kernel_limit_itself_works(lab_factor
         too_long.write_all(b"\x05" * piece)
         for frame in list(too_long)[:-1]:
             frame.more = True
-        with pytest.raises(ValueError, match=rf"starting at frame 0 .* more than {max_frags} frames"):
+        with pytest.raises(
+            ValueError, match=rf"starting at frame 0 .* more than {max_frags} frames"
+        ):
             pair.tx.send(too_long)
         with pytest.raises(ValueError, match=rf"packet 0 needs {max_frags + 1} frames"):
             pair.tx.send_packets([b"\x06" * (4096 * max_frags + 1)])

@@ -715,7 +715,8 @@ mod tests {
         let (a, b) = RingMemory::<XdpDesc>::heap(16);
         let mut kernel = Producer::new(a);
         let mut rx = RxRing::new(b);
-        let ring = [contd(0, false), contd(1, true), contd(2, true), contd(3, false), contd(4, true)];
+        let ring =
+            [contd(0, false), contd(1, true), contd(2, true), contd(3, false), contd(4, true)];
         assert_eq!(produce(&mut kernel, &ring), 5);
         // Within max: the last whole packet ends the peek.
         for (max, whole) in [(1, 1), (2, 1), (3, 1), (4, 4), (5, 4), (64, 4)] {

@@ -901,9 +901,7 @@ impl Batch {
             return Err(Error::InvalidArgument {
                 name: "packet length",
                 value: packet.len().to_string(),
-                why: format!(
-                    "frames {start}.. of the batch hold {room} bytes in {need} frames"
-                ),
+                why: format!("frames {start}.. of the batch hold {room} bytes in {need} frames"),
             });
         }
         let mut rest = packet;
@@ -1468,7 +1466,12 @@ mod tests {
                         if to == FrameState::User {
                             batches.push(
                                 out.iter()
-                                    .map(|&index| FrameDesc { index, offset: 0, len: 0, options: 0 })
+                                    .map(|&index| FrameDesc {
+                                        index,
+                                        offset: 0,
+                                        len: 0,
+                                        options: 0,
+                                    })
                                     .collect(),
                             );
                         }

@@ -49,7 +49,9 @@ impl PyPacket {
     /// Packet length in bytes: the sum of its frames' lengths.
     fn __len__(&self) -> Result<usize> {
         let n = self.indices.len();
-        self.with(|b| Ok(b.descs()[self.start..self.start + n].iter().map(|d| d.len as usize).sum()))
+        self.with(|b| {
+            Ok(b.descs()[self.start..self.start + n].iter().map(|d| d.len as usize).sum())
+        })
     }
 
     /// The packet's bytes, its frames' bytes joined (a copy).

@@ -218,11 +218,7 @@ impl Socket {
     /// on the last frame, and no chain longer than the kernel (or the tx ring) takes.
     fn check_chains(&self, batch: &Batch) -> Result<()> {
         let descs = batch.descs();
-        let limit = if self.cfg.multi_buffer {
-            self.max_frags.min(self.cfg.tx_size)
-        } else {
-            1
-        };
+        let limit = if self.cfg.multi_buffer { self.max_frags.min(self.cfg.tx_size) } else { 1 };
         let mut start = 0;
         for (i, d) in descs.iter().enumerate() {
             if d.more() && !self.cfg.multi_buffer {
@@ -282,11 +278,8 @@ impl Socket {
             return Err(Self::no_ring("tx_size"));
         }
         let capacity = self.umem.config().tx_capacity() as usize;
-        let limit = if self.cfg.multi_buffer {
-            self.max_frags.min(self.cfg.tx_size) as usize
-        } else {
-            1
-        };
+        let limit =
+            if self.cfg.multi_buffer { self.max_frags.min(self.cfg.tx_size) as usize } else { 1 };
         let mut frames = Vec::with_capacity(packets.len());
         for (i, p) in packets.iter().enumerate() {
             if p.is_empty() {
