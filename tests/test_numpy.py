@@ -50,7 +50,7 @@ def test_umem_frames_are_rows_of_the_region_without_a_copy() -> None:
         memoryview(frames_obj)  # an older UmemFrames of a closed Umem exports nothing
 
 
-DESC = 12  # bytes per frame descriptor (index, offset, len: three u32)
+DESC = 16  # bytes per frame descriptor (index, offset, len, options: four u32)
 
 
 @pytest.mark.privileged

@@ -17,6 +17,7 @@ __all__ = [
     "Frame",
     "FrameBatch",
     "Interface",
+    "Packet",
     "Port",
     "Program",
     "Rule",
@@ -105,6 +106,21 @@ class Umem:
     ) -> None: ...
 
 @final
+class Packet:
+    """One packet of a batch (`FrameBatch.packets()`): a single frame, or on a multi-buffer
+    socket a chain of consecutive frames, each but the last with `more` set. It reads the
+    batch's frames when asked; once they left the batch (sent or released) it raises
+    ValueError."""
+
+    def __len__(self) -> int:
+        """The packet length: the sum of its frames' lengths."""
+    def __bytes__(self) -> bytes:
+        """The packet's bytes, its frames' bytes joined (a copy)."""
+    @property
+    def frames(self) -> list[Frame]:
+        """The packet's frames, in order (all but the last have `more` set)."""
+
+@final
 class Frame:
     """One frame of a batch; a writable zero-copy buffer of its packet bytes.
 
@@ -118,6 +134,13 @@ class Frame:
         """Packet length; set it to transmit that many bytes of the frame."""
     @length.setter
     def length(self, value: int, /) -> None: ...
+    @property
+    def more(self) -> bool:
+        """Whether the packet continues in the next frame of the batch (multi-buffer: a packet
+        longer than a frame is a chain of frames, each but the last with `more` set). Set it on
+        frames you send as a chain; only a `Socket(..., multi_buffer=True)` sends them."""
+    @more.setter
+    def more(self, value: bool, /) -> None: ...
     @property
     def capacity(self) -> int:
         """Bytes available from the packet start to the end of the frame."""
@@ -162,7 +185,7 @@ class UIntArray(Sequence[int]):
     them without a copy); a sequence that compares equal to a list or tuple of the same ints.
 
     `lengths`, `indices`, `offsets`: u32 views straight over the batch's frame descriptors
-    (format "I", itemsize 4, strides (12,): one descriptor), read live; only `lengths` is
+    (format "I", itemsize 4, strides (16,): one descriptor), read live; only `lengths` is
     writable. While such a view (or a memoryview or numpy array made from it) is alive, the
     batch cannot be sent or released (BufferError). `addresses`: a u64 copy (format "Q").
     """
@@ -224,6 +247,11 @@ class FrameBatch:
         `indices * frame_size + offsets`; it does not hold the batch."""
     def set_lengths(self, length: int) -> None:
         """Set every frame's packet length (each within its frame's capacity)."""
+    def packets(self) -> list[Packet]:
+        """The batch's packets: one per frame, except that a frame with `more` set and the
+        frames after it up to one without form one packet (multi-buffer). A received batch
+        never ends in the middle of a packet; a batch whose last frame has `more` set raises
+        ValueError."""
     def to_list(self) -> list[bytes]:
         """The packets as a list of bytes (copies)."""
     def release(self) -> None:
@@ -413,6 +441,7 @@ class Socket:
         autofill: bool = True,
         busy_poll_usecs: int | None = None,
         busy_poll_budget: int | None = None,
+        multi_buffer: bool = False,
     ) -> Self:
         """Open a socket on queue `queue` of interface `ifname` and bind it.
 
@@ -443,6 +472,11 @@ class Socket:
                 afxdp.napi for the interface settings that go with it.
             busy_poll_budget: packets one poll may process (1 to 65535; None: 64); only with
                 busy_poll_usecs.
+            multi_buffer: bind with XDP_USE_SG: a packet longer than a frame arrives as a
+                chain of frames (`Frame.more`, `FrameBatch.packets()`; a batch never ends in
+                the middle of one), and chains can be sent (`send_packets`, or frames with
+                `more` set). Needs a frags-aware program (the built-in one is). Sharing
+                sockets inherit it from the Umem's first socket.
 
         The int arguments refuse bools (TypeError); bad sizes and queues raise ValueError
         naming the value; missing privileges PermissionError naming the capability.
@@ -458,6 +492,12 @@ class Socket:
     def send(self, batch: FrameBatch) -> int:
         """Queue the frames for transmission; returns how many. All queued: the batch closes.
         Frames that did not fit in the tx ring stay in the batch (re-indexed from 0)."""
+    def send_packets(self, packets: Iterable[Buffer]) -> int:
+        """Copy each packet into free frames and send them, in order; returns how many packets
+        were queued (fewer when the tx ring or the free frames run short). On a multi-buffer
+        socket a packet longer than a frame takes as many chained frames as it needs (at most
+        `max_frags`); otherwise each must fit one frame. An empty or too long packet raises
+        ValueError naming it, and nothing is sent."""
     def complete(self, max: int | None = None) -> int:
         """Reclaim transmitted frames from the completion ring; returns how many."""
     def release(self, batch: FrameBatch) -> None:
@@ -492,6 +532,14 @@ class Socket:
     @property
     def zerocopy(self) -> bool:
         """Whether the kernel runs the socket in zero-copy mode (False: copy mode)."""
+    @property
+    def multi_buffer(self) -> bool:
+        """Whether the socket was bound with XDP_USE_SG (`multi_buffer=True`)."""
+    @property
+    def max_frags(self) -> int:
+        """The most frames one packet may span when sent: 1 without multi_buffer; with it, in
+        copy mode, the kernel's MAX_SKB_FRAGS + 1 (18 by default). The kernel would drop a
+        longer chain whole (tx_invalid_descs), so `send` refuses it."""
     @property
     def umem(self) -> Umem: ...
     @property

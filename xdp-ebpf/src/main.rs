@@ -220,7 +220,12 @@ fn count(index: u32) {
 
 /// Redirect to the socket of this packet's rx queue when the active rules match, else pass
 /// the packet to the kernel stack.
-#[xdp]
+///
+/// Frags-aware (section `xdp.frags`): it attaches in native mode on a veth whose MTU is above
+/// a page, and multi-buffer (`XDP_USE_SG`) sockets get packets longer than a frame. The rules
+/// read headers through `ctx.data()..ctx.data_end()`, the first buffer, which holds at least
+/// the headers they look at.
+#[xdp(frags)]
 pub fn afxdp_redirect(ctx: XdpContext) -> u32 {
     let set = match ACTIVE.get_ptr(0) {
         // SAFETY: an array slot, valid for the program's run; read once (see module docs).

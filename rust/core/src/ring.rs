@@ -26,7 +26,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use crate::sys::{XDP_RING_NEED_WAKEUP, XdpDesc};
+use crate::sys::{XDP_PKT_CONTD, XDP_RING_NEED_WAKEUP, XdpDesc};
 
 /// Where one ring lives: pointers to its producer index, consumer index, flags word and
 /// entries, inside memory kept alive by an owner (a ring mmap, or a heap block in tests).
@@ -444,6 +444,25 @@ impl<T: Copy> Consumer<T> {
         self.cached_prod.wrapping_sub(self.cached_cons)
     }
 
+    /// How many of the ready entries to peek so that the peek ends where a unit ends (a unit:
+    /// entries up to one for which `ends` holds, e.g. a multi-buffer packet's descriptors):
+    /// the most whole units within `max` entries; when the first unit alone is longer than
+    /// `max`, that whole unit (so a small `max` cannot stall the ring); 0 while the first unit
+    /// is not all on the ring yet. Reads the entries without consuming them.
+    pub fn whole_units(&mut self, max: u32, ends: impl Fn(&T) -> bool) -> u32 {
+        let avail = self.available(max);
+        let start = self.cached_cons;
+        let mem = &self.mem;
+        // SAFETY: `i < avail`, so the entry lies between our consumer index and the producer
+        // index we Acquire-loaded: published and not released (as in `peek`).
+        let at = |i: u32| ends(&unsafe { mem.slot(start.wrapping_add(i)).read() });
+        let within = avail.min(max);
+        if let Some(last) = (0..within).rev().find(|&i| at(i)) {
+            return last + 1;
+        }
+        (within..avail).find(|&i| at(i)).map_or(0, |i| i + 1)
+    }
+
     /// Copies up to `max` entries into `out`, in ring order, and returns how many. Their slots
     /// stay the consumer's until [`release`](Consumer::release); the next peek continues after
     /// them.
@@ -632,6 +651,18 @@ consumer_ring!(CompletionRing, u64);
 pub struct RxRing(Consumer<XdpDesc>);
 consumer_ring!(RxRing, XdpDesc);
 
+impl RxRing {
+    /// How many descriptors make whole packets (multi-buffer: a packet's descriptors carry
+    /// `XDP_PKT_CONTD` but its last): the most whole packets within `max` descriptors, the
+    /// first packet whole when it alone is longer, 0 while its end is not on the ring yet
+    /// (see [`Consumer::whole_units`]). Peek that many.
+    #[inline]
+    #[must_use]
+    pub fn whole_packets(&mut self, max: u32) -> u32 {
+        self.0.whole_units(max, |d| d.options & XDP_PKT_CONTD == 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,6 +702,39 @@ mod tests {
 
     fn values(range: std::ops::Range<u64>) -> Vec<u64> {
         range.collect()
+    }
+
+    #[test]
+    fn whole_packets_never_cut_a_chain() {
+        // Packets of 1, 3 and 2 descriptors, the last one not all on the ring yet.
+        let contd = |addr: u64, more: bool| XdpDesc {
+            addr,
+            len: 1,
+            options: if more { XDP_PKT_CONTD } else { 0 },
+        };
+        let (a, b) = RingMemory::<XdpDesc>::heap(16);
+        let mut kernel = Producer::new(a);
+        let mut rx = RxRing::new(b);
+        let ring =
+            [contd(0, false), contd(1, true), contd(2, true), contd(3, false), contd(4, true)];
+        assert_eq!(produce(&mut kernel, &ring), 5);
+        // Within max: the last whole packet ends the peek.
+        for (max, whole) in [(1, 1), (2, 1), (3, 1), (4, 4), (5, 4), (64, 4)] {
+            assert_eq!(rx.whole_packets(max), whole, "max {max}");
+        }
+        let mut out = Vec::new();
+        assert_eq!(rx.peek(1, &mut out), 1);
+        rx.release(1);
+        // The first packet is longer than max: it comes whole rather than never.
+        assert_eq!(rx.whole_packets(1), 3);
+        assert_eq!(rx.peek(3, &mut out), 3);
+        rx.release(3);
+        // The open chain waits for its end.
+        assert_eq!(rx.whole_packets(64), 0);
+        assert_eq!(produce(&mut kernel, &[contd(5, false)]), 1);
+        assert_eq!(rx.whole_packets(64), 2);
+        assert_eq!(rx.peek(2, &mut out), 2);
+        assert_eq!(out.iter().map(|d| d.addr).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
     }
 
     #[test]

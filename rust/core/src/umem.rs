@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use crate::addr::{Addressing, Decoded};
 use crate::error::{Error, Result};
 use crate::socket::QueuePool;
-use crate::sys::{self, ForkGuard, Mmap, XDP_PACKET_HEADROOM, XDP_UMEM_MIN_CHUNK_SIZE, XdpDesc};
+use crate::sys::{
+    self, ForkGuard, Mmap, XDP_PACKET_HEADROOM, XDP_PKT_CONTD, XDP_UMEM_MIN_CHUNK_SIZE, XdpDesc,
+};
 
 /// Bytes the kernel keeps at the end of a chunk for `struct skb_shared_info` (aligned) in copy
 /// mode, and the extra margin 6.18.y requires: the largest accepted headroom is
@@ -386,13 +388,19 @@ impl FrameTable {
     }
 
     /// Moves the frame of every rx descriptor from `Fill` (on the fill ring of pair `pool`, the
-    /// receiving socket's) to `User` and appends it to `frames`; a descriptor whose frame is
-    /// not in `Fill` on that pair (an address this UMEM never put on that fill ring) is
-    /// skipped. A descriptor whose packet would run past the end of its frame (offset + length
-    /// above the frame size: never from a sane kernel) is skipped too, and its frame goes back
-    /// to the free pool, so no batch ever claims bytes beyond its frame. Addresses are decoded
-    /// by `addressing` (in unaligned mode the offset is in the top 16 bits). Returns how many
-    /// were skipped.
+    /// receiving socket's) to `User` and appends it to `frames`, with its `XDP_PKT_CONTD` bit
+    /// (multi-buffer: the packet continues in the next descriptor); returns how many
+    /// descriptors did not become frames of `frames`.
+    ///
+    /// A descriptor whose frame is not in `Fill` on that pair (an address this UMEM never put
+    /// on that fill ring) is skipped. A descriptor whose packet would run past the end of its
+    /// frame (offset + length above the frame size: never from a sane kernel) is skipped too,
+    /// and its frame goes back to the free pool, so no batch ever claims bytes beyond its
+    /// frame. A packet (a chain of descriptors up to one without `XDP_PKT_CONTD`) with such a
+    /// descriptor is dropped whole: its other frames go back to the free pool too, so a batch
+    /// never holds a chain with a hole in it. The caller passes whole packets; a chain still
+    /// open after the last descriptor is kept as it is. Addresses are decoded by `addressing`
+    /// (in unaligned mode the offset is in the top 16 bits); one that names no frame is refused.
     #[inline]
     pub(crate) fn take_received(
         &mut self,
@@ -407,10 +415,21 @@ impl FrameTable {
         frames.reserve(descs.size_hint().0);
         let frame_size = u64::from(addressing.frame_size());
         let mut seen = 0;
+        // Frames that leave `Fill` for the free pool: refused descriptors, and the other
+        // frames of a packet that had one.
         let mut freed = 0;
+        // Where the current packet's frames start in `frames`, and whether one of its
+        // descriptors was refused.
+        let mut packet_start = base;
+        let mut broken = false;
         for d in descs {
             seen += 1;
-            let Some(Decoded { index, offset }) = addressing.decode(d.addr) else { continue };
+            let options = d.options & XDP_PKT_CONTD;
+            // An address that decodes to no frame is refused like one of another owner.
+            let (index, offset) = match addressing.decode(d.addr) {
+                Some(Decoded { index, offset }) => (index, offset),
+                None => (u64::MAX, 0),
+            };
             let i = usize::try_from(index).unwrap_or(usize::MAX);
             match state.get_mut(i) {
                 Some(slot) if *slot == FrameState::Fill && owner[i] == pool => {
@@ -418,17 +437,30 @@ impl FrameTable {
                         *slot = FrameState::Free;
                         self.free.push(index as u32);
                         freed += 1;
-                        continue;
+                        broken = true;
+                    } else {
+                        *slot = FrameState::User;
+                        // `index` indexed the state table, so it is below the frame count.
+                        frames.push(FrameDesc {
+                            index: index as u32,
+                            offset: offset as u32,
+                            len: d.len,
+                            options,
+                        });
                     }
-                    *slot = FrameState::User;
-                    // `index` indexed the state table, so it is below the frame count (a u32).
-                    frames.push(FrameDesc {
-                        index: index as u32,
-                        offset: offset as u32,
-                        len: d.len,
-                    });
                 }
-                _ => {}
+                _ => broken = true,
+            }
+            if options == 0 {
+                if broken {
+                    for f in frames.drain(packet_start..) {
+                        state[f.index as usize] = FrameState::Free;
+                        self.free.push(f.index);
+                        freed += 1;
+                    }
+                    broken = false;
+                }
+                packet_start = frames.len();
             }
         }
         let moved = (frames.len() - base) as u32;
@@ -741,12 +773,16 @@ impl Umem {
         let offset = self.shared.cfg.headroom;
         Batch {
             umem: self.clone(),
-            frames: indices.into_iter().map(|index| FrameDesc { index, offset, len: 0 }).collect(),
+            frames: indices
+                .into_iter()
+                .map(|index| FrameDesc { index, offset, len: 0, options: 0 })
+                .collect(),
         }
     }
 }
 
-/// One frame of a batch: which frame, where its packet starts inside it, and its length.
+/// One frame of a batch: which frame, where its packet starts inside it, its length, and
+/// whether the packet continues in the next frame (multi-buffer).
 ///
 /// `#[repr(C)]` with the layout asserted below: the Python bindings export a batch's
 /// descriptors as three strided u32 arrays (`FrameBatch.indices`, `.offsets`, `.lengths`) over
@@ -759,17 +795,31 @@ pub struct FrameDesc {
     pub index: u32,
     /// Where the packet starts inside the frame, in bytes.
     pub offset: u32,
-    /// The packet length, in bytes.
+    /// The packet length, in bytes (of this frame's part, in a chain).
     pub len: u32,
+    /// The descriptor options: [`FrameDesc::MORE`] (the kernel's `XDP_PKT_CONTD`) when the
+    /// packet continues in the next frame of the batch; no other bit is ever set.
+    pub options: u32,
 }
 
-// The layout the bindings export: three u32 fields, no padding, 12 bytes apart.
+impl FrameDesc {
+    /// The option bit of a frame whose packet continues in the next frame (`XDP_PKT_CONTD`).
+    pub const MORE: u32 = XDP_PKT_CONTD;
+
+    /// Whether the packet continues in the next frame.
+    pub fn more(&self) -> bool {
+        self.options & Self::MORE != 0
+    }
+}
+
+// The layout the bindings export: four u32 fields, no padding, 16 bytes apart.
 const _: () = {
-    assert!(std::mem::size_of::<FrameDesc>() == 12);
+    assert!(std::mem::size_of::<FrameDesc>() == 16);
     assert!(std::mem::align_of::<FrameDesc>() == 4);
     assert!(std::mem::offset_of!(FrameDesc, index) == 0);
     assert!(std::mem::offset_of!(FrameDesc, offset) == 4);
     assert!(std::mem::offset_of!(FrameDesc, len) == 8);
+    assert!(std::mem::offset_of!(FrameDesc, options) == 12);
 };
 
 /// Frames owned exclusively by the user. Dropping the batch returns them to the free pool.
@@ -882,6 +932,93 @@ impl Batch {
         Ok(())
     }
 
+    /// Whether frame `i`'s packet continues in the next frame (multi-buffer).
+    pub fn more(&self, i: usize) -> Result<bool> {
+        Ok(self.desc(i)?.more())
+    }
+
+    /// Marks frame `i`'s packet as continuing in the next frame (`XDP_PKT_CONTD` when sent),
+    /// or as ending there. Checked when the batch is sent: only a multi-buffer socket sends
+    /// chains, and a batch may not end in the middle of one.
+    pub fn set_more(&mut self, i: usize, more: bool) -> Result<()> {
+        self.desc(i)?;
+        let d = &mut self.frames[i];
+        d.options = if more { FrameDesc::MORE } else { 0 };
+        Ok(())
+    }
+
+    /// The packets of the batch as ranges of frame positions: each runs up to and including a
+    /// frame without [`FrameDesc::MORE`] (a single frame unless chained).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the last frame has `more` set: the batch ends in the
+    /// middle of a packet (received batches never do).
+    pub fn packets(&self) -> Result<Vec<std::ops::Range<usize>>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, d) in self.frames.iter().enumerate() {
+            if !d.more() {
+                out.push(start..i + 1);
+                start = i + 1;
+            }
+        }
+        if start != self.frames.len() {
+            return Err(Error::InvalidArgument {
+                name: "frame more",
+                value: "True".into(),
+                why: format!(
+                    "frame {} is the batch's last and has more set: the packet from frame \
+                     {start} on has no end",
+                    self.frames.len() - 1
+                ),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Copies `packet` into the frames from position `start` on, as a chain: each frame but
+    /// the last filled to its capacity and marked [`FrameDesc::MORE`], the last one ending
+    /// the packet; returns how many frames it took.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an empty packet, or when the frames from `start` on
+    /// cannot hold it (nothing is written then).
+    pub fn write_chain(&mut self, start: usize, packet: &[u8]) -> Result<usize> {
+        if packet.is_empty() {
+            return Err(Error::InvalidArgument {
+                name: "packet length",
+                value: "0".into(),
+                why: "a packet needs at least one byte".into(),
+            });
+        }
+        let mut need = 0;
+        let mut room = 0;
+        for i in start..self.frames.len() {
+            room += self.capacity(i)?;
+            need += 1;
+            if room >= packet.len() {
+                break;
+            }
+        }
+        if room < packet.len() {
+            return Err(Error::InvalidArgument {
+                name: "packet length",
+                value: packet.len().to_string(),
+                why: format!("frames {start}.. of the batch hold {room} bytes in {need} frames"),
+            });
+        }
+        let mut rest = packet;
+        for i in start..start + need {
+            let take = rest.len().min(self.capacity(i)?);
+            self.write(i, &rest[..take])?;
+            rest = &rest[take..];
+            self.frames[i].options = if rest.is_empty() { 0 } else { FrameDesc::MORE };
+        }
+        Ok(need)
+    }
+
     /// Copies `packet` into frame `i` and sets its length.
     pub fn write(&mut self, i: usize, packet: &[u8]) -> Result<()> {
         let area = self.area_mut(i)?;
@@ -992,6 +1129,15 @@ impl Batch {
     /// Moves the first `n` descriptors out of the batch (they were handed to a ring).
     pub(crate) fn take_front(&mut self, n: usize) {
         self.frames.drain(..n);
+    }
+
+    /// Returns the frames from position `n` on to the free pool and drops them from the batch.
+    pub(crate) fn release_from(&mut self, n: usize) {
+        if n >= self.frames.len() {
+            return;
+        }
+        let rest = self.frames.split_off(n);
+        self.umem.frames().release_users(&rest);
     }
 
     /// Returns every frame to the free pool now.
@@ -1350,6 +1496,69 @@ mod tests {
     }
 
     #[test]
+    fn write_chain_splits_a_packet_and_packets_regroups_it() {
+        let u = umem(8);
+        let mut b = u.alloc(6);
+        let jumbo: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        // 2048-byte frames: 2048 + 2048 + 904, then a one-frame packet.
+        assert_eq!(b.write_chain(0, &jumbo).unwrap(), 3);
+        assert_eq!(b.write_chain(3, &[7; 60]).unwrap(), 1);
+        let lens: Vec<u32> = b.descs().iter().map(|d| d.len).collect();
+        assert_eq!(lens[..4], [2048, 2048, 904, 60]);
+        let more: Vec<bool> = (0..4).map(|i| b.more(i).unwrap()).collect();
+        assert_eq!(more, [true, true, false, false]);
+        assert_eq!(b.descs()[0].options, FrameDesc::MORE);
+        let joined: Vec<u8> = (0..3).flat_map(|i| b.data(i).unwrap().to_vec()).collect();
+        assert_eq!(joined, jumbo);
+        // Two frames are left: too few for another 5000 bytes, and nothing is written.
+        let e = b.write_chain(4, &jumbo).unwrap_err();
+        assert!(e.to_string().contains("4096 bytes in 2 frames"), "{e}");
+        assert_eq!((b.descs()[4].len, b.more(4).unwrap()), (0, false));
+        assert!(b.write_chain(0, &[]).is_err());
+        b.release_from(4);
+        assert_eq!(b.len(), 4);
+        assert_eq!(u.free_frames(), 4);
+        assert_eq!(b.packets().unwrap(), [0..3, 3..4]);
+        b.set_more(3, true).unwrap();
+        let e = b.packets().unwrap_err();
+        assert!(e.to_string().contains("frame 3 is the batch's last"), "{e}");
+        assert!(b.set_more(9, true).is_err());
+    }
+
+    #[test]
+    fn a_received_chain_with_a_bad_descriptor_is_dropped_whole() {
+        let u = umem(8);
+        let addressing = u.addressing();
+        let mut table = u.frames();
+        let mut addrs = Vec::new();
+        assert_eq!(table.take_free_for_fill(6, 0, addressing, &mut addrs), 6);
+        let at = |i: usize, len: u32, more: bool| XdpDesc {
+            addr: addrs[i] + 256,
+            len,
+            options: if more { XDP_PKT_CONTD } else { 0 },
+        };
+        // A good 2-frame packet, a 3-frame packet whose middle frame runs past its end, and a
+        // packet whose second descriptor names a frame the fill ring never had.
+        let descs = [
+            at(0, 100, true),
+            at(1, 50, false),
+            at(2, 100, true),
+            at(3, 4000, true),
+            at(4, 10, false),
+            at(5, 100, true),
+            XdpDesc { addr: addressing.encode(7, 0), len: 10, options: 0 },
+        ];
+        let mut frames = Vec::new();
+        assert_eq!(table.take_received(descs.into_iter(), 0, addressing, &mut frames), 5);
+        assert_eq!(frames.iter().map(|f| f.index).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(frames.iter().map(FrameDesc::more).collect::<Vec<_>>(), [true, false]);
+        assert_eq!(table.count(FrameState::User), 2);
+        assert_eq!(table.count(FrameState::Fill), 0);
+        assert_eq!(table.count(FrameState::Free), 6);
+        assert_eq!(table.state(7), Some(FrameState::Free), "a frame never filled stays put");
+    }
+
+    #[test]
     fn write_at_checks_every_frame_first() {
         let u = umem(4);
         let mut batch = u.alloc(2);
@@ -1461,7 +1670,12 @@ mod tests {
                         if to == FrameState::User {
                             batches.push(
                                 out.iter()
-                                    .map(|&index| FrameDesc { index, offset: 0, len: 0 })
+                                    .map(|&index| FrameDesc {
+                                        index,
+                                        offset: 0,
+                                        len: 0,
+                                        options: 0,
+                                    })
                                     .collect(),
                             );
                         }
@@ -1501,21 +1715,32 @@ mod tests {
                                 true => start | offset << 48,
                                 false => start + offset,
                             };
-                            descs.push(XdpDesc { addr, len, options: 0 });
+                            // Chains (XDP_PKT_CONTD) of a few descriptors, now and then a
+                            // bit the kernel never sets (the table keeps only CONTD).
+                            let options = match rng.next() % 8 {
+                                0..=2 => XDP_PKT_CONTD,
+                                3 => 0x10,
+                                _ => 0,
+                            };
+                            descs.push(XdpDesc { addr, len, options });
                             truth.push((u64::from(index), offset));
                         }
                         let mut frames = Vec::new();
                         let skipped =
                             t.take_received(descs.iter().copied(), pool, addressing, &mut frames);
-                        let mut expected = Vec::new();
+                        let mut expected: Vec<FrameDesc> = Vec::new();
+                        // A packet with a refused descriptor is dropped whole.
+                        let (mut packet_start, mut broken) = (0, false);
                         for (d, &(index, offset)) in descs.iter().zip(&truth) {
                             let i = index as usize;
+                            let options = d.options & XDP_PKT_CONTD;
                             if i < m.state.len()
                                 && m.state[i] == FrameState::Fill
                                 && m.owner[i] == pool
                             {
                                 if offset + u64::from(d.len) > u64::from(frame_size) {
                                     m.state[i] = FrameState::Free;
+                                    broken = true;
                                 } else {
                                     m.state[i] = FrameState::User;
                                     let index = index as u32;
@@ -1523,8 +1748,20 @@ mod tests {
                                         index,
                                         offset: offset as u32,
                                         len: d.len,
+                                        options,
                                     });
                                 }
+                            } else {
+                                broken = true;
+                            }
+                            if options == 0 {
+                                if broken {
+                                    for f in expected.drain(packet_start..) {
+                                        m.state[f.index as usize] = FrameState::Free;
+                                    }
+                                    broken = false;
+                                }
+                                packet_start = expected.len();
                             }
                         }
                         assert_eq!(frames, expected, "step {step}");
@@ -1535,7 +1772,12 @@ mod tests {
                         let mut batch =
                             batches.swap_remove((rng.next() % batches.len() as u64) as usize);
                         if rng.next().is_multiple_of(4) {
-                            batch.push(FrameDesc { index: any_index(&mut rng), offset: 0, len: 0 });
+                            batch.push(FrameDesc {
+                                index: any_index(&mut rng),
+                                offset: 0,
+                                len: 0,
+                                options: 0,
+                            });
                         }
                         let mut moved = 0;
                         for d in &batch {

@@ -60,7 +60,7 @@ enum Values {
 /// that compares equal to a list or tuple of the same ints.
 ///
 /// `FrameBatch.lengths`, `.indices` and `.offsets` are views over the batch's frame
-/// descriptors (format "I", itemsize 4, stride 12 bytes: one descriptor); reads show the
+/// descriptors (format "I", itemsize 4, stride 16 bytes: one descriptor); reads show the
 /// current values, and `lengths` is writable through the buffer protocol. While such a view
 /// (or a memoryview or numpy array made from it) is alive, the batch cannot be sent or
 /// released (BufferError). `FrameBatch.addresses` is a u64 copy (format "Q").

@@ -11,6 +11,7 @@ use crate::array::{Field, PyUIntArray};
 use crate::convert::{Int, norm_index, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 use crate::frame::PyFrame;
+use crate::packet::PyPacket;
 use crate::sync::lock;
 
 /// Frames owned by you: received ones, or allocated ones to fill and send.
@@ -217,7 +218,7 @@ impl PyFrameBatch {
     }
 
     /// The packet length of every frame: a writable UIntArray view of u32 over the batch's
-    /// descriptors (buffer protocol, format "I", stride 12 bytes; no copy). Writing it (e.g.
+    /// descriptors (buffer protocol, format "I", stride 16 bytes; no copy). Writing it (e.g.
     /// `numpy.asarray(batch.lengths)[:] = 60`) sets the frames' lengths; `send()` checks each
     /// against its frame. While the view lives the batch cannot be sent or released.
     #[getter]
@@ -261,6 +262,25 @@ impl PyFrameBatch {
             }
             Ok(())
         })
+    }
+
+    /// The batch's packets, as a list of `Packet`: one per frame, except that on a multi-buffer
+    /// socket a frame with `more` set and the frames after it up to one without form one
+    /// packet. A received batch never ends in the middle of a packet; a batch whose last frame
+    /// has `more` set raises ValueError.
+    fn packets(slf: &Bound<'_, Self>) -> Result<Py<PyList>> {
+        let py = slf.py();
+        let groups = slf.get().with(|b| {
+            let descs = b.descs();
+            Ok(b.packets()?
+                .into_iter()
+                .map(|r| (r.start, descs[r].iter().map(|d| d.index).collect::<Vec<_>>()))
+                .collect::<Vec<_>>())
+        })?;
+        let packets = groups
+            .into_iter()
+            .map(|(start, indices)| PyPacket::new(slf.clone().unbind(), start, indices));
+        Ok(PyList::new(py, packets)?.unbind())
     }
 
     /// The packets as a list of bytes (copies).

@@ -107,6 +107,19 @@ impl PyFrame {
         self.with(|b, i| Ok(b.set_len(i, length)?))
     }
 
+    /// Whether the packet continues in the next frame of the batch (multi-buffer: a packet
+    /// longer than a frame is a chain of frames, each but the last with `more` set). Set it on
+    /// frames you send as a chain; only a `Socket(..., multi_buffer=True)` sends them.
+    #[getter]
+    fn get_more(&self) -> Result<bool> {
+        self.with(|b, i| Ok(b.more(i)?))
+    }
+
+    #[setter]
+    fn set_more(&self, more: bool) -> Result<()> {
+        self.with(|b, i| Ok(b.set_more(i, more)?))
+    }
+
     /// Bytes available from the packet start to the end of the frame.
     #[getter]
     fn capacity(&self) -> Result<usize> {
@@ -192,8 +205,11 @@ impl PyFrame {
     }
 
     fn __repr__(&self) -> String {
-        match self.with(|b, i| Ok(b.descs()[i].len)) {
-            Ok(len) => format!("<afxdp.Frame index={} length={len}>", self.index),
+        match self.with(|b, i| Ok((b.descs()[i].len, b.descs()[i].more()))) {
+            Ok((len, true)) => {
+                format!("<afxdp.Frame index={} length={len} more>", self.index)
+            }
+            Ok((len, false)) => format!("<afxdp.Frame index={} length={len}>", self.index),
             Err(_) => format!("<afxdp.Frame index={} [gone]>", self.index),
         }
     }

@@ -10,6 +10,7 @@ mod errors;
 mod frame;
 mod generate;
 mod netdev;
+mod packet;
 mod port;
 mod program;
 mod rules;
@@ -33,6 +34,8 @@ mod _native {
     use super::generate::generate;
     #[pymodule_export]
     use super::netdev::PyInterface;
+    #[pymodule_export]
+    use super::packet::PyPacket;
     #[pymodule_export]
     use super::port::PyPort;
     #[pymodule_export]

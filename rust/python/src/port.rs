@@ -34,7 +34,7 @@ use crate::umem::PyUmem;
 /// to register the sockets with (None: the Port attaches the built-in program, with `rules` and
 /// `mode`, and detaches it on close). socket_options: the keyword options of `Socket` (rx_size,
 /// tx_size, fill_size, comp_size, zerocopy, need_wakeup, autofill, busy_poll_usecs,
-/// busy_poll_budget), for every socket.
+/// busy_poll_budget, multi_buffer), for every socket.
 ///
 /// `recv()` returns a batch from one queue with frames, trying the queues in turn from the one
 /// after the queue served last, so no queue starves; `batch.queue` says which, and `send(batch)`

@@ -8,9 +8,10 @@ use afxdp::socket::{BusyPoll, Socket, SocketConfig, Stats};
 use afxdp::sys::errno;
 use afxdp::umem::{Batch, UmemConfig};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::batch::PyFrameBatch;
-use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice};
+use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice, with_bytes};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::stats::PyStats;
@@ -21,7 +22,7 @@ use crate::umem::PyUmem;
 ///
 /// Socket(ifname, queue=0, umem=None, program=None, *, rx_size=2048, tx_size=2048,
 /// fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True,
-/// busy_poll_usecs=None, busy_poll_budget=None)
+/// busy_poll_usecs=None, busy_poll_budget=None, multi_buffer=False)
 ///
 /// ifname: the interface, in the calling thread's network namespace. queue: the queue to bind.
 /// umem: the frames to use (None: a private Umem of 4096 frames of 4096 bytes). A Umem may back
@@ -41,6 +42,10 @@ use crate::umem::PyUmem;
 /// recvfrom and every send()/complete() with a sendto, and a waiting recv()/poll() spins that
 /// long before sleeping. Needs CAP_NET_ADMIN; see afxdp.napi for the interface settings that go
 /// with it. busy_poll_budget: packets per poll (None: 64); only with busy_poll_usecs.
+/// multi_buffer: bind with XDP_USE_SG: a packet longer than a frame arrives as a chain of
+/// frames (`Frame.more`, `FrameBatch.packets()`), and chains can be sent (`send_packets`, or
+/// frames with `more` set); needs a frags-aware program (the built-in one is). Sharing sockets
+/// inherit it from the Umem's first socket.
 #[pyclass(name = "Socket", module = "afxdp._native", frozen)]
 pub struct PySocket {
     sock: Mutex<Option<Socket>>,
@@ -139,9 +144,9 @@ impl PySocket {
     #[new]
     #[pyo3(signature = (ifname, queue = Int::Int(0), umem = None, program = None, *, rx_size = Int::Int(2048), tx_size = Int::Int(2048),
                         fill_size = None, comp_size = None, zerocopy = None, need_wakeup = true, autofill = true,
-                        busy_poll_usecs = None, busy_poll_budget = None))]
+                        busy_poll_usecs = None, busy_poll_budget = None, multi_buffer = false))]
     #[pyo3(
-        text_signature = "(ifname, queue=0, umem=None, program=None, *, rx_size=2048, tx_size=2048, fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True, busy_poll_usecs=None, busy_poll_budget=None)"
+        text_signature = "(ifname, queue=0, umem=None, program=None, *, rx_size=2048, tx_size=2048, fill_size=None, comp_size=None, zerocopy=None, need_wakeup=True, autofill=True, busy_poll_usecs=None, busy_poll_budget=None, multi_buffer=False)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -159,6 +164,7 @@ impl PySocket {
         autofill: bool,
         busy_poll_usecs: Option<Int>,
         busy_poll_budget: Option<Int>,
+        multi_buffer: bool,
     ) -> Result<Self> {
         let queue = u32_arg("queue", queue)?;
         let rx_size = u32_arg("rx_size", rx_size)?;
@@ -171,6 +177,7 @@ impl PySocket {
             need_wakeup,
             autofill,
             busy_poll,
+            multi_buffer,
             ..SocketConfig::with_sizes(rx_size, tx_size, fill_size, comp_size)
         };
         let umem = match umem {
@@ -236,6 +243,35 @@ impl PySocket {
     /// (after `complete()`), or release it.
     pub(crate) fn send(&self, batch: &PyFrameBatch) -> Result<u32> {
         batch.send_with(|b| self.with(|s| s.send(b)))
+    }
+
+    /// Copies each packet (bytes-like) into free frames and sends them, in order; returns how
+    /// many packets were queued (fewer when the tx ring or the free frames run short: send the
+    /// rest later, after `complete()`). On a multi-buffer socket a packet longer than a frame
+    /// takes as many chained frames as it needs (at most `max_frags`); otherwise every packet
+    /// must fit one frame. Every packet is checked first: an empty or too long one raises
+    /// ValueError naming it, and nothing is sent.
+    pub(crate) fn send_packets(&self, packets: &Bound<'_, PyAny>) -> Result<u32> {
+        // Borrow bytes objects as they are; copy other bytes-likes. Done before the socket is
+        // locked (iterating and reading buffers may run Python code).
+        let mut owned: Vec<Vec<u8>> = Vec::new();
+        let mut items: Vec<Bound<'_, PyAny>> = Vec::new();
+        for item in packets.try_iter()? {
+            let item = item?;
+            if item.cast::<PyBytes>().is_err() {
+                owned.push(with_bytes(&item, |b| Ok(b.to_vec()))?);
+            }
+            items.push(item);
+        }
+        let mut copies = owned.iter();
+        let slices: Vec<&[u8]> = items
+            .iter()
+            .map(|item| match item.cast::<PyBytes>() {
+                Ok(b) => b.as_bytes(),
+                Err(_) => copies.next().map_or(&[][..], Vec::as_slice),
+            })
+            .collect();
+        self.with(|s| s.send_packets(&slices))
     }
 
     /// Reclaims transmitted frames from the completion ring; returns how many.
@@ -335,6 +371,20 @@ impl PySocket {
         self.queue
     }
 
+    /// Whether the socket was bound with XDP_USE_SG (`multi_buffer=True`).
+    #[getter]
+    fn multi_buffer(&self) -> Result<bool> {
+        self.with(|s| Ok(s.multi_buffer()))
+    }
+
+    /// The most frames one packet may span when sent: 1 without multi_buffer; with it, in copy
+    /// mode, the kernel's MAX_SKB_FRAGS + 1 (18 by default). A longer chain would be dropped
+    /// whole by the kernel (counted in tx_invalid_descs), so `send` refuses it.
+    #[getter]
+    fn max_frags(&self) -> Result<u32> {
+        self.with(|s| Ok(s.max_frags()))
+    }
+
     /// Whether the kernel runs the socket in zero-copy mode (False: copy mode).
     #[getter]
     fn zerocopy(&self) -> Result<bool> {
@@ -418,7 +468,12 @@ impl PySocket {
                 format!("<afxdp.Socket ifname={:?} queue={} [closed]>", self.ifname, self.queue)
             }
             Some(s) => {
-                let mode = if s.zerocopy() { "zerocopy" } else { "copy" };
+                let mode = match (s.zerocopy(), s.multi_buffer()) {
+                    (true, false) => "zerocopy",
+                    (false, false) => "copy",
+                    (true, true) => "zerocopy multi_buffer",
+                    (false, true) => "copy multi_buffer",
+                };
                 let registered = lock(&self.program)
                     .as_ref()
                     .is_some_and(|p| p.get().has_entry(self.queue, s.fd()));

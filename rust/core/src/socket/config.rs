@@ -27,6 +27,10 @@ pub struct SocketConfig {
     pub autofill: bool,
     /// Preferred busy polling: `None` leaves the queue's NAPI to softirq processing.
     pub busy_poll: Option<BusyPoll>,
+    /// Bind with `XDP_USE_SG` (multi-buffer): packets longer than a frame arrive as chains of
+    /// frames, and chains can be sent (see [`Socket::recv`], [`Socket::send`]). The XDP program
+    /// must be frags-aware (the built-in one is).
+    pub multi_buffer: bool,
 }
 
 /// Preferred busy polling (`Documentation/networking/napi.rst`, "Preferred busy polling"): the
@@ -90,6 +94,7 @@ impl Default for SocketConfig {
             need_wakeup: true,
             autofill: true,
             busy_poll: None,
+            multi_buffer: false,
         }
     }
 }

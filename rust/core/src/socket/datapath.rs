@@ -60,6 +60,12 @@ impl Socket {
 
     /// Takes up to `max` received frames from the rx ring, without waiting.
     ///
+    /// With multi-buffer, a batch holds whole packets only: a packet's frames are all in it or
+    /// all left on the ring for the next call (which also waits for a packet whose last frame
+    /// the kernel has not put on the ring yet). The one exception to `max`: when the first
+    /// packet alone spans more than `max` frames, the batch is that packet (at most
+    /// [`Socket::max_frags`]-ish frames), so a small `max` cannot stall the socket.
+    ///
     /// One lock of the frame table covers the whole batch: every descriptor is checked (an
     /// address this socket did not put on the fill ring is refused and counted as
     /// `unexpected`), and with `autofill` the fill ring is topped up from the free pool.
@@ -80,7 +86,11 @@ impl Socket {
             // The pair's lock first, then the frame table's (the order everywhere).
             let mut rings = self.pool.rings();
             let mut table = self.umem.frames();
-            let ready = rx.available(max).min(max);
+            let ready = if self.cfg.multi_buffer {
+                rx.whole_packets(max)
+            } else {
+                rx.available(max).min(max)
+            };
             let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
             let mut sink = Received { table: &mut table, pool, addressing, frames, unexpected: 0 };
             let n = rx.peek(ready, &mut sink);
@@ -127,6 +137,13 @@ impl Socket {
     /// i.e. `offset + len <= frame_size`): a bad frame fails the whole call, naming the frame
     /// and its length, and nothing is queued. The kernel would skip such a descriptor without
     /// ever completing it (a leaked frame), and lengths can be written in place from Python.
+    ///
+    /// A frame with `more` set ([`FrameDesc::MORE`]) continues its packet in the next frame
+    /// and is sent with `XDP_PKT_CONTD`. Refused, naming the frame: `more` on a socket without
+    /// multi-buffer, `more` on the batch's last frame (a packet without an end), and a chain
+    /// longer than [`Socket::max_frags`] or than the tx ring (the kernel would drop it whole
+    /// and never complete its frames). The tx ring takes whole packets: when it has room for
+    /// only part of the batch, the frames queued end at a packet's end.
     pub fn send(&mut self, batch: &mut Batch) -> Result<u32> {
         self.check_fork()?;
         if self.tx.is_none() {
@@ -162,6 +179,7 @@ impl Socket {
                 });
             }
         }
+        self.check_chains(batch)?;
         let want = batch.len() as u32;
         if self.tx.as_mut().expect("checked above").free(want) < want {
             // Make room: let the kernel drain the ring, then reclaim.
@@ -169,15 +187,25 @@ impl Socket {
             self.complete(u32::MAX)?;
         }
         let tx = self.tx.as_mut().expect("checked above");
-        let n = tx.reserve(want);
+        let mut n = tx.reserve(want);
+        if n < want {
+            // Whole packets only: back off to the end of the last packet that fits.
+            let descs = batch.descs();
+            while n > 0 && descs[n as usize - 1].more() {
+                n -= 1;
+            }
+        }
         let fs = self.umem.config().frame_size;
         let addressing = self.umem.addressing();
         {
             let mut table = self.umem.frames();
             for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
                 table.queue_for_tx(d.index, self.pool.id, fs)?;
-                let desc =
-                    XdpDesc { addr: addressing.encode(d.index, d.offset), len: d.len, options: 0 };
+                let desc = XdpDesc {
+                    addr: addressing.encode(d.index, d.offset),
+                    len: d.len,
+                    options: d.options & FrameDesc::MORE,
+                };
                 tx.write(i as u32, desc);
             }
         }
@@ -186,6 +214,126 @@ impl Socket {
         self.counters.sent += u64::from(n);
         self.kick_tx()?;
         Ok(n)
+    }
+
+    /// Checks the chains of `batch` for [`Socket::send`]: `more` only with multi-buffer, never
+    /// on the last frame, and no chain longer than the kernel (or the tx ring) takes.
+    fn check_chains(&self, batch: &Batch) -> Result<()> {
+        let descs = batch.descs();
+        let limit = if self.cfg.multi_buffer { self.max_frags.min(self.cfg.tx_size) } else { 1 };
+        let mut start = 0;
+        for (i, d) in descs.iter().enumerate() {
+            if d.more() && !self.cfg.multi_buffer {
+                return Err(Error::InvalidArgument {
+                    name: "frame more",
+                    value: "True".into(),
+                    why: format!(
+                        "frame {i} of the batch continues its packet in the next frame, but \
+                         the socket was opened without multi_buffer=True"
+                    ),
+                });
+            }
+            if i + 1 - start > limit as usize {
+                return Err(Error::InvalidArgument {
+                    name: "frame more",
+                    value: "True".into(),
+                    why: format!(
+                        "the packet starting at frame {start} of the batch spans more than \
+                         {limit} frames (frame {i} and on), the most one packet may span on \
+                         this socket (max_frags {}, tx ring {}); the kernel would drop it whole",
+                        self.max_frags, self.cfg.tx_size
+                    ),
+                });
+            }
+            if !d.more() {
+                start = i + 1;
+            }
+        }
+        if start != descs.len() {
+            return Err(Error::InvalidArgument {
+                name: "frame more",
+                value: "True".into(),
+                why: format!(
+                    "frame {} is the batch's last and has more set: the packet starting at \
+                     frame {start} has no end",
+                    descs.len() - 1
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies each packet of `packets` into free frames (as many chained frames as it needs
+    /// on a multi-buffer socket) and queues them on the tx ring, in order; returns how many
+    /// packets were queued: fewer than given when the tx ring or the free frames run short
+    /// (send the rest later, after [`Socket::complete`]). Every packet is checked first (a
+    /// bad one fails the call, naming it, and nothing is sent).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an empty packet, or one longer than
+    /// [`Socket::max_frags`] frames hold ([`Error::PacketTooLong`] without multi-buffer: one
+    /// frame); as [`Socket::send`].
+    pub fn send_packets(&mut self, packets: &[&[u8]]) -> Result<u32> {
+        self.check_fork()?;
+        if self.tx.is_none() {
+            return Err(Self::no_ring("tx_size"));
+        }
+        let capacity = self.umem.config().tx_capacity() as usize;
+        let limit =
+            if self.cfg.multi_buffer { self.max_frags.min(self.cfg.tx_size) as usize } else { 1 };
+        let mut frames = Vec::with_capacity(packets.len());
+        for (i, p) in packets.iter().enumerate() {
+            if p.is_empty() {
+                return Err(Error::InvalidArgument {
+                    name: "packet length",
+                    value: "0".into(),
+                    why: format!("packet {i} is empty"),
+                });
+            }
+            let need = p.len().div_ceil(capacity);
+            if need > limit {
+                if !self.cfg.multi_buffer {
+                    return Err(Error::PacketTooLong { len: p.len(), capacity });
+                }
+                return Err(Error::InvalidArgument {
+                    name: "packet length",
+                    value: p.len().to_string(),
+                    why: format!(
+                        "packet {i} needs {need} frames of {capacity} bytes; a packet may span \
+                         at most {limit} on this socket (max_frags {}, tx ring {})",
+                        self.max_frags, self.cfg.tx_size
+                    ),
+                });
+            }
+            frames.push(need);
+        }
+        let total: usize = frames.iter().sum();
+        let mut batch = self.alloc(total)?;
+        // Only whole packets into the frames there are.
+        let mut written = 0;
+        let mut at = 0;
+        for (p, &need) in packets.iter().zip(&frames) {
+            if at + need > batch.len() {
+                break;
+            }
+            batch.write_chain(at, p)?;
+            at += need;
+            written += 1;
+        }
+        batch.release_from(at);
+        let sent_frames = self.send(&mut batch)? as usize;
+        // `send` queues whole packets: count them.
+        let mut sent = 0;
+        let mut covered = 0;
+        for &need in &frames[..written] {
+            if covered + need > sent_frames {
+                break;
+            }
+            covered += need;
+            sent += 1;
+        }
+        Ok(sent)
     }
 
     /// Number of frames on the tx ring the kernel has not taken yet.

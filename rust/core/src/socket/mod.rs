@@ -64,6 +64,8 @@ pub struct Socket {
     /// The process the socket was opened in (see [`crate::sys::fork`]).
     guard: ForkGuard,
     zerocopy: bool,
+    /// The most frames one packet may span on transmit (1 without multi-buffer).
+    max_frags: u32,
     cfg: SocketConfig,
     counters: Counters,
 }
@@ -129,6 +131,21 @@ impl Socket {
     /// Whether the kernel runs this socket in zero-copy mode (from `XDP_OPTIONS`).
     pub fn zerocopy(&self) -> bool {
         self.zerocopy
+    }
+
+    /// Whether the socket was bound with `XDP_USE_SG`: packets longer than a frame arrive as
+    /// chains of frames ([`crate::umem::FrameDesc::MORE`]), and chains can be sent.
+    pub fn multi_buffer(&self) -> bool {
+        self.cfg.multi_buffer
+    }
+
+    /// The most frames one packet may span when sent: 1 without multi-buffer; with it, in copy
+    /// mode, the kernel's `MAX_SKB_FRAGS` + 1 (18 by default; see
+    /// [`sys::netdev::max_skb_frags`]), beyond which the kernel drops the whole packet and
+    /// counts its descriptors in `tx_invalid_descs` without ever completing them. A
+    /// zero-copy driver's own limit (`xdp_zc_max_segs`) may be lower: afxdp does not read it.
+    pub fn max_frags(&self) -> u32 {
+        self.max_frags
     }
 
     /// The configuration the socket was opened with.

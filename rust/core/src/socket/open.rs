@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::pair::{BoundFd, PairRings, PoolMember, QueueKey, QueuePool, RingMap};
+use super::pair::{BindMode, BoundFd, PairRings, PoolMember, QueueKey, QueuePool, RingMap};
 use super::{Counters, Socket, SocketConfig};
 use crate::error::{Error, Result};
 use crate::ring::{RxRing, TxRing};
@@ -69,8 +69,21 @@ impl Socket {
         if let Sharing::NewQueue(owner) | Sharing::SameQueue(_, owner) = &sharing {
             // Set once bound; members found here are (opens are serialised, and a failed open
             // leaves its pair before the lock is let go).
-            let (need_wakeup, zerocopy) =
-                owner.mode.get().copied().unwrap_or((cfg.need_wakeup, cfg.zerocopy == Some(true)));
+            let BindMode { need_wakeup, zerocopy, multi_buffer } =
+                owner.mode.get().copied().unwrap_or(BindMode {
+                    need_wakeup: cfg.need_wakeup,
+                    zerocopy: cfg.zerocopy == Some(true),
+                    multi_buffer: cfg.multi_buffer,
+                });
+            if cfg.multi_buffer != multi_buffer {
+                return Err(Error::InvalidArgument {
+                    name: "multi_buffer",
+                    value: cfg.multi_buffer.to_string(),
+                    why: format!(
+                        "the Umem's sockets were bound with multi_buffer={multi_buffer}, which sharing sockets inherit"
+                    ),
+                });
+            }
             if cfg.need_wakeup != need_wakeup {
                 return Err(Error::InvalidArgument {
                     name: "need_wakeup",
@@ -205,6 +218,7 @@ impl Socket {
             queue,
             guard: ForkGuard::new(),
             zerocopy: false,
+            max_frags: 1,
             cfg,
             counters: Counters::default(),
         };
@@ -224,6 +238,9 @@ impl Socket {
                 let mut flags = 0;
                 if cfg.need_wakeup {
                     flags |= sys::XDP_USE_NEED_WAKEUP;
+                }
+                if cfg.multi_buffer {
+                    flags |= sys::XDP_USE_SG;
                 }
                 match cfg.zerocopy {
                     Some(true) => flags |= sys::XDP_ZEROCOPY,
@@ -274,7 +291,15 @@ impl Socket {
         }
         let opts = xsk::options(fd)?;
         sock.zerocopy = opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0;
-        let _ = bound.mode.set((cfg.need_wakeup, sock.zerocopy));
+        if cfg.multi_buffer {
+            // Copy mode's limit (`xsk_build_skb`): the linear part plus MAX_SKB_FRAGS.
+            sock.max_frags = sys::netdev::max_skb_frags() + 1;
+        }
+        let _ = bound.mode.set(BindMode {
+            need_wakeup: cfg.need_wakeup,
+            zerocopy: sock.zerocopy,
+            multi_buffer: cfg.multi_buffer,
+        });
         drop(opening);
         Ok(sock)
     }

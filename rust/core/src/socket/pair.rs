@@ -20,9 +20,18 @@ use crate::umem::{FrameState, FrameTable, PoolId, Umem};
 /// return to the pool).
 pub(super) struct BoundFd {
     pub(super) fd: Option<OwnedFd>,
-    /// Set after bind: (need_wakeup, zerocopy), which every socket sharing the UMEM inherits.
-    pub(super) mode: OnceLock<(bool, bool)>,
+    /// Set after bind: the mode every socket sharing the UMEM inherits.
+    pub(super) mode: OnceLock<BindMode>,
     pub(super) _pool: Arc<QueuePool>,
+}
+
+/// What a sharing socket inherits from the UMEM's first socket (the kernel refuses these bind
+/// flags on a sharing socket and copies them from the UMEM's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BindMode {
+    pub(super) need_wakeup: bool,
+    pub(super) zerocopy: bool,
+    pub(super) multi_buffer: bool,
 }
 
 impl BoundFd {

@@ -23,6 +23,10 @@ pub const XDP_COPY: u16 = 1 << 1;
 pub const XDP_ZEROCOPY: u16 = 1 << 2;
 /// Let the kernel say through the ring flags when it needs a syscall to make progress.
 pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
+/// Multi-buffer: packets longer than a frame are received (and may be sent) as chains of
+/// descriptors, each but the last carrying [`XDP_PKT_CONTD`]. Needs a frags-aware XDP program
+/// (`xdp.frags`). A sharing socket inherits it from the UMEM (setting it there: EINVAL).
+pub const XDP_USE_SG: u16 = 1 << 4;
 
 // UMEM registration flags (`xdp_umem_reg.flags`).
 // <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>

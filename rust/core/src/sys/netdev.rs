@@ -45,6 +45,33 @@ pub fn current_netns() -> Result<(u64, u64)> {
     Ok((st.st_dev, st.st_ino))
 }
 
+/// The kernel's default `MAX_SKB_FRAGS` (`CONFIG_MAX_SKB_FRAGS`), assumed when
+/// `/proc/sys/net/core/max_skb_frags` cannot be read.
+pub const DEFAULT_MAX_SKB_FRAGS: u32 = 17;
+
+/// The number of page fragments an skb may carry besides its linear part: the kernel's limit
+/// on a copy-mode multi-buffer packet is this plus one descriptor (`xsk_build_skb` drops a
+/// longer chain with EOVERFLOW, counting it in `tx_invalid_descs`).
+///
+/// Read from `/proc/sys/net/core/max_skb_frags` (as the kernel's AF_XDP selftests do), which
+/// starts at `MAX_SKB_FRAGS` and can only be lowered. That file exists only in the initial
+/// network namespace (`/proc/sys/net` follows the calling thread's), so the first value read
+/// anywhere is kept for the process; until one is, [`DEFAULT_MAX_SKB_FRAGS`].
+pub fn max_skb_frags() -> u32 {
+    static READ: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if let Some(&n) = READ.get() {
+        return n;
+    }
+    match std::fs::read_to_string("/proc/sys/net/core/max_skb_frags")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+    {
+        Some(n) => *READ.get_or_init(|| n),
+        None => DEFAULT_MAX_SKB_FRAGS,
+    }
+}
+
 impl Interface {
     /// Resolves `name` (`if_nametoindex`) in the calling thread's network namespace.
     ///

@@ -1,0 +1,270 @@
+"""Multi-buffer AF_XDP (XDP_USE_SG) for real: 9000-byte packets through a 9000-MTU veth.
+
+Privileged.
+
+A packet longer than a UMEM frame arrives as a chain of frames, each but the last with
+``Frame.more`` set, and ``FrameBatch.packets()`` puts the chain back together. The cases follow the
+kernel's selftests (``test_xsk.c``): SEND_RECEIVE_9K_PACKETS (from an AF_PACKET sender and from
+afxdp sending chains), in skb (generic) and driver (native) mode, and TOO_MANY_FRAGS (a chain the
+kernel would drop whole is refused before it reaches the tx ring). With 4096-byte frames the kernel
+puts at most 4096 - 256 (XDP headroom) = 3840 bytes in each received frame, so a 9000-byte packet
+takes 3 frames. Every loop has a deadline; veth runs AF_XDP in copy mode only.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+afxdp = pytest.importorskip("afxdp")
+
+from afxdp.testing import numbered_frame, parse_numbered  # noqa: E402
+
+pytestmark = pytest.mark.privileged
+
+MTU = 9000
+RX_CAPACITY = 4096 - 256  # bytes of a packet per received 4096-byte frame (XDP headroom 256)
+modes = pytest.mark.parametrize("mode", ["generic", "native"])
+
+
+@dataclass
+class MbPair:
+    lab: Any
+    tx: afxdp.Socket  # end a, multi_buffer, transmit only
+    rx: afxdp.Socket  # end b, multi_buffer, registered with prog
+    prog: afxdp.Program
+
+
+@contextmanager
+def mb_pair(lab: Any, mode: str, *, rx_multi_buffer: bool = True) -> Iterator[MbPair]:
+    with ExitStack() as stack:
+        with lab.enter("a"):
+            tx = stack.enter_context(
+                afxdp.Socket(
+                    lab.if_a, 0, umem=afxdp.Umem(2048, 4096, 0), rx_size=0, multi_buffer=True
+                )
+            )
+        with lab.enter("b"):
+            prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode=mode))
+            rx = stack.enter_context(
+                afxdp.Socket(
+                    lab.if_b,
+                    0,
+                    umem=afxdp.Umem(4096, 4096, 0),
+                    program=prog,
+                    tx_size=0,
+                    multi_buffer=rx_multi_buffer,
+                )
+            )
+        yield MbPair(lab, tx, rx, prog)
+
+
+def jumbo(lab: Any, seq: int, size: int = MTU + 14) -> bytes:
+    """Numbered frame ``seq`` of ``size`` bytes (default: an MTU-sized IP packet and its
+    Ethernet header)."""
+    return numbered_frame(seq, size, lab.mac_a, lab.mac_b)
+
+
+def receive_packets(
+    sock: afxdp.Socket, count: int, timeout: float = 5.0, max: int = 64
+) -> list[Any]:
+    """Receives ``count`` packets (or until ``timeout``); returns (bytes, frame lengths, more flags)
+    of each, checking on the way that no batch ends in the middle of a packet."""
+    got: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        with sock.recv(max, timeout=0.05) as batch:
+            if len(batch):
+                assert not batch[len(batch) - 1].more, "a batch ended in the middle of a packet"
+            for p in batch.packets():
+                got.append(
+                    (bytes(p), [len(f) for f in p.frames], [f.more for f in p.frames], len(p))
+                )
+    return got
+
+
+def wait_completed(sock: afxdp.Socket, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while sock.in_flight and time.monotonic() < deadline:
+        sock.complete()
+        time.sleep(0.001)
+    assert sock.in_flight == 0, f"{sock.in_flight} frames never completed"
+
+
+def check_chain(lengths: list[int], more: list[bool], size: int) -> None:
+    frames = -(-size // RX_CAPACITY)
+    assert len(lengths) == frames, (size, lengths)
+    assert lengths[:-1] == [RX_CAPACITY] * (frames - 1) and sum(lengths) == size
+    assert more == [True] * (frames - 1) + [False]
+
+
+@modes
+def test_jumbo_packets_from_af_packet_arrive_as_chains_byte_for_byte(
+    lab_factory, mode: str
+) -> None:
+    lab = lab_factory(mtu=MTU)
+    count = 20
+    sent = [jumbo(lab, seq) for seq in range(count)]
+    with mb_pair(lab, mode) as pair, ExitStack() as stack:
+        with lab.enter("a"):
+            tap = stack.enter_context(socket.socket(socket.AF_PACKET, socket.SOCK_RAW))
+            tap.bind((lab.if_a, 0))
+        for frame in sent:
+            assert tap.send(frame) == len(frame)
+        got = receive_packets(pair.rx, count)
+        assert len(got) == count, f"{len(got)} of {count} arrived; stats {pair.rx.stats()}"
+        for data, lengths, more, length in got:
+            seq = parse_numbered(data)
+            assert seq is not None and data == sent[seq]
+            assert length == len(data) == MTU + 14
+            check_chain(lengths, more, MTU + 14)
+        assert sorted(parse_numbered(g[0]) for g in got) == list(range(count))
+        stats = pair.rx.stats()
+        assert stats.rx_dropped == 0 and stats.rx_invalid_descs == 0
+        assert pair.rx.umem.free_frames + pair.rx.fill_target >= pair.rx.umem.frame_count
+
+
+@modes
+def test_afxdp_sends_chains_that_arrive_intact(lab_factory, mode: str) -> None:
+    lab = lab_factory(mtu=MTU)
+    # Across the frame boundaries of both ends: 4096 bytes per sent frame, 3840 per received one.
+    sizes = [60, 3839, 3840, 3841, 4096, 4097, 7680, 8192, 9000, MTU + 14] * 3
+    sent = [jumbo(lab, seq, size) for seq, size in enumerate(sizes)]
+    with mb_pair(lab, mode) as pair:
+        assert pair.tx.multi_buffer and pair.rx.multi_buffer
+        assert pair.tx.send_packets(sent) == len(sent)
+        wait_completed(pair.tx)
+        got = receive_packets(pair.rx, len(sent))
+        assert len(got) == len(sent), f"{len(got)} of {len(sent)}; rx {pair.rx.stats()}"
+        for data, lengths, more, _length in got:
+            seq = parse_numbered(data)
+            assert seq is not None and data == sent[seq], seq
+            check_chain(lengths, more, len(data))
+        assert pair.tx.stats().tx_invalid_descs == 0
+        assert pair.tx.umem.free_frames == pair.tx.umem.frame_count
+
+
+def test_a_chain_built_frame_by_frame_is_sent_with_more(lab_factory) -> None:
+    lab = lab_factory(mtu=MTU)
+    data = jumbo(lab, 7, 6000)
+    with mb_pair(lab, "native") as pair:
+        tx = pair.tx.alloc(2)
+        tx[0].write(data[:2500])
+        tx[0].more = True
+        tx[1].write(data[2500:])
+        assert [f.more for f in tx] == [True, False]
+        assert [bytes(p) for p in tx.packets()] == [data]
+        assert pair.tx.send(tx) == 2
+        wait_completed(pair.tx)
+        got = receive_packets(pair.rx, 1)
+        assert [g[0] for g in got] == [data]
+
+
+def test_batches_never_end_in_the_middle_of_a_packet(lab_factory) -> None:
+    lab = lab_factory(mtu=MTU)
+    count = 12
+    sent = [jumbo(lab, seq) for seq in range(count)]
+    with mb_pair(lab, "native") as pair:
+        assert pair.tx.send_packets(sent) == count
+        wait_completed(pair.tx)
+        deadline = time.monotonic() + 5
+        while pair.rx.rx_available < 3 * count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pair.rx.rx_available == 3 * count
+        got: list[bytes] = []
+        # max 1 and 2: the first packet alone is longer, so it comes whole; 4: one packet;
+        # 7: two; 64: the rest.
+        for max_frames, frames in [(1, 3), (2, 3), (4, 3), (7, 6), (64, 3 * count - 15)]:
+            with pair.rx.recv(max_frames) as batch:
+                assert len(batch) == frames, max_frames
+                got += [bytes(p) for p in batch.packets()]
+        assert got == sent
+        assert pair.rx.rx_available == 0
+
+
+def test_more_is_refused_without_multi_buffer_and_at_the_end_of_a_batch(lab) -> None:
+    with lab.enter("a"):
+        plain = afxdp.Socket(lab.if_a, 0, umem=afxdp.Umem(64, 4096, 0), rx_size=0)
+    with plain:
+        assert not plain.multi_buffer and plain.max_frags == 1
+        batch = plain.alloc(2)
+        batch.write_all(b"\x01" * 60)
+        batch[0].more = True
+        with pytest.raises(ValueError, match=r"frame 0 .* without multi_buffer=True"):
+            plain.send(batch)
+        assert len(batch) == 2 and plain.in_flight == 0, "nothing was queued"
+        with pytest.raises(ValueError, match="5000"):
+            plain.send_packets([b"\x02" * 5000])
+        batch.release()
+        assert plain.umem.free_frames == 64
+    with lab.enter("b"):
+        mb_sock = afxdp.Socket(
+            lab.if_b, 0, umem=afxdp.Umem(64, 4096, 0), rx_size=0, multi_buffer=True
+        )
+    with mb_sock:
+        assert "multi_buffer" in repr(mb_sock)
+        batch = mb_sock.alloc(3)
+        batch.write_all(b"\x03" * 60)
+        batch[2].more = True
+        with pytest.raises(ValueError, match="frame 2 is the batch's last and has more set"):
+            batch.packets()
+        with pytest.raises(ValueError, match="frame 2 is the batch's last and has more set"):
+            mb_sock.send(batch)
+        with pytest.raises(ValueError, match="packet 1 is empty"):
+            mb_sock.send_packets([b"\x04" * 60, b""])
+        assert mb_sock.in_flight == 0 and len(batch) == 3
+        batch.release()
+        assert mb_sock.umem.free_frames == 64
+
+
+def test_too_many_frags_are_refused_and_the_kernel_limit_itself_works(lab_factory) -> None:
+    lab = lab_factory(mtu=MTU)
+    with open("/proc/sys/net/core/max_skb_frags") as f:
+        max_frags = int(f.read()) + 1  # the linear part plus MAX_SKB_FRAGS (TOO_MANY_FRAGS)
+    with mb_pair(lab, "native") as pair:
+        assert pair.tx.max_frags == max_frags
+        piece = 64
+        # The longest chain the kernel takes: max_frags frames of 64 bytes, one packet.
+        data = jumbo(lab, 1, max_frags * piece)
+        tx = pair.tx.alloc(max_frags)
+        for i, frame in enumerate(tx):
+            frame.write(data[i * piece : (i + 1) * piece])
+            frame.more = i < max_frags - 1
+        assert pair.tx.send(tx) == max_frags
+        wait_completed(pair.tx)
+        got = receive_packets(pair.rx, 1)
+        assert [g[0] for g in got] == [data]
+        # One frame more: the kernel would drop it whole, count it in tx_invalid_descs and never
+        # complete its frames; send refuses it, naming the frame, and queues nothing.
+        too_long = pair.tx.alloc(max_frags + 1)
+        too_long.write_all(b"\x05" * piece)
+        for frame in list(too_long)[:-1]:
+            frame.more = True
+        with pytest.raises(
+            ValueError, match=rf"starting at frame 0 .* more than {max_frags} frames"
+        ):
+            pair.tx.send(too_long)
+        with pytest.raises(ValueError, match=rf"packet 0 needs {max_frags + 1} frames"):
+            pair.tx.send_packets([b"\x06" * (4096 * max_frags + 1)])
+        assert pair.tx.in_flight == 0
+        too_long.release()
+        assert pair.tx.stats().tx_invalid_descs == 0
+        assert pair.tx.umem.free_frames == pair.tx.umem.frame_count, "ownership exact afterwards"
+
+
+def test_a_socket_without_multi_buffer_drops_jumbo_packets(lab_factory) -> None:
+    lab = lab_factory(mtu=MTU)
+    with mb_pair(lab, "native", rx_multi_buffer=False) as pair:
+        assert pair.tx.send_packets([jumbo(lab, 0)]) == 1
+        wait_completed(pair.tx)
+        deadline = time.monotonic() + 3
+        while pair.rx.stats().rx_dropped == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pair.rx.stats().rx_dropped == 1
+        assert len(pair.rx.recv(64)) == 0
