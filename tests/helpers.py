@@ -76,11 +76,13 @@ def socket_pair(
     unaligned: bool = False,
     hugepages: bool | None = False,
     busy_poll_usecs: int | None = None,
+    timestamps: bool = False,
     **rx_options: Any,
 ) -> Iterator[Pair]:
     """A :class:`Pair` on ``lab``, each socket with its own Umem; everything closed afterwards.
     The Umem options (``frame_size`` to ``hugepages``) and ``busy_poll_usecs`` go to both
-    sides, ``rx_options`` to the receiving socket (e.g. ``tx_size=0``)."""
+    sides, ``rx_options`` to the receiving socket (e.g. ``tx_size=0``), ``timestamps`` to the
+    program."""
     import afxdp
 
     def umem(frames: int) -> afxdp.Umem:
@@ -98,7 +100,9 @@ def socket_pair(
                 )
             )
         with lab.enter("b"):
-            prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode=mode))
+            prog = stack.enter_context(
+                afxdp.Program.attach(lab.if_b, mode=mode, timestamps=timestamps)
+            )
             rx = stack.enter_context(
                 afxdp.Socket(
                     lab.if_b,

@@ -270,6 +270,39 @@ def test_dump_writes_a_pcap_matching_what_was_sent(lab, tmp_path) -> None:
 
 
 @pytest.mark.privileged
+def test_dump_pcap_has_per_packet_non_decreasing_times(lab, tmp_path) -> None:
+    from afxdp import pcap
+
+    path = tmp_path / "times.pcap"
+    proc = start(lab, "b", ["dump", lab.if_b, "--count", "40", "--port", "7779",
+                            "--write", str(path), "-d", "20"])
+    bursts = []  # (time.time_ns() before the burst, its 8 frames), sent 20 ms apart
+    with raw_sender(lab) as sender:
+        for burst in range(5):
+            frames = [packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 5000, 7779,
+                                      b"ts" + bytes([burst, i])) for i in range(8)]
+            bursts.append((time.time_ns(), frames))
+            for frame in frames:
+                sender.send(frame)
+            time.sleep(0.02)
+    out = finish(proc)
+    assert summary(out, "captured") == 40
+    records = pcap.read_pcap(path)
+    assert [data for _, data, _ in records] == [f for _, frames in bursts for f in frames]
+    times = [t for t, _, _ in records]
+    assert times == sorted(times), times  # one flow: non-decreasing
+    for b, (sent_ns, _) in enumerate(bursts):
+        stamps = times[8 * b : 8 * b + 8]
+        # Per packet: the 8 frames of a burst (microseconds apart, likely one receive batch)
+        # each have their own time, none before the burst was sent (read_pcap's float keeps
+        # about 0.2 us of the file's nanoseconds).
+        assert len(set(stamps)) == 8, stamps
+        assert stamps[0] >= sent_ns / 1e9 - 1e-6, (stamps[0], sent_ns)
+        if b + 1 < len(bursts):
+            assert stamps[-1] <= bursts[b + 1][0] / 1e9 + 1e-6
+
+
+@pytest.mark.privileged
 def test_dump_without_write_prints_one_line_per_frame(lab) -> None:
     proc = start(lab, "b", ["dump", lab.if_b, "--count", "3", "--proto", "udp", "-d", "20"])
     with raw_sender(lab) as sender:

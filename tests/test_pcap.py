@@ -166,6 +166,36 @@ def test_write_batch_one_timestamp_for_the_batch(tmp_path: Path) -> None:
     assert len({t for t, _, _ in records[60:]}) == 1
 
 
+def _record_stamps(content: bytes) -> list[tuple[int, int]]:
+    """(seconds, fraction) of every record of a little-endian pcap file in memory."""
+    stamps, offset = [], 24
+    while offset < len(content):
+        seconds, fraction, captured, _ = struct.unpack_from("<IIII", content, offset)
+        stamps.append((seconds, fraction))
+        offset += 16 + captured
+    return stamps
+
+
+@pytest.mark.parametrize("nanosecond", [True, False])
+def test_write_batch_per_frame_timestamps(nanosecond: bool) -> None:
+    buffer = io.BytesIO()
+    writer = pcap.PcapWriter(buffer, nanosecond=nanosecond)
+    times = [1_700_000_000_123_456_789, 0, 1_700_000_000_123_457_999]
+    assert writer.write_batch([b"a", b"bb", b"ccc"], 5.25, timestamps_ns=times) == 3
+    # Exact to the file's unit: nanoseconds, or microseconds truncated (never later than the
+    # packet, so one flow's times stay in order); 0 takes the batch's timestamp.
+    if nanosecond:
+        expected = [(1_700_000_000, 123_456_789), (5, 250_000_000), (1_700_000_000, 123_457_999)]
+    else:
+        expected = [(1_700_000_000, 123_456), (5, 250_000), (1_700_000_000, 123_457)]
+    assert _record_stamps(buffer.getvalue()) == expected
+    with pytest.raises(ValueError, match="2 entries for a batch of 3 frames"):
+        writer.write_batch([b"a", b"b", b"c"], timestamps_ns=[1, 2])
+    with pytest.raises(ValueError, match="2\\*\\*31"):
+        writer.write_batch([b"a"], timestamps_ns=[(1 << 31) * 1_000_000_000])
+    assert writer.frames == 3  # the refused batches wrote nothing
+
+
 def test_file_objects_memoryviews_autoflush_and_closing(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     writer = pcap.PcapWriter(buffer, nanosecond=False)

@@ -151,6 +151,17 @@ class Frame:
     def addr(self) -> int:
         """The packet start as a byte offset into the UMEM (memoryview(umem)[addr:]); in
         unaligned mode the rings carry it as the frame start plus the offset in the top 16 bits."""
+    @property
+    def rx_timestamp(self) -> int | None:
+        """When the XDP program saw the packet, in ns since the epoch (the clock of
+        `time.time_ns()`); None when the program wrote no receive metadata for it
+        (`Program.attach(..., timestamps=True)` does)."""
+    @property
+    def rx_hw_timestamp(self) -> int | None:
+        """The device's receive timestamp (ns, device clock); None when not recorded."""
+    @property
+    def rx_hash(self) -> int | None:
+        """The device's receive (RSS) hash; None when not recorded."""
     def write(self, packet: Buffer) -> None:
         """Copy `packet` into the frame and set the length to its size."""
     def __len__(self) -> int: ...
@@ -245,6 +256,10 @@ class FrameBatch:
     def addresses(self) -> UIntArray:
         """The UMEM address of every packet start, as `Frame.addr` (u64): a copy computed as
         `indices * frame_size + offsets`; it does not hold the batch."""
+    @property
+    def rx_timestamps(self) -> UIntArray:
+        """Every frame's `rx_timestamp` (u64 ns since the epoch; 0 for a frame without one): a
+        copy, one clock measurement for the batch; it does not hold the batch."""
     def set_lengths(self, length: int) -> None:
         """Set every frame's packet length (each within its frame's capacity)."""
     def packets(self) -> list[Packet]:
@@ -359,9 +374,12 @@ class Program:
         ifname: str,
         mode: Literal["auto", "native", "generic"] = "auto",
         rules: Iterable[Rule] | None = None,
+        *,
+        timestamps: bool = False,
     ) -> Program:
         """Attach the built-in program. With `rules` (at most 16), only matching packets leave
-        the kernel stack; None or empty: every packet of a queue with a registered socket."""
+        the kernel stack; None or empty: every packet of a queue with a registered socket.
+        `timestamps`: stamp every redirected packet (`Frame.rx_timestamp`)."""
     @staticmethod
     def load(
         obj: str | PathLike[str] | Buffer,
@@ -388,6 +406,9 @@ class Program:
         """Per rx queue (index = queue), packets the built-in program meant for a socket (its
         rules matched) that found none registered for their queue and went to the kernel stack
         instead, since it was attached. ValueError for a program loaded from an object."""
+    @property
+    def timestamps(self) -> bool:
+        """Whether the built-in program stamps packets (False for a loaded object)."""
     @property
     def program_name(self) -> str: ...
     def register(self, socket: Socket) -> None:

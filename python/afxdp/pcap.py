@@ -160,6 +160,17 @@ class PcapWriter:
             f"as a signed 32-bit number), not {timestamp}"
         )
 
+    def _stamp_ns(self, ns: int) -> tuple[int, int]:
+        """(seconds, fraction in this file's unit) of ``ns`` nanoseconds since the epoch,
+        truncated to the file's unit (so times in one file never run backwards)."""
+        seconds, rest = divmod(ns, 1_000_000_000)
+        if not 0 <= seconds < _MAX_SECONDS:
+            raise ValueError(
+                f"timestamp must be in 0..2**31 seconds since the epoch (libpcap reads the "
+                f"seconds as a signed 32-bit number), not {ns} ns"
+            )
+        return seconds, rest * self._scale // 1_000_000_000
+
     def _record(self, seconds: int, fraction: int, data: bytes, orig_len: int | None) -> bytes:
         if not data:
             # libpcap takes a record of 0 captured bytes for a corrupt header (tcpdump prints
@@ -203,18 +214,43 @@ class PcapWriter:
         if self.autoflush:
             file.flush()
 
-    def write_batch(self, batch: Iterable[FrameBytes], timestamp: float | None = None) -> int:
+    def write_batch(
+        self,
+        batch: Iterable[FrameBytes],
+        timestamp: float | None = None,
+        *,
+        timestamps_ns: Iterable[int] | None = None,
+    ) -> int:
         """Append every frame of an afxdp ``FrameBatch`` (or any iterable of frames), all with one
         timestamp (None: now); returns how many. The batch is only read, never released.
 
+        ``timestamps_ns``: one time per frame, in nanoseconds since the epoch (e.g. a batch's
+        ``rx_timestamps``, the time the XDP program saw each packet); a 0 entry takes the
+        batch's timestamp. Written to the file's resolution (ns, or us truncated).
+
         A ``FrameBatch`` is copied out in one call (``to_list()``), not frame by frame. Raises
-        as :meth:`write` does, before anything of the batch is written.
+        as :meth:`write` does, and ValueError when ``timestamps_ns`` does not have one entry per
+        frame, before anything of the batch is written.
         """
         file = self._file_or_raise()
         to_list = getattr(batch, "to_list", None)
         frames = to_list() if callable(to_list) else [_as_bytes(frame) for frame in batch]
         seconds, fraction = self._stamp(timestamp)
-        file.write(b"".join(self._record(seconds, fraction, data, None) for data in frames))
+        if timestamps_ns is None:
+            stamps = [(seconds, fraction)] * len(frames)
+        else:
+            times = list(timestamps_ns)
+            if len(times) != len(frames):
+                raise ValueError(
+                    f"timestamps_ns has {len(times)} entries for a batch of {len(frames)} frames"
+                )
+            stamps = [self._stamp_ns(ns) if ns else (seconds, fraction) for ns in times]
+        file.write(
+            b"".join(
+                self._record(sec, frac, data, None)
+                for (sec, frac), data in zip(stamps, frames, strict=True)
+            )
+        )
         self.frames += len(frames)
         if self.autoflush:
             file.flush()

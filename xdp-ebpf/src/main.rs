@@ -32,10 +32,12 @@
 #![no_main]
 
 use afxdp_ebpf_common::{
-    MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, NO_SOCKET_QUEUES, Rule, RuleSet,
+    MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, NO_SOCKET_QUEUES, RX_META_LEN,
+    RX_META_MAGIC, RX_META_TIMESTAMP, Rule, RuleSet, RxMeta,
 };
 use aya_ebpf::{
     bindings::xdp_action,
+    helpers::generated::{bpf_ktime_get_tai_ns, bpf_xdp_adjust_meta, bpf_xdp_get_buff_len},
     macros::{map, xdp},
     maps::{Array, PerCpuArray, XskMap},
     programs::XdpContext,
@@ -69,6 +71,12 @@ static HITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2 * MAX_RULES as u
 /// on a queue nobody listens to.
 #[map]
 static NO_SOCKET: PerCpuArray<u64> = PerCpuArray::with_max_entries(NO_SOCKET_QUEUES, 0);
+
+/// Non-zero: write an [`RxMeta`] (the receive timestamp) before every packet handed to
+/// [`XSKS`]. A read-only global the loader sets (`names::RX_META_ON`): the kernel freezes it
+/// before verification, so with 0 the verifier drops the metadata code altogether.
+#[unsafe(no_mangle)]
+static RX_META_ON: u32 = 0;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -255,6 +263,10 @@ pub fn afxdp_redirect(ctx: XdpContext) -> u32 {
             }
         }
     }
+    // SAFETY: a global of this program, read-only.
+    if unsafe { core::ptr::read_volatile(&RX_META_ON) } != 0 {
+        write_rx_meta(&ctx);
+    }
     // The low bits of the flags are the action the helper returns when `XSKS[queue]` holds no
     // socket; either way its return value is the verdict.
     let queue = ctx.rx_queue_index();
@@ -270,6 +282,35 @@ pub fn afxdp_redirect(ctx: XdpContext) -> u32 {
             action
         }
     }
+}
+
+/// Prepends an [`RxMeta`] with the current `CLOCK_TAI` time to the packet (the XDP metadata
+/// area, which AF_XDP copies into the frame right before the packet). A driver without
+/// metadata support refuses `bpf_xdp_adjust_meta`: the packet then goes without.
+#[inline(always)]
+fn write_rx_meta(ctx: &XdpContext) {
+    // SAFETY: helpers called with the program's own context.
+    let now = unsafe { bpf_ktime_get_tai_ns() };
+    // SAFETY: as above.
+    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32;
+    // SAFETY: as above; a negative delta grows the metadata area.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(RX_META_LEN as i32)) } != 0 {
+        return;
+    }
+    // Read after the adjustment (it moves `data_meta`).
+    let meta = ctx.metadata();
+    if meta + RX_META_LEN > ctx.data() {
+        return;
+    }
+    let value = RxMeta {
+        rx_timestamp: now,
+        flags: RX_META_TIMESTAMP,
+        len,
+        magic: RX_META_MAGIC,
+        ..RxMeta::default()
+    };
+    // SAFETY: the check above keeps all `RX_META_LEN` bytes inside the metadata area.
+    unsafe { core::ptr::write_unaligned(meta as *mut RxMeta, value) };
 }
 
 /// The license declared to the kernel. `bpf_redirect_map` does not need a GPL-compatible one,

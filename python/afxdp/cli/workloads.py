@@ -81,10 +81,15 @@ def _port_queues(args: argparse.Namespace) -> list[int] | None:
 
 @contextlib.contextmanager
 def _rx_socket(
-    args: argparse.Namespace, *, tx: bool, out: TextIO | None = None
+    args: argparse.Namespace,
+    *,
+    tx: bool,
+    out: TextIO | None = None,
+    timestamps: bool = False,
 ) -> Iterator[tuple[afxdp.Program, afxdp.Socket | afxdp.Port]]:
     """The program and the receiving socket, or with ``--queues`` a Port on those queues
-    (``--frames`` frames per queue in its one Umem)."""
+    (``--frames`` frames per queue in its one Umem). ``timestamps``: the program stamps every
+    packet (``Frame.rx_timestamp``)."""
     netdev.check_interface(args.ifname)
     queues = _port_queues(args)
     frames = args.frames * (len(queues) if queues else 1)
@@ -98,7 +103,12 @@ def _rx_socket(
     busy_poll_usecs, busy_poll_budget = options.busy_poll(args)
     with contextlib.ExitStack() as stack:
         prog = stack.enter_context(
-            afxdp.Program.attach(args.ifname, mode=args.mode, rules=options.rules(args))
+            afxdp.Program.attach(
+                args.ifname,
+                mode=args.mode,
+                rules=options.rules(args),
+                timestamps=timestamps,
+            )
         )
         sock: afxdp.Socket | afxdp.Port
         if queues is None:
@@ -359,7 +369,9 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
         writer = pcap.PcapWriter(args.write)
     captured = 0
     try:
-        with _rx_socket(args, tx=False, out=sys.stderr if to_stdout else sys.stdout) as (
+        with _rx_socket(
+            args, tx=False, out=sys.stderr if to_stdout else sys.stdout, timestamps=True
+        ) as (
             _prog,
             sock,
         ):
@@ -403,16 +415,20 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _dump_batch(args: argparse.Namespace, writer: Any, batch: afxdp.FrameBatch) -> None:
+    # Each packet's own time, taken by the XDP program (it stamps in dump); 0 falls back to
+    # the time the batch was read.
+    stamps = batch.rx_timestamps
     if writer is not None:
-        writer.write_batch(batch)  # one timestamp (ns) per batch
+        writer.write_batch(batch, timestamps_ns=stamps)
         return
-    now = time.time()
-    for frame in batch:
+    now = time.time_ns()
+    for frame, ns in zip(batch, stamps, strict=True):
         data = bytes(frame)
+        seconds = (ns or now) / 1e9
         if args.json:
-            emit("frame", "dump", time=now, length=len(data), summary=packet.describe(data))
+            emit("frame", "dump", time=seconds, length=len(data), summary=packet.describe(data))
         else:
-            print(f"{now:.6f} {packet.describe(data)}", flush=True)
+            print(f"{seconds:.6f} {packet.describe(data)}", flush=True)
 
 
 def info(args: argparse.Namespace) -> dict[str, Any]:

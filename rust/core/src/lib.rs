@@ -11,6 +11,8 @@
 //! * [`umem`]: the mmap'd frame region and the frame pool with its ownership model.
 //! * [`addr`]: ring addresses and the frames they name, aligned and unaligned.
 //! * [`socket`]: ring setup, bind, wakeups, statistics, and the ring-size policy.
+//! * [`rxmeta`]: per-packet receive metadata (timestamps) written by the XDP program before
+//!   each packet, read back from the frame.
 //! * [`port`]: a socket on every rx queue of an interface over one shared UMEM, received from
 //!   fairly and waited on with one `epoll` descriptor.
 //! * [`bpf`]: the embedded XDP program, attached with aya: `program` (load, attach, register,
@@ -32,6 +34,7 @@ pub mod error;
 pub mod generator;
 pub mod port;
 pub mod ring;
+pub mod rxmeta;
 pub mod socket;
 pub mod sys;
 pub mod umem;

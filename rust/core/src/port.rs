@@ -265,6 +265,9 @@ impl Port {
     ///
     /// Those of [`XdpProgram::register`].
     pub fn register(&self, program: &mut XdpProgram) -> Result<()> {
+        if program.may_write_rx_meta() {
+            self.umem.expect_rx_meta();
+        }
         for socket in self.sockets.iter().filter(|s| s.has_rx()) {
             program.register(socket.queue(), socket.fd())?;
         }

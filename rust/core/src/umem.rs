@@ -30,6 +30,7 @@
 //! posted but are not in 6.18, which answers EINVAL even for a UMEM on huge pages). The region
 //! is normal pages or 2 MiB huge pages ([`HugePages`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::addr::{Addressing, Decoded};
@@ -576,6 +577,9 @@ pub(crate) struct UmemShared {
     opening: Mutex<()>,
     /// The process the region was mapped in (see [`crate::sys::fork`]).
     guard: ForkGuard,
+    /// An XDP program that may write receive metadata sends packets here: clear the metadata
+    /// magic of every frame put on a fill ring ([`crate::rxmeta`]).
+    rx_meta: AtomicBool,
 }
 
 /// A UMEM region and its frame table; cheap to clone (shared ownership). The memory stays
@@ -639,6 +643,7 @@ impl Umem {
                 pools: Mutex::new(Vec::new()),
                 opening: Mutex::new(()),
                 guard: ForkGuard::new(),
+                rx_meta: AtomicBool::new(false),
             }),
         })
     }
@@ -756,6 +761,20 @@ impl Umem {
     /// filled and completed, and a 64-bit `div` was a fifth of `recv`'s time.
     pub fn addressing(&self) -> Addressing {
         self.shared.addressing
+    }
+
+    /// Notes that an XDP program which may write receive metadata (the built-in one with
+    /// timestamps, or any custom one) delivers into this UMEM: from now on, every frame put on
+    /// a fill ring first has its metadata magic cleared, so a packet received without metadata
+    /// never shows an earlier packet's ([`crate::rxmeta`]). One 4-byte store per filled frame;
+    /// never undone.
+    pub fn expect_rx_meta(&self) {
+        self.shared.rx_meta.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`expect_rx_meta`](Self::expect_rx_meta) was called.
+    pub fn rx_meta_expected(&self) -> bool {
+        self.shared.rx_meta.load(Ordering::Relaxed)
     }
 
     /// The byte offset of the start of frame `index` in the region (also its fill ring

@@ -253,6 +253,14 @@ impl PyFrameBatch {
         Ok(PyUIntArray::u64s(addresses))
     }
 
+    /// Every frame's `rx_timestamp` (ns since the epoch), 0 for a frame without one: a
+    /// UIntArray of u64, copied when read (one clock measurement for the whole batch). It
+    /// does not hold the batch.
+    #[getter]
+    fn rx_timestamps(&self) -> Result<PyUIntArray> {
+        Ok(PyUIntArray::u64s(self.with(|b| Ok(b.rx_timestamps()?))?))
+    }
+
     /// Sets every frame's packet length (each within its frame's capacity).
     fn set_lengths(&self, length: Int) -> Result<()> {
         let length = u32_arg("length", length)? as usize;

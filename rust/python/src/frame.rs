@@ -3,6 +3,7 @@
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 
+use afxdp::rxmeta::ClockConverter;
 use afxdp::umem::Batch;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -141,6 +142,32 @@ impl PyFrame {
             let d = b.descs()[i];
             Ok(b.umem().addr_of(d.index) + u64::from(d.offset))
         })
+    }
+
+    /// When the XDP program saw this packet: nanoseconds since the Unix epoch, the clock of
+    /// `time.time_ns()` (the program stamps CLOCK_TAI, converted exactly). None when the
+    /// program wrote no receive metadata for this packet (`Program.attach(...,
+    /// timestamps=True)` does).
+    #[getter]
+    fn rx_timestamp(&self) -> Result<Option<u64>> {
+        let mut clocks = ClockConverter::default();
+        self.with(|b, i| Ok(b.rx_meta(i, &mut clocks)?.and_then(|m| m.timestamp)))
+    }
+
+    /// The device's receive timestamp (ns, the device's clock), or None: the program did not
+    /// record one (the built-in program cannot yet: see docs/timestamps.md).
+    #[getter]
+    fn rx_hw_timestamp(&self) -> Result<Option<u64>> {
+        let mut clocks = ClockConverter::default();
+        self.with(|b, i| Ok(b.rx_meta(i, &mut clocks)?.and_then(|m| m.hw_timestamp)))
+    }
+
+    /// The device's receive (RSS) hash, or None: the program did not record one (the built-in
+    /// program cannot yet: see docs/timestamps.md).
+    #[getter]
+    fn rx_hash(&self) -> Result<Option<u32>> {
+        let mut clocks = ClockConverter::default();
+        self.with(|b, i| Ok(b.rx_meta(i, &mut clocks)?.and_then(|m| m.hash.map(|(h, _)| h))))
     }
 
     /// Copies `packet` into the frame and sets the length to its size.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use afxdp::Interface;
-use afxdp::bpf::XdpProgram;
+use afxdp::bpf::{BuiltinOptions, XdpProgram};
 use pyo3::prelude::*;
 
 use crate::convert::{Int, mode_arg, u32_arg, with_bytes};
@@ -48,6 +48,10 @@ impl PyProgram {
                 me.ifname
             )));
         }
+        if me.with(|p| Ok(p.may_write_rx_meta()))? {
+            // Before the socket receives from it: no stale metadata in refilled frames.
+            socket.expect_rx_meta()?;
+        }
         me.with(|p| p.register(queue, fd))?;
         lock(&me.entries).insert(queue, fd);
         // The socket keeps its program (and so the attachment) alive.
@@ -84,19 +88,25 @@ impl PyProgram {
     ///
     /// `rules`: an iterable of `Rule` (at most 16). Only packets matching one of them leave
     /// the kernel stack; None or empty: every packet of a queue with a registered socket.
+    ///
+    /// `timestamps`: stamp every packet redirected to a socket with the time the program saw
+    /// it (XDP metadata before the packet), read as `Frame.rx_timestamp` and
+    /// `FrameBatch.rx_timestamps`.
     #[staticmethod]
-    #[pyo3(signature = (ifname, mode = "auto", rules = None))]
+    #[pyo3(signature = (ifname, mode = "auto", rules = None, *, timestamps = false))]
     fn attach(
         py: Python<'_>,
         ifname: String,
         mode: &str,
         rules: Option<&Bound<'_, PyAny>>,
+        timestamps: bool,
     ) -> Result<Self> {
         let mode = mode_arg(mode)?;
         let rules = rules_arg(rules)?;
         let name = ifname.clone();
+        let options = BuiltinOptions::default().with_rx_timestamps(timestamps);
         let prog = py.detach(move || {
-            XdpProgram::attach_with_rules(&Interface::by_name(&name)?, mode, &rules)
+            XdpProgram::attach_builtin_with(&Interface::by_name(&name)?, mode, &rules, options)
         })?;
         Ok(Self::new(prog, ifname))
     }
@@ -177,6 +187,13 @@ impl PyProgram {
     /// Packets that matched no rule (and went to the kernel stack) since the rules were set.
     fn unmatched(&self) -> Result<u64> {
         self.with(XdpProgram::unmatched)
+    }
+
+    /// Whether the built-in program stamps packets (`attach(..., timestamps=True)`); False for
+    /// a program loaded from an object, whatever it writes.
+    #[getter]
+    fn timestamps(&self) -> Result<bool> {
+        self.with(|p| Ok(p.rx_timestamps()))
     }
 
     /// The XDP program's name in its object ("afxdp_redirect" for the built-in one).

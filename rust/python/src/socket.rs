@@ -89,6 +89,14 @@ impl PySocket {
         self.with(|s| Ok((s.queue(), s.fd(), s.ifindex())))
     }
 
+    /// Tells the socket's Umem that a program writing receive metadata delivers to it.
+    pub fn expect_rx_meta(&self) -> Result<()> {
+        self.with(|s| {
+            s.umem().expect_rx_meta();
+            Ok(())
+        })
+    }
+
     /// The interface name given at creation.
     pub fn ifname(&self) -> &str {
         &self.ifname

@@ -73,10 +73,58 @@ pub struct GenConfig {
     pub _pad: u32,
 }
 
+/// [`RxMeta::magic`]: marks the bytes before a received packet as an [`RxMeta`] (and names
+/// its version: a new layout gets a new magic).
+pub const RX_META_MAGIC: u32 = 0xaf_d0_4d_01;
+
+/// [`RxMeta::flags`]: `rx_timestamp` holds the time the program saw the packet.
+pub const RX_META_TIMESTAMP: u16 = 1;
+/// [`RxMeta::flags`]: `rx_timestamp` is `CLOCK_MONOTONIC` (`bpf_ktime_get_ns`) rather than
+/// `CLOCK_TAI` (`bpf_ktime_get_tai_ns`, what the built-in program writes).
+pub const RX_META_CLOCK_MONOTONIC: u16 = 2;
+/// [`RxMeta::flags`]: `rx_hw_timestamp` holds the device's receive timestamp
+/// (`bpf_xdp_metadata_rx_timestamp`).
+pub const RX_META_HW_TIMESTAMP: u16 = 4;
+/// [`RxMeta::flags`]: `rx_hash` and `rx_hash_type` hold the device's receive hash
+/// (`bpf_xdp_metadata_rx_hash`).
+pub const RX_META_HASH: u16 = 8;
+
+/// Per-packet receive metadata, written by an XDP program into the XDP metadata area
+/// (`bpf_xdp_adjust_meta(ctx, -32)`) right before the packet data, which the kernel copies
+/// into the UMEM frame just before the packet (copy mode) or leaves there (zero-copy).
+///
+/// Read back from the 32 bytes before a received packet's first byte: valid when `magic` is
+/// [`RX_META_MAGIC`] and `len` matches the descriptor (see `rust/core/src/rxmeta.rs`). All
+/// fields are in host byte order. 32 bytes: the most metadata kernels before 6.x accept.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// Nanoseconds on the clock `flags` names, when the program saw the packet.
+    pub rx_timestamp: u64,
+    /// The device's receive timestamp (nanoseconds, its clock), with [`RX_META_HW_TIMESTAMP`].
+    pub rx_hw_timestamp: u64,
+    /// The device's receive hash, with [`RX_META_HASH`].
+    pub rx_hash: u32,
+    /// `enum xdp_rss_hash_type` of `rx_hash`, with [`RX_META_HASH`].
+    pub rx_hash_type: u16,
+    /// `RX_META_*` bits: which fields hold values.
+    pub flags: u16,
+    /// The packet's length when the program wrote this (`bpf_xdp_get_buff_len`), so stale
+    /// metadata left in a reused frame by an earlier packet is told apart.
+    pub len: u32,
+    /// [`RX_META_MAGIC`]; last, so it sits right before the packet.
+    pub magic: u32,
+}
+
+/// The size of [`RxMeta`], which the program reserves with `bpf_xdp_adjust_meta`.
+pub const RX_META_LEN: usize = size_of::<RxMeta>();
+
 // The layouts both sides rely on; a change fails both builds.
 const _: () = assert!(size_of::<Rule>() == 8);
 const _: () = assert!(size_of::<RuleSet>() == 8 + 8 * MAX_RULES);
 const _: () = assert!(size_of::<GenConfig>() == 24);
+const _: () = assert!(size_of::<RxMeta>() == 32);
+const _: () = assert!(core::mem::offset_of!(RxMeta, magic) == 28);
 
 /// The names of the programs and maps in the objects (the maps' static names in the programs'
 /// sources; the core looks them up by these).
@@ -92,6 +140,9 @@ pub mod names {
     /// Per-CPU hit counters (`PerCpuArray<u64>`): `set * MAX_RULES + rule`, then one
     /// no-match counter per set at `2 * MAX_RULES + set`.
     pub const HITS: &str = "HITS";
+    /// The redirect program's read-only switch (a `u32` global in `.rodata`, set at load):
+    /// non-zero writes an [`super::RxMeta`] before every packet it redirects.
+    pub const RX_META_ON: &str = "RX_META_ON";
     /// Per-CPU counters by rx queue (`PerCpuArray<u64>`, [`super::NO_SOCKET_QUEUES`] entries):
     /// packets for the XSKMAP that found no socket at their queue.
     pub const NO_SOCKET: &str = "NO_SOCKET";

@@ -58,6 +58,25 @@ pub use errors::BpfError;
 pub use program::XdpProgram;
 pub use rules::{MAX_RULES, Rule, RuleStats, StagedRules};
 
+/// Switches of the built-in program, fixed when it is loaded
+/// ([`XdpProgram::attach_builtin_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct BuiltinOptions {
+    /// Write an [`RxMeta`](afxdp_ebpf_common::RxMeta) with the `CLOCK_TAI` time before every
+    /// packet redirected to a socket (read back with [`crate::rxmeta`]). Costs a helper call
+    /// and a 32-byte write per packet; off, the verifier removes that code.
+    pub rx_timestamps: bool,
+}
+
+impl BuiltinOptions {
+    /// The options with `rx_timestamps` set to `on`.
+    pub fn with_rx_timestamps(mut self, on: bool) -> Self {
+        self.rx_timestamps = on;
+        self
+    }
+}
+
 /// How the XDP program is attached to the interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AttachMode {

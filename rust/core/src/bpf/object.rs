@@ -4,6 +4,7 @@
 use aya::maps::{MapData, MapError, XskMap};
 use aya::{Ebpf, EbpfLoader};
 
+use super::BuiltinOptions;
 use super::errors::{BpfError, load_error, missing_in_object};
 use crate::error::Result;
 
@@ -11,14 +12,19 @@ use crate::error::Result;
 pub(crate) static PROGRAM_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("CARGO_MANIFEST_DIR"), "/bpf/afxdp.bpf.o"));
 
-/// Loads the built-in object with its XSKMAP sized for `queues` queues (not into the kernel's
-/// program list yet: that is [`aya::programs::Xdp::load`]).
-pub(crate) fn load_builtin(queues: u32) -> Result<Ebpf> {
+/// Loads the built-in object with its XSKMAP sized for `queues` queues and its switches set
+/// from `options` (not into the kernel's program list yet: that is
+/// [`aya::programs::Xdp::load`]).
+pub(crate) fn load_builtin(queues: u32, options: &BuiltinOptions) -> Result<Ebpf> {
+    let rx_meta_on = u32::from(options.rx_timestamps);
     Ok(EbpfLoader::new()
         // No CO-RE relocations in this program: skip parsing the kernel's BTF. The object's own
         // BTF is still loaded.
         .btf(None)
         .map_max_entries(afxdp_ebpf_common::names::XSKS, queues)
+        // A `.rodata` global: frozen before verification, so the verifier prunes what it turns
+        // off.
+        .override_global(afxdp_ebpf_common::names::RX_META_ON, &rx_meta_on, true)
         .load(PROGRAM_OBJECT)
         .map_err(|e| load_error(&e))?)
 }
@@ -186,7 +192,7 @@ mod tests {
     #[ignore = "needs root: creates the object's maps"]
     fn embedded_object_has_the_shared_names() {
         use afxdp_ebpf_common::names;
-        let mut ebpf = load_builtin(1).unwrap();
+        let mut ebpf = load_builtin(1, &BuiltinOptions::default()).unwrap();
         assert!(ebpf.program(names::PROGRAM).is_some());
         for name in [names::XSKS, names::RULES, names::ACTIVE, names::HITS, names::NO_SOCKET] {
             assert!(ebpf.take_map(name).is_some(), "no map {name}");

@@ -11,11 +11,11 @@ use aya::maps::{MapData, XskMap};
 use aya::programs::links::FdLink;
 use aya::programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId};
 
-use super::AttachMode;
 use super::errors::program_load_error;
 use super::errors::{BpfError, errno_of, error_chain, load_error, map_error, missing_in_object};
 use super::object::{builtin_map, load_builtin, load_custom};
 use super::rules::{MAX_RULES, Rule, RuleStats, StagedRules, Steering, hit_index, validate_rules};
+use super::{AttachMode, BuiltinOptions};
 use crate::error::{Error, Result};
 use crate::sys::{self, ForkGuard, Interface, errno};
 
@@ -41,6 +41,8 @@ pub struct XdpProgram {
     attached: Option<Attached>,
     /// The process the program was attached in.
     guard: ForkGuard,
+    /// The built-in program's switches (all off for a custom program).
+    options: BuiltinOptions,
 }
 
 /// What exists while the program is attached. Dropping it detaches and unloads.
@@ -90,6 +92,7 @@ impl fmt::Debug for XdpProgram {
             .field("program", &self.program_name)
             .field("mode", &self.mode)
             .field("map_size", &self.map_size)
+            .field("options", &self.options)
             .field("attached", &self.is_attached())
             .finish()
     }
@@ -125,9 +128,24 @@ impl XdpProgram {
         mode: AttachMode,
         rules: &[Rule],
     ) -> Result<XdpProgram> {
+        Self::attach_builtin_with(iface, mode, rules, BuiltinOptions::default())
+    }
+
+    /// Like [`attach_with_rules`](Self::attach_with_rules), with the program's switches set
+    /// from `options` (receive timestamps: [`BuiltinOptions::rx_timestamps`]).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`attach_with_rules`](Self::attach_with_rules).
+    pub fn attach_builtin_with(
+        iface: &Interface,
+        mode: AttachMode,
+        rules: &[Rule],
+        options: BuiltinOptions,
+    ) -> Result<XdpProgram> {
         validate_rules(rules)?;
         let queues = iface.queue_count()?.max(1);
-        let mut ebpf = load_builtin(queues)?;
+        let mut ebpf = load_builtin(queues, &options)?;
         let mut steering = Steering {
             rules: builtin_map(&mut ebpf, names::RULES)?,
             active: builtin_map(&mut ebpf, names::ACTIVE)?,
@@ -140,7 +158,10 @@ impl XdpProgram {
         steering.write_set(0, rules)?;
         steering.current = rules.to_vec();
         let xsks = builtin_map(&mut ebpf, names::XSKS)?;
-        Self::attach_loaded(ebpf, xsks, Some(steering), names::PROGRAM, iface, mode)
+        let mut program =
+            Self::attach_loaded(ebpf, xsks, Some(steering), names::PROGRAM, iface, mode)?;
+        program.options = options;
+        Ok(program)
     }
 
     /// Loads XDP program `program` from a user's ELF object (built with aya or clang; legacy
@@ -201,6 +222,7 @@ impl XdpProgram {
             program_name: program_name.to_owned(),
             attached: Some(Attached { xsks, steering, link, ebpf, key }),
             guard: ForkGuard::new(),
+            options: BuiltinOptions::default(),
         })
     }
 
@@ -318,6 +340,19 @@ impl XdpProgram {
     pub fn no_socket_counts(&mut self) -> Result<Vec<u64>> {
         let queues = self.map_size;
         self.steering_mut()?.no_socket_counts(queues)
+    }
+
+    /// Whether the built-in program writes receive timestamps ([`BuiltinOptions::rx_timestamps`];
+    /// false for a custom program, whatever it writes).
+    pub fn rx_timestamps(&self) -> bool {
+        self.options.rx_timestamps
+    }
+
+    /// Whether the program may write receive metadata before packets: the built-in one with
+    /// timestamps, or any custom one. A UMEM receiving from it should clear stale metadata
+    /// ([`crate::umem::Umem::expect_rx_meta`]).
+    pub fn may_write_rx_meta(&self) -> bool {
+        self.options.rx_timestamps || !self.has_rules()
     }
 
     /// The name of the XDP program in its object (`"afxdp_redirect"` for the built-in one).

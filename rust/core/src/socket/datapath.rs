@@ -31,7 +31,8 @@ impl Socket {
             let mut rings = self.pool.rings();
             let mut table = self.umem.frames();
             let want = want(&rings, &table);
-            let got = fill_locked(&mut rings, &mut table, self.pool.id, want, addressing);
+            let got =
+                fill_locked(&mut rings, &mut table, &self.umem, self.pool.id, want, addressing);
             (got, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
         };
         self.filled(got, wake);
@@ -97,7 +98,7 @@ impl Socket {
             let Received { frames, unexpected, .. } = sink;
             let filled = if self.cfg.autofill {
                 let want = fill_deficit(&rings, &table);
-                fill_locked(&mut rings, &mut table, pool, want, addressing)
+                fill_locked(&mut rings, &mut table, &self.umem, pool, want, addressing)
             } else {
                 0
             };

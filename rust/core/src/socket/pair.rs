@@ -250,6 +250,7 @@ pub(super) fn rings_pool(rings: &PairRings) -> PoolId {
 pub(super) fn fill_locked(
     rings: &mut PairRings,
     table: &mut FrameTable,
+    umem: &Umem,
     pool: PoolId,
     want: u32,
     addressing: Addressing,
@@ -262,6 +263,8 @@ pub(super) fn fill_locked(
     let n = fill.reserve(want);
     scratch.clear();
     let got = table.take_free_for_fill(n, pool, addressing, scratch);
+    // Before the kernel sees them: no stale receive metadata in the frames.
+    umem.clear_rx_meta(scratch);
     fill.write_slice(scratch);
     fill.submit(got);
     got
