@@ -506,18 +506,27 @@ def run_jumbo(lab: Lab, case: JumboCase, seconds: float, load_cpu: int,
 
 
 def jumbo_table(runs: dict[tuple[str, int], list[dict[str, float]]]) -> str:
-    """The jumbo workload's table: medians over the rounds, ratios of medians against the
-    4096-byte aligned case (python-batch, single buffer, 1500-byte frames, same lab and load)."""
+    """The jumbo workload's table: medians over the rounds; ratios against the 4096-byte
+    aligned case (python-batch, single buffer, 1500-byte frames, same lab and load), each the
+    median over the rounds of that round's ratio (a round runs its cases back to back, so the
+    pairs share the host's load of the moment)."""
     med = {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
            for key, rs in runs.items() if rs}
-    base = med.get(JUMBO_BASE)
+    base_by_round = {r["round"]: r for r in runs.get(JUMBO_BASE, [])}
+
+    def vs_base(key: tuple[str, int], metric: str) -> str:
+        ratios = [r[metric] / base_by_round[r["round"]][metric] for r in runs[key]
+                  if r["round"] in base_by_round and base_by_round[r["round"]][metric]]
+        return f"{statistics.median(ratios):.2f}" if ratios else "-"
+
     lines = [f"### jumbo: {JUMBO_SIZE}-byte frames on multi-buffer sockets beside the 4096-byte "
              f"aligned case ({JUMBO_BASE_SIZE}-byte frames), lab MTU {JUMBO_MTU}", "",
              f"Every row: 4096-byte aligned frames; the same load (benches/workers.py "
              f"tx-packets, `send_packets` on a multi-buffer socket); -mb: the receiver is "
-             f"bound with XDP_USE_SG (`multi_buffer=True`). *vs base*: this row's "
-             f"median divided by the median of {JUMBO_BASE[0]} at {JUMBO_BASE[1]} bytes (single "
-             f"buffer). Gbit/s counts frame bytes without FCS.", "",
+             f"bound with XDP_USE_SG (`multi_buffer=True`). *vs base*: this row's figure "
+             f"divided by that of {JUMBO_BASE[0]} at {JUMBO_BASE[1]} bytes (single "
+             f"buffer) in the same round, the median over the rounds. Gbit/s counts frame "
+             f"bytes without FCS.", "",
              "| frame bytes | implementation | frames per packet | offered Mpps | "
              "delivered Mpps | delivered / offered | offered Gbit/s | delivered Gbit/s | "
              "Gbit/s vs base | Mpps vs base | CPU ns/packet | CPU ns/KB | CPU/packet vs base | "
@@ -532,10 +541,9 @@ def jumbo_table(runs: dict[tuple[str, int], list[dict[str, float]]]) -> str:
             f"{m['frames_per_packet']:.2f} | {m['offered'] / 1e6:.3f} | "
             f"{m['delivered'] / 1e6:.3f} | {share:.2f} | {m['offered_gbps']:.2f} | "
             f"{m['delivered_gbps']:.2f} | "
-            f"{fmt_ratio(m['delivered_gbps'], base['delivered_gbps'] if base else None)} | "
-            f"{fmt_ratio(m['delivered'], base['delivered'] if base else None)} | "
-            f"{m['cpu']:.1f} | {m['cpu'] * 1000 / size:.1f} | "
-            f"{fmt_ratio(m['cpu'], base['cpu'] if base else None)} | "
+            f"{vs_base((impl, size), 'delivered_gbps')} | "
+            f"{vs_base((impl, size), 'delivered')} | "
+            f"{m['cpu']:.1f} | {m['cpu'] * 1000 / size:.1f} | {vs_base((impl, size), 'cpu')} | "
             f"{m['ring_full']:,.0f} / {m['fill_empty']:,.0f} / {m['rx_dropped']:,.0f} | "
             f"{m['veth_drops']:,.0f} |")
     return "\n".join(lines) + "\n"
@@ -922,6 +930,7 @@ def main() -> int:
                     failures.append(f"round {r + 1} jumbo {jc.impl} {jc.size} B: {e}")
                     print(f"round {r + 1} jumbo {jc.impl} {jc.size} B FAILED: {e}", flush=True)
                     continue
+                jres["round"] = r + 1
                 jumbos[(jc.impl, jc.size)].append(jres)
                 print(f"round {r + 1} {jc.size:5} B jumbo    {jc.impl:16} "
                       f"offered {jres['offered'] / 1e6:6.3f} Mpps {jres['offered_gbps']:6.2f} "
