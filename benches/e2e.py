@@ -40,20 +40,20 @@ pingpong  (--pingpong COUNT) round-trip latency, one 64-byte frame at a time: a 
        per ping; ratios against the C row of the same waiting (UDP against c-softirq).
        `--workloads '' --pingpong COUNT` runs the ping-pong alone.
 
-jumbo  9000-byte frames through a lab of MTU 9000 (Lab(mtu=9000)), beside 1500-byte frames
-       through the same lab: afxdp.generate() cannot send a packet longer than a page, so the load
-       is an afxdp multi-buffer sender in namespace a (benches/workers.py tx-packets:
-       `send_packets`, flat out, load CPU), the same for every row. python-batch is the rx
-       python-batch receiver (aligned 4096-byte frames, single buffer, `recv(64)`/release) on
+jumbo  9000-byte frames through a lab of MTU 9000 (Lab(mtu=9000)), beside 1500-byte frames through
+       the same lab: afxdp.generate() cannot send a 9000-byte packet (live frames take at most 3408
+       bytes here), so the load is an afxdp multi-buffer sender in namespace a (benches/workers.py
+       tx-packets: `send_packets`, flat out, load CPU), the same for every row. python-batch is the
+       rx python-batch receiver (aligned 4096-byte frames, single buffer, `recv(64)`/release) on
        1500-byte frames: the 4096-byte aligned case. The -mb receivers are bound with XDP_USE_SG
-       (`Socket(multi_buffer=True)`, the same 4096-byte aligned frames): python-batch-mb is the
-       same loop (frames counted; one frame per packet at 1500 bytes), python-packets-mb counts
+       (`Socket(multi_buffer=True)`, the same 4096-byte aligned frames): python-batch-mb is the same
+       loop (frames counted; one frame per packet at 1500 bytes), python-packets-mb counts
        `len(batch.packets())` (a chain of frames is one packet), on 1500-byte frames and on
-       9000-byte frames (chains of 3 frames: the kernel puts at most 4096 - 256 bytes of
-       headroom = 3840 bytes in a received frame). Packets/s and Gbit/s (frame bytes without
-       FCS), each against python-batch at 1500 bytes. There is no single-buffer 9000-byte row
-       (say with 16384-byte frames): afxdp, like the kernel's XDP_UMEM_REG, refuses frames
-       larger than the page (4096 bytes), in either chunk mode, so 9000 bytes never fit one.
+       9000-byte frames (chains of 3 frames: the kernel puts at most 4096 - 256 bytes of headroom =
+       3840 bytes in a received frame). Packets/s and Gbit/s (frame bytes without FCS), each against
+       python-batch at 1500 bytes. There is no single-buffer 9000-byte row (say with 16384-byte
+       frames): afxdp, like the kernel's XDP_UMEM_REG, refuses frames larger than the page (4096
+       bytes), in either chunk mode, so 9000 bytes never fit one.
 
 rx-port  (--port-queues 1,2,4) an afxdp.Port on every rx queue of a lab whose veth ends have
        N queues (benches/workers.py rx-port, pinned to the work CPU), under the same total load
@@ -727,6 +727,22 @@ METHOD = """\
   generator runs flat out and its rate depends on the receiver too (waking a receiver costs the
   load CPU), so the receivers there see different offered loads, and a receiver's CPU per
   packet depends on the load (the busier it is, the more packets each wakeup brings).
+- **jumbo**: its own lab of MTU 9000 (`Lab(mtu=9000)`). `afxdp.generate()` cannot send a
+  9000-byte packet (live frames take at most a page minus the kernel's headroom and tailroom,
+  3408 bytes here), so the load is an
+  afxdp sender bound with XDP_USE_SG in namespace a (benches/workers.py tx-packets:
+  `send_packets` of the same packet, flat out, on the load CPU; a 9000-byte packet goes out as a
+  chain of 3 frames), the same for every row. The receivers, all on Umems of 4096-byte aligned
+  frames: **python-batch** on 1500-byte frames, single buffer, the loop of the rx python-batch
+  row (the 4096-byte aligned case, the base); **python-batch-mb**, the same loop on a socket
+  bound with XDP_USE_SG (`Socket(multi_buffer=True)`); **python-packets-mb** on such a socket
+  counting `len(batch.packets())`, a chain of frames being one packet, on 1500-byte frames and
+  on 9000-byte frames, which arrive as chains of 3 frames (at most 4096 - 256 bytes of XDP
+  headroom = 3840 bytes of a packet per received frame). Rates are packets/s and Gbit/s of frame
+  bytes without FCS; *vs base* is each round's ratio to python-batch at 1500 bytes in the same
+  round, the median over the rounds. There is no single-buffer 9000-byte row (with, say,
+  16384-byte frames): afxdp, like the kernel's XDP_UMEM_REG, refuses frames larger than the
+  4096-byte page in either chunk mode.
 - **rx-port** (`--port-queues`): a lab whose veth ends have N queues each, a new lab per N. The
   load is paced to the same total rate for every N (`--port-mpps`) and spread evenly over the
   queues by AF_XDP tx sockets of one Umem on end a, one per queue, taking turns
