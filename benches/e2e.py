@@ -505,11 +505,14 @@ def run_jumbo(lab: Lab, case: JumboCase, seconds: float, load_cpu: int,
     }
 
 
-def jumbo_table(runs: dict[tuple[str, int], list[dict[str, float]]]) -> str:
+def jumbo_table(runs: dict[tuple[str, int], list[dict[str, float]]],
+                generated: dict[str, float] | None = None) -> str:
     """The jumbo workload's table: medians over the rounds; ratios against the 4096-byte
     aligned case (python-batch, single buffer, 1500-byte frames, same lab and load), each the
     median over the rounds of that round's ratio (a round runs its cases back to back, so the
-    pairs share the host's load of the moment)."""
+    pairs share the host's load of the moment). `generated`: the medians of the rx workload's
+    python-batch at JUMBO_BASE_SIZE in this run (MTU-1500 lab, afxdp.generate() load), if it ran:
+    a line compares the 9000-byte rows with it too (a ratio of medians, not paired)."""
     med = {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
            for key, rs in runs.items() if rs}
     base_by_round = {r["round"]: r for r in runs.get(JUMBO_BASE, [])}
@@ -546,6 +549,17 @@ def jumbo_table(runs: dict[tuple[str, int], list[dict[str, float]]]) -> str:
             f"{m['cpu']:.1f} | {m['cpu'] * 1000 / size:.1f} | {vs_base((impl, size), 'cpu')} | "
             f"{m['ring_full']:,.0f} / {m['fill_empty']:,.0f} / {m['rx_dropped']:,.0f} | "
             f"{m['veth_drops']:,.0f} |")
+    if generated:
+        gen_gbps = generated["delivered"] * JUMBO_BASE_SIZE * 8 / 1e9
+        lines += ["", f"- The rx workload's {JUMBO_BASE[0]} at {JUMBO_BASE_SIZE} bytes in this "
+                  f"run (the same receiver and Umem, in the MTU-1500 lab, loaded by "
+                  f"afxdp.generate() instead of the AF_XDP sender): "
+                  f"{generated['delivered'] / 1e6:.3f} Mpps delivered, {gen_gbps:.2f} Gbit/s."]
+        for (impl, size), m in med.items():
+            if size == JUMBO_SIZE:
+                lines.append(f"- {impl} at {size} bytes delivered "
+                             f"{fmt_ratio(m['delivered_gbps'], gen_gbps)} times its Gbit/s "
+                             f"(ratio of medians).")
     return "\n".join(lines) + "\n"
 
 
@@ -1008,7 +1022,7 @@ def main() -> int:
               f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
               f"load CPU {load_cpu}, work CPU {work_cpu}.\n")
     if any(jumbos.values()):
-        text += "\n\n" + jumbo_table(jumbos)
+        text += "\n\n" + jumbo_table(jumbos, med.get((JUMBO_BASE_SIZE, "rx", JUMBO_BASE[0])))
     if port_queues:
         text += "\n\n" + port_table(ports, sizes[0], args.port_mpps * 1e6)
     if pingpongs:
