@@ -500,7 +500,8 @@ def main() -> int:
     p.add_argument("--max-count", type=int, default=10**9)
     p.add_argument("--busy-poll", type=int, default=None, metavar="USECS",
                    help="AF_XDP receivers: preferred busy polling (Socket(busy_poll_usecs=))")
-    p.add_argument("--rate", type=float, help="gen: packets per second (default: as fast as it can)")
+    p.add_argument("--rate", type=float,
+                   help="gen: packets per second (default: as fast as it can)")
     p.add_argument("--peer", help="pp-udp-client: the server's address")
     p.add_argument("--queues", type=int, default=1, help="tx-queues: send on queues 0..N-1")
     p.add_argument("--frame-size", type=int, default=4096,
