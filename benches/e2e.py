@@ -12,7 +12,8 @@ lab (afxdp.lab.Lab: namespaces a and b) and measures, round after round, interle
 rx     afxdp.generate() in namespace a offers load (pinned to the load core); a receiver in
        namespace b (pinned to the work core) receives and drops: the C reference (xsk_ref
        rxdrop), the same C loop doing afxdp's frame ownership bookkeeping (`--track`), the
-       Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release), Python
+       Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release), the same
+       through `Socket.batches()` (python-iter: one call per batch), Python
        touching every frame (`frame[23]`), and Python's own AF_PACKET socket (`recv_into`).
        Delivered = what the receiver counted. The Rust and Python batch receivers run again
        over other Umems: rust-u3000/u4001 and python-batch-u3000/u4001 in unaligned chunk mode
@@ -147,6 +148,7 @@ def cases() -> list[Case]:
                                          ("c-tracked", c("rxdrop", "--track"), True),
                                          ("rust", rust("rxdrop"), False),
                                          ("python-batch", py("rx-batch"), False),
+                                         ("python-iter", py("rx-iter"), False),
                                          ("python-batch-busy", py("rx-batch", "--busy-poll", "20"),
                                           False),
                                          ("python-touch", py("rx-touch"), False))]
@@ -156,6 +158,7 @@ def cases() -> list[Case]:
         Case("rx", "c-tracked", c("rxdrop", "--track"), harness_program=True),
         Case("rx", "rust", rust("rxdrop")),
         Case("rx", "python-batch", py("rx-batch")),
+        Case("rx", "python-iter", py("rx-iter")),
         Case("rx", "python-touch", py("rx-touch")),
         Case("rx", "rust-u3000", rust("rxdrop", "3000", "unaligned")),
         Case("rx", "rust-u4001", rust("rxdrop", "4001", "unaligned")),

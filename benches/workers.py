@@ -16,6 +16,8 @@ is one plain loop, ``with sock.recv(batch, 0.1) as got: ...``, that does not loo
 batch):
 
 * ``rx-batch``: ``sock.recv(64)``, count, ``release()``: the batch API, no per-frame Python.
+* ``rx-iter``: the same through ``for got in sock.batches(64, 0.1)``: one call per batch
+  instead of ``recv``, ``__enter__`` and ``__exit__``.
 * ``rx-touch``: the same, and read one header byte of every frame from Python (``frame[23]``,
   the IPv4 protocol): what a per-frame Python loop costs.
 * ``rx-packets``: ``sock.recv(64)``, count the batch's packets (``len(batch.packets())``: a
@@ -109,6 +111,20 @@ def rx_batch_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int,
     return packets, nbytes, 0
 
 
+def rx_iter_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int, int, int]:
+    """rx-iter: the rx-batch loop through ``sock.batches()``: one Python call per batch (each
+    step releases the batch before and receives the next)."""
+    clock = time.monotonic
+    packets = nbytes = 0
+    while clock() < deadline:
+        for got in sock.batches(batch, 0.1):  # ends after 0.1 s with nothing received
+            packets += len(got)
+            nbytes += got.nbytes
+            if clock() >= deadline:
+                break
+    return packets, nbytes, 0
+
+
 def rx_touch_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int, int, int]:
     """rx-touch: the same, reading one header field of every frame from Python."""
     recv, clock = sock.recv, time.monotonic
@@ -161,6 +177,7 @@ def xsk_receiver(args: argparse.Namespace) -> int:
     forward = args.mode.startswith("l2fwd")
     loop = {
         "rx-batch": rx_batch_loop,
+        "rx-iter": rx_iter_loop,
         "rx-touch": rx_touch_loop,
         "rx-packets": rx_packets_loop,
         "l2fwd-batch": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=False),
@@ -393,7 +410,7 @@ def gen(args: argparse.Namespace, frame: bytes) -> int:
     return 0
 
 
-RECEIVERS = ("rx-batch", "rx-touch", "rx-packets", "l2fwd-batch", "l2fwd-perframe")
+RECEIVERS = ("rx-batch", "rx-iter", "rx-touch", "rx-packets", "l2fwd-batch", "l2fwd-perframe")
 MODES = (*RECEIVERS, "rx-port", "tx-queues", "afpacket-rx", "tx-batch", "tx-packets",
          "afpacket-tx", "gen",
          "pp-server", "pp-client", "pp-udp-server", "pp-udp-client")
