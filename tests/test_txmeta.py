@@ -423,3 +423,54 @@ def test_received_frames_forwarded_with_a_request(lab) -> None:
                 back += b.send(batch)
         got = [d for d, _ in receive(a, 8)]
         assert [parse_numbered(d, check_udp_checksum=True) for d in got] == list(range(8))
+
+
+@privileged
+def test_a_chain_carries_its_request_on_the_first_frame(lab_factory) -> None:
+    """Multi-buffer: the kernel reads a request only on a packet's first frame, so a request
+    on a later frame is refused, and a chain's timestamp comes back with its first frame. Copy
+    mode applies the request while the skb holds only that first frame, so with tx_sw_csum
+    it computes the checksum over the first frame alone (measured on 6.18): send() refuses a
+    checksum request on a chain there."""
+    lab = lab_factory(mtu=9000)
+    data = seeded(numbered(lab, 5, 6000))
+    with ExitStack() as stack:
+        with lab.enter("a"):
+            umem = afxdp.Umem(64, 4096, 0, tx_metadata=True, tx_sw_csum=True)
+            tx = stack.enter_context(
+                afxdp.Socket(lab.if_a, 0, umem=umem, rx_size=0, multi_buffer=True)
+            )
+        with lab.enter("b"):
+            prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode="native"))
+            rx = stack.enter_context(
+                afxdp.Socket(lab.if_b, 0, program=prog, tx_size=0, multi_buffer=True)
+            )
+        with tx.alloc(2) as batch:
+            batch[0].write(data[:2500])
+            batch[0].more = True
+            batch[1].write(data[2500:])
+            batch[1].request_tx_timestamp()
+            with pytest.raises(ValueError, match="frame 1 of the batch continues a packet"):
+                tx.send(batch)
+            batch[1].clear_tx_requests()
+            batch.request_checksum(UDP_CSUM_START, UDP_CSUM_OFFSET)
+            batch.request_tx_timestamps()
+            assert batch[1].checksum_request is None and not batch[1].tx_timestamp_requested
+            with pytest.raises(ValueError, match="over the first frame only"):
+                tx.send(batch)
+            assert tx.tx_pending == 0 and len(batch) == 2
+            batch[0].clear_tx_requests()
+            batch[0].request_tx_timestamp()
+            first = batch[0].index
+            assert tx.send(batch) == 2
+        deadline = time.monotonic() + DEADLINE
+        while tx.in_flight:
+            assert time.monotonic() < deadline
+            tx.complete()
+        assert [index for index, _ in tx.tx_timestamps()] == [first]
+        got: list[bytes] = []
+        while not got:
+            assert time.monotonic() < deadline
+            with rx.recv(8, timeout=0.05) as received:
+                got += [bytes(p) for p in received.packets()]
+        assert got == [data]

@@ -288,14 +288,14 @@ impl Batch {
 
     /// For `Socket::send` on a UMEM with tx metadata: checks frame `i` as the kernel will
     /// (room before the packet; for a request: first frame of its packet, known flags only,
-    /// checksum field within the length) and says whether it asks for a completion timestamp.
+    /// checksum field within the length) and returns the request's flags (0 without one).
     /// `first` tells whether the frame starts a packet (the kernel reads a request only
     /// there).
-    pub(crate) fn tx_meta_for_send(&self, i: usize, first: bool) -> Result<bool> {
+    pub(crate) fn tx_meta_for_send(&self, i: usize, first: bool) -> Result<u64> {
         let d = self.descs()[i];
         let ptr = self.meta_at(i)?;
         if d.options & FrameDesc::TX_METADATA == 0 {
-            return Ok(false);
+            return Ok(0);
         }
         if !first {
             return Err(Error::InvalidArgument {
@@ -322,7 +322,7 @@ impl Batch {
         if meta.flags & XDP_TXMD_FLAGS_CHECKSUM != 0 {
             check_checksum(i, u32::from(meta.csum_start), u32::from(meta.csum_offset), d.len)?;
         }
-        Ok(meta.flags & XDP_TXMD_FLAGS_TIMESTAMP != 0)
+        Ok(meta.flags)
     }
 }
 
@@ -496,7 +496,7 @@ mod tests {
         let e = b.tx_meta_for_send(0, true).unwrap_err().to_string();
         assert!(e.contains("frame 0") && e.contains("41-byte"), "{e}");
         b.set_len(0, 42).unwrap();
-        assert!(!b.tx_meta_for_send(0, true).unwrap());
+        assert_eq!(b.tx_meta_for_send(0, true).unwrap(), XDP_TXMD_FLAGS_CHECKSUM);
         let e = b.tx_meta_for_send(0, false).unwrap_err().to_string();
         assert!(e.contains("continues a packet"), "{e}");
         // Unknown flags written behind the API's back.

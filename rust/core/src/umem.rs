@@ -1332,6 +1332,30 @@ mod tests {
     }
 
     #[test]
+    fn completion_timestamp_requests_are_tracked_per_send() {
+        let mut plain = FrameTable::new(4);
+        assert!(!plain.tracks_tx_stamps());
+        plain.set_tx_stamp(1, true);
+        assert!(!plain.take_tx_stamp(1), "nothing tracked without tx metadata");
+        let mut t = FrameTable::new(4);
+        t.track_tx_stamps();
+        t.set_tx_stamp(1, true);
+        t.set_tx_stamp(2, false);
+        assert!(t.take_tx_stamp(1));
+        assert!(!t.take_tx_stamp(1), "taken once");
+        assert!(!t.take_tx_stamp(2));
+        // Left set by a send that never completed (a socket closed meanwhile): the next send
+        // of the frame overwrites it.
+        t.set_tx_stamp(3, true);
+        t.set_tx_stamp(3, false);
+        assert!(!t.take_tx_stamp(3));
+        assert!(!t.take_tx_stamp(4) && !t.take_tx_stamp(u64::MAX));
+        let u = Umem::new(UmemConfig { tx_metadata: true, ..geometry(4, 2048, 0) }).unwrap();
+        assert!(u.frames().tracks_tx_stamps());
+        assert!(!umem(4).frames().tracks_tx_stamps());
+    }
+
+    #[test]
     fn swap_macs_edits_every_frame_or_none() {
         let u = umem(4);
         let mut b = u.alloc(3);

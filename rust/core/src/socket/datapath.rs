@@ -8,7 +8,7 @@ use super::pair::{PairRings, fill_deficit, fill_locked};
 use crate::addr::Addressing;
 use crate::error::{Error, Result};
 use crate::ring::FillRing;
-use crate::sys::{XdpDesc, xsk};
+use crate::sys::{XDP_TXMD_FLAGS_CHECKSUM, XDP_TXMD_FLAGS_TIMESTAMP, XdpDesc, xsk};
 use crate::txmeta::{self, TxTimestamp};
 use crate::umem::{Batch, FrameDesc, FrameTable, PoolId, Umem};
 
@@ -151,7 +151,9 @@ impl Socket {
     /// `XDP_TX_METADATA`; refused, naming the frame: a packet starting less than
     /// [`TX_META_LEN`](crate::txmeta::TX_META_LEN) bytes into its frame, a request on a frame
     /// that continues a packet or with a checksum field beyond the length (copy mode would
-    /// answer EINVAL and never move the tx ring again).
+    /// answer EINVAL and never move the tx ring again), and a checksum request on a
+    /// multi-frame packet with `tx_sw_csum` in copy mode (the kernel would checksum the first
+    /// frame only).
     pub fn send(&mut self, batch: &mut Batch) -> Result<u32> {
         self.check_fork()?;
         if self.tx.is_none() {
@@ -188,11 +190,26 @@ impl Socket {
             }
         }
         self.check_chains(batch)?;
-        let meta = self.umem.config().tx_metadata;
+        let ucfg = self.umem.config();
+        let meta = ucfg.tx_metadata;
         if meta {
+            // Copy mode applies a request while the skb holds only the packet's first frame:
+            // a software checksum then covers that frame alone (seen on 6.18).
+            let partial_sw_csum = ucfg.tx_sw_csum && !self.zerocopy;
             let mut first = true;
             for (i, d) in batch.descs().iter().enumerate() {
-                batch.tx_meta_for_send(i, first)?;
+                let flags = batch.tx_meta_for_send(i, first)?;
+                if partial_sw_csum && d.more() && flags & XDP_TXMD_FLAGS_CHECKSUM != 0 {
+                    return Err(Error::InvalidArgument {
+                        name: "checksum request",
+                        value: format!("on frame {i}"),
+                        why: format!(
+                            "frame {i} of the batch starts a multi-frame packet; with \
+                             tx_sw_csum copy mode computes the checksum over the first frame \
+                             only (Linux 6.18), so it would be wrong"
+                        ),
+                    });
+                }
                 first = !d.more();
             }
         }
@@ -220,8 +237,8 @@ impl Socket {
                 if meta {
                     // Checked above; every frame sent notes its request, so a reused
                     // frame never completes with an earlier one's.
-                    let stamp = batch.tx_meta_for_send(i, true).unwrap_or(false);
-                    table.set_tx_stamp(d.index, stamp);
+                    let flags = batch.tx_meta_for_send(i, true).unwrap_or(0);
+                    table.set_tx_stamp(d.index, flags & XDP_TXMD_FLAGS_TIMESTAMP != 0);
                 }
                 let desc = XdpDesc {
                     addr: addressing.encode(d.index, d.offset),
