@@ -474,3 +474,31 @@ def test_a_chain_carries_its_request_on_the_first_frame(lab_factory) -> None:
             with rx.recv(8, timeout=0.05) as received:
                 got += [bytes(p) for p in received.packets()]
         assert got == [data]
+
+
+@privileged
+def test_port_collects_every_queues_timestamps(lab_factory) -> None:
+    lab = lab_factory(queues=2)
+    with (
+        lab.enter("a"),
+        afxdp.Port(
+            lab.if_a, mode="native", umem=afxdp.Umem(512, 2048, 0, tx_metadata=True)
+        ) as port,
+    ):
+        asked = []
+        for queue in port.queues:
+            with port[queue].alloc(4) as batch:
+                for seq, frame in enumerate(batch):
+                    frame.write(numbered(lab, seq))
+                batch[0].request_tx_timestamp()
+                batch[2].request_tx_timestamp()
+                asked += [batch[0].index, batch[2].index]
+                assert port[queue].send(batch) == 4
+        deadline = time.monotonic() + DEADLINE
+        while port.in_flight:
+            assert time.monotonic() < deadline
+            port.complete()
+        stamps = port.tx_timestamps()
+        assert sorted(index for index, _ in stamps) == sorted(asked)
+        assert [ns for _, ns in stamps] == sorted(ns for _, ns in stamps)
+        assert port.tx_timestamps() == []

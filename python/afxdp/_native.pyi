@@ -683,6 +683,8 @@ class Port:
         """Send a received batch out of its own queue (`batch.queue`); returns frames queued."""
     def complete(self) -> int:
         """Reclaim transmitted frames on every queue; returns how many."""
+    def tx_timestamps(self) -> list[tuple[int, int]]:
+        """Every queue's `Socket.tx_timestamps()`, merged and ordered by time."""
     @property
     def in_flight(self) -> int:
         """Frames sent on any queue and not completed yet."""

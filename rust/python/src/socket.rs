@@ -298,7 +298,7 @@ impl PySocket {
     /// clock of `time.time_ns()`; in copy mode it is a software timestamp taken when the
     /// kernel freed the packet (on veth: when the peer took it). Frames are reused once
     /// completed, so note which packet each index carried when you send.
-    fn tx_timestamps(&self) -> Result<Vec<(u32, u64)>> {
+    pub(crate) fn tx_timestamps(&self) -> Result<Vec<(u32, u64)>> {
         self.with(|s| {
             Ok(s.take_tx_timestamps().into_iter().map(|t| (t.index, t.timestamp)).collect())
         })
