@@ -502,3 +502,28 @@ def test_port_collects_every_queues_timestamps(lab_factory) -> None:
         assert sorted(index for index, _ in stamps) == sorted(asked)
         assert [ns for _, ns in stamps] == sorted(ns for _, ns in stamps)
         assert port.tx_timestamps() == []
+
+
+@privileged
+def test_requests_in_unaligned_mode_with_odd_frame_starts(lab) -> None:
+    """Unaligned 3001-byte frames: every other frame starts at an odd byte, where afxdp moves
+    one byte of the address into the offset (rust/core/src/addr.rs); the metadata must still
+    be found before the packet, and the timestamp read back from the completion address."""
+    frames = numbered_run(lab, 0, 8, size=100)
+    with ExitStack() as stack:
+        with lab.enter("a"):
+            umem = afxdp.Umem(8, 3001, 0, unaligned=True, tx_metadata=True, tx_sw_csum=True)
+            tx = stack.enter_context(afxdp.Socket(lab.if_a, 0, umem=umem, rx_size=0))
+        rx = stack.enter_context(xdp_receiver(lab, "native"))
+        indices = send_all(
+            tx,
+            [seeded(f) for f in frames],
+            lambda _, frame: (
+                frame.request_checksum(UDP_CSUM_START, UDP_CSUM_OFFSET),
+                frame.request_tx_timestamp(),
+            ),
+        )
+        assert any(index % 2 for index in indices), "no frame at an odd byte"
+        assert [index for index, _ in tx.tx_timestamps()] == indices
+        got = [parse_numbered(d, check_udp_checksum=True) for d, _ in receive(rx, 8)]
+        assert got == list(range(8))
