@@ -52,6 +52,8 @@ class Umem:
         *,
         unaligned: bool = False,
         hugepages: bool | None = False,
+        tx_metadata: bool = False,
+        tx_sw_csum: bool = False,
     ) -> Self:
         """Map the region. Each size must be an int (not a bool) the kernel accepts: a frame
         size it refuses (aligned mode: 2048 or 4096; unaligned=True: 2048 to the page size),
@@ -60,7 +62,13 @@ class Umem:
         `unaligned=True` registers the UMEM in unaligned chunk mode: frames of any size, still
         laid end to end. `hugepages=True` maps the region from 2 MiB huge pages, or raises
         OSError (ENOMEM) naming /proc/sys/vm/nr_hugepages and how many pages are needed when
-        too few are free; `None` uses them when free and normal pages otherwise."""
+        too few are free; `None` uses them when free and normal pages otherwise.
+
+        `tx_metadata=True` (Linux 6.8+) keeps 24 bytes before every transmitted packet for a
+        request (`Frame.request_checksum`, `request_tx_timestamp`, `launch_time`); allocated
+        frames start their packet after the headroom rounded up to 8 plus those 24 bytes.
+        `tx_sw_csum=True` (needs tx_metadata) makes copy mode compute requested checksums in
+        software. Both must be bools (TypeError naming the option)."""
     @property
     def frame_count(self) -> int:
         """Number of frames."""
@@ -76,6 +84,12 @@ class Umem:
     @property
     def unaligned(self) -> bool:
         """Whether the UMEM is in unaligned chunk mode."""
+    @property
+    def tx_metadata(self) -> bool:
+        """Whether every transmitted packet has room for a tx request before it."""
+    @property
+    def tx_sw_csum(self) -> bool:
+        """Whether copy mode computes requested checksums in software."""
     @property
     def hugepages(self) -> bool:
         """Whether the region is on 2 MiB huge pages (with hugepages=None: whether it got them)."""
@@ -163,6 +177,29 @@ class Frame:
     @property
     def rx_hash(self) -> int | None:
         """The device's receive (RSS) hash; None when not recorded."""
+    def request_checksum(self, start: int, offset: int) -> None:
+        """Ask the kernel to complete a checksum when the frame is sent (a Umem with
+        tx_metadata=True): the Internet checksum from byte `start` of the packet to its end,
+        stored at `start + offset` (UDP over IPv4: 34, 6). The field must hold the
+        pseudo-header checksum and lie within the packet (write it first; ValueError naming
+        the value otherwise)."""
+    def request_tx_timestamp(self) -> None:
+        """Ask for the completion timestamp (a Umem with tx_metadata=True); read it with
+        `Socket.tx_timestamps()` after `complete()`."""
+    @property
+    def checksum_request(self) -> tuple[int, int] | None:
+        """The checksum request as (start, offset), or None."""
+    @property
+    def tx_timestamp_requested(self) -> bool:
+        """Whether the completion timestamp is requested."""
+    @property
+    def launch_time(self) -> int | None:
+        """When the device should send the frame, ns since the epoch (`time.time_ns()`'s
+        clock, written as CLOCK_TAI), or None. Copy mode (veth) sends at once."""
+    @launch_time.setter
+    def launch_time(self, value: int | None, /) -> None: ...
+    def clear_tx_requests(self) -> None:
+        """Drop every tx request of the frame."""
     def write(self, packet: Buffer) -> None:
         """Copy `packet` into the frame and set the length to its size."""
     def __len__(self) -> int: ...
@@ -275,6 +312,10 @@ class FrameBatch:
     def rx_timestamps(self) -> UIntArray:
         """Every frame's `rx_timestamp` (u64 ns since the epoch; 0 for a frame without one): a
         copy, one clock measurement for the batch; it does not hold the batch."""
+    def request_checksum(self, start: int, offset: int) -> None:
+        """`Frame.request_checksum` on every frame that starts a packet (all or none)."""
+    def request_tx_timestamps(self) -> None:
+        """`Frame.request_tx_timestamp` on every frame that starts a packet."""
     def set_lengths(self, length: int) -> None:
         """Set every frame's packet length (each within its frame's capacity)."""
     def packets(self) -> list[Packet]:
@@ -543,7 +584,12 @@ class Socket:
         `max_frags`); otherwise each must fit one frame. An empty or too long packet raises
         ValueError naming it, and nothing is sent."""
     def complete(self, max: int | None = None) -> int:
-        """Reclaim transmitted frames from the completion ring; returns how many."""
+        """Reclaim transmitted frames from the completion ring; returns how many. On a Umem
+        with tx_metadata=True, also reads the completion timestamps frames asked for."""
+    def tx_timestamps(self) -> list[tuple[int, int]]:
+        """The completion timestamps `complete()` collected since the last call: (frame
+        index, ns since the epoch on `time.time_ns()`'s clock), in completion order, one per
+        frame sent with `request_tx_timestamp()`."""
     def release(self, batch: FrameBatch) -> None:
         """Return a batch's frames to the free pool (same as batch.release())."""
     def kick(self) -> None:
@@ -660,6 +706,8 @@ class Port:
         """Send a received batch out of its own queue (`batch.queue`); returns frames queued."""
     def complete(self) -> int:
         """Reclaim transmitted frames on every queue; returns how many."""
+    def tx_timestamps(self) -> list[tuple[int, int]]:
+        """Every queue's `Socket.tx_timestamps()`, merged and ordered by time."""
     @property
     def in_flight(self) -> int:
         """Frames sent on any queue and not completed yet."""

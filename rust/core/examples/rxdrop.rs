@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         headroom: 0,
         unaligned: flag("unaligned"),
         hugepages: if flag("hugepages") { HugePages::Yes } else { HugePages::No },
+        ..UmemConfig::default()
     })?;
     let cfg = SocketConfig { tx_size: 0, ..SocketConfig::default() };
     let mut sock = Socket::open(&iface, 0, umem, cfg)?;

@@ -13,6 +13,8 @@
 //! * [`socket`]: ring setup, bind, wakeups, statistics, and the ring-size policy.
 //! * [`rxmeta`]: per-packet receive metadata (timestamps) written by the XDP program before
 //!   each packet, read back from the frame.
+//! * [`txmeta`]: per-packet transmit requests (checksum offload, completion timestamp,
+//!   launch time) written before each packet, and the completion timestamps read back.
 //! * [`port`]: a socket on every rx queue of an interface over one shared UMEM, received from
 //!   fairly and waited on with one `epoll` descriptor.
 //! * [`bpf`]: the embedded XDP program, attached with aya: `program` (load, attach, register,
@@ -37,6 +39,7 @@ pub mod ring;
 pub mod rxmeta;
 pub mod socket;
 pub mod sys;
+pub mod txmeta;
 pub mod umem;
 
 pub use error::{Error, Result};

@@ -37,8 +37,10 @@ use crate::addr::{Addressing, Decoded};
 use crate::error::{Error, Result};
 use crate::socket::QueuePool;
 use crate::sys::{
-    self, ForkGuard, Mmap, XDP_PACKET_HEADROOM, XDP_PKT_CONTD, XDP_UMEM_MIN_CHUNK_SIZE, XdpDesc,
+    self, ForkGuard, Mmap, XDP_PACKET_HEADROOM, XDP_PKT_CONTD, XDP_TX_METADATA,
+    XDP_UMEM_MIN_CHUNK_SIZE, XdpDesc,
 };
+use crate::txmeta::TX_META_LEN;
 
 /// Bytes the kernel keeps at the end of a chunk for `struct skb_shared_info` (aligned) in copy
 /// mode, and the extra margin 6.18.y requires: the largest accepted headroom is
@@ -71,6 +73,14 @@ pub struct UmemConfig {
     pub unaligned: bool,
     /// Where the region's memory comes from.
     pub hugepages: HugePages,
+    /// Registers the UMEM with [`TX_META_LEN`] bytes of tx metadata
+    /// (`XDP_UMEM_TX_METADATA_LEN`): every tx descriptor then has room for a request
+    /// (checksum offload, completion timestamp, launch time) right before its packet, and
+    /// allocated frames start their packet after that room ([`UmemConfig::tx_offset`]).
+    pub tx_metadata: bool,
+    /// With `tx_metadata`: copy mode computes a requested checksum in software
+    /// (`XDP_UMEM_TX_SW_CSUM`) instead of leaving it partial for the device.
+    pub tx_sw_csum: bool,
 }
 
 impl Default for UmemConfig {
@@ -81,6 +91,8 @@ impl Default for UmemConfig {
             headroom: 0,
             unaligned: false,
             hugepages: HugePages::No,
+            tx_metadata: false,
+            tx_sw_csum: false,
         }
     }
 }
@@ -111,6 +123,14 @@ impl UmemConfig {
                 name: "frame_count",
                 value: self.frame_count.to_string(),
                 why: "must be from 1 to 16777216".into(),
+            });
+        }
+        if self.tx_sw_csum && !self.tx_metadata {
+            return Err(Error::InvalidArgument {
+                name: "tx_sw_csum",
+                value: "True".into(),
+                why: "software checksums are a tx metadata request: it needs tx_metadata=True"
+                    .into(),
             });
         }
         let max_headroom = self.max_headroom();
@@ -154,9 +174,20 @@ impl UmemConfig {
         self.frame_size - self.headroom - XDP_PACKET_HEADROOM
     }
 
+    /// Where the packet of an allocated (transmit) frame starts: after the headroom, and with
+    /// `tx_metadata` after the metadata room too, which starts at the headroom rounded up to 8
+    /// bytes (so the kernel's `struct xsk_tx_metadata` is 8-byte aligned in aligned mode).
+    pub fn tx_offset(&self) -> u32 {
+        if self.tx_metadata {
+            self.headroom.next_multiple_of(8) + TX_META_LEN
+        } else {
+            self.headroom
+        }
+    }
+
     /// The largest packet that can be written into a frame for transmission.
     pub fn tx_capacity(&self) -> u32 {
-        self.frame_size - self.headroom
+        self.frame_size - self.tx_offset()
     }
 }
 
@@ -201,6 +232,11 @@ pub struct FrameTable {
     /// Emptied descriptor vectors of released batches, reused by the next receive so a batch
     /// costs no allocation in a steady receive loop.
     spare: Vec<Vec<FrameDesc>>,
+    /// Per frame, on a UMEM with tx metadata only (empty otherwise): whether the frame was
+    /// last sent with a completion timestamp request, so its completion reads the timestamp
+    /// ([`crate::txmeta`]). Written for every frame sent, so a reused frame never inherits a
+    /// request.
+    tx_stamp: Vec<bool>,
 }
 
 /// How many emptied batch vectors the frame table keeps for reuse.
@@ -236,7 +272,35 @@ impl FrameTable {
             free: (0..frame_count).rev().collect(),
             counts: [frame_count, 0, 0, 0],
             spare: Vec::new(),
+            tx_stamp: Vec::new(),
         }
+    }
+
+    /// Starts tracking completion timestamp requests (a UMEM with tx metadata).
+    fn track_tx_stamps(&mut self) {
+        self.tx_stamp = vec![false; self.state.len()];
+    }
+
+    /// Whether the table tracks completion timestamp requests.
+    #[inline]
+    pub(crate) fn tracks_tx_stamps(&self) -> bool {
+        !self.tx_stamp.is_empty()
+    }
+
+    /// Notes whether frame `index`, being sent, asked for a completion timestamp (when
+    /// tracking).
+    #[inline]
+    pub(crate) fn set_tx_stamp(&mut self, index: u32, requested: bool) {
+        if let Some(slot) = self.tx_stamp.get_mut(index as usize) {
+            *slot = requested;
+        }
+    }
+
+    /// Whether frame `index`, just completed, asked for a completion timestamp; forgets it.
+    #[inline]
+    pub(crate) fn take_tx_stamp(&mut self, index: u64) -> bool {
+        let i = usize::try_from(index).unwrap_or(usize::MAX);
+        self.tx_stamp.get_mut(i).is_some_and(std::mem::take)
     }
 
     /// Moves frame `index` from `from` to `to`; refuses any other starting state. Frames leave
@@ -633,13 +697,17 @@ impl Umem {
     pub fn new(cfg: UmemConfig) -> Result<Umem> {
         cfg.validate()?;
         let (region, huge) = map_region(&cfg)?;
+        let mut frames = FrameTable::new(cfg.frame_count);
+        if cfg.tx_metadata {
+            frames.track_tx_stamps();
+        }
         Ok(Umem {
             shared: Arc::new(UmemShared {
                 region,
                 huge,
                 addressing: cfg.addressing(),
                 cfg,
-                frames: Mutex::new(FrameTable::new(cfg.frame_count)),
+                frames: Mutex::new(frames),
                 pools: Mutex::new(Vec::new()),
                 opening: Mutex::new(()),
                 guard: ForkGuard::new(),
@@ -789,7 +857,7 @@ impl Umem {
         let n = n.min(self.shared.cfg.frame_count as usize);
         let mut indices = Vec::with_capacity(n);
         self.frames().take_free(n, FrameState::User, &mut indices);
-        let offset = self.shared.cfg.headroom;
+        let offset = self.shared.cfg.tx_offset();
         Batch {
             umem: self.clone(),
             frames: indices
@@ -817,13 +885,18 @@ pub struct FrameDesc {
     /// The packet length, in bytes (of this frame's part, in a chain).
     pub len: u32,
     /// The descriptor options: [`FrameDesc::MORE`] (the kernel's `XDP_PKT_CONTD`) when the
-    /// packet continues in the next frame of the batch; no other bit is ever set.
+    /// packet continues in the next frame of the batch, [`FrameDesc::TX_METADATA`] when a tx
+    /// request was written before the packet; no other bit is ever set.
     pub options: u32,
 }
 
 impl FrameDesc {
     /// The option bit of a frame whose packet continues in the next frame (`XDP_PKT_CONTD`).
     pub const MORE: u32 = XDP_PKT_CONTD;
+    /// The option bit of a frame with a tx metadata request before its packet
+    /// (`XDP_TX_METADATA`; see [`crate::txmeta`]). Set only by the request methods, so a
+    /// frame fresh from `alloc` or `recv` never carries an earlier user's request.
+    pub const TX_METADATA: u32 = XDP_TX_METADATA;
 
     /// Whether the packet continues in the next frame.
     pub fn more(&self) -> bool {
@@ -951,6 +1024,13 @@ impl Batch {
         Ok(())
     }
 
+    /// Sets or clears [`FrameDesc::TX_METADATA`] on frame `i` (which the caller checked).
+    pub(crate) fn set_tx_meta_bit(&mut self, i: usize, on: bool) {
+        let d = &mut self.frames[i];
+        d.options =
+            d.options & !FrameDesc::TX_METADATA | if on { FrameDesc::TX_METADATA } else { 0 };
+    }
+
     /// Whether frame `i`'s packet continues in the next frame (multi-buffer).
     pub fn more(&self, i: usize) -> Result<bool> {
         Ok(self.desc(i)?.more())
@@ -962,7 +1042,7 @@ impl Batch {
     pub fn set_more(&mut self, i: usize, more: bool) -> Result<()> {
         self.desc(i)?;
         let d = &mut self.frames[i];
-        d.options = if more { FrameDesc::MORE } else { 0 };
+        d.options = d.options & !FrameDesc::MORE | if more { FrameDesc::MORE } else { 0 };
         Ok(())
     }
 
@@ -1033,7 +1113,9 @@ impl Batch {
             let take = rest.len().min(self.capacity(i)?);
             self.write(i, &rest[..take])?;
             rest = &rest[take..];
-            self.frames[i].options = if rest.is_empty() { 0 } else { FrameDesc::MORE };
+            let d = &mut self.frames[i];
+            d.options =
+                d.options & !FrameDesc::MORE | if rest.is_empty() { 0 } else { FrameDesc::MORE };
         }
         Ok(need)
     }
@@ -1247,6 +1329,30 @@ mod tests {
         assert!(UmemConfig { headroom: cfg.max_headroom() + 1, ..cfg }.validate().is_err());
         assert_eq!(cfg.len(), 12_000);
         assert!(cfg.addressing().is_unaligned());
+    }
+
+    #[test]
+    fn completion_timestamp_requests_are_tracked_per_send() {
+        let mut plain = FrameTable::new(4);
+        assert!(!plain.tracks_tx_stamps());
+        plain.set_tx_stamp(1, true);
+        assert!(!plain.take_tx_stamp(1), "nothing tracked without tx metadata");
+        let mut t = FrameTable::new(4);
+        t.track_tx_stamps();
+        t.set_tx_stamp(1, true);
+        t.set_tx_stamp(2, false);
+        assert!(t.take_tx_stamp(1));
+        assert!(!t.take_tx_stamp(1), "taken once");
+        assert!(!t.take_tx_stamp(2));
+        // Left set by a send that never completed (a socket closed meanwhile): the next send
+        // of the frame overwrites it.
+        t.set_tx_stamp(3, true);
+        t.set_tx_stamp(3, false);
+        assert!(!t.take_tx_stamp(3));
+        assert!(!t.take_tx_stamp(4) && !t.take_tx_stamp(u64::MAX));
+        let u = Umem::new(UmemConfig { tx_metadata: true, ..geometry(4, 2048, 0) }).unwrap();
+        assert!(u.frames().tracks_tx_stamps());
+        assert!(!umem(4).frames().tracks_tx_stamps());
     }
 
     #[test]

@@ -266,6 +266,21 @@ impl PyFrameBatch {
         Ok(PyUIntArray::u64s(self.with(|b| Ok(b.rx_timestamps()?))?))
     }
 
+    /// `Frame.request_checksum(start, offset)` on every frame that starts a packet (a Umem
+    /// with `tx_metadata=True`). Checked first: either every frame gets the request or, if
+    /// one's packet is too short, none (ValueError naming the value and the frame).
+    fn request_checksum(&self, start: Int, offset: Int) -> Result<()> {
+        let start = u32_arg("start", start)?;
+        let offset = u32_arg("offset", offset)?;
+        self.with(|b| Ok(b.request_checksums(start, offset)?))
+    }
+
+    /// `Frame.request_tx_timestamp()` on every frame that starts a packet (a Umem with
+    /// `tx_metadata=True`).
+    fn request_tx_timestamps(&self) -> Result<()> {
+        self.with(|b| Ok(b.request_tx_timestamps()?))
+    }
+
     /// Sets every frame's packet length (each within its frame's capacity).
     fn set_lengths(&self, length: Int) -> Result<()> {
         let length = u32_arg("length", length)? as usize;

@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyInt, PySlice};
 
 use crate::batch::PyFrameBatch;
 use crate::buffer::fill_view;
-use crate::convert::{Int, with_bytes};
+use crate::convert::{Int, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 
 /// One frame of a batch: `len(frame)`, `bytes(frame)`, `frame[a:b]`, `frame[a:b] = ...`,
@@ -168,6 +168,66 @@ impl PyFrame {
     fn rx_hash(&self) -> Result<Option<u32>> {
         let mut clocks = ClockConverter::default();
         self.with(|b, i| Ok(b.rx_meta(i, &mut clocks)?.and_then(|m| m.hash.map(|(h, _)| h))))
+    }
+
+    /// Asks the kernel to fill in a checksum when the frame is sent (a Umem with
+    /// `tx_metadata=True`): the Internet checksum from byte `start` of the packet to its end,
+    /// stored at byte `start + offset` (e.g. UDP over IPv4: `start=34, offset=6`). As with any
+    /// checksum offload, the field must already hold the checksum of the pseudo-header. Write
+    /// the packet first: the 2-byte field must lie within its length (ValueError naming the
+    /// value otherwise; `send` checks again). See `docs/timestamps.md` for what copy mode does.
+    fn request_checksum(&self, start: Int, offset: Int) -> Result<()> {
+        let start = u32_arg("start", start)?;
+        let offset = u32_arg("offset", offset)?;
+        self.with(|b, i| Ok(b.request_checksum(i, start, offset)?))
+    }
+
+    /// Asks for the frame's completion timestamp (a Umem with `tx_metadata=True`):
+    /// `Socket.complete()` reads it when the frame comes back, and `Socket.tx_timestamps()`
+    /// hands it out with the frame's index.
+    fn request_tx_timestamp(&self) -> Result<()> {
+        self.with(|b, i| Ok(b.request_tx_timestamp(i)?))
+    }
+
+    /// The checksum request as `(start, offset)`, or None.
+    #[getter]
+    fn checksum_request(&self) -> Result<Option<(u16, u16)>> {
+        self.with(|b, i| Ok(b.tx_request(i)?.checksum))
+    }
+
+    /// Whether the completion timestamp is requested.
+    #[getter]
+    fn tx_timestamp_requested(&self) -> Result<bool> {
+        self.with(|b, i| Ok(b.tx_request(i)?.timestamp))
+    }
+
+    /// When the device should send the frame: ns since the epoch (the clock of
+    /// `time.time_ns()`; written as CLOCK_TAI), or None. Only a launch-time capable device
+    /// or qdisc acts on it; copy mode (veth and every driver without zero-copy) sends at once.
+    #[getter]
+    fn get_launch_time(&self) -> Result<Option<u64>> {
+        self.with(|b, i| Ok(b.tx_request(i)?.launch_time))
+    }
+
+    #[setter]
+    fn set_launch_time(&self, launch_time: Option<Int>) -> Result<()> {
+        let launch_time = match launch_time {
+            Some(t) => {
+                let t = t.get("launch_time")?;
+                Some(u64::try_from(t).map_err(|_| {
+                    Error::value(format!(
+                        "invalid launch_time {t}: must be >= 0 (ns since the epoch)"
+                    ))
+                })?)
+            }
+            None => None,
+        };
+        self.with(|b, i| Ok(b.set_launch_time(i, launch_time)?))
+    }
+
+    /// Drops every transmit request of the frame (it is then sent without metadata).
+    fn clear_tx_requests(&self) -> Result<()> {
+        self.with(|b, i| Ok(b.clear_tx_request(i)?))
     }
 
     /// Copies `packet` into the frame and sets the length to its size.

@@ -291,6 +291,20 @@ impl PyPort {
         Ok(n)
     }
 
+    /// The completion timestamps `complete()` collected on every queue since the last call
+    /// (`Socket.tx_timestamps()` of each), as `(frame index, ns since the epoch)` ordered by
+    /// time: frames sent with `Frame.request_tx_timestamp()` on a Umem with
+    /// `tx_metadata=True`.
+    fn tx_timestamps(&self) -> Result<Vec<(u32, u64)>> {
+        self.waiter()?;
+        let mut all = Vec::new();
+        for s in self.sockets.iter().map(Py::get).filter(|s| !s.closed()) {
+            all.extend(s.tx_timestamps()?);
+        }
+        all.sort_by_key(|&(_, ns)| ns);
+        Ok(all)
+    }
+
     /// Frames sent on any queue and not completed yet.
     #[getter]
     fn in_flight(&self) -> Result<u32> {

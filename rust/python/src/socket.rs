@@ -313,6 +313,18 @@ impl PySocket {
         self.with(|s| s.complete(max))
     }
 
+    /// The completion timestamps `complete()` collected since the last call, as a list of
+    /// `(frame index, ns since the epoch)` in completion order: one per frame sent with
+    /// `Frame.request_tx_timestamp()` (a Umem with `tx_metadata=True`). The time is the
+    /// clock of `time.time_ns()`; in copy mode it is a software timestamp taken when the
+    /// kernel freed the packet (on veth: when the peer took it). Frames are reused once
+    /// completed, so note which packet each index carried when you send.
+    pub(crate) fn tx_timestamps(&self) -> Result<Vec<(u32, u64)>> {
+        self.with(|s| {
+            Ok(s.take_tx_timestamps().into_iter().map(|t| (t.index, t.timestamp)).collect())
+        })
+    }
+
     /// Returns a batch's frames to the free pool (same as `batch.release()`).
     fn release(&self, batch: &PyFrameBatch) -> Result<()> {
         let foreign = lock(&batch.batch)

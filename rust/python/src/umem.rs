@@ -16,6 +16,10 @@ use crate::umem_frames::PyUmemFrames;
 
 /// A UMEM: one region of `frame_count` frames of `frame_size` bytes, shared with the kernel.
 ///
+/// `tx_metadata=True` registers it with room for a transmit request before every packet
+/// (`Frame.request_checksum`, `Frame.request_tx_timestamp`, `Frame.launch_time`; Linux 6.8 or
+/// newer); `tx_sw_csum=True` makes copy mode compute requested checksums in software.
+///
 /// Exposes the whole region through the buffer protocol (`memoryview(umem)`): raw access for
 /// experts; frames the kernel owns may change under you. Use `FrameBatch`/`Frame` instead.
 #[pyclass(name = "Umem", module = "afxdp._native", frozen)]
@@ -47,8 +51,9 @@ impl PyUmem {
 #[pymethods]
 impl PyUmem {
     #[new]
-    #[pyo3(signature = (frame_count = Int::Int(4096), frame_size = Int::Int(4096), headroom = Int::Int(0), *, unaligned = None, hugepages = HugePagesArg(HugePages::No)),
-           text_signature = "(frame_count=4096, frame_size=4096, headroom=0, *, unaligned=False, hugepages=False)")]
+    #[pyo3(signature = (frame_count = Int::Int(4096), frame_size = Int::Int(4096), headroom = Int::Int(0), *, unaligned = None, hugepages = HugePagesArg(HugePages::No), tx_metadata = None, tx_sw_csum = None),
+           text_signature = "(frame_count=4096, frame_size=4096, headroom=0, *, unaligned=False, hugepages=False, tx_metadata=False, tx_sw_csum=False)")]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         frame_count: Int,
@@ -56,6 +61,8 @@ impl PyUmem {
         headroom: Int,
         unaligned: Option<&Bound<'_, PyAny>>,
         hugepages: HugePagesArg,
+        tx_metadata: Option<&Bound<'_, PyAny>>,
+        tx_sw_csum: Option<&Bound<'_, PyAny>>,
     ) -> Result<Self> {
         let cfg = UmemConfig {
             frame_count: u32_arg("frame_count", frame_count)?,
@@ -63,6 +70,8 @@ impl PyUmem {
             headroom: u32_arg("headroom", headroom)?,
             unaligned: flag_arg("unaligned", unaligned, false)?,
             hugepages: hugepages.0,
+            tx_metadata: flag_arg("tx_metadata", tx_metadata, false)?,
+            tx_sw_csum: flag_arg("tx_sw_csum", tx_sw_csum, false)?,
         };
         // Mapping (and populating) a large region takes a while: without the GIL.
         py.detach(move || Self::create(cfg))
@@ -100,6 +109,19 @@ impl PyUmem {
     #[getter]
     fn unaligned(&self) -> bool {
         self.cfg.unaligned
+    }
+
+    /// Whether the UMEM has room for a transmit request before every packet (allocated
+    /// frames start their packet 24 bytes later, after the headroom rounded up to 8).
+    #[getter]
+    fn tx_metadata(&self) -> bool {
+        self.cfg.tx_metadata
+    }
+
+    /// Whether copy mode computes requested checksums in software.
+    #[getter]
+    fn tx_sw_csum(&self) -> bool {
+        self.cfg.tx_sw_csum
     }
 
     /// Whether the region is on 2 MiB huge pages (with `hugepages=None`: whether enough were
@@ -177,8 +199,13 @@ impl PyUmem {
         let state = if self.closed() { " [closed]" } else { "" };
         let unaligned = if c.unaligned { " unaligned=True" } else { "" };
         let huge = if self.huge { " hugepages=True" } else { "" };
+        let meta = match (c.tx_metadata, c.tx_sw_csum) {
+            (false, _) => "",
+            (true, false) => " tx_metadata=True",
+            (true, true) => " tx_metadata=True tx_sw_csum=True",
+        };
         format!(
-            "<afxdp.Umem frame_count={} frame_size={} headroom={}{unaligned}{huge}{state}>",
+            "<afxdp.Umem frame_count={} frame_size={} headroom={}{unaligned}{huge}{meta}{state}>",
             c.frame_count, c.frame_size, c.headroom
         )
     }

@@ -8,8 +8,9 @@ use super::pair::{PairRings, fill_deficit, fill_locked};
 use crate::addr::Addressing;
 use crate::error::{Error, Result};
 use crate::ring::FillRing;
-use crate::sys::{XdpDesc, xsk};
-use crate::umem::{Batch, FrameDesc, FrameTable, PoolId};
+use crate::sys::{XDP_TXMD_FLAGS_CHECKSUM, XDP_TXMD_FLAGS_TIMESTAMP, XdpDesc, xsk};
+use crate::txmeta::{self, TxTimestamp};
+use crate::umem::{Batch, FrameDesc, FrameTable, PoolId, Umem};
 
 impl Socket {
     /// Hands up to `max` free frames to the kernel through the fill ring; returns how many.
@@ -145,6 +146,14 @@ impl Socket {
     /// longer than [`Socket::max_frags`] or than the tx ring (the kernel would drop it whole
     /// and never complete its frames). The tx ring takes whole packets: when it has room for
     /// only part of the batch, the frames queued end at a packet's end.
+    ///
+    /// On a UMEM with tx metadata, a frame with a request ([`crate::txmeta`]) is sent with
+    /// `XDP_TX_METADATA`; refused, naming the frame: a packet starting less than
+    /// [`TX_META_LEN`](crate::txmeta::TX_META_LEN) bytes into its frame, a request on a frame
+    /// that continues a packet or with a checksum field beyond the length (copy mode would
+    /// answer EINVAL and never move the tx ring again), and a checksum request on a
+    /// multi-frame packet with `tx_sw_csum` in copy mode (the kernel would checksum the first
+    /// frame only).
     pub fn send(&mut self, batch: &mut Batch) -> Result<u32> {
         self.check_fork()?;
         if self.tx.is_none() {
@@ -181,6 +190,29 @@ impl Socket {
             }
         }
         self.check_chains(batch)?;
+        let ucfg = self.umem.config();
+        let meta = ucfg.tx_metadata;
+        if meta {
+            // Copy mode applies a request while the skb holds only the packet's first frame:
+            // a software checksum then covers that frame alone (seen on 6.18).
+            let partial_sw_csum = ucfg.tx_sw_csum && !self.zerocopy;
+            let mut first = true;
+            for (i, d) in batch.descs().iter().enumerate() {
+                let flags = batch.tx_meta_for_send(i, first)?;
+                if partial_sw_csum && d.more() && flags & XDP_TXMD_FLAGS_CHECKSUM != 0 {
+                    return Err(Error::InvalidArgument {
+                        name: "checksum request",
+                        value: format!("on frame {i}"),
+                        why: format!(
+                            "frame {i} of the batch starts a multi-frame packet; with \
+                             tx_sw_csum copy mode computes the checksum over the first frame \
+                             only (Linux 6.18), so it would be wrong"
+                        ),
+                    });
+                }
+                first = !d.more();
+            }
+        }
         let want = batch.len() as u32;
         if self.tx.as_mut().expect("checked above").free(want) < want {
             // Make room: let the kernel drain the ring, then reclaim.
@@ -202,10 +234,16 @@ impl Socket {
             let mut table = self.umem.frames();
             for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
                 table.queue_for_tx(d.index, self.pool.id, fs)?;
+                if meta {
+                    // Checked above; every frame sent notes its request, so a reused
+                    // frame never completes with an earlier one's.
+                    let flags = batch.tx_meta_for_send(i, true).unwrap_or(0);
+                    table.set_tx_stamp(d.index, flags & XDP_TXMD_FLAGS_TIMESTAMP != 0);
+                }
                 let desc = XdpDesc {
                     addr: addressing.encode(d.index, d.offset),
                     len: d.len,
-                    options: d.options & FrameDesc::MORE,
+                    options: d.options & (FrameDesc::MORE | FrameDesc::TX_METADATA),
                 };
                 tx.write(i as u32, desc);
             }
@@ -383,15 +421,30 @@ impl Socket {
 
     /// Reclaims up to `max` transmitted frames from the completion ring into the free pool;
     /// returns how many. Kicks the kernel first when frames still wait on the tx ring.
+    ///
+    /// On a UMEM with tx metadata, the completion timestamp of each frame sent with a
+    /// timestamp request is read as it comes back and kept for
+    /// [`Socket::take_tx_timestamps`]. The completion ring is that of the socket's
+    /// (interface, queue): with several sockets of one UMEM on it, the socket whose
+    /// `complete` reaps a frame keeps its timestamp.
     pub fn complete(&mut self, max: u32) -> Result<u32> {
         self.kick_tx()?;
         let addressing = self.umem.addressing();
         let pool = self.pool.id;
+        let mut stamps = Vec::new();
         let (n, done) = {
             let mut rings = self.pool.rings();
             let Some(comp) = rings.comp.as_mut() else { return Ok(0) };
             let mut table = self.umem.frames();
-            let mut sink = Completed { table: &mut table, pool, addressing, done: 0 };
+            let umem = table.tracks_tx_stamps().then_some(&self.umem);
+            let mut sink = Completed {
+                table: &mut table,
+                pool,
+                addressing,
+                done: 0,
+                umem,
+                stamps: &mut stamps,
+            };
             let n = comp.peek(max, &mut sink);
             let done = sink.done;
             table.completed(done, pool);
@@ -401,7 +454,20 @@ impl Socket {
         };
         self.counters.unexpected += u64::from(n - done);
         self.counters.completed += u64::from(done);
+        if !stamps.is_empty() {
+            txmeta::convert_stamps(&stamps, &mut self.tx_stamps);
+            let excess = self.tx_stamps.len().saturating_sub(super::MAX_TX_STAMPS);
+            self.tx_stamps.drain(..excess);
+        }
         Ok(done)
+    }
+
+    /// Takes the completion timestamps [`Socket::complete`] collected since the last call, in
+    /// completion order: one per frame sent with a timestamp request whose completion the
+    /// kernel stamped (copy mode always does). At most [`super::MAX_TX_STAMPS`] are kept;
+    /// older ones are dropped first.
+    pub fn take_tx_timestamps(&mut self) -> Vec<TxTimestamp> {
+        self.tx_stamps.drain(..).collect()
     }
 
     /// Frames sent through this socket's (interface, queue) but not completed yet (the
@@ -436,23 +502,43 @@ impl Extend<XdpDesc> for Received<'_> {
 }
 
 /// Where [`Socket::complete`] peeks completion addresses to: each one's frame moves `Tx` →
-/// `Free`; anything else is left alone (and counted as unexpected by the caller).
+/// `Free`; anything else is left alone (and counted as unexpected by the caller). With `umem`
+/// (a UMEM with tx metadata), the raw completion timestamp of each frame sent with a request
+/// goes to `stamps`.
 struct Completed<'a> {
     table: &'a mut FrameTable,
     pool: PoolId,
     addressing: Addressing,
     done: u32,
+    umem: Option<&'a Umem>,
+    stamps: &'a mut Vec<(u32, u64)>,
 }
 
 impl Extend<u64> for Completed<'_> {
     #[inline]
     fn extend<I: IntoIterator<Item = u64>>(&mut self, addrs: I) {
+        let Some(umem) = self.umem else {
+            for addr in addrs {
+                let done = self
+                    .addressing
+                    .decode(addr)
+                    .is_some_and(|d| self.table.take_completed(d.index, self.pool));
+                self.done += u32::from(done);
+            }
+            return;
+        };
         for addr in addrs {
-            let done = self
-                .addressing
-                .decode(addr)
-                .is_some_and(|d| self.table.take_completed(d.index, self.pool));
-            self.done += u32::from(done);
+            let Some(d) = self.addressing.decode(addr) else { continue };
+            if !self.table.take_completed(d.index, self.pool) {
+                continue;
+            }
+            self.done += 1;
+            if self.table.take_tx_stamp(d.index)
+                && let Some(ts) = umem.read_tx_stamp(d.index, d.offset)
+            {
+                // `take_completed` found the frame, so its index is below the frame count.
+                self.stamps.push((d.index as u32, ts));
+            }
         }
     }
 }

@@ -9,12 +9,14 @@
 //! completion rings a socket shares with the UMEM's other sockets on its (interface, queue)),
 //! `open` (setup and bind), `datapath` (fill, recv, send, complete).
 
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::ring::{RxRing, TxRing};
 use crate::sys::{self, ForkGuard, Interface, sockopt, xsk};
+use crate::txmeta::TxTimestamp;
 use crate::umem::Umem;
 
 mod config;
@@ -68,7 +70,13 @@ pub struct Socket {
     max_frags: u32,
     cfg: SocketConfig,
     counters: Counters,
+    /// Completion timestamps reaped by [`Socket::complete`] and not taken yet (at most
+    /// [`MAX_TX_STAMPS`], the oldest dropped first).
+    tx_stamps: VecDeque<TxTimestamp>,
 }
+
+/// How many completion timestamps a socket keeps for [`Socket::take_tx_timestamps`].
+pub const MAX_TX_STAMPS: usize = 1 << 20;
 
 impl Drop for Socket {
     fn drop(&mut self) {

@@ -1,5 +1,6 @@
 //! Opening a socket: registering or sharing the UMEM, sizing and mapping the rings, binding.
 
+use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -10,6 +11,7 @@ use super::{Counters, Socket, SocketConfig};
 use crate::error::{Error, Result};
 use crate::ring::{RxRing, TxRing};
 use crate::sys::{self, ForkGuard, Interface, SockaddrXdp, XdpDesc, xsk};
+use crate::txmeta::TX_META_LEN;
 use crate::umem::Umem;
 
 /// How long `open` retries a bind that fails with EBUSY: the kernel releases a closed socket's
@@ -110,13 +112,23 @@ impl Socket {
         }
         let ucfg = umem.config();
         if let Sharing::Owner = sharing {
+            let mut flags = 0;
+            if ucfg.unaligned {
+                flags |= sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG;
+            }
+            if ucfg.tx_metadata {
+                flags |= sys::XDP_UMEM_TX_METADATA_LEN;
+            }
+            if ucfg.tx_sw_csum {
+                flags |= sys::XDP_UMEM_TX_SW_CSUM;
+            }
             let reg = sys::XdpUmemReg {
                 addr: umem.as_ptr() as u64,
                 len: umem.len() as u64,
                 chunk_size: ucfg.frame_size,
                 headroom: ucfg.headroom,
-                flags: if ucfg.unaligned { sys::XDP_UMEM_UNALIGNED_CHUNK_FLAG } else { 0 },
-                tx_metadata_len: 0,
+                flags,
+                tx_metadata_len: if ucfg.tx_metadata { TX_META_LEN } else { 0 },
             };
             xsk::umem_reg(&fd, &reg)?;
         }
@@ -221,6 +233,7 @@ impl Socket {
             max_frags: 1,
             cfg,
             counters: Counters::default(),
+            tx_stamps: VecDeque::new(),
         };
         if let Some((fill, comp)) = pair_maps {
             // A new pair: frames go on its fill ring before bind (zero-copy drivers expect

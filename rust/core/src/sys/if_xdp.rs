@@ -33,6 +33,12 @@ pub const XDP_USE_SG: u16 = 1 << 4;
 /// Unaligned chunk mode: chunks of any size at any address; ring addresses carry an offset in
 /// their top bits ([`XSK_UNALIGNED_BUF_OFFSET_SHIFT`]).
 pub const XDP_UMEM_UNALIGNED_CHUNK_FLAG: u32 = 1 << 0;
+/// Copy mode computes a requested tx checksum in software (`skb_checksum_help`) instead of
+/// leaving it to the device (`CHECKSUM_PARTIAL`).
+pub const XDP_UMEM_TX_SW_CSUM: u32 = 1 << 1;
+/// `xdp_umem_reg.tx_metadata_len` is valid: every tx descriptor has that many bytes of
+/// [`XskTxMetadata`] room right before its packet, inside its chunk.
+pub const XDP_UMEM_TX_METADATA_LEN: u32 = 1 << 2;
 
 // Unaligned-mode ring addresses: the chunk's address in the low 48 bits, the offset of the data
 // from it in the top 16 (the kernel adds the two; the offset may be zero).
@@ -91,6 +97,23 @@ pub const XDP_PACKET_HEADROOM: u32 = 256;
 /// Descriptor option: the packet continues in the next descriptor (multi-buffer).
 /// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
 pub const XDP_PKT_CONTD: u32 = 1 << 0;
+/// Descriptor option: an [`XskTxMetadata`] request lies right before the packet (tx only, on a
+/// UMEM registered with [`XDP_UMEM_TX_METADATA_LEN`]).
+pub const XDP_TX_METADATA: u32 = 1 << 1;
+
+// `xsk_tx_metadata.flags`: what a tx metadata request asks for.
+// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+/// Write the completion timestamp into `completion.tx_timestamp` when the frame completes.
+pub const XDP_TXMD_FLAGS_TIMESTAMP: u64 = 1 << 0;
+/// Checksum offload: from `csum_start` to the end, stored at `csum_start + csum_offset`.
+pub const XDP_TXMD_FLAGS_CHECKSUM: u64 = 1 << 1;
+/// Launch time: send the packet at `launch_time` (ns) where the device or qdisc can.
+pub const XDP_TXMD_FLAGS_LAUNCH_TIME: u64 = 1 << 2;
+/// Every flag 6.18 accepts (`XDP_TXMD_FLAGS_VALID`, `include/net/xdp_sock_drv.h`); a request
+/// with another bit set makes copy mode fail the `sendto` with EINVAL and leave the descriptor
+/// on the tx ring.
+pub const XDP_TXMD_FLAGS_VALID: u64 =
+    XDP_TXMD_FLAGS_TIMESTAMP | XDP_TXMD_FLAGS_CHECKSUM | XDP_TXMD_FLAGS_LAUNCH_TIME;
 
 /// `struct sockaddr_xdp`.
 /// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
@@ -172,6 +195,31 @@ pub struct XdpDesc {
     pub options: u32,
 }
 
+/// `struct xsk_tx_metadata`: a tx request, in the `tx_metadata_len` bytes before a packet.
+///
+/// The kernel's struct has a union after `flags`: `request` (`csum_start`, `csum_offset`,
+/// 4 bytes of padding, `launch_time`) while the frame is queued, and `completion`
+/// (`tx_timestamp`, over the same first 8 bytes as `csum_start`..padding) once the kernel
+/// has written the completion timestamp. This mirrors the request side with the padding
+/// named; [`XskTxMetadata::tx_timestamp`] reads the completion side.
+/// <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/if_xdp.h>
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XskTxMetadata {
+    pub flags: u64,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+    pub pad: u32,
+    pub launch_time: u64,
+}
+
+impl XskTxMetadata {
+    /// `completion.tx_timestamp`: the 8 bytes at offset 8, in host byte order.
+    pub fn tx_timestamp(&self) -> u64 {
+        u64::from(self.csum_start) | u64::from(self.csum_offset) << 16 | u64::from(self.pad) << 32
+    }
+}
+
 // The kernel's sizes; a mismatch (or padding) fails the build.
 const _: () = assert!(size_of::<SockaddrXdp>() == 16);
 const _: () = assert!(size_of::<XdpRingOffset>() == 32);
@@ -180,3 +228,6 @@ const _: () = assert!(size_of::<XdpUmemReg>() == 32);
 const _: () = assert!(size_of::<XdpStatistics>() == 48);
 const _: () = assert!(size_of::<XdpOptions>() == 4);
 const _: () = assert!(size_of::<XdpDesc>() == 16);
+const _: () = assert!(size_of::<XskTxMetadata>() == 24);
+const _: () = assert!(std::mem::offset_of!(XskTxMetadata, csum_start) == 8);
+const _: () = assert!(std::mem::offset_of!(XskTxMetadata, launch_time) == 16);
