@@ -304,12 +304,34 @@ def _stream_ok(sock: afxdp.Socket, sent: list[bytes]) -> None:
     assert all(g.data == sent[i] for i, g in enumerate(got))
 
 
+def _wait_gone(lab: Any, prog_id: int, map_id: int | None) -> None:
+    """Waits until nothing is attached to end b and the kernel freed program ``prog_id`` (and
+    map ``map_id``); their release is deferred (RCU), hence the poll."""
+    deadline = time.monotonic() + DEADLINE
+    left: list[str] = []
+    while time.monotonic() < deadline:
+        checks = [
+            (f"a program attached to {lab.if_b}", attached_prog_id(lab) is None),
+            (f"program {prog_id} exists", not Bpf.exists("prog", prog_id)),
+        ]
+        if map_id is not None:
+            checks.append((f"XSKMAP {map_id} exists", not Bpf.exists("map", map_id)))
+        left = [what for what, gone in checks if not gone]
+        if not left:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"still there after {DEADLINE} s: {left}")
+
+
 def test_XDP_PROG_CLEANUP(lab: Any, conformance_object: Path, mode: Mode) -> None:
     """Traffic through one socket, then through a second one of the same Umem and queue that
     takes its XSKMAP entry over (the kernel's swap_xsk_resources); after everything is closed,
     nothing is attached to the interface and the kernel has freed the program and its XSKMAP.
-    Twice, so the second attach starts from what the first left."""
-    for _ in range(2):
+    Twice, so the second attach starts from what the first left: the first time the sockets
+    close before the program, the second time the program closes first, while a socket is
+    still in its XSKMAP (the program goes at once; the map lives until that socket closes,
+    because an XSKMAP entry holds a reference on its map)."""
+    for program_first in (False, True):
         assert attached_prog_id(lab) is None
         with rig(lab, conformance_object, "cf_redirect", mode) as r:
             prog_id = attached_prog_id(lab)
@@ -332,23 +354,15 @@ def test_XDP_PROG_CLEANUP(lab: Any, conformance_object: Path, mode: Mode) -> Non
                 send_all(r.tx, sent)
                 _stream_ok(second, sent)
                 assert receive(r.rx, 0, settle=0.05) == []
-        assert r.prog.closed and not r.prog.attached and r.rx.closed
-        deadline = time.monotonic() + DEADLINE
-        left: list[str] = []
-        while time.monotonic() < deadline:
-            left = [
-                what
-                for what, gone in (
-                    (f"program {prog_id} attached", attached_prog_id(lab) is None),
-                    (f"program {prog_id} exists", not Bpf.exists("prog", prog_id)),
-                    (f"XSKMAP {map_id} exists", not Bpf.exists("map", map_id)),
-                )
-                if not gone
-            ]
-            if not left:
-                break
-            time.sleep(0.01)
-        assert not left, left
+                if program_first:
+                    r.prog.close()
+                    assert not r.prog.attached and not second.registered
+                    _wait_gone(lab, prog_id, None)
+                    assert Bpf.exists("map", map_id), "the XSKMAP went while a socket was in it"
+                    send_all(r.tx, sent)
+                    assert receive(second, 0, settle=0.05) == [], "received with no program"
+        assert r.prog.closed and not r.prog.attached and r.rx.closed and second.closed
+        _wait_gone(lab, prog_id, map_id)
 
 
 def test_XDP_DROP_HALF(lab: Any, conformance_object: Path, mode: Mode) -> None:
