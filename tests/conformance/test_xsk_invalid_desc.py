@@ -18,7 +18,8 @@ drops its whole packet, and the packet ends at the first descriptor without XDP_
 bit, so the kernel also drops the descriptors after it up to the next end of packet (the
 kernel's table expects its "2 frags, receive 3" packet right after that one to arrive; here it
 is dropped with it, so the test adds a second copy after an invalid option without the CONTD
-bit, which arrives). Every consumed descriptor, invalid ones included, comes back on the
+bit, which arrives). Likewise a chain over the frag limit (TOO_MANY_FRAGS) takes the next
+packet, the kernel table's "valid packet for synch", down with it. Every consumed descriptor, invalid ones included, comes back on the
 completion ring on this kernel (checked for the valid ones only).
 """
 
@@ -115,12 +116,21 @@ class Plan:
     valid_addrs: list[int]  # the valid descriptors' addresses, as on the ring
 
 
-def plan(raw: RawXsk, lab: Any, rows: list[Row], first_seq: int, absolute_end: bool) -> Plan:
+def plan(
+    raw: RawXsk,
+    lab: Any,
+    rows: list[Row],
+    first_seq: int,
+    absolute_end: bool,
+    stride: int | None = None,
+) -> Plan:
     """Lays ``rows`` out in ``raw``'s UMEM: each valid packet's bytes (a numbered frame, split
     across its frags) in a region of its own, invalid rows verbatim. A packet is the rows up to
     one without XDP_PKT_CONTD in its options; one invalid row drops it whole (the kernel's rule,
-    as measured: see the module docstring)."""
+    as measured: see the module docstring). Frag i of a packet goes ``stride`` bytes (default:
+    a frame) after frag i-1."""
     fs = raw.frame_size
+    stride = fs if stride is None else stride
     descs: list[tuple[int, int, int]] = []
     packets: list[bytes] = []
     invalid = 0
@@ -134,7 +144,7 @@ def plan(raw: RawXsk, lab: Any, rows: list[Row], first_seq: int, absolute_end: b
         elif absolute_end and row.offset == raw.umem_size - MIN:
             addr = row.offset
         else:
-            addr = region + len(current) * fs + row.offset
+            addr = region + len(current) * stride + row.offset
         current.append((row, addr))
         if row.options & XDP_PKT_CONTD:
             continue
@@ -204,15 +214,23 @@ def receive(sock: Any, count: int, timeout: float = 3.0) -> list[bytes]:
     return got
 
 
-def run_rounds(raw: RawXsk, rx: Any, lab: Any, rows: list[Row], absolute_end: bool) -> None:
-    """Sends ``rows`` ROUNDS times from ``raw`` and checks the kernel's verdict: exactly the
+def run_rounds(
+    raw: RawXsk,
+    rx: Any,
+    lab: Any,
+    rows: list[Row],
+    absolute_end: bool,
+    rounds: int = ROUNDS,
+    stride: int | None = None,
+) -> None:
+    """Sends ``rows`` ``rounds`` times from ``raw`` and checks the kernel's verdict: exactly the
     invalid descriptors counted, every valid packet at end b intact and in order, every valid
     descriptor completed, nothing else arrived."""
     expected: list[bytes] = []
     invalid = 0
     before = raw.stats()
-    for _ in range(ROUNDS):
-        p = plan(raw, lab, rows, len(expected), absolute_end)
+    for _ in range(rounds):
+        p = plan(raw, lab, rows, len(expected), absolute_end, stride)
         raw.tx_put(p.descs)
         completed = raw.flush()
         # Compared without bit 0: this kernel (6.18.44, copy mode) hands an odd address (4001-
@@ -319,3 +337,32 @@ def test_ALIGNED_INV_DESC_MULTI_BUFF(lab_factory: Any, mode: Mode) -> None:
 
 def test_UNALIGNED_INV_DESC_MULTI_BUFF(lab_factory: Any, mode: Mode) -> None:
     _multi(lab_factory, mode, True)
+
+
+def test_TOO_MANY_FRAGS(lab_factory: Any, mode: Mode) -> None:
+    lab = lab_factory(mtu=9000)
+    with open("/proc/sys/net/core/max_skb_frags") as f:
+        max_frags = int(f.read()) + 1  # the linear part plus MAX_SKB_FRAGS (copy mode)
+    with raw_to_afxdp(lab, mode, multi_buffer=True) as (raw, rx):
+        # (a) afxdp knows the limit and refuses a longer chain, naming it; nothing is queued.
+        assert rx.max_frags == max_frags
+        with rx.alloc(max_frags + 1) as chain:
+            chain.write_all(b"\x03" * MIN)
+            for frame in list(chain)[:-1]:
+                frame.more = True
+            with pytest.raises(ValueError, match=rf"more than {max_frags} frames"):
+                rx.send(chain)
+            with pytest.raises(ValueError, match=rf"needs {max_frags + 1} frames"):
+                rx.send_packets([b"\x04" * (rx.umem.tx_capacity * max_frags + 1)])
+            assert rx.in_flight == 0 and len(chain) == max_frags + 1
+        # (b) The kernel's table: a valid chain of max_frags frags of 64 bytes arrives; a chain
+        # whose max_frags-th frag still says "continues" is dropped, and with it the
+        # descriptors up to the end of that packet: the kernel's "valid packet for synch" after
+        # it (the kernel's table expects that one to arrive; on this kernel it does not, see
+        # the module docstring); one more packet for synch then arrives.
+        contd = XDP_PKT_CONTD
+        rows = [Row(0, MIN, True)]
+        rows += [Row(0, MIN, True, contd)] * (max_frags - 1) + [Row(0, MIN, True)]
+        rows += [Row(0, MIN, False, contd)] * max_frags + [Row(0, MIN, True)]
+        rows += [Row(0, MIN, True)]
+        run_rounds(raw, rx, lab, rows, absolute_end=False, rounds=5, stride=MIN)
