@@ -19,8 +19,9 @@ bit, so the kernel also drops the descriptors after it up to the next end of pac
 kernel's table expects its "2 frags, receive 3" packet right after that one to arrive; here it
 is dropped with it, so the test adds a second copy after an invalid option without the CONTD
 bit, which arrives). Likewise a chain over the frag limit (TOO_MANY_FRAGS) takes the next
-packet, the kernel table's "valid packet for synch", down with it. Every consumed descriptor, invalid ones included, comes back on the
-completion ring on this kernel (checked for the valid ones only).
+packet, the kernel table's "valid packet for synch", down with it. Every consumed descriptor,
+invalid ones included, comes back on the completion ring on this kernel (checked for the valid
+ones only).
 """
 
 from __future__ import annotations
