@@ -246,7 +246,8 @@ def run_rounds(
         expected += p.packets
         invalid += p.invalid
     after = raw.stats()
-    assert after.tx_invalid_descs - before.tx_invalid_descs == invalid
+    counted = after.tx_invalid_descs - before.tx_invalid_descs
+    assert counted == invalid, f"tx_invalid_descs grew by {counted}, expected {invalid}"
     got = receive(rx, len(expected))
     assert [parse_numbered(g) for g in got] == list(range(len(expected)))
     assert got == expected, "a valid packet arrived altered"
