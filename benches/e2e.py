@@ -12,7 +12,8 @@ lab (afxdp.lab.Lab: namespaces a and b) and measures, round after round, interle
 rx     afxdp.generate() in namespace a offers load (pinned to the load core); a receiver in
        namespace b (pinned to the work core) receives and drops: the C reference (xsk_ref
        rxdrop), the same C loop doing afxdp's frame ownership bookkeeping (`--track`), the
-       Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release), Python
+       Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release), the same
+       through `Socket.batches()` (python-iter: one call per batch), Python
        touching every frame (`frame[23]`), and Python's own AF_PACKET socket (`recv_into`).
        Delivered = what the receiver counted. The Rust and Python batch receivers run again
        over other Umems: rust-u3000/u4001 and python-batch-u3000/u4001 in unaligned chunk mode
@@ -39,6 +40,21 @@ pingpong  (--pingpong COUNT) round-trip latency, one 64-byte frame at a time: a 
        c-busy-poll), and Python UDP sockets. p50/p99 of COUNT round trips and the client's CPU
        per ping; ratios against the C row of the same waiting (UDP against c-softirq).
        `--workloads '' --pingpong COUNT` runs the ping-pong alone.
+
+jumbo  9000-byte frames through a lab of MTU 9000 (Lab(mtu=9000)), beside 1500-byte frames through
+       the same lab: afxdp.generate() cannot send a 9000-byte packet (live frames take at most 3408
+       bytes here), so the load is an afxdp multi-buffer sender in namespace a (benches/workers.py
+       tx-packets: `send_packets`, flat out, load CPU), the same for every row. python-batch is the
+       rx python-batch receiver (aligned 4096-byte frames, single buffer, `recv(64)`/release) on
+       1500-byte frames: the 4096-byte aligned case. The -mb receivers are bound with XDP_USE_SG
+       (`Socket(multi_buffer=True)`, the same 4096-byte aligned frames): python-batch-mb is the same
+       loop (frames counted; one frame per packet at 1500 bytes), python-packets-mb counts
+       `len(batch.packets())` (a chain of frames is one packet), on 1500-byte frames and on
+       9000-byte frames (chains of 3 frames: the kernel puts at most 4096 - 256 bytes of headroom =
+       3840 bytes in a received frame). Packets/s and Gbit/s (frame bytes without FCS), each against
+       python-batch at 1500 bytes. There is no single-buffer 9000-byte row (say with 16384-byte
+       frames): afxdp, like the kernel's XDP_UMEM_REG, refuses frames larger than the page (4096
+       bytes), in either chunk mode, so 9000 bytes never fit one.
 
 rx-port  (--port-queues 1,2,4) an afxdp.Port on every rx queue of a lab whose veth ends have
        N queues (benches/workers.py rx-port, pinned to the work CPU), under the same total load
@@ -90,7 +106,7 @@ ROOT = Path(__file__).resolve().parent.parent
 XSK_REF = cref.BINARY
 RUST_EXAMPLES = ROOT / "target" / "release" / "examples"
 WORKERS = [sys.executable, str(ROOT / "benches" / "workers.py")]
-WORKLOADS = ("rx", "rx-paced", "l2fwd", "tx")
+WORKLOADS = ("rx", "rx-paced", "l2fwd", "tx", "jumbo")
 #: Frames per batch of every implementation (xdpsock's default); --batch changes it.
 BATCH = 64
 #: Receivers count for this much longer than the load runs (from their first packet).
@@ -132,6 +148,7 @@ def cases() -> list[Case]:
                                          ("c-tracked", c("rxdrop", "--track"), True),
                                          ("rust", rust("rxdrop"), False),
                                          ("python-batch", py("rx-batch"), False),
+                                         ("python-iter", py("rx-iter"), False),
                                          ("python-batch-busy", py("rx-batch", "--busy-poll", "20"),
                                           False),
                                          ("python-touch", py("rx-touch"), False))]
@@ -141,6 +158,7 @@ def cases() -> list[Case]:
         Case("rx", "c-tracked", c("rxdrop", "--track"), harness_program=True),
         Case("rx", "rust", rust("rxdrop")),
         Case("rx", "python-batch", py("rx-batch")),
+        Case("rx", "python-iter", py("rx-iter")),
         Case("rx", "python-touch", py("rx-touch")),
         Case("rx", "rust-u3000", rust("rxdrop", "3000", "unaligned")),
         Case("rx", "rust-u4001", rust("rxdrop", "4001", "unaligned")),
@@ -163,14 +181,47 @@ def cases() -> list[Case]:
     ]
 
 
+#: The jumbo workload's lab MTU and its packet sizes: the jumbo frame (Ethernet frame length
+#: without FCS, as --sizes) and the size of the 4096-byte aligned case it is compared with.
+JUMBO_MTU = 9000
+JUMBO_SIZE = 9000
+JUMBO_BASE_SIZE = 1500
+
+
+@dataclass(frozen=True)
+class JumboCase:
+    """One row of the jumbo workload: a receiver (benches/workers.py argv after the ifname and
+    seconds) on frames of `size` bytes, loaded by the multi-buffer sender."""
+
+    impl: str
+    size: int
+    receiver: tuple[str, ...]
+
+
+#: The row every jumbo row's rates are divided by: the 4096-byte aligned case.
+JUMBO_BASE = ("python-batch", JUMBO_BASE_SIZE)
+
+
+def jumbo_cases() -> list[JumboCase]:
+    return [
+        JumboCase("python-batch", JUMBO_BASE_SIZE, ("rx-batch",)),
+        JumboCase("python-batch-mb", JUMBO_BASE_SIZE, ("rx-batch", "--multi-buffer")),
+        JumboCase("python-packets-mb", JUMBO_BASE_SIZE, ("rx-packets", "--multi-buffer")),
+        JumboCase("python-packets-mb", JUMBO_SIZE, ("rx-packets", "--multi-buffer")),
+    ]
+
+
 # --- building ------------------------------------------------------------------------------------
 
 
-def build(skip_c: bool) -> bool:
-    """Builds the Rust examples and the C reference; returns whether the C reference exists."""
-    print("building the Rust examples (cargo build --release -p afxdp --examples)", flush=True)
-    subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "afxdp", "--examples"],
-                   cwd=ROOT, check=True)
+def build(skip_c: bool, rust_examples: bool = True) -> bool:
+    """Builds the Rust examples (unless no selected case runs one) and the C reference;
+    returns whether the C reference exists."""
+    if rust_examples:
+        print("building the Rust examples (cargo build --release -p afxdp --examples)",
+              flush=True)
+        subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "afxdp", "--examples"],
+                       cwd=ROOT, check=True)
     return not skip_c and build_xsk_ref() is not None
 
 
@@ -416,6 +467,105 @@ def port_table(runs: dict[int, list[dict[str, float | str]]], size: int, rate: f
     return "\n".join(lines) + "\n"
 
 
+def run_jumbo(lab: Lab, case: JumboCase, seconds: float, load_cpu: int,
+              work_cpu: int) -> dict[str, float]:
+    """The jumbo workload once: the receiver in namespace b (work CPU), then the multi-buffer
+    sender in namespace a (load CPU) for `seconds`; rates over the sender's window."""
+    frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
+                            bytes(case.size - 42))
+    procs: list[Proc] = []
+    name = f"jumbo {case.impl} {case.size} B"
+    try:
+        rx = Proc(lab, "b", [*WORKERS, case.receiver[0], lab.if_b, str(seconds + RX_MARGIN),
+                             "--batch", str(BATCH), *case.receiver[1:]], work_cpu, name)
+        procs.append(rx)
+        rx.wait_ready()
+        drops0 = veth_drops(lab)
+        tx = Proc(lab, "a", [*WORKERS, "tx-packets", lab.if_a, str(seconds), "--packet",
+                             frame.hex(), "--batch", str(BATCH), "--max-count", cap(seconds),
+                             "--multi-buffer"], load_cpu, f"{name} sender")
+        procs.append(tx)
+        tx.wait_ready()
+        load = tx.result(seconds + 60)
+        own = rx.result(seconds + 60)
+        drops = veth_drops(lab) - drops0
+    finally:
+        for proc in procs:
+            proc.kill()
+    load_seconds = float(load["seconds"])
+    packets = float(own["packets"])
+    return {
+        "offered": float(load["packets"]) / load_seconds,
+        "delivered": packets / load_seconds,
+        "offered_gbps": float(load["bytes"]) * 8 / load_seconds / 1e9,
+        "delivered_gbps": float(own["bytes"]) * 8 / load_seconds / 1e9,
+        "frames_per_packet": float(own.get("frames", packets)) / max(packets, 1.0),
+        "cpu": float(own["cpu_ns_per_packet"]),
+        "ring_full": float(own["rx_ring_full"]),
+        "fill_empty": float(own["fill_empty"]),
+        "rx_dropped": float(own["rx_dropped"]),
+        "veth_drops": float(drops),
+    }
+
+
+def jumbo_table(runs: dict[tuple[str, int], list[dict[str, float]]],
+                generated: dict[str, float] | None = None) -> str:
+    """The jumbo workload's table: medians over the rounds; ratios against the 4096-byte
+    aligned case (python-batch, single buffer, 1500-byte frames, same lab and load), each the
+    median over the rounds of that round's ratio (a round runs its cases back to back, so the
+    pairs share the host's load of the moment). `generated`: the medians of the rx workload's
+    python-batch at JUMBO_BASE_SIZE in this run (MTU-1500 lab, afxdp.generate() load), if it ran:
+    a line compares the 9000-byte rows with it too (a ratio of medians, not paired)."""
+    med = {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+           for key, rs in runs.items() if rs}
+    base_by_round = {r["round"]: r for r in runs.get(JUMBO_BASE, [])}
+
+    def vs_base(key: tuple[str, int], metric: str) -> str:
+        ratios = [r[metric] / base_by_round[r["round"]][metric] for r in runs[key]
+                  if r["round"] in base_by_round and base_by_round[r["round"]][metric]]
+        return f"{statistics.median(ratios):.2f}" if ratios else "-"
+
+    lines = [f"### jumbo: {JUMBO_SIZE}-byte frames on multi-buffer sockets beside the 4096-byte "
+             f"aligned case ({JUMBO_BASE_SIZE}-byte frames), lab MTU {JUMBO_MTU}", "",
+             f"Every row: 4096-byte aligned frames; the same load (benches/workers.py "
+             f"tx-packets, `send_packets` on a multi-buffer socket); -mb: the receiver is "
+             f"bound with XDP_USE_SG (`multi_buffer=True`). *vs base*: this row's figure "
+             f"divided by that of {JUMBO_BASE[0]} at {JUMBO_BASE[1]} bytes (single "
+             f"buffer) in the same round, the median over the rounds. Gbit/s counts frame "
+             f"bytes without FCS.", "",
+             "| frame bytes | implementation | frames per packet | offered Mpps | "
+             "delivered Mpps | delivered / offered | offered Gbit/s | delivered Gbit/s | "
+             "Gbit/s vs base | Mpps vs base | CPU ns/packet | CPU ns/KB | CPU/packet vs base | "
+             "socket drops: ring full / fill empty / rx_dropped | veth xmit errors |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+             "---: | ---: | ---: |"]
+    for (impl, size), m in med.items():
+        share = statistics.median(r["delivered"] / r["offered"] if r["offered"] else 0.0
+                                  for r in runs[(impl, size)])
+        lines.append(
+            f"| {size} | {impl} | "
+            f"{m['frames_per_packet']:.2f} | {m['offered'] / 1e6:.3f} | "
+            f"{m['delivered'] / 1e6:.3f} | {share:.2f} | {m['offered_gbps']:.2f} | "
+            f"{m['delivered_gbps']:.2f} | "
+            f"{vs_base((impl, size), 'delivered_gbps')} | "
+            f"{vs_base((impl, size), 'delivered')} | "
+            f"{m['cpu']:.1f} | {m['cpu'] * 1000 / size:.1f} | {vs_base((impl, size), 'cpu')} | "
+            f"{m['ring_full']:,.0f} / {m['fill_empty']:,.0f} / {m['rx_dropped']:,.0f} | "
+            f"{m['veth_drops']:,.0f} |")
+    if generated:
+        gen_gbps = generated["delivered"] * JUMBO_BASE_SIZE * 8 / 1e9
+        lines += ["", f"- The rx workload's {JUMBO_BASE[0]} at {JUMBO_BASE_SIZE} bytes in this "
+                  f"run (the same receiver and Umem, in the MTU-1500 lab, loaded by "
+                  f"afxdp.generate() instead of the AF_XDP sender): "
+                  f"{generated['delivered'] / 1e6:.3f} Mpps delivered, {gen_gbps:.2f} Gbit/s."]
+        for (impl, size), m in med.items():
+            if size == JUMBO_SIZE:
+                lines.append(f"- {impl} at {size} bytes delivered "
+                             f"{fmt_ratio(m['delivered_gbps'], gen_gbps)} times its Gbit/s "
+                             f"(ratio of medians).")
+    return "\n".join(lines) + "\n"
+
+
 @dataclass(frozen=True)
 class PingPong:
     """One ping-pong implementation: `server(ifname)` runs in namespace b, `client(ifname,
@@ -594,6 +744,22 @@ METHOD = """\
   generator runs flat out and its rate depends on the receiver too (waking a receiver costs the
   load CPU), so the receivers there see different offered loads, and a receiver's CPU per
   packet depends on the load (the busier it is, the more packets each wakeup brings).
+- **jumbo**: its own lab of MTU 9000 (`Lab(mtu=9000)`). `afxdp.generate()` cannot send a
+  9000-byte packet (live frames take at most a page minus the kernel's headroom and tailroom,
+  3408 bytes here), so the load is an
+  afxdp sender bound with XDP_USE_SG in namespace a (benches/workers.py tx-packets:
+  `send_packets` of the same packet, flat out, on the load CPU; a 9000-byte packet goes out as a
+  chain of 3 frames), the same for every row. The receivers, all on Umems of 4096-byte aligned
+  frames: **python-batch** on 1500-byte frames, single buffer, the loop of the rx python-batch
+  row (the 4096-byte aligned case, the base); **python-batch-mb**, the same loop on a socket
+  bound with XDP_USE_SG (`Socket(multi_buffer=True)`); **python-packets-mb** on such a socket
+  counting `len(batch.packets())`, a chain of frames being one packet, on 1500-byte frames and
+  on 9000-byte frames, which arrive as chains of 3 frames (at most 4096 - 256 bytes of XDP
+  headroom = 3840 bytes of a packet per received frame). Rates are packets/s and Gbit/s of frame
+  bytes without FCS; *vs base* is each round's ratio to python-batch at 1500 bytes in the same
+  round, the median over the rounds. There is no single-buffer 9000-byte row (with, say,
+  16384-byte frames): afxdp, like the kernel's XDP_UMEM_REG, refuses frames larger than the
+  4096-byte page in either chunk mode.
 - **rx-port** (`--port-queues`): a lab whose veth ends have N queues each, a new lab per N. The
   load is paced to the same total rate for every N (`--port-mpps`) and spread evenly over the
   queues by AF_XDP tx sockets of one Umem on end a, one per queue, taking turns
@@ -748,14 +914,19 @@ def main() -> int:
     if any(not 60 <= s <= 1514 for s in sizes):
         p.error("--sizes: 60 to 1514 bytes")
 
-    have_c = build(args.no_c)
+    impls = args.impls.split(",") if args.impls else None
+    jumbo_todo = ([c for c in jumbo_cases() if impls is None or c.impl in impls]
+                  if "jumbo" in workloads else [])
+    have_c = build(args.no_c, rust_examples=any(
+        c.impl.startswith("rust") and c.workload in workloads
+        and (impls is None or c.impl in impls) for c in cases()))
     if not have_c and {"l2fwd", "tx"} & set(workloads):
         # The counting sink is part of the C reference program.
         print("without the C build there is no counting sink: l2fwd and tx are skipped",
               file=sys.stderr)
-        workloads = [w for w in workloads if w.startswith("rx")]
+        workloads = [w for w in workloads if w.startswith("rx") or w == "jumbo"]
     todo = [c for c in cases() if c.workload in workloads and (have_c or not c.impl.startswith("c"))
-            and (args.impls is None or c.impl in args.impls.split(","))]
+            and (impls is None or c.impl in impls)]
     base_impl = "c" if have_c else "rust"
     pp_impls = pingpong_impls(have_c)
     results: dict[tuple[int, str, str], list[dict[str, float]]] = {
@@ -763,6 +934,8 @@ def main() -> int:
     failures: list[str] = []
     pingpongs: list[dict[str, dict[str, str]]] = []
     ports: dict[int, list[dict[str, float | str]]] = {n: [] for n in port_queues}
+    jumbos: dict[tuple[str, int], list[dict[str, float]]] = {
+        (c.impl, c.size): [] for c in jumbo_todo}
     load_before = os.getloadavg()
 
     for r in range(args.rounds):  # rx-port first: each N has a lab of its own
@@ -779,6 +952,26 @@ def main() -> int:
                   f"delivered {float(res['delivered']) / 1e6:.3f} Mpps, "
                   f"{float(res['cpu']):.1f} ns CPU/packet, per queue received "
                   f"{res['per_queue']} (sent {res['sent_per_queue']})", flush=True)
+
+    with Lab(mtu=JUMBO_MTU) if jumbo_todo else contextlib.nullcontext() as jlab:
+        for r in range(args.rounds if jlab is not None else 0):
+            assert jlab is not None
+            for jc in jumbo_todo:  # interleaved, so drift hits every case alike
+                try:
+                    jres = run_jumbo(jlab, jc, args.seconds, load_cpu, work_cpu)
+                except (RuntimeError, OSError) as e:
+                    failures.append(f"round {r + 1} jumbo {jc.impl} {jc.size} B: {e}")
+                    print(f"round {r + 1} jumbo {jc.impl} {jc.size} B FAILED: {e}", flush=True)
+                    continue
+                jres["round"] = r + 1
+                jumbos[(jc.impl, jc.size)].append(jres)
+                print(f"round {r + 1} {jc.size:5} B jumbo    {jc.impl:16} "
+                      f"offered {jres['offered'] / 1e6:6.3f} Mpps {jres['offered_gbps']:6.2f} "
+                      f"Gbit/s delivered {jres['delivered'] / 1e6:6.3f} Mpps "
+                      f"{jres['delivered_gbps']:6.2f} Gbit/s  {jres['cpu']:8.1f} ns CPU/packet  "
+                      f"{jres['frames_per_packet']:.2f} frames/packet  drops: ring_full "
+                      f"{jres['ring_full']:,.0f} fill_empty {jres['fill_empty']:,.0f} veth "
+                      f"{jres['veth_drops']:,.0f}", flush=True)
 
     with contextlib.ExitStack() as stack:
         if any(c.impl.endswith("-huge") for c in todo):
@@ -831,6 +1024,8 @@ def main() -> int:
               f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
               f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
               f"load CPU {load_cpu}, work CPU {work_cpu}.\n")
+    if any(jumbos.values()):
+        text += "\n\n" + jumbo_table(jumbos, med.get((JUMBO_BASE_SIZE, "rx", JUMBO_BASE[0])))
     if port_queues:
         text += "\n\n" + port_table(ports, sizes[0], args.port_mpps * 1e6)
     if pingpongs:

@@ -69,7 +69,8 @@ def run_round(lab: Lab, scenario: str, frame: bytes, seconds: float) -> dict[str
     # a little longer so that the whole window is under load.
     rx = lab.popen(
         "b",
-        [sys.executable, str(ROOT / "benches/rxdrop.py"), lab.if_b, str(seconds), "native", "64", "batch"],
+        [sys.executable, str(ROOT / "benches/rxdrop.py"), lab.if_b, str(seconds), "native", "64",
+         "batch"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -119,7 +120,8 @@ def main() -> int:
 
     print(f"\nmedians over {args.rounds} rounds of {args.seconds:g} s, {len(frame)}-byte frames, "
           f"{os.cpu_count()} cores, in Mpps")
-    print(f"{'scenario':10} {'generator':>10} {'python rx':>10}   raw rounds (generator | python rx)")
+    print(f"{'scenario':10} {'generator':>10} {'python rx':>10}   "
+          "raw rounds (generator | python rx)")
     for s in SCENARIOS:
         print(f"{s:10} {median(s, 'gen_pps')} {median(s, 'rx_pps')}   "
               f"{raw(s, 'gen_pps')} | {raw(s, 'rx_pps')}")

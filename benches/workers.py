@@ -3,9 +3,12 @@
 
     workers.py MODE IFNAME SECONDS [--packet HEX] [--batch 64] [--mode native|generic]
                [--max-count N] [--frame-size 4096] [--unaligned] [--hugepages]
+               [--multi-buffer]
 
 The AF_XDP receivers below receive into a Umem of 4096 frames of ``--frame-size`` bytes, in
-unaligned chunk mode with ``--unaligned`` and on 2 MiB huge pages with ``--hugepages``.
+unaligned chunk mode with ``--unaligned``, on 2 MiB huge pages with ``--hugepages``, and bound
+with XDP_USE_SG (``Socket(multi_buffer=True)``: a packet longer than a frame arrives as a chain
+of frames) with ``--multi-buffer``.
 
 Receivers (they attach afxdp's built-in program themselves, count SECONDS from their first
 packet, and wait in poll when nothing arrives, so their CPU time is work, not spinning; each mode
@@ -13,8 +16,12 @@ is one plain loop, ``with sock.recv(batch, 0.1) as got: ...``, that does not loo
 batch):
 
 * ``rx-batch``: ``sock.recv(64)``, count, ``release()``: the batch API, no per-frame Python.
+* ``rx-iter``: the same through ``for got in sock.batches(64, 0.1)``: one call per batch
+  instead of ``recv``, ``__enter__`` and ``__exit__``.
 * ``rx-touch``: the same, and read one header byte of every frame from Python (``frame[23]``,
   the IPv4 protocol): what a per-frame Python loop costs.
+* ``rx-packets``: ``sock.recv(64)``, count the batch's packets (``len(batch.packets())``: a
+  chain of frames is one packet), release: the multi-buffer receive (with ``--multi-buffer``).
 * ``l2fwd-batch``: ``batch.swap_macs()`` (one Rust call) and ``sock.send(batch)`` back out.
 * ``l2fwd-perframe``: the same with the swap in Python,
   ``frame[0:6], frame[6:12] = frame[6:12], frame[0:6]``.
@@ -27,6 +34,10 @@ Senders (SECONDS from the first send; every loop is bounded by --max-count too):
 * ``tx-batch``: the template written into every UMEM frame once, then ``alloc(64)``,
   ``set_lengths``, ``send``, ``complete`` (as examples/dns_flood.py).
 * ``afpacket-tx``: ``socket(AF_PACKET, SOCK_RAW).send(frame)`` in a loop.
+* ``tx-packets``: ``sock.send_packets([packet] * n)``, ``complete``, flat out, with n packets
+  per call taking about ``--batch`` frames; with ``--multi-buffer`` a packet longer than a frame
+  goes out as a chain of frames (the load of e2e.py's jumbo workload: ``afxdp.generate()``
+  cannot send packets longer than a page).
 
 Every queue (``--queues N``, the lab's veth with N queues):
 
@@ -100,6 +111,20 @@ def rx_batch_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int,
     return packets, nbytes, 0
 
 
+def rx_iter_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int, int, int]:
+    """rx-iter: the rx-batch loop through ``sock.batches()``: one Python call per batch (each
+    step releases the batch before and receives the next)."""
+    clock = time.monotonic
+    packets = nbytes = 0
+    while clock() < deadline:
+        for got in sock.batches(batch, 0.1):  # ends after 0.1 s with nothing received
+            packets += len(got)
+            nbytes += got.nbytes
+            if clock() >= deadline:
+                break
+    return packets, nbytes, 0
+
+
 def rx_touch_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int, int, int]:
     """rx-touch: the same, reading one header field of every frame from Python."""
     recv, clock = sock.recv, time.monotonic
@@ -111,6 +136,18 @@ def rx_touch_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int,
             packets += len(got)
             nbytes += got.nbytes
     return packets, nbytes, acc
+
+
+def rx_packets_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int, int, int]:
+    """rx-packets: count the packets of each batch (a chain of frames is one), and the frames."""
+    recv, clock = sock.recv, time.monotonic
+    packets = nbytes = frames = 0
+    while clock() < deadline:
+        with recv(batch, 0.1) as got:
+            packets += len(got.packets())
+            frames += len(got)
+            nbytes += got.nbytes
+    return packets, nbytes, frames
 
 
 def l2fwd_loop(sock: afxdp.Socket, batch: int, deadline: float,
@@ -140,7 +177,9 @@ def xsk_receiver(args: argparse.Namespace) -> int:
     forward = args.mode.startswith("l2fwd")
     loop = {
         "rx-batch": rx_batch_loop,
+        "rx-iter": rx_iter_loop,
         "rx-touch": rx_touch_loop,
+        "rx-packets": rx_packets_loop,
         "l2fwd-batch": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=False),
         "l2fwd-perframe": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=True),
     }[args.mode]
@@ -148,7 +187,8 @@ def xsk_receiver(args: argparse.Namespace) -> int:
                       hugepages=args.hugepages)
     with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
             afxdp.Socket(args.ifname, 0, umem=umem, program=prog,
-                         tx_size=2048 if forward else 0, busy_poll_usecs=args.busy_poll) as sock:
+                         tx_size=2048 if forward else 0, busy_poll_usecs=args.busy_poll,
+                         multi_buffer=args.multi_buffer) as sock:
         print("ready", flush=True)
         give_up = time.monotonic() + args.seconds + 10
         while sock.rx_available == 0 and time.monotonic() < give_up:
@@ -159,7 +199,8 @@ def xsk_receiver(args: argparse.Namespace) -> int:
         start, c0 = time.monotonic(), cpu_seconds()
         packets, nbytes, acc = loop(sock, args.batch, start + args.seconds)
         secs, cpu = time.monotonic() - start, cpu_seconds() - c0
-        report(args.mode, packets, nbytes, secs, cpu, **xsk_counters(sock), checksum=acc)
+        extra = {"frames": acc} if args.mode == "rx-packets" else {"checksum": acc}
+        report(args.mode, packets, nbytes, secs, cpu, **xsk_counters(sock), **extra)
     return 0
 
 
@@ -312,6 +353,31 @@ def tx_batch(args: argparse.Namespace, frame: bytes) -> int:
     return 0
 
 
+def tx_packets(args: argparse.Namespace, frame: bytes) -> int:
+    """tx-packets: send_packets (a copy of each packet into as many frames as it needs)."""
+    with afxdp.Socket(args.ifname, 0, rx_size=0, multi_buffer=args.multi_buffer) as sock:
+        frags = -(-len(frame) // sock.umem.frame_size)  # frames per packet
+        burst = [frame] * max(1, args.batch // frags)
+        print("ready", flush=True)
+        sent = completed = 0
+        start, c0 = time.monotonic(), cpu_seconds()
+        deadline = start + args.seconds
+        while time.monotonic() < deadline and sent < args.max_count:
+            sent += sock.send_packets(burst)
+            completed += sock.complete()
+        secs = time.monotonic() - start  # the sending window; the drain adds CPU time only
+        drain = time.monotonic() + 1.0
+        while sock.in_flight and time.monotonic() < drain:
+            completed += sock.complete()
+            time.sleep(0.0002)
+        cpu = cpu_seconds() - c0
+        # Frames completed, in packets (every packet takes `frags` frames).
+        packets = completed // frags
+        report("tx-packets", packets, packets * len(frame), secs, cpu, sent=sent,
+               frames_per_packet=frags, **xsk_counters(sock))
+    return 0
+
+
 def afpacket_tx(args: argparse.Namespace, frame: bytes) -> int:
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
         sock.bind((args.ifname, 0))
@@ -344,8 +410,9 @@ def gen(args: argparse.Namespace, frame: bytes) -> int:
     return 0
 
 
-RECEIVERS = ("rx-batch", "rx-touch", "l2fwd-batch", "l2fwd-perframe")
-MODES = (*RECEIVERS, "rx-port", "tx-queues", "afpacket-rx", "tx-batch", "afpacket-tx", "gen",
+RECEIVERS = ("rx-batch", "rx-iter", "rx-touch", "rx-packets", "l2fwd-batch", "l2fwd-perframe")
+MODES = (*RECEIVERS, "rx-port", "tx-queues", "afpacket-rx", "tx-batch", "tx-packets",
+         "afpacket-tx", "gen",
          "pp-server", "pp-client", "pp-udp-server", "pp-udp-client")
 
 
@@ -450,7 +517,8 @@ def main() -> int:
     p.add_argument("--max-count", type=int, default=10**9)
     p.add_argument("--busy-poll", type=int, default=None, metavar="USECS",
                    help="AF_XDP receivers: preferred busy polling (Socket(busy_poll_usecs=))")
-    p.add_argument("--rate", type=float, help="gen: packets per second (default: as fast as it can)")
+    p.add_argument("--rate", type=float,
+                   help="gen: packets per second (default: as fast as it can)")
     p.add_argument("--peer", help="pp-udp-client: the server's address")
     p.add_argument("--queues", type=int, default=1, help="tx-queues: send on queues 0..N-1")
     p.add_argument("--frame-size", type=int, default=4096,
@@ -459,6 +527,8 @@ def main() -> int:
                    help="AF_XDP receivers: the Umem in unaligned chunk mode")
     p.add_argument("--hugepages", action="store_true",
                    help="AF_XDP receivers: the Umem on 2 MiB huge pages")
+    p.add_argument("--multi-buffer", action="store_true",
+                   help="AF_XDP receivers and tx-packets: Socket(multi_buffer=True)")
     args = p.parse_args()
     if args.mode == "pp-server":
         return pp_server(args)
@@ -473,8 +543,8 @@ def main() -> int:
     if not args.packet:
         p.error(f"{args.mode} needs --packet")
     frame = bytes.fromhex(args.packet)
-    return {"tx-batch": tx_batch, "afpacket-tx": afpacket_tx, "gen": gen, "tx-queues": tx_queues,
-            "pp-client": pp_client,
+    return {"tx-batch": tx_batch, "tx-packets": tx_packets, "afpacket-tx": afpacket_tx,
+            "gen": gen, "tx-queues": tx_queues, "pp-client": pp_client,
             "pp-udp-client": pp_udp_client}[args.mode](args, frame)
 
 

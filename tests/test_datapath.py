@@ -400,3 +400,27 @@ def test_socket_receives_only_while_registered_and_stack_gets_the_rest(lab) -> N
         assert stack_saw(20, 3.0) == list(range(40, 60))  # back to the kernel stack
         assert drain(rx, 1, timeout=0.3) == []
         assert rx.stats().received == 20
+
+
+def test_sending_while_the_link_is_down_queues_the_frames_and_they_go_out_once(lab) -> None:
+    """ENETDOWN from the tx wakeup is not an error: the frames were queued (send says so) and
+    wait on the tx ring; once the link is up a kick sends each of them exactly once. (Raising
+    after queueing made a caller that retried send every packet twice.)"""
+    with socket_pair(lab) as p:
+        lab.run("a", ["ip", "link", "set", "dev", lab.if_a, "down"])
+        try:
+            assert p.tx.send_packets(numbered_run(lab, 0, 10)) == 10
+            batch = p.tx.alloc(5)
+            for i, frame in enumerate(batch):
+                frame.write(numbered_run(lab, 10 + i, 1)[0])
+            assert p.tx.send(batch) == 5
+            assert p.tx.complete() == 0
+            assert p.tx.tx_pending == 15
+        finally:
+            lab.run("a", ["ip", "link", "set", "dev", lab.if_a, "up"])
+        deadline = time.monotonic() + 5
+        while p.tx.tx_pending and time.monotonic() < deadline:
+            p.tx.kick()
+            time.sleep(0.01)
+        assert drain(p.rx, 15) == list(range(15))
+        assert drain(p.rx, None, timeout=0.3) == []  # nothing twice

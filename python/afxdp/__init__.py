@@ -23,6 +23,7 @@ them all).
 from afxdp._native import (
     POLLIN,
     POLLOUT,
+    BatchIterator,
     Frame,
     FrameBatch,
     Packet,
@@ -42,6 +43,7 @@ from afxdp._native import (
 __all__ = [
     "POLLIN",
     "POLLOUT",
+    "BatchIterator",
     "Frame",
     "FrameBatch",
     "Packet",

@@ -14,6 +14,7 @@ from typing_extensions import Buffer
 __all__ = [
     "POLLIN",
     "POLLOUT",
+    "BatchIterator",
     "Frame",
     "FrameBatch",
     "Interface",
@@ -215,6 +216,20 @@ class UIntArray(Sequence[int]):
     def __eq__(self, other: object, /) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
     def __buffer__(self, flags: int, /) -> memoryview: ...
+
+@final
+class BatchIterator(Iterator[FrameBatch]):
+    """`Socket.batches()`: received batches, one call per wakeup; each step gives back the
+    previous batch's frames. Ends on a timeout with nothing received, on the socket's close,
+    or on `close()`."""
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> FrameBatch: ...
+    def close(self) -> None:
+        """End the iteration and give back the last batch's frames."""
+    @property
+    def closed(self) -> bool:
+        """True once the iteration has ended."""
 
 @final
 class FrameBatch:
@@ -508,6 +523,14 @@ class Socket:
         """Receive up to `max` frames, waiting up to `timeout` seconds (without the GIL) for the
         first; None or inf waits until one arrives, negative or NaN raises ValueError.
         close() from another thread ends the wait with ValueError (closed)."""
+    def batches(self, max: int = 64, timeout: float | None = None) -> BatchIterator:
+        """Iterate over received batches, one call per wakeup: each step gives back the frames
+        of the batch it handed out before (unless you sent or released it, or still hold a view
+        of one of its frames: then they go back when the last view goes) and receives up to
+        `max` frames, waiting (without the GIL) only when none are ready. Ends when `timeout`
+        seconds pass with nothing received (None or inf: never; 0: when the rx ring is empty),
+        when the socket is closed (also from another thread, within 0.1 s), or on the
+        iterator's `close()`."""
     def alloc(self, n: int) -> FrameBatch:
         """Take up to `n` free frames to write and send (each of length 0 until written)."""
     def send(self, batch: FrameBatch) -> int:

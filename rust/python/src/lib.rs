@@ -4,6 +4,7 @@
 
 mod array;
 mod batch;
+mod batches;
 mod buffer;
 mod convert;
 mod errors;
@@ -26,6 +27,8 @@ mod _native {
     use super::array::PyUIntArray;
     #[pymodule_export]
     use super::batch::PyFrameBatch;
+    #[pymodule_export]
+    use super::batches::PyBatches;
     #[pymodule_export]
     use super::errors::VerifierError;
     #[pymodule_export]

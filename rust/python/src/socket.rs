@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::batch::PyFrameBatch;
+use crate::batches::PyBatches;
 use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice, with_bytes};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
@@ -72,6 +73,23 @@ impl PySocket {
     /// a closed socket is an error).
     pub fn recv_now(&self, max: u32) -> Result<Batch> {
         self.with(|s| s.recv(max))
+    }
+
+    /// `recv(max, timeout)` with checked arguments (also `Socket.batches()`'s step).
+    pub(crate) fn recv_batch(
+        &self,
+        py: Python<'_>,
+        max: u32,
+        timeout: Option<Duration>,
+    ) -> Result<PyFrameBatch> {
+        let queue = Some(self.queue);
+        let batch = self.with(|s| s.recv(max))?;
+        if !batch.is_empty() || timeout == Some(Duration::ZERO) {
+            return Ok(PyFrameBatch::received(batch, queue));
+        }
+        drop(batch);
+        self.wait(py, POLLIN, timeout)?;
+        Ok(PyFrameBatch::received(self.with(|s| s.recv(max))?, queue))
     }
 
     /// Kernel and library counters of the open socket, as the core has them.
@@ -227,16 +245,19 @@ impl PySocket {
     /// `close()` from another thread ends the wait within 0.1 s with ValueError (closed).
     #[pyo3(signature = (max = Int::Int(64), timeout = 0.0), text_signature = "($self, max=64, timeout=0.0)")]
     fn recv(&self, py: Python<'_>, max: Int, timeout: Option<f64>) -> Result<PyFrameBatch> {
-        let max = u32_arg("max", max)?;
-        let timeout = timeout_arg(timeout)?;
-        let queue = Some(self.queue);
-        let batch = self.with(|s| s.recv(max))?;
-        if !batch.is_empty() || timeout == Some(Duration::ZERO) {
-            return Ok(PyFrameBatch::received(batch, queue));
-        }
-        drop(batch);
-        self.wait(py, POLLIN, timeout)?;
-        Ok(PyFrameBatch::received(self.with(|s| s.recv(max))?, queue))
+        self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)
+    }
+
+    /// Iterates over received batches, one call per wakeup: each step gives back the frames of
+    /// the batch it handed out before (unless you sent or released it, or still hold a view of
+    /// one of its frames: then they go back when the last view goes) and receives up to `max`
+    /// frames, waiting (without the GIL) only when none are ready. The iteration ends when
+    /// `timeout` seconds pass with nothing received (None or inf: never; 0: when the rx ring
+    /// is empty), when the socket is closed (also from another thread, within 0.1 s), or on
+    /// the iterator's `close()`.
+    #[pyo3(signature = (max = Int::Int(64), timeout = None), text_signature = "($self, max=64, timeout=None)")]
+    fn batches(slf: Py<Self>, max: Int, timeout: Option<f64>) -> Result<PyBatches> {
+        Ok(PyBatches::new(slf, u32_arg("max", max)?, timeout_arg(timeout)?))
     }
 
     /// Takes up to `n` free frames to write and send (each of length 0 until written).

@@ -350,7 +350,8 @@ impl Socket {
     /// Wakes the kernel to transmit what is on the tx ring (copy mode needs a `sendto` for every
     /// batch, and the kernel sends at most 32 frames per call, answering EAGAIN when more wait).
     /// With [`BusyPoll`] every call makes at least one `sendto`, which polls the queue's NAPI,
-    /// even with nothing to send.
+    /// even with nothing to send. A link that is down is not an error: the frames stay on the
+    /// tx ring ([`Socket::tx_pending`]) until a wakeup after it came back up.
     pub fn kick_tx(&mut self) -> Result<()> {
         self.check_fork()?;
         let fd = self.fd();
@@ -364,10 +365,14 @@ impl Socket {
         let mut rounds = pending / 16 + 4;
         loop {
             rounds -= 1;
-            if let Err(e) = xsk::wakeup_tx(fd)
-                && !xsk::is_retry_later(&e)
-            {
-                return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e });
+            match xsk::wakeup_tx(fd) {
+                // The link is down: the frames wait on the ring (still queued, as the caller
+                // was told) and go out on a later wakeup, once it is up.
+                Err(e) if xsk::is_link_down(&e) => return Ok(()),
+                Err(e) if !xsk::is_retry_later(&e) => {
+                    return Err(Error::Syscall { call: "sendto(AF_XDP tx wakeup)", source: e });
+                }
+                _ => {}
             }
             pending = tx.pending();
             if pending == 0 || rounds == 0 {

@@ -145,6 +145,12 @@ pub fn is_retry_later(error: &io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS))
 }
 
+/// Whether a tx wakeup failed because the interface is down (ENETDOWN, `xsk_check_common`): the
+/// descriptors stay on the tx ring, and go out on a wakeup once the link is up again.
+pub fn is_link_down(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ENETDOWN)
+}
+
 /// The rx/fill wakeup: `recvfrom(fd, NULL, 0, MSG_DONTWAIT, NULL, NULL)`.
 pub fn wakeup_rx(fd: RawFd) -> io::Result<()> {
     // SAFETY: a zero-length receive with null buffer and address is valid for AF_XDP.

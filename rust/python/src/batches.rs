@@ -1,0 +1,97 @@
+//! `Socket.batches()`: a receive loop with one Python call per wakeup.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::batch::PyFrameBatch;
+use crate::errors::Result;
+use crate::socket::PySocket;
+use crate::sync::lock;
+
+/// An iterator of received batches (`Socket.batches()`).
+///
+/// Each step gives back the frames of the batch it handed out before (unless you sent or
+/// released it, or still hold a view of one of its frames: then its frames go back when the
+/// last view goes) and receives the next batch, in one call, waiting without the GIL only when
+/// nothing is ready. The iteration ends when `timeout` passes with nothing received, when the
+/// socket is closed (also from another thread, within 0.1 s), or on `close()`.
+#[pyclass(name = "BatchIterator", module = "afxdp._native", frozen)]
+pub struct PyBatches {
+    socket: Py<PySocket>,
+    max: u32,
+    timeout: Option<Duration>,
+    /// The batch handed out last, ended by the next step.
+    previous: Mutex<Option<Py<PyFrameBatch>>>,
+    done: AtomicBool,
+}
+
+impl PyBatches {
+    pub fn new(socket: Py<PySocket>, max: u32, timeout: Option<Duration>) -> Self {
+        PyBatches { socket, max, timeout, previous: Mutex::new(None), done: AtomicBool::new(false) }
+    }
+
+    /// Ends the batch handed out last, if the user has not: its frames go back to the free
+    /// pool, unless a view of one of them is alive (then they go back with the batch object).
+    fn end_previous(&self) {
+        let previous = lock(&self.previous).take();
+        if let Some(batch) = previous {
+            // The only refusal is a live export (BufferError): the batch then stays the user's
+            // and its frames return when its last reference goes.
+            let _ = batch.get().release_now();
+        }
+    }
+}
+
+#[pymethods]
+impl PyBatches {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> Result<Option<Py<PyFrameBatch>>> {
+        self.end_previous();
+        if self.done.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let socket = self.socket.get();
+        let batch = match socket.recv_batch(py, self.max, self.timeout) {
+            Ok(batch) => batch,
+            Err(_) if socket.closed() => {
+                self.done.store(true, Ordering::Release);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if batch.is_empty() {
+            self.done.store(true, Ordering::Release);
+            return Ok(None);
+        }
+        let batch = Py::new(py, batch)?;
+        *lock(&self.previous) = Some(batch.clone_ref(py));
+        Ok(Some(batch))
+    }
+
+    /// Ends the iteration and gives back the last batch's frames (as a step would).
+    fn close(&self) {
+        self.done.store(true, Ordering::Release);
+        self.end_previous();
+    }
+
+    /// True once the iteration has ended.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<afxdp.BatchIterator max={} timeout={}{}>",
+            self.max,
+            self.timeout.map_or_else(|| "None".to_owned(), |t| format!("{}", t.as_secs_f64())),
+            if self.closed() { " closed" } else { "" }
+        )
+    }
+}
