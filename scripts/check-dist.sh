@@ -67,7 +67,18 @@ print("testing afxdp", afxdp.__version__, "from", afxdp.__file__)
 EOF
     afxdp --help >/dev/null
     step "pytest against the installed wheel"
-    "$py" -m pytest tests "$@"
+    "$py" -m pytest tests --conformance-table "$work/conformance.md" "$@"
+    if [[ $# -eq 0 ]]; then
+        # docs/conformance.md is what the conformance suite's run writes: a whole run must
+        # write the same table (every line but the one naming the kernel).
+        step "docs/conformance.md matches this run's conformance table"
+        if ! diff -u <(grep -v '^Generated on kernel ' docs/conformance.md) \
+            <(grep -v '^Generated on kernel ' "$work/conformance.md"); then
+            echo "$0: docs/conformance.md differs from this run's table; regenerate it with" \
+                "pytest tests/conformance --conformance-table docs/conformance.md" >&2
+            exit 1
+        fi
+    fi
     step "the documentation site (mkdocs build --strict)"
     NO_MKDOCS_2_WARNING=1 PYTHON="$py" scripts/build-docs.sh
 )

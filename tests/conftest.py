@@ -78,6 +78,16 @@ ifinfo_module = _load_stdlib_module("ifinfo")  # after netdev, which it imports
 pcap_module = _load_stdlib_module("pcap")  # after packet, which it imports
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--conformance-table",
+        metavar="PATH",
+        default=None,
+        help="write the AF_XDP conformance table (case x mode, from this run's outcomes of "
+        "tests/conformance) to PATH, e.g. docs/conformance.md",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

@@ -77,11 +77,13 @@ def socket_pair(
     hugepages: bool | None = False,
     busy_poll_usecs: int | None = None,
     timestamps: bool = False,
+    tx_options: dict[str, Any] | None = None,
     **rx_options: Any,
 ) -> Iterator[Pair]:
     """A :class:`Pair` on ``lab``, each socket with its own Umem; everything closed afterwards.
     The Umem options (``frame_size`` to ``hugepages``) and ``busy_poll_usecs`` go to both
-    sides, ``rx_options`` to the receiving socket (e.g. ``tx_size=0``), ``timestamps`` to the
+    sides, ``rx_options`` to the receiving socket (e.g. ``tx_size=0``), ``tx_options`` to the
+    sending one (e.g. ``{"multi_buffer": True}``, ``{"tx_size": 64}``), ``timestamps`` to the
     program."""
     import afxdp
 
@@ -95,8 +97,8 @@ def socket_pair(
                     lab.if_a,
                     0,
                     umem=umem(tx_frames),
-                    rx_size=0,
                     busy_poll_usecs=busy_poll_usecs,
+                    **{"rx_size": 0, **(tx_options or {})},
                 )
             )
         with lab.enter("b"):
