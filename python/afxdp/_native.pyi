@@ -359,7 +359,8 @@ class Stats:
     @property
     def tx_invalid_descs(self) -> int:
         """Descriptors on the tx ring the kernel skipped as invalid (length 0 or too long, an
-        address outside the UMEM); their frames never come back on the completion ring."""
+        address outside the UMEM). afxdp's `send()` never queues one; the conformance suite
+        (tests/conformance/rawxsk.py) shows the kernel's count for each kind."""
     @property
     def rx_ring_full(self) -> int:
         """Packets dropped because the rx ring was full (the application reads too slowly)."""

@@ -9,7 +9,7 @@
 //! registered with `tx_metadata_len` = 24 (`struct xsk_tx_metadata`). The kernel then requires
 //! that room before the packet of *every* tx descriptor, inside the same chunk
 //! (`xp_aligned_validate_desc`/`xp_unaligned_validate_desc`: a descriptor without it is
-//! invalid, skipped and never completed), whether or not it carries a request. So allocated
+//! invalid and skipped, counted in `tx_invalid_descs`), whether or not it carries a request. So allocated
 //! frames start their packet after it ([`UmemConfig::tx_offset`](crate::umem::UmemConfig::tx_offset)),
 //! received frames have it in the kernel's 256 bytes of receive headroom (where an XDP
 //! program's receive metadata may be: a request overwrites it), and `send` refuses a frame

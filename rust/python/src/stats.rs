@@ -42,7 +42,8 @@ stats! {
     /// Invalid descriptors on the rx ring (the kernel never writes any: should stay 0).
     rx_invalid_descs <- kernel;
     /// Descriptors on the tx ring the kernel skipped as invalid (length 0 or too long, an
-    /// address outside the UMEM); their frames never come back on the completion ring.
+    /// address outside the UMEM). afxdp's `send()` never queues one; the conformance suite
+    /// (tests/conformance/rawxsk.py) shows the kernel's count for each kind.
     tx_invalid_descs <- kernel;
     /// Packets dropped because the rx ring was full (the application reads too slowly).
     rx_ring_full <- kernel;

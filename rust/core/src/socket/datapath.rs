@@ -144,7 +144,7 @@ impl Socket {
     /// and is sent with `XDP_PKT_CONTD`. Refused, naming the frame: `more` on a socket without
     /// multi-buffer, `more` on the batch's last frame (a packet without an end), and a chain
     /// longer than [`Socket::max_frags`] or than the tx ring (the kernel would drop it whole
-    /// and never complete its frames). The tx ring takes whole packets: when it has room for
+    /// and count it in `tx_invalid_descs`). The tx ring takes whole packets: when it has room for
     /// only part of the batch, the frames queued end at a packet's end.
     ///
     /// On a UMEM with tx metadata, a frame with a request ([`crate::txmeta`]) is sent with
