@@ -26,7 +26,7 @@
 //! Copy mode (`xsk_skb_metadata`, `net/xdp/xsk.c`) fails the whole `sendto` with EINVAL and
 //! leaves the descriptor on the tx ring when a request has an unknown flag or a checksum that
 //! runs past the descriptor's length: the ring would never move again. So `send` checks each
-//! request the way the kernel does first ([`Batch::tx_meta_for_send`]).
+//! request the way the kernel does first (`Batch::tx_meta_for_send`).
 //!
 //! # Completion timestamps
 //!
