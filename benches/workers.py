@@ -326,6 +326,17 @@ def afpacket_rx(args: argparse.Namespace) -> int:
     return 0
 
 
+def drain_completions(sock: afxdp.Socket, seconds: float = 1.0) -> int:
+    """Reclaims what is still in flight after a sending window, for up to ``seconds``; returns
+    how many frames completed meanwhile."""
+    completed = 0
+    drain = time.monotonic() + seconds
+    while sock.in_flight and time.monotonic() < drain:
+        completed += sock.complete()
+        time.sleep(0.0002)
+    return completed
+
+
 def tx_batch(args: argparse.Namespace, frame: bytes) -> int:
     with afxdp.Socket(args.ifname, 0, rx_size=0) as sock:
         everything = sock.alloc(sock.umem.frame_count)
@@ -343,10 +354,7 @@ def tx_batch(args: argparse.Namespace, frame: bytes) -> int:
                     sent += sock.send(out)
             completed += sock.complete()
         secs = time.monotonic() - start  # the sending window; the drain adds CPU time only
-        drain = time.monotonic() + 1.0
-        while sock.in_flight and time.monotonic() < drain:
-            completed += sock.complete()
-            time.sleep(0.0002)
+        completed += drain_completions(sock)
         cpu = cpu_seconds() - c0
         report("tx-batch", completed, completed * length, secs, cpu, sent=sent,
                **xsk_counters(sock))
@@ -366,10 +374,7 @@ def tx_packets(args: argparse.Namespace, frame: bytes) -> int:
             sent += sock.send_packets(burst)
             completed += sock.complete()
         secs = time.monotonic() - start  # the sending window; the drain adds CPU time only
-        drain = time.monotonic() + 1.0
-        while sock.in_flight and time.monotonic() < drain:
-            completed += sock.complete()
-            time.sleep(0.0002)
+        completed += drain_completions(sock)
         cpu = cpu_seconds() - c0
         # Frames completed, in packets (every packet takes `frags` frames).
         packets = completed // frags
