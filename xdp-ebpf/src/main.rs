@@ -30,10 +30,13 @@
 
 #![no_std]
 #![no_main]
+// `asm!` for the kfunc stand-in calls (see `call_kfunc`); built with RUSTC_BOOTSTRAP=1.
+#![feature(asm_experimental_arch)]
 
 use afxdp_ebpf_common::{
-    MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, NO_SOCKET_QUEUES, RX_META_LEN,
-    RX_META_MAGIC, RX_META_TIMESTAMP, Rule, RuleSet, RxMeta,
+    MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, MAX_RULES, NO_SOCKET_QUEUES, RX_META_HASH,
+    RX_META_HW_TIMESTAMP, RX_META_LEN, RX_META_MAGIC, RX_META_TIMESTAMP, Rule, RuleSet, RxMeta,
+    kfunc,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -77,6 +80,12 @@ static NO_SOCKET: PerCpuArray<u64> = PerCpuArray::with_max_entries(NO_SOCKET_QUE
 /// before verification, so with 0 the verifier drops the metadata code altogether.
 #[unsafe(no_mangle)]
 static RX_META_ON: u32 = 0;
+
+/// Non-zero (with [`RX_META_ON`]): also ask the device for the packet's receive timestamp and
+/// hash (`bpf_xdp_metadata_rx_*`, see [`call_kfunc`]). Set only when the loader binds the
+/// program to its device (`names::RX_DEVICE_META_ON`); with 0 the verifier removes the calls.
+#[unsafe(no_mangle)]
+static RX_DEVICE_META_ON: u32 = 0;
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -302,19 +311,79 @@ fn write_rx_meta(ctx: &XdpContext) {
     if meta + RX_META_LEN > ctx.data() {
         return;
     }
-    let value = RxMeta {
+    let mut value = RxMeta {
         rx_timestamp: now,
         flags: RX_META_TIMESTAMP,
         len,
         magic: RX_META_MAGIC,
         ..RxMeta::default()
     };
+    // SAFETY: a global of this program, read-only.
+    if unsafe { core::ptr::read_volatile(&RX_DEVICE_META_ON) } != 0 {
+        add_device_meta(ctx, &mut value);
+    }
     // SAFETY: the check above keeps all `RX_META_LEN` bytes inside the metadata area.
     unsafe { core::ptr::write_unaligned(meta as *mut RxMeta, value) };
 }
 
+/// Fills in what the device knows about the packet: its receive timestamp and its receive hash
+/// with the hash's type, each with its flag when the device has it (the kfunc returned 0). A
+/// device timestamp of 0 means none (veth returns 0 for packets without one).
+#[inline(always)]
+fn add_device_meta(ctx: &XdpContext, value: &mut RxMeta) {
+    let mut stamp: u64 = 0;
+    // SAFETY: the kernel writes a u64 through the second argument; `ctx.ctx` is the context.
+    let ret = unsafe {
+        call_kfunc::<{ kfunc::RX_TIMESTAMP }>(ctx.ctx as u64, &raw mut stamp as u64, 0)
+    };
+    if ret == 0 && stamp != 0 {
+        value.rx_hw_timestamp = stamp;
+        value.flags |= RX_META_HW_TIMESTAMP;
+    }
+    let mut hash: u32 = 0;
+    let mut hash_type: u32 = 0;
+    // SAFETY: the kernel writes a u32 through each of the second and third arguments.
+    let ret = unsafe {
+        call_kfunc::<{ kfunc::RX_HASH }>(
+            ctx.ctx as u64,
+            &raw mut hash as u64,
+            &raw mut hash_type as u64,
+        )
+    };
+    if ret == 0 {
+        value.rx_hash = hash;
+        value.rx_hash_type = hash_type as u16;
+        value.flags |= RX_META_HASH;
+    }
+}
+
+/// `call ID` with three arguments: the stand-in for a kfunc call that the loader rewrites (see
+/// `afxdp_ebpf_common::kfunc`). Returns the function's `int` result.
+///
+/// # Safety
+///
+/// Only for the `kfunc` ids, with the arguments their kernel functions take.
+#[inline(always)]
+unsafe fn call_kfunc<const ID: i32>(a: u64, b: u64, c: u64) -> i32 {
+    let ret: u64;
+    // SAFETY: the caller passes what the kernel function expects; a call clobbers r0-r5.
+    unsafe {
+        core::arch::asm!(
+            "call {id}",
+            id = const ID,
+            inlateout("r1") a => _,
+            inlateout("r2") b => _,
+            inlateout("r3") c => _,
+            lateout("r0") ret,
+            lateout("r4") _,
+            lateout("r5") _,
+        );
+    }
+    ret as i32
+}
+
 /// The license declared to the kernel. `bpf_redirect_map` does not need a GPL-compatible one,
-/// but GPL-only helpers such as `bpf_trace_printk` (handy while debugging) do.
+/// but kfunc calls (the device metadata) and GPL-only helpers such as `bpf_trace_printk` do.
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

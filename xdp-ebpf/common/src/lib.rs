@@ -116,6 +116,27 @@ pub struct RxMeta {
     pub magic: u32,
 }
 
+/// Stand-in helper ids for the `bpf_xdp_metadata_rx_*` kfuncs in the redirect program.
+///
+/// A kfunc call names a function of the running kernel by its BTF id, which only the kernel
+/// knows; the compiler emits `call KFUNC_*` (an ordinary helper call with an id no helper has)
+/// and the loader (`rust/core/src/bpf/devbound.rs`) rewrites each into a kfunc call
+/// (`src_reg = BPF_PSEUDO_KFUNC_CALL`, `imm` = the id of the function in
+/// `/sys/kernel/btf/vmlinux`). Without the device-bound load, [`names::RX_DEVICE_META_ON`] is 0
+/// and the verifier removes these calls as dead code before it looks at them.
+pub mod kfunc {
+    /// `int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, __u64 *timestamp)`.
+    pub const RX_TIMESTAMP: i32 = 0x7fff_0001;
+    /// `int bpf_xdp_metadata_rx_hash(const struct xdp_md *ctx, __u32 *hash,
+    /// enum xdp_rss_hash_type *rss_type)`.
+    pub const RX_HASH: i32 = 0x7fff_0002;
+    /// Each stand-in id with the kernel function it calls.
+    pub const ALL: [(i32, &str); 2] = [
+        (RX_TIMESTAMP, "bpf_xdp_metadata_rx_timestamp"),
+        (RX_HASH, "bpf_xdp_metadata_rx_hash"),
+    ];
+}
+
 /// The size of [`RxMeta`], which the program reserves with `bpf_xdp_adjust_meta`.
 pub const RX_META_LEN: usize = size_of::<RxMeta>();
 
@@ -143,6 +164,10 @@ pub mod names {
     /// The redirect program's read-only switch (a `u32` global in `.rodata`, set at load):
     /// non-zero writes an [`super::RxMeta`] before every packet it redirects.
     pub const RX_META_ON: &str = "RX_META_ON";
+    /// The redirect program's second read-only switch (`u32`, `.rodata`): non-zero also asks
+    /// the device for its receive timestamp and hash (the [`super::kfunc`] calls) for the
+    /// [`super::RxMeta`]. Only for a device-bound load.
+    pub const RX_DEVICE_META_ON: &str = "RX_DEVICE_META_ON";
     /// Per-CPU counters by rx queue (`PerCpuArray<u64>`, [`super::NO_SOCKET_QUEUES`] entries):
     /// packets for the XSKMAP that found no socket at their queue.
     pub const NO_SOCKET: &str = "NO_SOCKET";
