@@ -173,10 +173,12 @@ class Frame:
         (`Program.attach(..., timestamps=True)` does)."""
     @property
     def rx_hw_timestamp(self) -> int | None:
-        """The device's receive timestamp (ns, device clock); None when not recorded."""
+        """The device's receive timestamp (ns, device clock); None when not recorded
+        (`Program.attach(..., device_metadata=True)` asks the device; veth has none)."""
     @property
     def rx_hash(self) -> int | None:
-        """The device's receive (RSS) hash; None when not recorded."""
+        """The device's receive (RSS) hash; None when not recorded
+        (`Program.attach(..., device_metadata=True)` asks the device)."""
     def request_checksum(self, start: int, offset: int) -> None:
         """Ask the kernel to complete a checksum when the frame is sent (a Umem with
         tx_metadata=True): the Internet checksum from byte `start` of the packet to its end,
@@ -312,6 +314,14 @@ class FrameBatch:
     def rx_timestamps(self) -> UIntArray:
         """Every frame's `rx_timestamp` (u64 ns since the epoch; 0 for a frame without one): a
         copy, one clock measurement for the batch; it does not hold the batch."""
+    @property
+    def rx_hw_timestamps(self) -> UIntArray:
+        """Every frame's `rx_hw_timestamp` (u64, the device's clock; 0 for a frame without
+        one): a copy; it does not hold the batch."""
+    @property
+    def rx_hashes(self) -> UIntArray:
+        """Every frame's `rx_hash` (0 for a frame without one; `Frame.rx_hash` tells a hash of
+        0 apart): a copy (u64); it does not hold the batch."""
     def request_checksum(self, start: int, offset: int) -> None:
         """`Frame.request_checksum` on every frame that starts a packet (all or none)."""
     def request_tx_timestamps(self) -> None:
@@ -433,10 +443,15 @@ class Program:
         rules: Iterable[Rule] | None = None,
         *,
         timestamps: bool = False,
+        device_metadata: bool = False,
     ) -> Program:
         """Attach the built-in program. With `rules` (at most 16), only matching packets leave
         the kernel stack; None or empty: every packet of a queue with a registered socket.
-        `timestamps`: stamp every redirected packet (`Frame.rx_timestamp`)."""
+        `timestamps`: stamp every redirected packet (`Frame.rx_timestamp`).
+        `device_metadata`: also the device's receive timestamp and hash (`Frame.rx_hw_timestamp`,
+        `Frame.rx_hash`, None where it has none) through the `bpf_xdp_metadata_rx_*` kfuncs;
+        implies `timestamps`; binds the program to the device (Linux 6.3, native mode only:
+        ValueError with mode="generic")."""
     @staticmethod
     def load(
         obj: str | PathLike[str] | Buffer,
@@ -466,6 +481,9 @@ class Program:
     @property
     def timestamps(self) -> bool:
         """Whether the built-in program stamps packets (False for a loaded object)."""
+    @property
+    def device_metadata(self) -> bool:
+        """Whether the built-in program asks the device for receive timestamps and hashes."""
     @property
     def program_name(self) -> str: ...
     def register(self, socket: Socket) -> None:

@@ -152,8 +152,31 @@ impl Batch {
     /// [`crate::Error::ForkedChild`].
     pub fn rx_timestamps(&self) -> Result<Vec<u64>> {
         let mut clocks = ClockConverter::default();
+        self.per_frame(|raw| clocks.timestamp(raw))
+    }
+
+    /// The device's receive timestamp of every frame (0 for a frame without one).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::ForkedChild`].
+    pub fn rx_hw_timestamps(&self) -> Result<Vec<u64>> {
+        self.per_frame(|raw| (raw.flags & RX_META_HW_TIMESTAMP != 0).then_some(raw.rx_hw_timestamp))
+    }
+
+    /// The device's receive hash of every frame (0 for a frame without one).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::ForkedChild`].
+    pub fn rx_hashes(&self) -> Result<Vec<u64>> {
+        self.per_frame(|raw| (raw.flags & RX_META_HASH != 0).then_some(u64::from(raw.rx_hash)))
+    }
+
+    /// `field` of each frame's metadata, 0 where the frame has none or `field` gives none.
+    fn per_frame(&self, mut field: impl FnMut(&RawRxMeta) -> Option<u64>) -> Result<Vec<u64>> {
         (0..self.len())
-            .map(|i| Ok(self.raw_rx_meta(i)?.and_then(|raw| clocks.timestamp(&raw)).unwrap_or(0)))
+            .map(|i| Ok(self.raw_rx_meta(i)?.and_then(|raw| field(&raw)).unwrap_or(0)))
             .collect()
     }
 }
@@ -236,16 +259,24 @@ mod tests {
             batch.write(i, &[0xab; 100]).unwrap();
         }
         // Frame 0: metadata for its 100 bytes; frame 1: for another length; frame 2: none.
-        for (i, meta) in [(0, stamped(100)), (1, stamped(64))] {
+        let device = RawRxMeta {
+            rx_hw_timestamp: 7,
+            rx_hash: 0xabcd,
+            flags: RX_META_TIMESTAMP | RX_META_HW_TIMESTAMP | RX_META_HASH,
+            ..stamped(100)
+        };
+        for (i, meta) in [(0, device), (1, stamped(64))] {
             let ptr = batch.data_ptr(i).unwrap();
             // SAFETY: the batch owns the frame; its packet starts 256 bytes in.
             unsafe { std::ptr::write_unaligned(ptr.sub(RX_META_LEN).cast::<RawRxMeta>(), meta) };
         }
-        assert_eq!(batch.raw_rx_meta(0).unwrap(), Some(stamped(100)));
+        assert_eq!(batch.raw_rx_meta(0).unwrap(), Some(device));
         assert_eq!(batch.raw_rx_meta(1).unwrap(), None);
         assert_eq!(batch.raw_rx_meta(2).unwrap(), None);
         let tai = realtime_offset_ns(Clock::Tai);
         assert_eq!(batch.rx_timestamps().unwrap(), vec![(1_000 + tai) as u64, 0, 0]);
+        assert_eq!(batch.rx_hw_timestamps().unwrap(), vec![7, 0, 0]);
+        assert_eq!(batch.rx_hashes().unwrap(), vec![0xabcd, 0, 0]);
         assert!(batch.raw_rx_meta(3).is_err());
         // Filling clears the magic where the kernel would put it (before headroom + 256),
         // once an XDP program that writes metadata is expected.

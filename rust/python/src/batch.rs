@@ -266,6 +266,20 @@ impl PyFrameBatch {
         Ok(PyUIntArray::u64s(self.with(|b| Ok(b.rx_timestamps()?))?))
     }
 
+    /// Every frame's `rx_hw_timestamp` (the device's clock), 0 for a frame without one: a
+    /// UIntArray of u64, copied when read.
+    #[getter]
+    fn rx_hw_timestamps(&self) -> Result<PyUIntArray> {
+        Ok(PyUIntArray::u64s(self.with(|b| Ok(b.rx_hw_timestamps()?))?))
+    }
+
+    /// Every frame's `rx_hash`, 0 for a frame without one (`Frame.rx_hash` tells a hash of 0
+    /// apart): a UIntArray of u64, copied when read.
+    #[getter]
+    fn rx_hashes(&self) -> Result<PyUIntArray> {
+        Ok(PyUIntArray::u64s(self.with(|b| Ok(b.rx_hashes()?))?))
+    }
+
     /// `Frame.request_checksum(start, offset)` on every frame that starts a packet (a Umem
     /// with `tx_metadata=True`). Checked first: either every frame gets the request or, if
     /// one's packet is too short, none (ValueError naming the value and the frame).

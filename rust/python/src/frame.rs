@@ -155,7 +155,8 @@ impl PyFrame {
     }
 
     /// The device's receive timestamp (ns, the device's clock), or None: the program did not
-    /// record one (the built-in program cannot yet: see docs/timestamps.md).
+    /// record one (the built-in program does with `device_metadata=True` when the device has
+    /// one: see docs/timestamps.md).
     #[getter]
     fn rx_hw_timestamp(&self) -> Result<Option<u64>> {
         let mut clocks = ClockConverter::default();
@@ -163,7 +164,8 @@ impl PyFrame {
     }
 
     /// The device's receive (RSS) hash, or None: the program did not record one (the built-in
-    /// program cannot yet: see docs/timestamps.md).
+    /// program does with `device_metadata=True` when the device has one: see
+    /// docs/timestamps.md).
     #[getter]
     fn rx_hash(&self) -> Result<Option<u32>> {
         let mut clocks = ClockConverter::default();

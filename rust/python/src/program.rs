@@ -92,19 +92,30 @@ impl PyProgram {
     /// `timestamps`: stamp every packet redirected to a socket with the time the program saw
     /// it (XDP metadata before the packet), read as `Frame.rx_timestamp` and
     /// `FrameBatch.rx_timestamps`.
+    ///
+    /// `device_metadata`: also ask the device for each packet's receive timestamp and hash
+    /// (`Frame.rx_hw_timestamp`, `Frame.rx_hash`; None where the device gives none), through
+    /// the kernel's `bpf_xdp_metadata_rx_*` kfuncs; implies `timestamps`. The program is then
+    /// bound to the interface, which needs Linux 6.3 and native mode (ValueError with
+    /// mode="generic"; "auto" means native).
     #[staticmethod]
-    #[pyo3(signature = (ifname, mode = "auto", rules = None, *, timestamps = false))]
+    #[pyo3(signature = (
+        ifname, mode = "auto", rules = None, *, timestamps = false, device_metadata = false
+    ))]
     fn attach(
         py: Python<'_>,
         ifname: String,
         mode: &str,
         rules: Option<&Bound<'_, PyAny>>,
         timestamps: bool,
+        device_metadata: bool,
     ) -> Result<Self> {
         let mode = mode_arg(mode)?;
         let rules = rules_arg(rules)?;
         let name = ifname.clone();
-        let options = BuiltinOptions::default().with_rx_timestamps(timestamps);
+        let options = BuiltinOptions::default()
+            .with_rx_timestamps(timestamps)
+            .with_device_metadata(device_metadata);
         let prog = py.detach(move || {
             XdpProgram::attach_builtin_with(&Interface::by_name(&name)?, mode, &rules, options)
         })?;
@@ -189,11 +200,18 @@ impl PyProgram {
         self.with(XdpProgram::unmatched)
     }
 
-    /// Whether the built-in program stamps packets (`attach(..., timestamps=True)`); False for
-    /// a program loaded from an object, whatever it writes.
+    /// Whether the built-in program stamps packets (`attach(..., timestamps=True)` or
+    /// `device_metadata=True`); False for a program loaded from an object, whatever it writes.
     #[getter]
     fn timestamps(&self) -> Result<bool> {
         self.with(|p| Ok(p.rx_timestamps()))
+    }
+
+    /// Whether the built-in program asks the device for receive timestamps and hashes
+    /// (`attach(..., device_metadata=True)`), bound to the interface.
+    #[getter]
+    fn device_metadata(&self) -> Result<bool> {
+        self.with(|p| Ok(p.device_metadata()))
     }
 
     /// The XDP program's name in its object ("afxdp_redirect" for the built-in one).

@@ -116,6 +116,17 @@ pub enum BpfError {
         log: String,
     },
 
+    /// The device's receive metadata (`BuiltinOptions::device_metadata`) cannot be had: the
+    /// kernel lacks the device-bound program or the kfuncs it needs. Its errno is
+    /// `EOPNOTSUPP`.
+    #[error("device receive metadata (rx_hw_timestamp, rx_hash) on {ifname}: {reason}")]
+    DeviceMetadata {
+        /// The interface.
+        ifname: String,
+        /// Why not.
+        reason: String,
+    },
+
     /// More rules than the built-in program takes.
     #[error("too many rules: {count} (the built-in program takes at most {max})")]
     TooManyRules {
@@ -165,6 +176,7 @@ impl BpfError {
             | Self::Map { errno, .. }
             | Self::Verifier { errno, .. } => *errno,
             Self::MissingCapability { .. } => Some(errno::EPERM),
+            Self::DeviceMetadata { .. } => Some(errno::EOPNOTSUPP),
             Self::Detached
             | Self::NotInObject { .. }
             | Self::WrongType { .. }
@@ -185,30 +197,32 @@ pub(crate) fn program_load_error(
     other: fn(&(dyn StdError + 'static)) -> BpfError,
 ) -> BpfError {
     match error {
-        ProgramError::LoadError { io_error, .. }
-            if io_error.raw_os_error() == Some(errno::EPERM) =>
-        {
-            BpfError::Load {
-                errno: Some(errno::EPERM),
-                message: format!("loading XDP program `{name}`: {io_error}"),
-            }
-        }
         ProgramError::LoadError { io_error, verifier_log } => {
-            let log = format!("{verifier_log:?}").trim_end().to_owned();
-            match needs_perfmon(&log) {
-                Some(line) => BpfError::MissingCapability {
-                    program: name.to_owned(),
-                    needs: caps::PERFMON,
-                    log_tail: line.to_owned(),
-                },
-                None => BpfError::Verifier {
-                    program: name.to_owned(),
-                    errno: io_error.raw_os_error(),
-                    log,
-                },
-            }
+            refused_load_error(name, io_error, format!("{verifier_log:?}"))
         }
         e => other(&e),
+    }
+}
+
+/// The error of a `BPF_PROG_LOAD` of program `name` that failed with `io_error` and verifier
+/// log `log` (see [`program_load_error`]).
+pub(crate) fn refused_load_error(name: &str, io_error: io::Error, log: String) -> BpfError {
+    if io_error.raw_os_error() == Some(errno::EPERM) {
+        return BpfError::Load {
+            errno: Some(errno::EPERM),
+            message: format!("loading XDP program `{name}`: {io_error}"),
+        };
+    }
+    let log = log.trim_end().to_owned();
+    match needs_perfmon(&log) {
+        Some(line) => BpfError::MissingCapability {
+            program: name.to_owned(),
+            needs: caps::PERFMON,
+            log_tail: line.to_owned(),
+        },
+        None => {
+            BpfError::Verifier { program: name.to_owned(), errno: io_error.raw_os_error(), log }
+        }
     }
 }
 

@@ -14,7 +14,8 @@
 //!
 //! The module is split along its seams: [`program`] (load, attach, register, detach),
 //! [`rules`] (match rules and the two rule sets), `object` (the embedded object, a user's
-//! object, map typing) and [`errors`] ([`BpfError`] and aya's error chains). The layouts shared
+//! object, map typing), `devbound` (the load bound to the device, for its receive metadata)
+//! and [`errors`] ([`BpfError`] and aya's error chains). The layouts shared
 //! with the program (rule sets, flags, map names) come from `afxdp-ebpf-common`.
 //!
 //! # Lifetime of the attachment
@@ -47,6 +48,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod devbound;
 pub mod errors;
 mod object;
 pub mod program;
@@ -67,6 +69,13 @@ pub struct BuiltinOptions {
     /// packet redirected to a socket (read back with [`crate::rxmeta`]). Costs a helper call
     /// and a 32-byte write per packet; off, the verifier removes that code.
     pub rx_timestamps: bool,
+    /// Also ask the device for each packet's receive timestamp and hash (the
+    /// `bpf_xdp_metadata_rx_*` kfuncs) and put them in the [`RxMeta`](afxdp_ebpf_common::RxMeta)
+    /// (implies `rx_timestamps`). The program is then bound to the interface
+    /// (`BPF_F_XDP_DEV_BOUND_ONLY`, Linux 6.3) and attaches in native mode only: the kernel
+    /// refuses device-bound programs in generic mode. Fields the device does not provide stay
+    /// unset (veth gives the hash of packets that came from its peer's stack, no timestamp).
+    pub device_metadata: bool,
 }
 
 impl BuiltinOptions {
@@ -74,6 +83,17 @@ impl BuiltinOptions {
     pub fn with_rx_timestamps(mut self, on: bool) -> Self {
         self.rx_timestamps = on;
         self
+    }
+
+    /// The options with `device_metadata` set to `on`.
+    pub fn with_device_metadata(mut self, on: bool) -> Self {
+        self.device_metadata = on;
+        self
+    }
+
+    /// Whether the program writes an [`RxMeta`](afxdp_ebpf_common::RxMeta) before packets.
+    pub fn writes_rx_meta(&self) -> bool {
+        self.rx_timestamps || self.device_metadata
     }
 }
 

@@ -16,7 +16,8 @@ pub(crate) static PROGRAM_OBJECT: &[u8] =
 /// from `options` (not into the kernel's program list yet: that is
 /// [`aya::programs::Xdp::load`]).
 pub(crate) fn load_builtin(queues: u32, options: &BuiltinOptions) -> Result<Ebpf> {
-    let rx_meta_on = u32::from(options.rx_timestamps);
+    let rx_meta_on = u32::from(options.writes_rx_meta());
+    let device_meta_on = u32::from(options.device_metadata);
     Ok(EbpfLoader::new()
         // No CO-RE relocations in this program: skip parsing the kernel's BTF. The object's own
         // BTF is still loaded.
@@ -25,6 +26,7 @@ pub(crate) fn load_builtin(queues: u32, options: &BuiltinOptions) -> Result<Ebpf
         // A `.rodata` global: frozen before verification, so the verifier prunes what it turns
         // off.
         .override_global(afxdp_ebpf_common::names::RX_META_ON, &rx_meta_on, true)
+        .override_global(afxdp_ebpf_common::names::RX_DEVICE_META_ON, &device_meta_on, true)
         .load(PROGRAM_OBJECT)
         .map_err(|e| load_error(&e))?)
 }

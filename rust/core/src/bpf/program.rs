@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 use afxdp_ebpf_common::names;
@@ -11,6 +11,7 @@ use aya::maps::{MapData, XskMap};
 use aya::programs::links::FdLink;
 use aya::programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId};
 
+use super::devbound;
 use super::errors::program_load_error;
 use super::errors::{BpfError, errno_of, error_chain, load_error, map_error, missing_in_object};
 use super::object::{builtin_map, load_builtin, load_custom};
@@ -51,12 +52,21 @@ struct Attached {
     xsks: XskMap<MapData>,
     /// The rule maps of the built-in program; `None` for a custom program.
     steering: Option<Steering>,
-    /// The attachment of the program in `ebpf`.
-    link: XdpLinkId,
-    /// The loaded object (owns the program and, through it, the link).
+    /// The attachment.
+    link: Link,
+    /// The loaded object (owns the maps and, for [`Link::Aya`], the program and its link).
     ebpf: Ebpf,
     /// Where it is attached, in this process's list of attachments.
     key: AttachmentKey,
+}
+
+/// How the program is attached.
+enum Link {
+    /// By aya, as the program of `ebpf` it loaded.
+    Aya(XdpLinkId),
+    /// The device-bound program ([`devbound`]), loaded and linked here: a BPF link's
+    /// descriptor, which holds the program. Closing the last copy detaches it.
+    DeviceBound(OwnedFd),
 }
 
 /// An interface of a network namespace: (namespace inode, ifindex).
@@ -144,8 +154,20 @@ impl XdpProgram {
         options: BuiltinOptions,
     ) -> Result<XdpProgram> {
         validate_rules(rules)?;
+        if options.device_metadata && mode == AttachMode::Generic {
+            return Err(Error::InvalidArgument {
+                name: "mode",
+                value: mode.as_str().to_owned(),
+                why: "device metadata needs a program bound to the device, and the kernel \
+                      attaches device-bound programs in native mode only"
+                    .to_owned(),
+            });
+        }
         let queues = iface.queue_count()?.max(1);
         let mut ebpf = load_builtin(queues, &options)?;
+        // Relocated while `ebpf` still holds every map.
+        let device_bound =
+            options.device_metadata.then(|| devbound::prepare(&ebpf, iface)).transpose()?;
         let mut steering = Steering {
             rules: builtin_map(&mut ebpf, names::RULES)?,
             active: builtin_map(&mut ebpf, names::ACTIVE)?,
@@ -158,10 +180,35 @@ impl XdpProgram {
         steering.write_set(0, rules)?;
         steering.current = rules.to_vec();
         let xsks = builtin_map(&mut ebpf, names::XSKS)?;
-        let mut program =
-            Self::attach_loaded(ebpf, xsks, Some(steering), names::PROGRAM, iface, mode)?;
+        let mut program = match device_bound {
+            None => Self::attach_loaded(ebpf, xsks, Some(steering), names::PROGRAM, iface, mode)?,
+            Some(insns) => Self::attach_device_bound(ebpf, xsks, steering, &insns, iface)?,
+        };
         program.options = options;
         Ok(program)
+    }
+
+    /// Loads the prepared device-bound program (`insns`, [`devbound::prepare`]) and links it to
+    /// `iface` in native mode.
+    fn attach_device_bound(
+        ebpf: Ebpf,
+        xsks: XskMap<MapData>,
+        steering: Steering,
+        insns: &[u64],
+        iface: &Interface,
+    ) -> Result<XdpProgram> {
+        let program = devbound::load(insns, iface)?;
+        let key = attachment_key(iface);
+        let mode = AttachMode::Native;
+        let link =
+            sys::bpf::xdp_link_create(program.as_fd(), iface.index(), sys::bpf::XDP_FLAGS_DRV_MODE)
+                .map_err(|e| attach_error(iface, key, mode, e.raw_os_error(), e.to_string()))?;
+        Ok(Self::attached(
+            iface,
+            mode,
+            names::PROGRAM,
+            Attached { xsks, steering: Some(steering), link: Link::DeviceBound(link), ebpf, key },
+        ))
     }
 
     /// Loads XDP program `program` from a user's ELF object (built with aya or clang; legacy
@@ -200,7 +247,6 @@ impl XdpProgram {
         iface: &Interface,
         mode: AttachMode,
     ) -> Result<XdpProgram> {
-        let map_size = xsks.len();
         let program: &mut Xdp = ebpf
             .program_mut(program_name)
             .ok_or_else(|| missing_in_object("program", program_name))?
@@ -213,17 +259,27 @@ impl XdpProgram {
             AttachMode::Auto => attach_auto(program, iface, key)?,
             mode => (attach(program, iface, key, mode)?, mode),
         };
-        attachments().get_or_insert_default().insert(key);
+        let link = Link::Aya(link);
+        Ok(Self::attached(iface, mode, program_name, Attached { xsks, steering, link, ebpf, key }))
+    }
 
-        Ok(XdpProgram {
+    /// The program just attached as `attached`, noted in this process's attachments.
+    fn attached(
+        iface: &Interface,
+        mode: AttachMode,
+        program_name: &str,
+        attached: Attached,
+    ) -> XdpProgram {
+        attachments().get_or_insert_default().insert(attached.key);
+        XdpProgram {
             iface: iface.clone(),
             mode,
-            map_size,
+            map_size: attached.xsks.len(),
             program_name: program_name.to_owned(),
-            attached: Some(Attached { xsks, steering, link, ebpf, key }),
+            attached: Some(attached),
             guard: ForkGuard::new(),
             options: BuiltinOptions::default(),
-        })
+        }
     }
 
     /// Replaces the match rules of the built-in program, atomically for the data path: each
@@ -345,14 +401,20 @@ impl XdpProgram {
     /// Whether the built-in program writes receive timestamps ([`BuiltinOptions::rx_timestamps`];
     /// false for a custom program, whatever it writes).
     pub fn rx_timestamps(&self) -> bool {
-        self.options.rx_timestamps
+        self.options.writes_rx_meta()
+    }
+
+    /// Whether the built-in program asks the device for receive timestamps and hashes
+    /// ([`BuiltinOptions::device_metadata`]): it is then bound to the interface.
+    pub fn device_metadata(&self) -> bool {
+        self.options.device_metadata
     }
 
     /// Whether the program may write receive metadata before packets: the built-in one with
     /// timestamps, or any custom one. A UMEM receiving from it should clear stale metadata
     /// ([`crate::umem::Umem::expect_rx_meta`]).
     pub fn may_write_rx_meta(&self) -> bool {
-        self.options.rx_timestamps || !self.has_rules()
+        self.options.writes_rx_meta() || !self.has_rules()
     }
 
     /// The name of the XDP program in its object (`"afxdp_redirect"` for the built-in one).
@@ -426,6 +488,20 @@ impl XdpProgram {
     pub fn detach(&mut self) -> Result<()> {
         let Some(Attached { xsks, steering, link, mut ebpf, key }) = self.attached.take() else {
             return Ok(());
+        };
+        let link = match link {
+            Link::Aya(link) => link,
+            Link::DeviceBound(link) => {
+                // Closing the link detaches the program, unless it is a forked child's copy
+                // (then only the copy closes; the parent's program stays).
+                drop(link);
+                if !self.guard.forked()
+                    && let Some(set) = attachments().as_mut()
+                {
+                    set.remove(&key);
+                }
+                return Ok(());
+            }
         };
         let program = ebpf.program_mut(&self.program_name).map(<&mut Xdp>::try_from);
         if self.guard.forked() {
@@ -528,35 +604,46 @@ fn attach(
         // Resolved by the caller; native is what Auto tries first.
         AttachMode::Auto => XdpMode::Driver,
     };
-    program.attach_to_if_index(iface.index(), xdp_mode).map_err(|e| {
-        let errno = errno_of(&e);
-        let ours = || attachments().as_ref().is_some_and(|set| set.contains(&key));
-        let hint = match errno {
-            Some(errno::EBUSY) if ours() => {
-                "; this process already has an XDP program attached to IFNAME (an afxdp \
-                 Program that is still attached: detach or close it first)"
-            }
-            Some(errno::EBUSY) => {
-                "; another XDP program is attached to IFNAME in this mode, by another process \
-                 or by `ip link` (`ip link set dev IFNAME xdp off` removes the latter)"
-            }
-            Some(errno::EEXIST) => {
-                "; an XDP program is attached in the other mode (native and generic \
-                 can't be active at the same time)"
-            }
-            Some(errno::ERANGE) if mode == AttachMode::Native => {
-                "; on veth: the peer's MTU is too large for native XDP without frags support \
-                 (at most about one page)"
-            }
-            _ => "",
-        };
-        BpfError::Attach {
-            ifname: iface.name().to_owned(),
-            mode: mode.as_str(),
-            errno,
-            message: format!("{}{}", error_chain(&e), hint.replace("IFNAME", iface.name())),
+    program
+        .attach_to_if_index(iface.index(), xdp_mode)
+        .map_err(|e| attach_error(iface, key, mode, errno_of(&e), error_chain(&e)))
+}
+
+/// A [`BpfError::Attach`] for attaching to `iface` (attachment `key`) in `mode` that failed
+/// with `errno` and `message`, with a hint at the likely cause.
+fn attach_error(
+    iface: &Interface,
+    key: AttachmentKey,
+    mode: AttachMode,
+    errno: Option<i32>,
+    message: String,
+) -> BpfError {
+    let ours = || attachments().as_ref().is_some_and(|set| set.contains(&key));
+    let hint = match errno {
+        Some(errno::EBUSY) if ours() => {
+            "; this process already has an XDP program attached to IFNAME (an afxdp \
+             Program that is still attached: detach or close it first)"
         }
-    })
+        Some(errno::EBUSY) => {
+            "; another XDP program is attached to IFNAME in this mode, by another process \
+             or by `ip link` (`ip link set dev IFNAME xdp off` removes the latter)"
+        }
+        Some(errno::EEXIST) => {
+            "; an XDP program is attached in the other mode (native and generic \
+             can't be active at the same time)"
+        }
+        Some(errno::ERANGE) if mode == AttachMode::Native => {
+            "; on veth: the peer's MTU is too large for native XDP without frags support \
+             (at most about one page)"
+        }
+        _ => "",
+    };
+    BpfError::Attach {
+        ifname: iface.name().to_owned(),
+        mode: mode.as_str(),
+        errno,
+        message: format!("{message}{}", hint.replace("IFNAME", iface.name())),
+    }
 }
 
 /// Attaches `program` in native mode, else in generic mode; returns the mode used.

@@ -1,11 +1,12 @@
 //! What the core needs from the kernel for BPF beyond what aya covers: `BPF_PROG_TEST_RUN` in
-//! live-frames mode (the traffic generator), a private network namespace to pin a program in,
-//! and blocking signals around a long syscall.
+//! live-frames mode (the traffic generator), `BPF_PROG_LOAD` of a device-bound XDP program and
+//! its `BPF_LINK_CREATE` (aya has no `prog_ifindex`), a private network namespace to pin a
+//! program in, and blocking signals around a long syscall.
 
-use std::ffi::c_void;
+use std::ffi::{CStr, c_void};
 use std::io;
 use std::mem::{MaybeUninit, size_of};
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// `BPF_PROG_TEST_RUN` (alias `BPF_PROG_RUN`), the `bpf(2)` command, from `linux/bpf.h`
 /// (<https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/bpf.h>).
@@ -91,6 +92,184 @@ pub fn test_run_live(
     // SAFETY: `data_in` points to `packet`, alive for the call, of the length given; the other
     // pointers are null.
     unsafe { prog_test_run(&mut attr) }
+}
+
+/// `BPF_PROG_LOAD` and `BPF_LINK_CREATE`, `bpf(2)` commands (`linux/bpf.h`).
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+/// `BPF_PROG_TYPE_XDP` (`enum bpf_prog_type`).
+const BPF_PROG_TYPE_XDP: u32 = 6;
+/// `BPF_XDP` (`enum bpf_attach_type`): the attach type of an XDP link.
+const BPF_XDP: u32 = 37;
+/// `BPF_F_XDP_HAS_FRAGS` (5.18): the program handles multi-buffer packets (`xdp.frags`).
+pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
+/// `BPF_F_XDP_DEV_BOUND_ONLY` (6.3): bound to the device `prog_ifindex` names without being
+/// offloaded to it, which the `bpf_xdp_metadata_rx_*` kfuncs require.
+pub const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
+/// `XDP_FLAGS_DRV_MODE` (`linux/if_link.h`): attach in the driver (native mode).
+pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+
+/// The `BPF_PROG_LOAD` member of `union bpf_attr`, up to `log_true_size` (6.4); the kernel
+/// zero-fills what a shorter attribute leaves out.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BpfAttrProgLoad {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_prog_fd: u32,
+    core_relo_cnt: u32,
+    fd_array: u64,
+    core_relos: u64,
+    core_relo_rec_size: u32,
+    log_true_size: u32,
+}
+const _: () = assert!(size_of::<BpfAttrProgLoad>() == 144);
+const _: () = assert!(std::mem::offset_of!(BpfAttrProgLoad, prog_name) == 48);
+const _: () = assert!(std::mem::offset_of!(BpfAttrProgLoad, prog_ifindex) == 64);
+const _: () = assert!(std::mem::offset_of!(BpfAttrProgLoad, fd_array) == 120);
+
+/// The `BPF_LINK_CREATE` member of `union bpf_attr`, up to `flags` (the XDP link needs no
+/// more).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct BpfAttrLinkCreate {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+}
+
+/// An XDP program to load with [`load_xdp_program`].
+#[derive(Clone, Copy, Debug)]
+pub struct XdpProgramLoad<'a> {
+    /// The instructions, each `struct bpf_insn` as a native-endian u64.
+    pub insns: &'a [u64],
+    /// The license (a GPL-compatible one for kfunc calls).
+    pub license: &'a CStr,
+    /// The program's name, as the kernel shows it (cut to 15 bytes).
+    pub name: &'a str,
+    /// `BPF_F_*` load flags.
+    pub flags: u32,
+    /// The device to bind the program to, or 0.
+    pub ifindex: u32,
+}
+
+/// A refused `BPF_PROG_LOAD`: the error and the verifier's log (empty when none was asked
+/// for or it said nothing).
+#[derive(Debug)]
+pub struct LoadRefused {
+    /// The errno of the call.
+    pub error: io::Error,
+    /// The verifier log.
+    pub log: String,
+}
+
+/// The largest verifier log read back on a refusal (libbpf's default is the same order).
+const VERIFIER_LOG_SIZE: usize = 4 << 20;
+
+/// `bpf(BPF_PROG_LOAD)` of an XDP program. Loads without a verifier log first (the log costs
+/// time); on a refusal, loads again with one so the error carries it.
+pub fn load_xdp_program(program: &XdpProgramLoad<'_>) -> Result<OwnedFd, LoadRefused> {
+    let mut name = [0u8; 16];
+    let len = program.name.len().min(15);
+    name[..len].copy_from_slice(&program.name.as_bytes()[..len]);
+    let mut attr = BpfAttrProgLoad {
+        prog_type: BPF_PROG_TYPE_XDP,
+        insn_cnt: program.insns.len() as u32,
+        insns: program.insns.as_ptr() as u64,
+        license: program.license.as_ptr() as u64,
+        prog_flags: program.flags,
+        prog_name: name,
+        prog_ifindex: program.ifindex,
+        expected_attach_type: BPF_XDP,
+        ..BpfAttrProgLoad::default()
+    };
+    let load = |attr: &mut BpfAttrProgLoad| {
+        // SAFETY: `attr` is a valid `bpf_attr` of the size passed; its pointers (instructions,
+        // license, log) point to live buffers of the sizes given, for the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_LOAD,
+                std::ptr::from_mut(attr).cast::<c_void>(),
+                size_of::<BpfAttrProgLoad>() as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    };
+    let error = match load(&mut attr) {
+        Ok(fd) => return Ok(fd),
+        Err(error) => error,
+    };
+    if error.raw_os_error() == Some(libc::EPERM) {
+        // No privilege: the verifier never ran.
+        return Err(LoadRefused { error, log: String::new() });
+    }
+    let mut log = vec![0u8; VERIFIER_LOG_SIZE];
+    attr.log_level = 1;
+    attr.log_size = log.len() as u32;
+    attr.log_buf = log.as_mut_ptr() as u64;
+    match load(&mut attr) {
+        // Refused once, accepted now: take it (the verifier's verdict does not depend on
+        // the log).
+        Ok(fd) => Ok(fd),
+        Err(error) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            Err(LoadRefused { error, log: String::from_utf8_lossy(&log[..end]).into_owned() })
+        }
+    }
+}
+
+/// `bpf(BPF_LINK_CREATE)` attaching XDP program `program` to interface `ifindex` with
+/// `XDP_FLAGS_*` `xdp_flags`; the program stays attached as long as the returned link
+/// descriptor (or a copy of it) is open.
+pub fn xdp_link_create(
+    program: BorrowedFd<'_>,
+    ifindex: u32,
+    xdp_flags: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = BpfAttrLinkCreate {
+        prog_fd: program.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: BPF_XDP,
+        flags: xdp_flags,
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` of the size passed, with no pointers.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_CREATE,
+            std::ptr::from_mut(&mut attr).cast::<c_void>(),
+            size_of::<BpfAttrLinkCreate>() as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Runs `body` on a new, short-lived thread moved into a new, private network namespace
