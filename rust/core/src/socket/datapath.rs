@@ -3,11 +3,11 @@
 
 #[cfg(doc)]
 use super::BusyPoll;
-use super::Socket;
-use super::pair::{PairRings, fill_deficit, fill_locked};
+use super::pair::{PairRings, QueuePool, fill_deficit, fill_locked};
+use super::{Counters, Socket, SocketConfig};
 use crate::addr::Addressing;
 use crate::error::{Error, Result};
-use crate::ring::FillRing;
+use crate::ring::{FillRing, RxRing};
 use crate::sys::{XDP_TXMD_FLAGS_CHECKSUM, XDP_TXMD_FLAGS_TIMESTAMP, XdpDesc, xsk};
 use crate::txmeta::{self, TxTimestamp};
 use crate::umem::{Batch, FrameDesc, FrameTable, PoolId, Umem};
@@ -82,34 +82,10 @@ impl Socket {
             // Errors only mean "nothing polled now"; the ring is read either way.
             let _ = xsk::wakeup_rx(fd);
         }
-        let addressing = self.umem.addressing();
-        let pool = self.pool.id;
-        let (frames, n, unexpected, filled, wake) = {
-            // The pair's lock first, then the frame table's (the order everywhere).
-            let mut rings = self.pool.rings();
-            let mut table = self.umem.frames();
-            let ready = if self.cfg.multi_buffer {
-                rx.whole_packets(max)
-            } else {
-                rx.available(max).min(max)
-            };
-            let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
-            let mut sink = Received { table: &mut table, pool, addressing, frames, unexpected: 0 };
-            let n = rx.peek(ready, &mut sink);
-            let Received { frames, unexpected, .. } = sink;
-            let filled = if self.cfg.autofill {
-                let want = fill_deficit(&rings, &table);
-                fill_locked(&mut rings, &mut table, &self.umem, pool, want, addressing)
-            } else {
-                0
-            };
-            (frames, n, unexpected, filled, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
-        };
-        rx.release(n);
-        self.counters.unexpected += u64::from(unexpected);
-        self.counters.received += frames.len() as u64;
+        let (batch, filled, wake) =
+            take_rx(rx, &self.pool, &self.umem, &self.cfg, &mut self.counters, max);
         self.filled(filled, wake);
-        Ok(Batch::from_owned(self.umem.clone(), frames))
+        Ok(batch)
     }
 
     /// Number of entries waiting on the rx ring.
@@ -475,6 +451,47 @@ impl Socket {
     pub fn in_flight(&self) -> u32 {
         self.umem.frames().tx_count(self.pool.id)
     }
+}
+
+/// The ring and frame-table work of [`Socket::recv`], without a syscall: under the pair's lock
+/// and the frame table's, takes up to `max` descriptors from `rx`
+/// (whole packets only with multi-buffer) into a batch, moving their frames `Fill` → `User`,
+/// and with `autofill` tops the fill ring up from the free pool; then releases the rx slots
+/// and counts. Returns the batch, how many frames went on the fill ring and whether the fill
+/// ring asks for a wakeup (the caller counts those and makes the syscall).
+pub(super) fn take_rx(
+    rx: &mut RxRing,
+    pool: &QueuePool,
+    umem: &Umem,
+    cfg: &SocketConfig,
+    counters: &mut Counters,
+    max: u32,
+) -> (Batch, u32, bool) {
+    let addressing = umem.addressing();
+    let pool_id = pool.id;
+    let (frames, n, unexpected, filled, wake) = {
+        // The pair's lock first, then the frame table's (the order everywhere).
+        let mut rings = pool.rings();
+        let mut table = umem.frames();
+        let ready =
+            if cfg.multi_buffer { rx.whole_packets(max) } else { rx.available(max).min(max) };
+        let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
+        let mut sink =
+            Received { table: &mut table, pool: pool_id, addressing, frames, unexpected: 0 };
+        let n = rx.peek(ready, &mut sink);
+        let Received { frames, unexpected, .. } = sink;
+        let filled = if cfg.autofill {
+            let want = fill_deficit(&rings, &table);
+            fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing)
+        } else {
+            0
+        };
+        (frames, n, unexpected, filled, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
+    };
+    rx.release(n);
+    counters.unexpected += u64::from(unexpected);
+    counters.received += frames.len() as u64;
+    (Batch::from_owned(umem.clone(), frames), filled, wake)
 }
 
 /// Where [`Socket::recv`] peeks rx descriptors to: each one's frame moves `Fill` → `User` and
