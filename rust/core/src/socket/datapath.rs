@@ -458,7 +458,8 @@ impl Socket {
 /// (whole packets only with multi-buffer) into a batch, moving their frames `Fill` → `User`,
 /// and with `autofill` tops the fill ring up from the free pool; then releases the rx slots
 /// and counts. Returns the batch, how many frames went on the fill ring and whether the fill
-/// ring asks for a wakeup (the caller counts those and makes the syscall).
+/// ring asks for a wakeup (the caller counts those and makes the syscall). Also the whole of
+/// [`super::RxPath::recv`], which runs it over rings in plain memory for the benches.
 pub(super) fn take_rx(
     rx: &mut RxRing,
     pool: &QueuePool,

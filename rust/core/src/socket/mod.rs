@@ -7,7 +7,8 @@
 //!
 //! The parts: `config` (ring sizes, bind options, busy polling), `pair` (the fd and the fill and
 //! completion rings a socket shares with the UMEM's other sockets on its (interface, queue)),
-//! `open` (setup and bind), `datapath` (fill, recv, send, complete).
+//! `open` (setup and bind), `datapath` (fill, recv, send, complete); `rx_path` is test support
+//! (the receive path over rings in plain memory, for the benches).
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -23,11 +24,14 @@ mod config;
 mod datapath;
 mod open;
 mod pair;
+mod rx_path;
 
 pub use config::{BusyPoll, MAX_RING_SIZE, SocketConfig};
 use pair::BoundFd;
 pub(crate) use pair::QueuePool;
 pub use pair::{POLLIN, POLLOUT, PollHandle};
+#[doc(hidden)]
+pub use rx_path::RxPath;
 
 /// Counters kept by the library (the kernel's own are in [`sys::XdpStatistics`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,168 @@
+//! Test support: a socket's receive path over rings the caller provides, with no fd and no
+//! syscall, so the benches can time [`Socket::recv`] without a kernel.
+//!
+//! [`RxPath::recv`] runs the very function [`Socket::recv`] runs between its fork check and
+//! its wakeups (`take_rx`: the pair's lock, the frame table's, the rx peek into a batch, the
+//! fill top-up, the counters); the caller plays the kernel on the other side of the two rings
+//! (`RingMemory::heap` hands out both views). Not part of the API: hidden from the docs.
+
+use std::sync::{Arc, Mutex};
+
+#[cfg(doc)]
+use super::Socket;
+use super::datapath::take_rx;
+use super::pair::{PairRings, QueueKey, QueuePool, fill_deficit, fill_locked};
+use super::{Counters, SocketConfig};
+use crate::error::Result;
+use crate::ring::{FillRing, RxRing};
+use crate::umem::{Batch, Umem};
+
+/// The receive half of a [`Socket`] (its rx ring and a fill ring pair of its own) over rings
+/// the caller made, for benches and tests. Everything a socket's `recv` does except the
+/// syscalls: the fork check, the busy-poll `recvfrom` and the fill ring's wakeup.
+#[doc(hidden)]
+pub struct RxPath {
+    rx: RxRing,
+    pool: Arc<QueuePool>,
+    umem: Umem,
+    cfg: SocketConfig,
+    counters: Counters,
+    /// Top-ups after which the fill ring asked for a wakeup (a socket would call `recvfrom`).
+    wakeups: u64,
+}
+
+impl RxPath {
+    /// A receive path over `umem` with the rings `rx` and `fill` (their kernel-side views stay
+    /// with the caller), keeping `fill_target` frames on the fill ring when `cfg.autofill` (and
+    /// putting them there now, as [`Socket::open`] does). Of `cfg` only `autofill` and
+    /// `multi_buffer` apply. The pair is the UMEM's like a socket's, named by no interface.
+    ///
+    /// # Errors
+    ///
+    /// As [`Socket::open`]'s: [`crate::Error::ForkedChild`], or [`crate::Error::InvalidArgument`]
+    /// when the UMEM has no ring pair id left.
+    pub fn new(
+        umem: Umem,
+        rx: RxRing,
+        fill: FillRing,
+        fill_target: u32,
+        cfg: SocketConfig,
+    ) -> Result<RxPath> {
+        umem.check_fork()?;
+        // No interface has index 0, so no socket ever shares this pair.
+        let key = QueueKey { netns: (0, 0), ifindex: 0, queue: 0 };
+        let pool = umem.add_pool(|id| {
+            Arc::new(QueuePool {
+                id,
+                key,
+                umem: umem.clone(),
+                rings: Mutex::new(PairRings {
+                    pool: id,
+                    fill: Some(fill),
+                    comp: None,
+                    members: Vec::new(),
+                    fill_target,
+                    scratch: Vec::new(),
+                }),
+            })
+        })?;
+        let mut path = RxPath { rx, pool, umem, cfg, counters: Counters::default(), wakeups: 0 };
+        if cfg.autofill {
+            let addressing = path.umem.addressing();
+            let mut rings = path.pool.rings();
+            let mut table = path.umem.frames();
+            let want = fill_deficit(&rings, &table);
+            let got =
+                fill_locked(&mut rings, &mut table, &path.umem, path.pool.id, want, addressing);
+            drop(table);
+            drop(rings);
+            path.counters.filled += u64::from(got);
+        }
+        Ok(path)
+    }
+
+    /// [`Socket::recv`] without its syscalls: takes up to `max` received frames.
+    pub fn recv(&mut self, max: u32) -> Batch {
+        let (batch, filled, wake) =
+            take_rx(&mut self.rx, &self.pool, &self.umem, &self.cfg, &mut self.counters, max);
+        self.counters.filled += u64::from(filled);
+        self.wakeups += u64::from(filled != 0 && wake);
+        batch
+    }
+
+    /// The library's counters, as [`Socket::stats`] has them.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// How many top-ups left the fill ring asking for a wakeup.
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups
+    }
+
+    /// The UMEM.
+    pub fn umem(&self) -> &Umem {
+        &self.umem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::{Consumer, Producer, RingMemory};
+    use crate::sys::XdpDesc;
+    use crate::umem::{FrameState, UmemConfig};
+
+    /// The kernel's part: moves up to `n` fill addresses onto the rx ring as packets of `len`
+    /// bytes starting 256 bytes into the frame (XDP_PACKET_HEADROOM).
+    fn deliver(fill: &mut Consumer<u64>, rx: &mut Producer<XdpDesc>, n: u32, len: u32) -> u32 {
+        let mut addrs = Vec::new();
+        let got = fill.peek(n, &mut addrs);
+        fill.release(got);
+        let room = rx.reserve(got);
+        assert_eq!(room, got);
+        for (i, &addr) in addrs.iter().enumerate() {
+            rx.write(i as u32, XdpDesc { addr: addr + 256, len, options: 0 });
+        }
+        rx.submit(got);
+        got
+    }
+
+    #[test]
+    fn receives_what_the_kernel_delivered_and_keeps_the_fill_ring_topped_up() {
+        let umem =
+            Umem::new(UmemConfig { frame_count: 256, frame_size: 2048, ..UmemConfig::default() })
+                .unwrap();
+        let (rx_user, rx_kernel) = RingMemory::<XdpDesc>::heap(64);
+        let (fill_user, fill_kernel) = RingMemory::<u64>::heap(128);
+        let (mut rx_k, mut fill_k) = (Producer::new(rx_kernel), Consumer::new(fill_kernel));
+        let mut path = RxPath::new(
+            umem.clone(),
+            RxRing::new(rx_user),
+            FillRing::new(fill_user),
+            100,
+            SocketConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(umem.frames().count(FrameState::Fill), 100);
+        assert!(path.recv(64).is_empty());
+        for round in 0..10 {
+            assert_eq!(deliver(&mut fill_k, &mut rx_k, 40, 60), 40);
+            let batch = path.recv(64);
+            assert_eq!(batch.len(), 40, "round {round}");
+            assert!(batch.descs().iter().all(|d| d.offset == 256 && d.len == 60));
+            {
+                let table = umem.frames();
+                assert_eq!(table.count(FrameState::User), 40);
+                assert_eq!(table.count(FrameState::Fill), 100);
+            }
+            drop(batch);
+            assert_eq!(umem.frames().count(FrameState::Free), 156);
+        }
+        let c = path.counters();
+        assert_eq!((c.received, c.filled, c.unexpected), (400, 500, 0));
+        drop(path);
+        // The pair went with the path: its fill frames are free again.
+        assert_eq!(umem.frames().count(FrameState::Free), 256);
+    }
+}
