@@ -23,7 +23,9 @@ from pathlib import Path
 
 from cref import ROOT, build_xsk_ref
 
-CRITERION = ROOT / "target" / "criterion"
+#: Where criterion writes its estimates: under cargo's target directory (CARGO_TARGET_DIR,
+#: relative to the checkout when relative, as cargo runs from there).
+CRITERION = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "criterion"
 #: The criterion benchmark that does what `xsk_ref ring` does.
 RUST_RING = "ring/produce+consume 64 descriptors"
 
@@ -38,10 +40,11 @@ def c_ring(binary: Path, rounds: int, descriptors: int) -> list[float]:
     return out
 
 
-def criterion(args: argparse.Namespace) -> dict[str, tuple[float, int]]:
-    """Runs the criterion benches; returns {id: (median ns per iteration, elements)}."""
+def criterion(args: argparse.Namespace, bench: str = "core") -> dict[str, tuple[float, int]]:
+    """Runs the criterion bench target `bench` (benches/benches/<bench>.rs); returns
+    {id: (median ns per iteration, elements)}."""
     started = time.time()
-    argv = ["cargo", "bench", "--quiet", "-p", "afxdp-benches", "--bench", "core", "--",
+    argv = ["cargo", "bench", "--quiet", "-p", "afxdp-benches", "--bench", bench, "--",
             "--warm-up-time", str(args.warm_up_time), "--measurement-time",
             str(args.measurement_time)]
     if args.filter:
