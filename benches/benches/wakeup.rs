@@ -1,0 +1,270 @@
+//! Criterion benchmarks of one receive wakeup, without a kernel: the core's own receive loop
+//! against the Rust work the Python bindings add around the same core calls.
+//! `cargo bench -p afxdp-benches --bench wakeup`; `python3 benches/wakeup_compare.py` prints
+//! the figures per frame and their ratio.
+//!
+//! Both run [`RxPath`], the body of `Socket::recv` over heap rings (the same function, minus
+//! the fork check and the wakeup syscalls), on the geometry of `afxdp.Socket(ifname)`'s
+//! defaults: a UMEM of 4096 frames of 4096 bytes, a 2048-entry rx ring, a 4096-entry fill ring
+//! kept at 2048 frames. A wakeup is a batch of 64 frames; each bench declares 64 elements of
+//! throughput, so criterion's `thrpt` is frames per second.
+//!
+//! The bench plays the kernel outside the timed region: before every 16 wakeups it moves
+//! 16 × 64 addresses from the fill ring to the rx ring as 60-byte packets, so the figures are
+//! the receiver's work only, and both benches do exactly the same ring work.
+//!
+//! What the Python path costs beyond them (the `PyFrameBatch` object's allocation, reference
+//! counts, argument parsing, the call itself) is CPython's and is not here: measure it with
+//! `benches/py_floor.py`.
+
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use afxdp::ring::{Consumer, FillRing, Producer, RingMemory, RxRing};
+use afxdp::socket::{RxPath, SocketConfig};
+use afxdp::sys::XdpDesc;
+use afxdp::umem::{Batch, Umem, UmemConfig};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const BATCH: u32 = 64;
+/// Wakeups the fake kernel delivers for at once, untimed (16 × 64 frames: half the rx ring).
+const AHEAD: u64 = 16;
+
+/// The kernel's side of the two rings.
+struct Kernel {
+    fill: Consumer<u64>,
+    rx: Producer<XdpDesc>,
+    addrs: Vec<u64>,
+}
+
+impl Kernel {
+    /// Receives `n` packets of 60 bytes into frames from the fill ring, each 256 bytes into its
+    /// frame (XDP_PACKET_HEADROOM), as the kernel does in aligned mode.
+    fn deliver(&mut self, n: u32) {
+        self.addrs.clear();
+        let got = self.fill.peek(n, &mut self.addrs);
+        self.fill.release(got);
+        let room = self.rx.reserve(got);
+        assert_eq!((got, room), (n, n), "the fill ring ran dry or the rx ring is full");
+        for (i, &addr) in self.addrs.iter().enumerate() {
+            self.rx.write(i as u32, XdpDesc { addr: addr + 256, len: 60, options: 0 });
+        }
+        self.rx.submit(got);
+    }
+}
+
+/// A receive path and its kernel, as `afxdp.Socket(ifname)` sets them up by default.
+fn receiver() -> (RxPath, Kernel) {
+    let umem =
+        Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, ..UmemConfig::default() })
+            .unwrap();
+    let cfg = SocketConfig::with_sizes(2048, 2048, None, None);
+    let (rx_user, rx_kernel) = RingMemory::<XdpDesc>::heap(cfg.rx_size);
+    let (fill_user, fill_kernel) = RingMemory::<u64>::heap(cfg.fill_size);
+    // `Socket::open`'s fill target for a socket with rx and tx rings: half the frames.
+    let fill_target = cfg.fill_size.min(4096 / 2);
+    let path = RxPath::new(umem, RxRing::new(rx_user), FillRing::new(fill_user), fill_target, cfg)
+        .unwrap();
+    let kernel = Kernel {
+        fill: Consumer::new(fill_kernel),
+        rx: Producer::new(rx_kernel),
+        addrs: Vec::with_capacity(BATCH as usize),
+    };
+    (path, kernel)
+}
+
+/// Times `iters` wakeups of `step`, the kernel delivering `AHEAD` batches before each run of
+/// `AHEAD` wakeups, outside the timed part.
+fn timed_wakeups(kernel: &mut Kernel, iters: u64, mut step: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(AHEAD);
+        for _ in 0..n {
+            kernel.deliver(BATCH);
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            step();
+        }
+        total += start.elapsed();
+        left -= n;
+    }
+    total
+}
+
+// The bindings' own state around the core, field for field (rust/python/src). Not the
+// bindings' code, which needs CPython: keep these in step with it.
+
+/// `PySocket` (socket.rs): the socket behind a lock, taken by every call.
+struct PySocketState {
+    sock: Mutex<Option<RxPath>>,
+    queue: u32,
+}
+
+/// `PyFrameBatch` (batch.rs): the batch behind a lock, with its export count and why it ended.
+struct PyFrameBatchState {
+    batch: Mutex<Option<Batch>>,
+    exports: AtomicUsize,
+    ended: Mutex<&'static str>,
+    queue: Option<u32>,
+}
+
+/// `PyBatches` (batches.rs): `Socket.batches()`'s iterator.
+struct PyBatchesState {
+    socket: PySocketState,
+    max: u32,
+    timeout: Option<Duration>,
+    /// The bindings keep a second reference to the Python object here; the bench keeps the
+    /// state itself (the object and its reference counts are CPython's work).
+    previous: Mutex<Option<PyFrameBatchState>>,
+    done: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PySocketState {
+    /// `PySocket::with`.
+    fn with<R>(&self, f: impl FnOnce(&mut RxPath) -> R) -> Result<R, &'static str> {
+        let mut g = lock(&self.sock);
+        let s = g.as_mut().ok_or("closed")?;
+        Ok(f(s))
+    }
+
+    /// `PySocket::recv_batch` with a batch ready (no wait).
+    fn recv_batch(
+        &self,
+        max: u32,
+        timeout: Option<Duration>,
+    ) -> Result<PyFrameBatchState, &'static str> {
+        let queue = Some(self.queue);
+        let batch = self.with(|s| s.recv(max))?;
+        if !batch.is_empty() || timeout == Some(Duration::ZERO) {
+            return Ok(PyFrameBatchState::received(batch, queue));
+        }
+        unreachable!("the bench delivers before every wakeup");
+    }
+}
+
+impl PyFrameBatchState {
+    /// `PyFrameBatch::received`.
+    fn received(batch: Batch, queue: Option<u32>) -> Self {
+        PyFrameBatchState {
+            batch: Mutex::new(Some(batch)),
+            exports: AtomicUsize::new(0),
+            ended: Mutex::new(""),
+            queue,
+        }
+    }
+
+    /// `PyFrameBatch::is_empty`.
+    fn is_empty(&self) -> bool {
+        lock(&self.batch).as_ref().is_none_or(Batch::is_empty)
+    }
+
+    /// `PyFrameBatch::release_now` (`FrameBatch.release()`).
+    fn release_now(&self) -> Result<(), &'static str> {
+        let mut g = lock(&self.batch);
+        if g.is_some() && self.exports.load(Ordering::Acquire) != 0 {
+            return Err("live exports");
+        }
+        if let Some(batch) = g.take() {
+            *lock(&self.ended) = "released";
+            drop(g);
+            drop(batch);
+        }
+        Ok(())
+    }
+}
+
+impl PyBatchesState {
+    /// `PyBatches::end_previous`.
+    fn end_previous(&self) {
+        let previous = lock(&self.previous).take();
+        if let Some(batch) = previous {
+            let _ = batch.release_now();
+        }
+    }
+
+    /// `PyBatches::__next__`, with a batch ready: true when it handed one out.
+    fn next(&self) -> bool {
+        self.end_previous();
+        if self.done.load(Ordering::Acquire) {
+            return false;
+        }
+        let batch = match self.socket.recv_batch(self.max, self.timeout) {
+            Ok(batch) => batch,
+            Err(_) => {
+                self.done.store(true, Ordering::Release);
+                return false;
+            }
+        };
+        if batch.is_empty() {
+            self.done.store(true, Ordering::Release);
+            return false;
+        }
+        black_box(batch.queue);
+        *lock(&self.previous) = Some(batch);
+        true
+    }
+}
+
+fn wakeup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("wakeup");
+    g.throughput(Throughput::Elements(u64::from(BATCH)));
+
+    // What a Rust program does per wakeup (rust/core/examples/rxdrop.rs): `Socket::recv`
+    // (peek the rx ring, frames Fill -> User into a batch, fill ring topped up by 64 from the
+    // free pool), then drop the batch (frames User -> Free, its vector kept for the next).
+    let (mut path, mut kernel) = receiver();
+    g.bench_function("core loop: recv + drop, 64 frames", |b| {
+        b.iter_custom(|iters| {
+            timed_wakeups(&mut kernel, iters, || {
+                let batch = path.recv(BATCH);
+                black_box(&batch);
+                drop(batch);
+            })
+        })
+    });
+    assert_eq!(path.counters().unexpected, 0);
+    drop(path);
+
+    // `for batch in sock.batches(): ...`: each `__next__` releases the batch it handed out
+    // before and receives the next, through the bindings' locks and cells.
+    let (path, mut kernel) = receiver();
+    let it = PyBatchesState {
+        socket: PySocketState { sock: Mutex::new(Some(path)), queue: 0 },
+        max: BATCH,
+        timeout: None,
+        previous: Mutex::new(None),
+        done: AtomicBool::new(false),
+    };
+    g.bench_function("python-facing: Socket.batches() step, 64 frames", |b| {
+        b.iter_custom(|iters| timed_wakeups(&mut kernel, iters, || assert!(it.next())))
+    });
+    drop(it);
+
+    // `batch = sock.recv(64)` then `batch.release()`: two calls per wakeup, each with its
+    // argument checks (the integer and float already converted from Python objects).
+    let (path, mut kernel) = receiver();
+    let sock = PySocketState { sock: Mutex::new(Some(path)), queue: 0 };
+    g.bench_function("python-facing: Socket.recv + FrameBatch.release, 64 frames", |b| {
+        b.iter_custom(|iters| {
+            timed_wakeups(&mut kernel, iters, || {
+                let max = u32::try_from(black_box(64i64)).unwrap();
+                let timeout = Duration::try_from_secs_f64(black_box(0.0)).ok();
+                let batch = sock.recv_batch(max, timeout).unwrap();
+                batch.release_now().unwrap();
+                drop(batch);
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, wakeup);
+criterion_main!(benches);
