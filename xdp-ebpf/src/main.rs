@@ -333,9 +333,8 @@ fn write_rx_meta(ctx: &XdpContext) {
 fn add_device_meta(ctx: &XdpContext, value: &mut RxMeta) {
     let mut stamp: u64 = 0;
     // SAFETY: the kernel writes a u64 through the second argument; `ctx.ctx` is the context.
-    let ret = unsafe {
-        call_kfunc::<{ kfunc::RX_TIMESTAMP }>(ctx.ctx as u64, &raw mut stamp as u64, 0)
-    };
+    let ret =
+        unsafe { call_kfunc::<{ kfunc::RX_TIMESTAMP }>(ctx.ctx as u64, &raw mut stamp as u64, 0) };
     if ret == 0 && stamp != 0 {
         value.rx_hw_timestamp = stamp;
         value.flags |= RX_META_HW_TIMESTAMP;

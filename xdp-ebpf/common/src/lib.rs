@@ -131,10 +131,8 @@ pub mod kfunc {
     /// enum xdp_rss_hash_type *rss_type)`.
     pub const RX_HASH: i32 = 0x7fff_0002;
     /// Each stand-in id with the kernel function it calls.
-    pub const ALL: [(i32, &str); 2] = [
-        (RX_TIMESTAMP, "bpf_xdp_metadata_rx_timestamp"),
-        (RX_HASH, "bpf_xdp_metadata_rx_hash"),
-    ];
+    pub const ALL: [(i32, &str); 2] =
+        [(RX_TIMESTAMP, "bpf_xdp_metadata_rx_timestamp"), (RX_HASH, "bpf_xdp_metadata_rx_hash")];
 }
 
 /// The size of [`RxMeta`], which the program reserves with `bpf_xdp_adjust_meta`.
