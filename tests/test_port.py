@@ -322,3 +322,75 @@ def test_socket_options_reach_every_socket_busy_polling_included(lab_factory) ->
             with port.recv(64, timeout=0.1) as batch:
                 got += len(batch)
         assert got == 100
+
+
+# --- Port.batches() ------------------------------------------------------------------------------
+
+
+def test_batches_bring_every_queues_stream_and_give_each_batch_back(lab_factory) -> None:
+    lab = lab_factory(queues=2)
+    per_queue = 600
+    with ExitStack() as stack:
+        tx = senders(lab, stack, 2)
+        with lab.enter("b"):
+            port = stack.enter_context(afxdp.Port(lab.if_b, mode="native"))
+        free_before = port.umem.free_frames
+        for start in range(0, per_queue, 200):
+            for q in range(2):
+                send(tx[q], [q * STRIDE + i for i in range(start, start + 200)], lab)
+        got: dict[int, list[int]] = {0: [], 1: []}
+        previous = None
+        it = port.batches(64, timeout=0.5)
+        for batch in it:
+            # The batch handed out before is back with the Port.
+            assert previous is None or previous.closed
+            assert batch.queue in got and 1 <= len(batch) <= 64
+            seqs = [parse_numbered(memoryview(f)) for f in batch]
+            assert all(seq is not None and seq // STRIDE == batch.queue for seq in seqs), seqs
+            got[batch.queue] += seqs
+            previous = batch
+        assert it.closed and previous is not None and previous.closed
+        for q in range(2):
+            assert got[q] == [q * STRIDE + i for i in range(per_queue)], f"queue {q}"
+        assert port.umem.free_frames == free_before
+        with pytest.raises(StopIteration):
+            next(it)
+
+
+def test_batches_end_when_the_port_is_closed_from_another_thread(lab_factory) -> None:
+    lab = lab_factory(queues=2)
+    with ExitStack() as stack:
+        tx = senders(lab, stack, 2)
+        with lab.enter("b"):
+            port = afxdp.Port(lab.if_b, mode="native")
+        steps: list[int] = []
+        done = threading.Event()
+
+        def loop() -> None:
+            for batch in port.batches(64, timeout=None):
+                steps.append(len(batch))
+            done.set()
+
+        waiter = threading.Thread(target=loop, daemon=True)
+        waiter.start()
+        send(tx[1], [STRIDE + i for i in range(10)], lab)
+        deadline = time.monotonic() + 3
+        while sum(steps) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sum(steps) == 10
+        port.close()
+        assert done.wait(2.0), "Port.batches() kept waiting on a closed Port"
+        waiter.join(1.0)
+        assert list(port.batches()) == []
+
+
+def test_batches_timeout_zero_and_bad_arguments(lab_factory) -> None:
+    lab = lab_factory(queues=2)
+    with lab.enter("b"), afxdp.Port(lab.if_b, mode="native") as port:
+        assert list(port.batches(64, timeout=0)) == []
+        with pytest.raises(ValueError, match="max"):
+            port.batches(-1)
+        with pytest.raises(TypeError, match="max"):
+            port.batches(True)
+        with pytest.raises(ValueError, match="timeout"):
+            port.batches(64, timeout=float("nan"))

@@ -258,9 +258,9 @@ class UIntArray(Sequence[int]):
 
 @final
 class BatchIterator(Iterator[FrameBatch]):
-    """`Socket.batches()`: received batches, one call per wakeup; each step gives back the
-    previous batch's frames. Ends on a timeout with nothing received, on the socket's close,
-    or on `close()`."""
+    """`Socket.batches()`, `Port.batches()`: received batches, one call per wakeup; each step
+    gives back the previous batch's frames. Ends on a timeout with nothing received, on the
+    socket's (Port's) close, or on `close()`."""
 
     def __iter__(self) -> Self: ...
     def __next__(self) -> FrameBatch: ...
@@ -721,6 +721,13 @@ class Port:
         Waits (without the GIL, on every queue at once) up to `timeout` seconds; None waits
         until a frame arrives. An empty batch on timeout. `close()` from another thread ends
         the wait with ValueError (closed)."""
+    def batches(self, max: int = 64, timeout: float | None = None) -> BatchIterator:
+        """Iterate over received batches from every queue, one call per wakeup, as
+        `Socket.batches()`: each step gives back the previous batch's frames (unless you sent
+        or released it, or hold a view of one of its frames) and receives up to `max` frames
+        from the next queue with frames (`batch.queue` says which), waiting only when none has
+        any. Ends when `timeout` seconds pass with nothing received (None or inf: never; 0:
+        when no queue has frames), when the Port is closed, or on the iterator's `close()`."""
     def send(self, batch: FrameBatch) -> int:
         """Send a received batch out of its own queue (`batch.queue`); returns frames queued."""
     def complete(self) -> int:

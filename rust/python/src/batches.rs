@@ -1,4 +1,4 @@
-//! `Socket.batches()`: a receive loop with one Python call per wakeup.
+//! `Socket.batches()` and `Port.batches()`: a receive loop with one Python call per wakeup.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,19 +8,43 @@ use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
 use crate::errors::Result;
+use crate::port::PyPort;
 use crate::socket::PySocket;
 use crate::sync::lock;
 
-/// An iterator of received batches (`Socket.batches()`).
+/// What a [`PyBatches`] receives from.
+pub enum Source {
+    Socket(Py<PySocket>),
+    Port(Py<PyPort>),
+}
+
+impl Source {
+    /// One `recv(max, timeout)` step.
+    fn recv(&self, py: Python<'_>, max: u32, timeout: Option<Duration>) -> Result<PyFrameBatch> {
+        match self {
+            Source::Socket(s) => s.get().recv_batch(py, max, timeout),
+            Source::Port(p) => p.get().recv_batch(py, max, timeout),
+        }
+    }
+
+    fn closed(&self) -> bool {
+        match self {
+            Source::Socket(s) => s.get().closed(),
+            Source::Port(p) => p.get().is_closed(),
+        }
+    }
+}
+
+/// An iterator of received batches (`Socket.batches()`, `Port.batches()`).
 ///
 /// Each step gives back the frames of the batch it handed out before (unless you sent or
 /// released it, or still hold a view of one of its frames: then its frames go back when the
 /// last view goes) and receives the next batch, in one call, waiting without the GIL only when
 /// nothing is ready. The iteration ends when `timeout` passes with nothing received, when the
-/// socket is closed (also from another thread, within 0.1 s), or on `close()`.
+/// socket or Port is closed (also from another thread, within 0.1 s), or on `close()`.
 #[pyclass(name = "BatchIterator", module = "afxdp._native", frozen)]
 pub struct PyBatches {
-    socket: Py<PySocket>,
+    source: Source,
     max: u32,
     timeout: Option<Duration>,
     /// The batch handed out last, ended by the next step.
@@ -29,8 +53,8 @@ pub struct PyBatches {
 }
 
 impl PyBatches {
-    pub fn new(socket: Py<PySocket>, max: u32, timeout: Option<Duration>) -> Self {
-        PyBatches { socket, max, timeout, previous: Mutex::new(None), done: AtomicBool::new(false) }
+    pub fn new(source: Source, max: u32, timeout: Option<Duration>) -> Self {
+        PyBatches { source, max, timeout, previous: Mutex::new(None), done: AtomicBool::new(false) }
     }
 
     /// Ends the batch handed out last, if the user has not: its frames go back to the free
@@ -56,10 +80,9 @@ impl PyBatches {
         if self.done.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let socket = self.socket.get();
-        let batch = match socket.recv_batch(py, self.max, self.timeout) {
+        let batch = match self.source.recv(py, self.max, self.timeout) {
             Ok(batch) => batch,
-            Err(_) if socket.closed() => {
+            Err(_) if self.source.closed() => {
                 self.done.store(true, Ordering::Release);
                 return Ok(None);
             }

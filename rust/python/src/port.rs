@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use afxdp::Interface;
 use afxdp::port::{
@@ -14,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::batch::PyFrameBatch;
+use crate::batches::{PyBatches, Source};
 use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
@@ -64,6 +66,43 @@ impl PyPort {
 
     fn position(&self, queue: u32) -> Option<usize> {
         self.queues.iter().position(|&q| q == queue)
+    }
+
+    /// Whether the Port is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.waiter).is_none()
+    }
+
+    /// `recv(max, timeout)` with checked arguments (also `Port.batches()`'s step).
+    pub(crate) fn recv_batch(
+        &self,
+        py: Python<'_>,
+        max: u32,
+        timeout: Option<Duration>,
+    ) -> Result<PyFrameBatch> {
+        let deadline = deadline(timeout);
+        let waiter = self.waiter()?;
+        loop {
+            if let Some(batch) = self.try_recv(max)? {
+                return Ok(batch);
+            }
+            let slice = wait_slice(deadline);
+            if slice.is_zero() {
+                return Ok(PyFrameBatch::new(self.umem.get().get()?.alloc(0)));
+            }
+            let w = waiter.clone();
+            match py.detach(move || w.wait(slice)) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(errno::EINTR) => {}
+                Err(e) => {
+                    return Err(afxdp::Error::Syscall { call: "epoll_wait", source: e }.into());
+                }
+            }
+            py.check_signals()?;
+            if waiter.is_closed() {
+                return Err(Error::closed("Port"));
+            }
+        }
     }
 
     /// One batch from the first queue with frames, in round-robin order; None when none has.
@@ -234,31 +273,20 @@ impl PyPort {
     /// ends the wait within 0.1 s with ValueError (closed).
     #[pyo3(signature = (max = Int::Int(64), timeout = 0.0), text_signature = "($self, max=64, timeout=0.0)")]
     fn recv(&self, py: Python<'_>, max: Int, timeout: Option<f64>) -> Result<PyFrameBatch> {
-        let max = u32_arg("max", max)?;
-        let timeout = timeout_arg(timeout)?;
-        let deadline = deadline(timeout);
-        let waiter = self.waiter()?;
-        loop {
-            if let Some(batch) = self.try_recv(max)? {
-                return Ok(batch);
-            }
-            let slice = wait_slice(deadline);
-            if slice.is_zero() {
-                return Ok(PyFrameBatch::new(self.umem.get().get()?.alloc(0)));
-            }
-            let w = waiter.clone();
-            match py.detach(move || w.wait(slice)) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(errno::EINTR) => {}
-                Err(e) => {
-                    return Err(afxdp::Error::Syscall { call: "epoll_wait", source: e }.into());
-                }
-            }
-            py.check_signals()?;
-            if waiter.is_closed() {
-                return Err(Error::closed("Port"));
-            }
-        }
+        self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)
+    }
+
+    /// Iterates over received batches from every queue, one call per wakeup, as
+    /// `Socket.batches()` does: each step gives back the frames of the batch it handed out
+    /// before (unless you sent or released it, or still hold a view of one of its frames) and
+    /// receives up to `max` frames from the next queue with frames (round robin, `batch.queue`
+    /// says which), waiting (without the GIL, on every queue at once) only when none has any.
+    /// The iteration ends when `timeout` seconds pass with nothing received (None or inf:
+    /// never; 0: when no queue has frames), when the Port is closed (also from another thread,
+    /// within 0.1 s), or on the iterator's `close()`.
+    #[pyo3(signature = (max = Int::Int(64), timeout = None), text_signature = "($self, max=64, timeout=None)")]
+    fn batches(slf: Py<Self>, max: Int, timeout: Option<f64>) -> Result<PyBatches> {
+        Ok(PyBatches::new(Source::Port(slf), u32_arg("max", max)?, timeout_arg(timeout)?))
     }
 
     /// Sends a received batch out of the queue it came from (`batch.queue`); returns how many
@@ -425,7 +453,7 @@ impl PyPort {
 
     #[getter]
     fn closed(&self) -> bool {
-        lock(&self.waiter).is_none()
+        self.is_closed()
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

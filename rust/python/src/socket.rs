@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::batch::PyFrameBatch;
-use crate::batches::PyBatches;
+use crate::batches::{PyBatches, Source};
 use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice, with_bytes};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
@@ -257,7 +257,7 @@ impl PySocket {
     /// the iterator's `close()`.
     #[pyo3(signature = (max = Int::Int(64), timeout = None), text_signature = "($self, max=64, timeout=None)")]
     fn batches(slf: Py<Self>, max: Int, timeout: Option<f64>) -> Result<PyBatches> {
-        Ok(PyBatches::new(slf, u32_arg("max", max)?, timeout_arg(timeout)?))
+        Ok(PyBatches::new(Source::Socket(slf), u32_arg("max", max)?, timeout_arg(timeout)?))
     }
 
     /// Takes up to `n` free frames to write and send (each of length 0 until written).
