@@ -53,7 +53,7 @@ def criterion(args: argparse.Namespace, bench: str = "core") -> dict[str, tuple[
     if done.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed:\n{done.stderr}")
     found = {}
-    for meta in CRITERION.glob("*/*/new/benchmark.json"):
+    for meta in CRITERION.glob("**/new/benchmark.json"):  # grouped and ungrouped benches
         if meta.stat().st_mtime < started:
             continue  # left over from an earlier run
         info = json.loads(meta.read_text())

@@ -47,7 +47,8 @@ def main() -> int:
         os.sched_setaffinity(0, {args.cpu})  # inherited by cargo and the bench
 
     print("running the criterion benches (cargo bench -p afxdp-benches --bench wakeup)", flush=True)
-    found = {k: v for k, v in criterion(args, "wakeup").items() if k.startswith("wakeup/")}
+    results = criterion(args, "wakeup")
+    found = {k: v for k, v in results.items() if k.startswith("wakeup/")}
     if CORE not in found:
         sys.exit(f"criterion wrote no estimate for {CORE!r}")
     core_ns, core_frames = found[CORE]
@@ -62,6 +63,9 @@ def main() -> int:
             f"{name.removeprefix('wakeup/'):62} {ns:9.1f} {each:8.2f} "
             f"{each / core_each:8.2f} {each - core_each:+9.2f}"
         )
+    for name, (ns, _) in sorted(results.items()):
+        if name.startswith("idle"):
+            print(f"\n{name}: {ns:.1f} ns per call")
     return 0
 
 

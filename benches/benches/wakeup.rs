@@ -266,5 +266,20 @@ fn wakeup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, wakeup);
+/// A receive that finds the rx ring empty: what a waiting loop pays per call (`recv(timeout=0)`
+/// polling, an asyncio reader callback, the call after a wakeup's last batch). The first call
+/// tops the fill ring up; from then on there is nothing to do.
+fn idle(c: &mut Criterion) {
+    let (mut path, _kernel) = receiver();
+    drop(path.recv(BATCH));
+    c.bench_function("idle: recv on an empty rx ring", |b| {
+        b.iter(|| {
+            let batch = path.recv(BATCH);
+            assert!(batch.is_empty());
+            black_box(batch)
+        })
+    });
+}
+
+criterion_group!(benches, wakeup, idle);
 criterion_main!(benches);

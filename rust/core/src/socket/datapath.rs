@@ -11,6 +11,7 @@ use crate::ring::{FillRing, RxRing};
 use crate::sys::{XDP_TXMD_FLAGS_CHECKSUM, XDP_TXMD_FLAGS_TIMESTAMP, XdpDesc, xsk};
 use crate::txmeta::{self, TxTimestamp};
 use crate::umem::{Batch, FrameDesc, FrameTable, PoolId, Umem};
+use std::sync::atomic::Ordering;
 
 impl Socket {
     /// Hands up to `max` free frames to the kernel through the fill ring; returns how many.
@@ -81,6 +82,9 @@ impl Socket {
         if busy {
             // Errors only mean "nothing polled now"; the ring is read either way.
             let _ = xsk::wakeup_rx(fd);
+        }
+        if rx_idle(rx, &self.pool, &self.cfg) {
+            return Ok(Batch::from_owned(self.umem.clone(), Vec::new()));
         }
         let (batch, filled, wake) =
             take_rx(rx, &self.pool, &self.umem, &self.cfg, &mut self.counters, max);
@@ -453,6 +457,15 @@ impl Socket {
     }
 }
 
+/// Whether [`Socket::recv`] has nothing to do: the rx ring is empty and there is nothing to top
+/// up (no autofill, or the fill ring held its target after the last top-up; only a receive
+/// lowers that). Then `recv` returns an empty batch without taking the pair's lock or the
+/// frame table's: after each wakeup's last batch, and on every call of a waiting loop, it
+/// touches only the rx ring's producer index.
+pub(super) fn rx_idle(rx: &mut RxRing, pool: &QueuePool, cfg: &SocketConfig) -> bool {
+    rx.available(1) == 0 && (!cfg.autofill || pool.topped_up.load(Ordering::Acquire))
+}
+
 /// The ring and frame-table work of [`Socket::recv`], without a syscall: under the pair's lock
 /// and the frame table's, takes up to `max` descriptors from `rx`
 /// (whole packets only with multi-buffer) into a batch, moving their frames `Fill` → `User`,
@@ -483,7 +496,9 @@ pub(super) fn take_rx(
         let Received { frames, unexpected, .. } = sink;
         let filled = if cfg.autofill {
             let want = fill_deficit(&rings, &table);
-            fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing)
+            let filled = fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing);
+            pool.topped_up.store(filled == want, Ordering::Release);
+            filled
         } else {
             0
         };

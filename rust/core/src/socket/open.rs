@@ -210,6 +210,7 @@ impl Socket {
                             fill_target: 0,
                             scratch: Vec::new(),
                         }),
+                        topped_up: std::sync::atomic::AtomicBool::new(false),
                     })
                 })?;
                 (pool, Some(maps))

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -177,6 +178,11 @@ pub(crate) struct QueuePool {
     pub(super) key: QueueKey,
     pub(super) umem: Umem,
     pub(super) rings: Mutex<PairRings>,
+    /// Whether the fill ring held its target after the last top-up. Only a receive takes
+    /// frames off the fill ring's count (and tops it up under the same lock, setting this), so
+    /// while it is true a `recv` that finds its rx ring empty has nothing to top up and skips
+    /// both locks. Cleared whenever the target or the members change.
+    pub(super) topped_up: AtomicBool,
 }
 
 impl QueuePool {
@@ -203,6 +209,7 @@ impl QueuePool {
         }
         rings.fill_target = rings.fill_target.max(fill_target);
         rings.members.push(member);
+        self.topped_up.store(false, Ordering::Release);
     }
 
     /// Removes member `id` (its socket is closing): when the cursors ran on its mapping, they
@@ -210,6 +217,7 @@ impl QueuePool {
     /// reservation is ever left open across the lock).
     pub(super) fn leave(&self, id: u64) {
         let mut rings = self.rings();
+        self.topped_up.store(false, Ordering::Release);
         let Some(pos) = rings.members.iter().position(|m| m.id == id) else { return };
         if pos == 0 {
             rings.fill = None;

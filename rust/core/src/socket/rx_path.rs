@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 #[cfg(doc)]
 use super::Socket;
-use super::datapath::take_rx;
+use super::datapath::{rx_idle, take_rx};
 use super::pair::{PairRings, QueueKey, QueuePool, fill_deficit, fill_locked};
 use super::{Counters, SocketConfig};
 use crate::error::Result;
@@ -64,6 +64,7 @@ impl RxPath {
                     fill_target,
                     scratch: Vec::new(),
                 }),
+                topped_up: std::sync::atomic::AtomicBool::new(false),
             })
         })?;
         let mut path = RxPath { rx, pool, umem, cfg, counters: Counters::default(), wakeups: 0 };
@@ -83,6 +84,9 @@ impl RxPath {
 
     /// [`Socket::recv`] without its syscalls: takes up to `max` received frames.
     pub fn recv(&mut self, max: u32) -> Batch {
+        if rx_idle(&mut self.rx, &self.pool, &self.cfg) {
+            return Batch::from_owned(self.umem.clone(), Vec::new());
+        }
         let (batch, filled, wake) =
             take_rx(&mut self.rx, &self.pool, &self.umem, &self.cfg, &mut self.counters, max);
         self.counters.filled += u64::from(filled);
@@ -164,5 +168,43 @@ mod tests {
         drop(path);
         // The pair went with the path: its fill frames are free again.
         assert_eq!(umem.frames().count(FrameState::Free), 256);
+    }
+
+    #[test]
+    fn an_empty_receive_tops_up_frames_released_after_a_short_top_up() {
+        // Every frame on the fill ring: a receive of them all finds the free pool empty, so
+        // its top-up falls short; once the batch is dropped, the next receive, though the rx
+        // ring is empty, must put the frames back (or the kernel would never deliver again).
+        let umem =
+            Umem::new(UmemConfig { frame_count: 64, frame_size: 2048, ..UmemConfig::default() })
+                .unwrap();
+        let (rx_user, rx_kernel) = RingMemory::<XdpDesc>::heap(64);
+        let (fill_user, fill_kernel) = RingMemory::<u64>::heap(64);
+        let (mut rx_k, mut fill_k) = (Producer::new(rx_kernel), Consumer::new(fill_kernel));
+        let mut path = RxPath::new(
+            umem.clone(),
+            RxRing::new(rx_user),
+            FillRing::new(fill_user),
+            64,
+            SocketConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(deliver(&mut fill_k, &mut rx_k, 64, 60), 64);
+        let batch = path.recv(64);
+        assert_eq!(batch.len(), 64);
+        assert_eq!(umem.frames().count(FrameState::Fill), 0, "nothing free to top up with");
+        drop(batch);
+        assert!(path.recv(64).is_empty());
+        assert_eq!(umem.frames().count(FrameState::Fill), 64, "the empty receive topped up");
+        assert_eq!(fill_k.available(64), 64);
+        // Topped up: further empty receives have nothing to do and change nothing.
+        for _ in 0..3 {
+            assert!(path.recv(64).is_empty());
+        }
+        assert_eq!(umem.frames().count(FrameState::Fill), 64);
+        assert_eq!(path.counters().filled, 64 + 64);
+        // And the kernel's next delivery arrives.
+        assert_eq!(deliver(&mut fill_k, &mut rx_k, 10, 60), 10);
+        assert_eq!(path.recv(64).len(), 10);
     }
 }
