@@ -107,15 +107,20 @@ def assert_flow_hashes(got: list[dict], before: int) -> None:
     assert len({next(iter(h)) for h in by_port.values()}) > 1, dict(by_port)
 
 
+def flows_arrive_hashed(lab, rx: afxdp.Socket) -> None:
+    """Every flow of PORTS, sent now, arrives at ``rx`` with its hash (assert_flow_hashes)."""
+    before = time.time_ns()
+    send_flows(lab)
+    assert_flow_hashes(receive(rx, len(PORTS) * PER_FLOW), before)
+
+
 @pytest.mark.parametrize("mode", ["native", "auto"])
 def test_every_packet_carries_its_flows_receive_hash(lab, mode) -> None:
     prog, rx = attach(lab, mode=mode)
     with prog, rx:
         assert prog.device_metadata and prog.timestamps
         assert prog.mode == "native"  # a device-bound program attaches natively only
-        before = time.time_ns()
-        send_flows(lab)
-        assert_flow_hashes(receive(rx, len(PORTS) * PER_FLOW), before)
+        flows_arrive_hashed(lab, rx)
 
 
 def test_the_hash_follows_the_flow_not_the_packet(lab) -> None:
@@ -170,9 +175,7 @@ def test_closing_detaches_and_the_interface_is_free_again(lab) -> None:
     # Attach again, bound again: the first one left nothing behind.
     prog, rx = attach(lab, mode="native")
     with prog, rx:
-        before = time.time_ns()
-        send_flows(lab)
-        assert_flow_hashes(receive(rx, len(PORTS) * PER_FLOW), before)
+        flows_arrive_hashed(lab, rx)
 
 
 def test_a_forked_child_closing_its_copy_leaves_the_parents_program(lab) -> None:
@@ -188,7 +191,5 @@ def test_a_forked_child_closing_its_copy_leaves_the_parents_program(lab) -> None
         assert in_child(child) == {"closed": True}
         assert prog.attached
         assert xdp_prog_id(lab) == attached_id
-        before = time.time_ns()
-        send_flows(lab)
-        assert_flow_hashes(receive(rx, len(PORTS) * PER_FLOW), before)
+        flows_arrive_hashed(lab, rx)
     assert xdp_prog_id(lab) is None

@@ -454,6 +454,8 @@ def test_custom_program_steers_by_its_own_logic(lab, custom_object, as_bytes):
         with pytest.raises(ValueError, match="match rules need the built-in program"):
             prog.set_rules([afxdp.Rule(dst_port=1)])
         assert prog.rules == []
+        with pytest.raises(ValueError, match="no-socket counters need the built-in program"):
+            prog.no_socket_counts()
 
 
 @pytest.mark.privileged

@@ -145,13 +145,16 @@ pub enum BpfError {
         reason: &'static str,
     },
 
-    /// Match rules need the built-in program; this one was loaded from a custom object.
+    /// Match rules and the built-in program's counters need the built-in program; this one was
+    /// loaded from a custom object.
     #[error(
-        "match rules need the built-in program; the program on {ifname} was loaded from a custom object"
+        "{what} need the built-in program; the program on {ifname} was loaded from a custom object"
     )]
     NoRules {
         /// The interface.
         ifname: String,
+        /// What was asked for: `"match rules"` or `"the no-socket counters"`.
+        what: &'static str,
     },
 }
 

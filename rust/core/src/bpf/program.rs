@@ -319,7 +319,7 @@ impl XdpProgram {
     /// As [`set_rules`](Self::set_rules).
     pub fn stage_rules(&mut self, rules: &[Rule]) -> Result<StagedRules> {
         validate_rules(rules)?;
-        let steering = self.steering_mut()?;
+        let steering = self.steering_for("match rules")?;
         let next = steering.active_set ^ 1;
         steering.zero_hits(next)?;
         steering.write_set(next, rules)?;
@@ -334,7 +334,7 @@ impl XdpProgram {
     ///
     /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`], [`Error::ForkedChild`].
     pub fn activate_rules(&mut self, staged: StagedRules) -> Result<()> {
-        let steering = self.steering_mut()?;
+        let steering = self.steering_for("match rules")?;
         steering.active.set(0, staged.set, 0).map_err(|e| map_error("update", 0, e))?;
         steering.active_set = staged.set;
         steering.current = staged.rules;
@@ -370,7 +370,7 @@ impl XdpProgram {
     ///
     /// As [`rule_stats`](Self::rule_stats).
     pub fn rule_hits(&mut self) -> Result<Vec<u64>> {
-        let steering = self.steering_mut()?;
+        let steering = self.steering_for("match rules")?;
         let set = steering.active_set;
         (0..steering.current.len()).map(|rule| steering.hit_count(hit_index(set, rule))).collect()
     }
@@ -381,7 +381,7 @@ impl XdpProgram {
     ///
     /// As [`rule_stats`](Self::rule_stats).
     pub fn unmatched(&mut self) -> Result<u64> {
-        let steering = self.steering_mut()?;
+        let steering = self.steering_for("match rules")?;
         steering.hit_count(hit_index(steering.active_set, MAX_RULES))
     }
 
@@ -395,7 +395,7 @@ impl XdpProgram {
     /// [`BpfError::Map`], [`Error::ForkedChild`].
     pub fn no_socket_counts(&mut self) -> Result<Vec<u64>> {
         let queues = self.map_size;
-        self.steering_mut()?.no_socket_counts(queues)
+        self.steering_for("the no-socket counters")?.no_socket_counts(queues)
     }
 
     /// Whether the built-in program writes receive timestamps ([`BuiltinOptions::rx_timestamps`];
@@ -432,10 +432,12 @@ impl XdpProgram {
         Ok(self.attached.as_mut().ok_or(BpfError::Detached)?)
     }
 
-    fn steering_mut(&mut self) -> Result<&mut Steering> {
+    /// The built-in program's rule maps and counters, for `what` (named in the error when the
+    /// program came from a custom object).
+    fn steering_for(&mut self, what: &'static str) -> Result<&mut Steering> {
         let ifname = self.iface.name().to_owned();
         let attached = self.attached_mut()?;
-        Ok(attached.steering.as_mut().ok_or(BpfError::NoRules { ifname })?)
+        Ok(attached.steering.as_mut().ok_or(BpfError::NoRules { ifname, what })?)
     }
 
     /// Registers an AF_XDP socket for `queue`: `XSKMAP[queue] = socket_fd`, replacing any

@@ -3,10 +3,10 @@
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::pair::{BindMode, BoundFd, PairRings, PoolMember, QueueKey, QueuePool, RingMap};
+use super::pair::{BindMode, BoundFd, PoolMember, QueueKey, QueuePool, RingMap};
 use super::{Counters, Socket, SocketConfig};
 use crate::error::{Error, Result};
 use crate::ring::{RxRing, TxRing};
@@ -197,22 +197,7 @@ impl Socket {
             Sharing::SameQueue(pool, _) => (pool.clone(), None),
             Sharing::Owner | Sharing::NewQueue(_) => {
                 let maps = map_pair(&fd, cfg.fill_size, cfg.comp_size)?;
-                let pool = umem.add_pool(|id| {
-                    Arc::new(QueuePool {
-                        id,
-                        key,
-                        umem: umem.clone(),
-                        rings: Mutex::new(PairRings {
-                            pool: id,
-                            fill: None,
-                            comp: None,
-                            members: Vec::new(),
-                            fill_target: 0,
-                            scratch: Vec::new(),
-                        }),
-                        topped_up: std::sync::atomic::AtomicBool::new(false),
-                    })
-                })?;
+                let pool = umem.add_pool(|id| Arc::new(QueuePool::new(id, key, &umem, None, 0)))?;
                 (pool, Some(maps))
             }
         };

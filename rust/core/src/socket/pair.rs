@@ -186,6 +186,32 @@ pub(crate) struct QueuePool {
 }
 
 impl QueuePool {
+    /// Pair `id` of `umem` at `key`, with `fill` as its fill ring's cursors if already mapped
+    /// (else the first member's mapping provides them, [`join`](Self::join)) and `fill_target`
+    /// frames to keep there.
+    pub(super) fn new(
+        id: PoolId,
+        key: QueueKey,
+        umem: &Umem,
+        fill: Option<FillRing>,
+        fill_target: u32,
+    ) -> QueuePool {
+        QueuePool {
+            id,
+            key,
+            umem: umem.clone(),
+            rings: Mutex::new(PairRings {
+                pool: id,
+                fill,
+                comp: None,
+                members: Vec::new(),
+                fill_target,
+                scratch: Vec::new(),
+            }),
+            topped_up: AtomicBool::new(false),
+        }
+    }
+
     pub(super) fn rings(&self) -> MutexGuard<'_, PairRings> {
         self.rings.lock().unwrap_or_else(|e| e.into_inner())
     }

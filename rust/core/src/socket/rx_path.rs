@@ -6,12 +6,12 @@
 //! fill top-up, the counters); the caller plays the kernel on the other side of the two rings
 //! (`RingMemory::heap` hands out both views). Not part of the API: hidden from the docs.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[cfg(doc)]
 use super::Socket;
 use super::datapath::{rx_idle, take_rx};
-use super::pair::{PairRings, QueueKey, QueuePool, fill_deficit, fill_locked};
+use super::pair::{QueueKey, QueuePool, fill_deficit, fill_locked};
 use super::{Counters, SocketConfig};
 use crate::error::Result;
 use crate::ring::{FillRing, RxRing};
@@ -51,22 +51,8 @@ impl RxPath {
         umem.check_fork()?;
         // No interface has index 0, so no socket ever shares this pair.
         let key = QueueKey { netns: (0, 0), ifindex: 0, queue: 0 };
-        let pool = umem.add_pool(|id| {
-            Arc::new(QueuePool {
-                id,
-                key,
-                umem: umem.clone(),
-                rings: Mutex::new(PairRings {
-                    pool: id,
-                    fill: Some(fill),
-                    comp: None,
-                    members: Vec::new(),
-                    fill_target,
-                    scratch: Vec::new(),
-                }),
-                topped_up: std::sync::atomic::AtomicBool::new(false),
-            })
-        })?;
+        let pool =
+            umem.add_pool(|id| Arc::new(QueuePool::new(id, key, &umem, Some(fill), fill_target)))?;
         let mut path = RxPath { rx, pool, umem, cfg, counters: Counters::default(), wakeups: 0 };
         if cfg.autofill {
             let addressing = path.umem.addressing();
