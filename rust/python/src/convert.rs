@@ -144,6 +144,29 @@ pub fn wait_slice(deadline: Option<Instant>) -> Duration {
     }
 }
 
+/// The end of one wait slice that did not return what was waited for: `failed`, the slice's
+/// error if any (EINTR is none: a signal, whose Python handlers run next), is raised as
+/// `call`'s; then Python's signal handlers run (raising what they raise, Ctrl-C's
+/// KeyboardInterrupt), and `closed()` (checked after them) raises `what`'s closed error.
+pub fn end_of_slice(
+    py: Python<'_>,
+    failed: Option<std::io::Error>,
+    call: &'static str,
+    what: &'static str,
+    closed: impl FnOnce() -> bool,
+) -> Result<()> {
+    if let Some(e) = failed
+        && e.raw_os_error() != Some(afxdp::sys::errno::EINTR)
+    {
+        return Err(afxdp::Error::Syscall { call, source: e }.into());
+    }
+    py.check_signals()?;
+    if closed() {
+        return Err(Error::closed(what));
+    }
+    Ok(())
+}
+
 /// A Python index (negative counts from the end) into `len` items; None when out of range.
 pub fn norm_index(i: isize, len: usize) -> Option<usize> {
     let j = if i < 0 { i.checked_add_unsigned(len)? } else { i };

@@ -9,14 +9,13 @@ use afxdp::Interface;
 use afxdp::port::{
     PortWaiter, RoundRobin, port_fill_size, port_queues, port_umem_config, sum_stats,
 };
-use afxdp::sys::errno;
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
-use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice};
+use crate::convert::{Int, deadline, end_of_slice, timeout_arg, u32_arg, wait_slice};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::socket::PySocket;
@@ -91,17 +90,8 @@ impl PyPort {
                 return Ok(PyFrameBatch::new(self.umem.get().get()?.alloc(0)));
             }
             let w = waiter.clone();
-            match py.detach(move || w.wait(slice)) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(errno::EINTR) => {}
-                Err(e) => {
-                    return Err(afxdp::Error::Syscall { call: "epoll_wait", source: e }.into());
-                }
-            }
-            py.check_signals()?;
-            if waiter.is_closed() {
-                return Err(Error::closed("Port"));
-            }
+            let failed = py.detach(move || w.wait(slice)).err();
+            end_of_slice(py, failed, "epoll_wait", "Port", || waiter.is_closed())?;
         }
     }
 

@@ -5,14 +5,13 @@ use std::time::{Duration, Instant};
 
 use afxdp::Interface;
 use afxdp::socket::{BusyPoll, Socket, SocketConfig, Stats};
-use afxdp::sys::errno;
 use afxdp::umem::{Batch, UmemConfig};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
-use crate::convert::{Int, deadline, timeout_arg, u32_arg, wait_slice, with_bytes};
+use crate::convert::{Int, deadline, end_of_slice, timeout_arg, u32_arg, wait_slice, with_bytes};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::stats::PyStats;
@@ -146,18 +145,12 @@ impl PySocket {
                 },
                 None => h.poll(events, slice),
             });
-            match waited {
-                Ok(0) => {}
+            let failed = match waited {
+                Ok(0) => None,
                 Ok(revents) => return Ok(revents),
-                Err(e) if e.raw_os_error() == Some(errno::EINTR) => {}
-                Err(e) => {
-                    return Err(afxdp::Error::Syscall { call: "poll(AF_XDP)", source: e }.into());
-                }
-            }
-            py.check_signals()?;
-            if self.closed() {
-                return Err(Error::closed("Socket"));
-            }
+                Err(e) => Some(e),
+            };
+            end_of_slice(py, failed, "poll(AF_XDP)", "Socket", || self.closed())?;
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(0);
             }
