@@ -354,3 +354,27 @@ def test_sockets_of_one_umem_in_threads_lose_and_duplicate_nothing(lab_factory) 
         pytest.fail(f"the child hung: {exc.stderr!r}")
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
     print(done.stdout)
+
+
+def test_an_autofill_socket_refills_for_a_sharing_socket_without_autofill(lab) -> None:
+    """`second` (autofill=False) receives from the fill ring it shares with `first` (autofill).
+    Every empty `first.recv()` must put the frames `second` used and released back on that ring,
+    though `first` itself received nothing: else the ring runs dry after `fill_target` frames."""
+    with ExitStack() as stack:
+        with lab.enter("a"):
+            tx = stack.enter_context(
+                afxdp.Socket(lab.if_a, 0, umem=afxdp.Umem(512, 2048), rx_size=0)
+            )
+        with lab.enter("b"):
+            prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode="native"))
+            umem = afxdp.Umem(512, 2048)
+            first = stack.enter_context(afxdp.Socket(lab.if_b, 0, umem=umem))
+            second = stack.enter_context(afxdp.Socket(lab.if_b, 0, umem=umem, autofill=False))
+        prog.register(second)
+        assert len(first.recv(64)) == 0  # the pair's fill ring is at its target now
+        total = first.fill_target + 256
+        for start in range(0, total, 64):
+            send_numbered(tx, list(range(start, start + 64)), lab.mac_a, lab.mac_b)
+            assert seqs_of(second, 64) == list(range(start, start + 64)), f"from {start}"
+            assert len(first.recv(64)) == 0  # received nothing; tops the shared ring up
+        assert second.stats().filled == 0 and first.stats().filled >= total

@@ -1,6 +1,8 @@
 //! The data path: the fill ring, receive, transmit and completion, each move checked in the
 //! UMEM's frame table.
 
+use std::sync::atomic::Ordering;
+
 #[cfg(doc)]
 use super::BusyPoll;
 use super::pair::{PairRings, QueuePool, fill_deficit, fill_locked};
@@ -11,7 +13,6 @@ use crate::ring::{FillRing, RxRing};
 use crate::sys::{XDP_TXMD_FLAGS_CHECKSUM, XDP_TXMD_FLAGS_TIMESTAMP, XdpDesc, xsk};
 use crate::txmeta::{self, TxTimestamp};
 use crate::umem::{Batch, FrameDesc, FrameTable, PoolId, Umem};
-use std::sync::atomic::Ordering;
 
 impl Socket {
     /// Hands up to `max` free frames to the kernel through the fill ring; returns how many.
@@ -496,12 +497,13 @@ pub(super) fn take_rx(
         let Received { frames, unexpected, .. } = sink;
         let filled = if cfg.autofill {
             let want = fill_deficit(&rings, &table);
-            let filled = fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing);
-            pool.topped_up.store(filled == want, Ordering::Release);
-            filled
+            fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing)
         } else {
             0
         };
+        // Also after a receive without autofill: a sharing socket with autofill must not take
+        // the pair for topped up once this one took frames off its fill ring.
+        pool.topped_up.store(fill_deficit(&rings, &table) == 0, Ordering::Release);
         (frames, n, unexpected, filled, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
     };
     rx.release(n);

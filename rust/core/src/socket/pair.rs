@@ -178,10 +178,11 @@ pub(crate) struct QueuePool {
     pub(super) key: QueueKey,
     pub(super) umem: Umem,
     pub(super) rings: Mutex<PairRings>,
-    /// Whether the fill ring held its target after the last top-up. Only a receive takes
-    /// frames off the fill ring's count (and tops it up under the same lock, setting this), so
-    /// while it is true a `recv` that finds its rx ring empty has nothing to top up and skips
-    /// both locks. Cleared whenever the target or the members change.
+    /// Whether the fill ring held its target at the end of the last receive of any member.
+    /// Only a receive takes frames off the fill ring's count (and, with autofill, tops it up
+    /// under the same lock; either way it sets this), so while it is true a `recv` that finds
+    /// its rx ring empty has nothing to top up and skips both locks. Cleared whenever the
+    /// target or the members change.
     pub(super) topped_up: AtomicBool,
 }
 
