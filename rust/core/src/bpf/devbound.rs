@@ -86,19 +86,14 @@ pub(crate) fn load(insns: &[u64], iface: &Interface) -> Result<OwnedFd> {
 /// linked, as native-endian u64s.
 fn relocated_program(ebpf: &Ebpf) -> Result<Vec<bpf_insn>> {
     let mut object = Object::parse(PROGRAM_OBJECT).map_err(|e| load_error(&e))?;
-    let fds: Vec<(String, RawFd)> = ebpf
+    // aya's descriptor of each map, with the parsed object's view of it (section, symbol).
+    let maps: Vec<(&str, RawFd, aya_obj::Map)> = ebpf
         .maps()
         .map(|(name, map)| {
-            map_data(name, map).map(|data| (name.to_owned(), data.fd().as_fd().as_raw_fd()))
-        })
-        .collect::<Result<_>>()?;
-    // The parsed object's view of each map (its section, symbol) with aya's descriptor.
-    let maps: Vec<(&str, RawFd, aya_obj::Map)> = fds
-        .iter()
-        .map(|(name, fd)| {
-            let map =
+            let fd = map_data(name, map)?.fd().as_fd().as_raw_fd();
+            let parsed =
                 object.maps.get(name).cloned().ok_or_else(|| missing_in_object("map", name))?;
-            Ok((name.as_str(), *fd, map))
+            Ok((name, fd, parsed))
         })
         .collect::<Result<_>>()?;
     let text_sections: HashSet<usize> =

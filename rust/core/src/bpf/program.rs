@@ -491,37 +491,37 @@ impl XdpProgram {
         let Some(Attached { xsks, steering, link, mut ebpf, key }) = self.attached.take() else {
             return Ok(());
         };
-        let link = match link {
-            Link::Aya(link) => link,
+        let detached = match link {
+            // Closing the link detaches the program, unless it is a forked child's copy (then
+            // only the copy closes; the parent's program stays).
             Link::DeviceBound(link) => {
-                // Closing the link detaches the program, unless it is a forked child's copy
-                // (then only the copy closes; the parent's program stays).
                 drop(link);
-                if !self.guard.forked()
-                    && let Some(set) = attachments().as_mut()
-                {
-                    set.remove(&key);
+                Ok(())
+            }
+            Link::Aya(link) => {
+                let program = ebpf.program_mut(&self.program_name).map(<&mut Xdp>::try_from);
+                if self.guard.forked() {
+                    // A netlink attachment would be removed from the interface by dropping its
+                    // link (the parent's program!); a BPF link's descriptor copy only closes.
+                    // Take the link out so that `ebpf` has none left to detach, and close only
+                    // a BPF link.
+                    if let Some(Ok(program)) = program
+                        && let Ok(link) = program.take_link(link)
+                    {
+                        drop(FdLink::try_from(link));
+                    }
+                    return Ok(());
                 }
-                return Ok(());
+                match program {
+                    Some(Ok(program)) => program.detach(link),
+                    Some(Err(e)) => Err(e),
+                    None => Err(ProgramError::NotLoaded),
+                }
             }
         };
-        let program = ebpf.program_mut(&self.program_name).map(<&mut Xdp>::try_from);
         if self.guard.forked() {
-            // A netlink attachment would be removed from the interface by dropping its link
-            // (the parent's program!); a BPF link's descriptor copy only closes. Take the link
-            // out so that `ebpf` has none left to detach, and close only a BPF link.
-            if let Some(Ok(program)) = program
-                && let Ok(link) = program.take_link(link)
-            {
-                drop(FdLink::try_from(link));
-            }
             return Ok(());
         }
-        let detached = match program {
-            Some(Ok(program)) => program.detach(link),
-            Some(Err(e)) => Err(e),
-            None => Err(ProgramError::NotLoaded),
-        };
         // Unload the program, then close the maps.
         drop(ebpf);
         drop(xsks);

@@ -118,22 +118,36 @@ mod tests {
         got
     }
 
-    #[test]
-    fn receives_what_the_kernel_delivered_and_keeps_the_fill_ring_topped_up() {
-        let umem =
-            Umem::new(UmemConfig { frame_count: 256, frame_size: 2048, ..UmemConfig::default() })
-                .unwrap();
+    /// A UMEM of `frames` 2048-byte frames and a receive path over it with a 64-entry rx ring
+    /// and a `fill_size` fill ring kept at `fill_target` frames (default options), with the
+    /// kernel's ends of its fill and rx rings.
+    fn receiver(
+        frames: u32,
+        fill_size: u32,
+        fill_target: u32,
+    ) -> (Umem, RxPath, Consumer<u64>, Producer<XdpDesc>) {
+        let umem = Umem::new(UmemConfig {
+            frame_count: frames,
+            frame_size: 2048,
+            ..UmemConfig::default()
+        })
+        .unwrap();
         let (rx_user, rx_kernel) = RingMemory::<XdpDesc>::heap(64);
-        let (fill_user, fill_kernel) = RingMemory::<u64>::heap(128);
-        let (mut rx_k, mut fill_k) = (Producer::new(rx_kernel), Consumer::new(fill_kernel));
-        let mut path = RxPath::new(
+        let (fill_user, fill_kernel) = RingMemory::<u64>::heap(fill_size);
+        let path = RxPath::new(
             umem.clone(),
             RxRing::new(rx_user),
             FillRing::new(fill_user),
-            100,
+            fill_target,
             SocketConfig::default(),
         )
         .unwrap();
+        (umem, path, Consumer::new(fill_kernel), Producer::new(rx_kernel))
+    }
+
+    #[test]
+    fn receives_what_the_kernel_delivered_and_keeps_the_fill_ring_topped_up() {
+        let (umem, mut path, mut fill_k, mut rx_k) = receiver(256, 128, 100);
         assert_eq!(umem.frames().count(FrameState::Fill), 100);
         assert!(path.recv(64).is_empty());
         for round in 0..10 {
@@ -161,20 +175,7 @@ mod tests {
         // Every frame on the fill ring: a receive of them all finds the free pool empty, so
         // its top-up falls short; once the batch is dropped, the next receive, though the rx
         // ring is empty, must put the frames back (or the kernel would never deliver again).
-        let umem =
-            Umem::new(UmemConfig { frame_count: 64, frame_size: 2048, ..UmemConfig::default() })
-                .unwrap();
-        let (rx_user, rx_kernel) = RingMemory::<XdpDesc>::heap(64);
-        let (fill_user, fill_kernel) = RingMemory::<u64>::heap(64);
-        let (mut rx_k, mut fill_k) = (Producer::new(rx_kernel), Consumer::new(fill_kernel));
-        let mut path = RxPath::new(
-            umem.clone(),
-            RxRing::new(rx_user),
-            FillRing::new(fill_user),
-            64,
-            SocketConfig::default(),
-        )
-        .unwrap();
+        let (umem, mut path, mut fill_k, mut rx_k) = receiver(64, 64, 64);
         assert_eq!(deliver(&mut fill_k, &mut rx_k, 64, 60), 64);
         let batch = path.recv(64);
         assert_eq!(batch.len(), 64);

@@ -52,20 +52,40 @@ const _: () = assert!(std::mem::offset_of!(BpfAttrTestRun, batch_size) == 72);
 /// The pointers in `attr` (`data_in`, `data_out`, `ctx_in`, `ctx_out`) must be null or point to
 /// live buffers of the sizes given in `attr`, readable (in) or writable (out) for the call.
 pub unsafe fn prog_test_run(attr: &mut BpfAttrTestRun) -> io::Result<()> {
-    // SAFETY: `attr` is a valid, fully initialised `bpf_attr.test` of the size passed; the
-    // caller guarantees the buffers it points to.
+    // SAFETY: `attr` is a fully initialised `bpf_attr.test`; the caller guarantees the buffers
+    // it points to.
+    unsafe { bpf(BPF_PROG_TEST_RUN, attr) }.map(drop)
+}
+
+/// `bpf(cmd, attr, sizeof *attr)`: the one door to the `bpf(2)` system call. Returns its
+/// non-negative result (a new descriptor for the commands that make one).
+///
+/// # Safety
+///
+/// `attr` must be the member of `union bpf_attr` that `cmd` reads, fully initialised (every
+/// byte the kernel reads, padding included, zero where unused), and every pointer in it null or
+/// pointing to a live buffer of the size `attr` gives, readable or writable as the kernel
+/// uses it, for the call.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: the caller's contract; the size passed is `attr`'s own.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
+            cmd,
             std::ptr::from_mut(attr).cast::<c_void>(),
-            size_of::<BpfAttrTestRun>() as libc::c_uint,
+            size_of::<T>() as libc::c_uint,
         )
     };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(ret)
+}
+
+/// The descriptor `bpf()` just returned for `cmd`.
+fn new_fd(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
 }
 
 /// One live-frames `BPF_PROG_TEST_RUN`: the kernel runs `prog_fd` `repeat` times, each time on
@@ -203,21 +223,9 @@ pub fn load_xdp_program(program: &XdpProgramLoad<'_>) -> Result<OwnedFd, LoadRef
         ..BpfAttrProgLoad::default()
     };
     let load = |attr: &mut BpfAttrProgLoad| {
-        // SAFETY: `attr` is a valid `bpf_attr` of the size passed; its pointers (instructions,
-        // license, log) point to live buffers of the sizes given, for the call.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_LOAD,
-                std::ptr::from_mut(attr).cast::<c_void>(),
-                size_of::<BpfAttrProgLoad>() as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+        // SAFETY: `attr` is a fully initialised `bpf_attr` for BPF_PROG_LOAD; its pointers
+        // (instructions, license, log) point to live buffers of the sizes given, for the call.
+        unsafe { bpf(BPF_PROG_LOAD, attr) }.map(new_fd)
     };
     let error = match load(&mut attr) {
         Ok(fd) => return Ok(fd),
@@ -256,20 +264,8 @@ pub fn xdp_link_create(
         attach_type: BPF_XDP,
         flags: xdp_flags,
     };
-    // SAFETY: `attr` is a valid `bpf_attr` of the size passed, with no pointers.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_LINK_CREATE,
-            std::ptr::from_mut(&mut attr).cast::<c_void>(),
-            size_of::<BpfAttrLinkCreate>() as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // SAFETY: `attr` is a fully initialised `bpf_attr` for BPF_LINK_CREATE, with no pointers.
+    unsafe { bpf(BPF_LINK_CREATE, &mut attr) }.map(new_fd)
 }
 
 /// Runs `body` on a new, short-lived thread moved into a new, private network namespace
