@@ -83,6 +83,7 @@ import contextlib
 import ctypes
 import datetime
 import fcntl
+import math
 import os
 import platform
 import select
@@ -396,6 +397,7 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
             "own": mine,
             "delivered": delivered,
             "cpu": float(own["cpu_ns_per_packet"]),
+            "user": float(own.get("user_ns_per_packet", "nan")),
             "ring_full": float(own.get("rx_ring_full", 0)),
             "fill_empty": float(own.get("fill_empty", 0)),
             "rx_dropped": float(own.get("rx_dropped", 0)),
@@ -687,6 +689,14 @@ def fmt_ratio(value: float, base: float | None) -> str:
     return f"{value / base:.2f}" if base else "-"
 
 
+def fmt_split(m: dict[str, float]) -> str:
+    """The CPU per packet in user space and in the kernel (`-` for a process that does not say)."""
+    user = m.get("user", math.nan)
+    if math.isnan(user):
+        return "-"
+    return f"{user:.1f} / {m['cpu'] - user:.1f}"
+
+
 def table(results: dict[tuple[int, str, str], list[dict[str, float]]], sizes: list[int],
           base_impl: str) -> tuple[str, dict[tuple[int, str, str], dict[str, float]]]:
     """The markdown table of medians, and the medians themselves."""
@@ -703,9 +713,10 @@ def table(results: dict[tuple[int, str, str], list[dict[str, float]]], sizes: li
         out.append(f"\n### {size}-byte frames\n")
         out.append(f"| workload | implementation | offered Mpps | own Mpps | delivered Mpps | "
                    f"delivered / offered | delivered vs {base_impl} | CPU ns/packet | "
-                   f"CPU vs {base_impl} | socket drops: ring full / fill empty / rx_dropped | "
-                   f"veth xmit errors |")
-        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                   f"CPU vs {base_impl} | of it user / kernel | "
+                   f"socket drops: ring full / fill empty / rx_dropped | veth xmit errors |")
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                   "| ---: |")
         for workload in WORKLOADS:
             base = med.get((size, workload, base_impl))
             for (sz, wl, impl), m in med.items():
@@ -716,6 +727,7 @@ def table(results: dict[tuple[int, str, str], list[dict[str, float]]], sizes: li
                     f"{m['delivered'] / 1e6:.3f} | {m['share']:.2f} | "
                     f"{fmt_ratio(m['delivered'], base['delivered'] if base else None)} | "
                     f"{m['cpu']:.1f} | {fmt_ratio(m['cpu'], base['cpu'] if base else None)} | "
+                    f"{fmt_split(m)} | "
                     f"{m['ring_full']:,.0f} / {m['fill_empty']:,.0f} / {m['rx_dropped']:,.0f} | "
                     f"{m['veth_drops']:,.0f} |")
     return "\n".join(out), med
@@ -800,7 +812,9 @@ METHOD = """\
   and UDP (port 9 has no listener; the ICMP errors are rate-limited) and is cloned to the packet
   socket, all in softirq on the load CPU, so there the offered load itself is lower.
 - CPU ns/packet is the measured process's user + system time (getrusage) from its first packet
-  (receivers) or send (senders) to its end, divided by its own packet count. Receivers wait in
+  (receivers) or send (senders) to its end, divided by its own packet count; *of it user /
+  kernel* splits it into user and system time (getrusage's split, which the kernel apportions by
+  tick samples: good to a few percent). Receivers wait in
   poll when their ring is empty, so a receiver that keeps up shows its real cost per packet;
   one that is saturated shows about 1e9 / its rate.
 - Drops: the socket's XDP_STATISTICS counters over its lifetime (rx_ring_full: the receiver

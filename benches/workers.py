@@ -61,7 +61,8 @@ Load:
 * ``gen``: ``afxdp.generate(IFNAME, packet, count=--max-count, duration=SECONDS, rate=--rate)``.
 
 Every mode prints ``ready`` once set up, then one ``key=value`` line like the Rust and C twins
-(packets, bytes, seconds, pps, cpu_ns_per_packet and the kernel's drop counters).
+(packets, bytes, seconds, pps, cpu_ns_per_packet, user_ns_per_packet: its user-space part, and
+the kernel's drop counters).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ import socket
 import struct
 import sys
 import time
+from typing import NamedTuple
 
 import afxdp
 
@@ -81,17 +83,31 @@ SOL_PACKET = 263
 PACKET_STATISTICS = 6
 
 
-def cpu_seconds() -> float:
+class Cpu(NamedTuple):
+    """This process's CPU time in seconds: user + system, and user space alone."""
+
+    total: float
+    user: float
+
+    def __sub__(self, other: object) -> Cpu:
+        assert isinstance(other, Cpu)
+        return Cpu(self.total - other.total, self.user - other.user)
+
+
+def cpu_seconds() -> Cpu:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+    return Cpu(ru.ru_utime + ru.ru_stime, ru.ru_utime)
 
 
-def report(mode: str, packets: int, nbytes: int, secs: float, cpu: float,
+def report(mode: str, packets: int, nbytes: int, secs: float, cpu: Cpu,
            **counters: int | str) -> None:
+    """One line of figures; the CPU time per packet in all and in user space (the rest is the
+    kernel's)."""
     extra = " ".join(f"{k}={v}" for k, v in counters.items())
+    per = max(packets, 1)
     print(f"impl=python mode={mode} packets={packets} bytes={nbytes} seconds={secs:.3f} "
-          f"pps={packets / secs:.0f} cpu_ns_per_packet={cpu * 1e9 / max(packets, 1):.1f} {extra}",
-          flush=True)
+          f"pps={packets / secs:.0f} cpu_ns_per_packet={cpu.total * 1e9 / per:.1f} "
+          f"user_ns_per_packet={cpu.user * 1e9 / per:.1f} {extra}", flush=True)
 
 
 def xsk_counters(sock: afxdp.Socket) -> dict[str, int]:
@@ -297,7 +313,7 @@ def afpacket_rx(args: argparse.Namespace) -> int:
         print("ready", flush=True)
         packets = nbytes = 0
         deadline = time.monotonic() + args.seconds + 10
-        first: tuple[float, float] | None = None
+        first: tuple[float, Cpu] | None = None
         while time.monotonic() < deadline:
             try:
                 n = recv_into(buf)
@@ -436,11 +452,12 @@ def pp_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def percentiles(rtts_ns: list[int], count: int, name: str, cpu: float) -> None:
+def percentiles(rtts_ns: list[int], count: int, name: str, cpu: Cpu) -> None:
     rtts_ns.sort()
     p50, p99 = rtts_ns[len(rtts_ns) // 2], rtts_ns[min(len(rtts_ns) - 1, len(rtts_ns) * 99 // 100)]
     print(f"impl={name} count={count} answered={len(rtts_ns)} p50_us={p50 / 1e3:.2f} "
-          f"p99_us={p99 / 1e3:.2f} cpu_us_per_ping={cpu / max(1, count) * 1e6:.2f}", flush=True)
+          f"p99_us={p99 / 1e3:.2f} cpu_us_per_ping={cpu.total / max(1, count) * 1e6:.2f}",
+          flush=True)
 
 
 def pp_client(args: argparse.Namespace, frame: bytes) -> int:

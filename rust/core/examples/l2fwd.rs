@@ -15,7 +15,7 @@ use afxdp::socket::{Socket, SocketConfig};
 use afxdp::umem::{Umem, UmemConfig};
 
 mod common;
-use common::cpu_seconds;
+use common::Cpu;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("ready");
 
     let (mut received, mut forwarded, mut bytes) = (0u64, 0u64, 0u64);
-    let mut first: Option<(Instant, f64)> = None;
+    let mut first: Option<(Instant, Cpu)> = None;
     let mut deadline = Instant::now() + Duration::from_secs_f64(seconds + 10.0);
     while Instant::now() < deadline {
         if sock.in_flight() > 0 {
@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         if first.is_none() {
-            first = Some((Instant::now(), cpu_seconds()));
+            first = Some((Instant::now(), Cpu::now()));
             deadline = Instant::now() + Duration::from_secs_f64(seconds);
         }
         received += got.len() as u64;
@@ -63,12 +63,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (t0, c0) = first.ok_or("no packet received")?;
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - c0;
     let stats = sock.stats()?;
     println!(
-        "impl=rust mode=l2fwd packets={forwarded} received={received} bytes={bytes} seconds={secs:.3} pps={:.0} cpu_ns_per_packet={:.1} rx_dropped={} rx_ring_full={} fill_empty={} tx_invalid={}",
+        "impl=rust mode=l2fwd packets={forwarded} received={received} bytes={bytes} seconds={secs:.3} pps={:.0} {} rx_dropped={} rx_ring_full={} fill_empty={} tx_invalid={}",
         forwarded as f64 / secs,
-        cpu * 1e9 / forwarded.max(1) as f64,
+        c0.per_packet(forwarded),
         stats.kernel.rx_dropped,
         stats.kernel.rx_ring_full,
         stats.kernel.rx_fill_ring_empty_descs,

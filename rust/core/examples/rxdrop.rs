@@ -15,7 +15,7 @@ use afxdp::socket::{Socket, SocketConfig};
 use afxdp::umem::{HugePages, Umem, UmemConfig};
 
 mod common;
-use common::cpu_seconds;
+use common::Cpu;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("ready");
 
     let (mut packets, mut bytes, mut batches, mut polls) = (0u64, 0u64, 0u64, 0u64);
-    let mut first: Option<(Instant, f64)> = None;
+    let mut first: Option<(Instant, Cpu)> = None;
     let end_wait = Instant::now() + Duration::from_secs_f64(seconds + 10.0);
     let mut deadline = end_wait;
     while Instant::now() < deadline {
@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if first.is_none() {
             // Time from the first packet, so start-up does not count.
-            first = Some((Instant::now(), cpu_seconds()));
+            first = Some((Instant::now(), Cpu::now()));
             deadline = Instant::now() + Duration::from_secs_f64(seconds);
         }
         packets += got.len() as u64;
@@ -67,12 +67,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (t0, c0) = first.ok_or("no packet received")?;
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - c0;
     let stats = sock.stats()?;
     println!(
-        "impl=rust packets={packets} bytes={bytes} seconds={secs:.3} pps={:.0} cpu_ns_per_packet={:.1} batches={batches} polls={polls} rx_dropped={} rx_ring_full={} fill_empty={}",
+        "impl=rust packets={packets} bytes={bytes} seconds={secs:.3} pps={:.0} {} batches={batches} polls={polls} rx_dropped={} rx_ring_full={} fill_empty={}",
         packets as f64 / secs,
-        cpu * 1e9 / packets as f64,
+        c0.per_packet(packets),
         stats.kernel.rx_dropped,
         stats.kernel.rx_ring_full,
         stats.kernel.rx_fill_ring_empty_descs

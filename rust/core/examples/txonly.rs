@@ -13,7 +13,7 @@ use afxdp::socket::{Socket, SocketConfig};
 use afxdp::umem::{Umem, UmemConfig};
 
 mod common;
-use common::cpu_seconds;
+use common::Cpu;
 
 fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
     if !hex.len().is_multiple_of(2) {
@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (mut sent, mut completed) = (0u64, 0u64);
     let t0 = Instant::now();
-    let c0 = cpu_seconds();
+    let c0 = Cpu::now();
     let deadline = t0 + Duration::from_secs_f64(seconds);
     while Instant::now() < deadline && sent < max_count {
         let mut out = sock.alloc(batch)?;
@@ -75,13 +75,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         completed += u64::from(sock.complete(u32::MAX)?);
         std::thread::sleep(Duration::from_micros(200));
     }
-    let cpu = cpu_seconds() - c0;
     let stats = sock.stats()?;
     println!(
-        "impl=rust mode=txonly packets={completed} sent={sent} bytes={} seconds={secs:.3} pps={:.0} cpu_ns_per_packet={:.1} rx_dropped={} rx_ring_full={} fill_empty={} tx_invalid={}",
+        "impl=rust mode=txonly packets={completed} sent={sent} bytes={} seconds={secs:.3} pps={:.0} {} rx_dropped={} rx_ring_full={} fill_empty={} tx_invalid={}",
         completed * packet.len() as u64,
         completed as f64 / secs,
-        cpu * 1e9 / completed.max(1) as f64,
+        c0.per_packet(completed),
         stats.kernel.rx_dropped,
         stats.kernel.rx_ring_full,
         stats.kernel.rx_fill_ring_empty_descs,

@@ -262,16 +262,16 @@ pub fn page_size() -> usize {
     if n > 0 { n as usize } else { 4096 }
 }
 
-/// This process's CPU time, user plus system (`getrusage(RUSAGE_SELF)`), for the benchmark
-/// examples' CPU-per-packet figures.
-pub fn process_cpu_time() -> std::time::Duration {
+/// This process's CPU time in user space and in the kernel (`getrusage(RUSAGE_SELF)`), for the
+/// benchmark examples' split of the CPU per packet.
+pub fn process_times() -> (std::time::Duration, std::time::Duration) {
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable rusage; RUSAGE_SELF cannot fail with a valid pointer.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let time =
         |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(ru.ru_utime) + time(ru.ru_stime)
+    (time(ru.ru_utime), time(ru.ru_stime))
 }
 
 /// `MEMBARRIER_CMD_GLOBAL` (`linux/membarrier.h`): returns after an RCU grace period.
