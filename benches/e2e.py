@@ -814,7 +814,7 @@ METHOD = """\
 - CPU ns/packet is the measured process's user + system time (getrusage) from its first packet
   (receivers) or send (senders) to its end, divided by its own packet count; *of it user /
   kernel* splits it into user and system time (getrusage's split, which the kernel apportions by
-  tick samples: good to a few percent). Receivers wait in
+  tick samples: single runs scatter by several ns/packet here, read the medians). Receivers wait in
   poll when their ring is empty, so a receiver that keeps up shows its real cost per packet;
   one that is saturated shows about 1e9 / its rate.
 - Drops: the socket's XDP_STATISTICS counters over its lifetime (rx_ring_full: the receiver
