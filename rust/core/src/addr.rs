@@ -152,6 +152,17 @@ impl Addressing {
         }
     }
 
+    /// Aligned mode's `log2(frame_size)` (`None` in unaligned mode): with it a hot loop decodes
+    /// an address with a shift and a mask, as [`Addressing::decode`] does, without asking the
+    /// mode per address.
+    #[inline]
+    pub fn aligned_shift(&self) -> Option<u32> {
+        match self.mode {
+            Mode::Aligned { shift } => Some(shift),
+            Mode::Unaligned { .. } => None,
+        }
+    }
+
     /// `byte / frame_size` for any `byte` below 2^48 + 2^16 (an unaligned base plus offset).
     ///
     /// Aligned: a shift. Unaligned: `(byte * r) >> 64` with `r = floor((2^64 - 1) / d) + 1`,

@@ -349,6 +349,31 @@ impl<T: Copy> Producer<T> {
         }
     }
 
+    /// The slots of the current reservation, to write in place: two slices in ring order (the
+    /// second is empty unless the reservation wraps around the ring's end). Publish what was
+    /// written with [`submit`](Producer::submit).
+    pub fn reserved_slices(&mut self) -> [&mut [T]; 2] {
+        let n = self.reserved;
+        let start = self.cached_prod;
+        let mem = &self.mem;
+        // Up to the ring's end, then from its start.
+        let first = n.min(mem.size - (start & mem.mask));
+        // SAFETY: as in `write`: the reserved slots are free (the consumer released them and
+        // does not read them before we publish), we are their only writer, and `&mut self` is
+        // borrowed while the slices live. `first` slots from slot `start` end at or before the
+        // array's end and the other `n - first` start at slot 0, so the two do not overlap
+        // (`n <= size`).
+        unsafe {
+            [
+                std::slice::from_raw_parts_mut(mem.slot(start), first as usize),
+                std::slice::from_raw_parts_mut(
+                    mem.slot(start.wrapping_add(first)),
+                    (n - first) as usize,
+                ),
+            ]
+        }
+    }
+
     /// Publishes the first `n` reserved slots: Release-stores `producer + n`, so the entries
     /// are visible before the index. Unwritten reserved slots beyond `n` are dropped.
     ///
@@ -480,6 +505,33 @@ impl<T: Copy> Consumer<T> {
         n
     }
 
+    /// Peeks up to `max` entries in place, as [`peek`](Consumer::peek) does but without copying
+    /// them: returns them in ring order as two slices (the second is empty unless the entries
+    /// wrap around the ring's end). Their slots stay the consumer's until
+    /// [`release`](Consumer::release), which the borrow holds off while the slices live.
+    pub fn peek_slices(&mut self, max: u32) -> [&[T]; 2] {
+        let n = self.available(max).min(max);
+        let start = self.cached_cons;
+        self.cached_cons = start.wrapping_add(n);
+        let mem = &self.mem;
+        // Up to the ring's end, then from its start.
+        let first = n.min(mem.size - (start & mem.mask));
+        // SAFETY: the `n` entries from our consumer index lie between it and the producer
+        // index we Acquire-loaded: published (written before that load) and not released, so
+        // the producer does not write them while `&mut self` is borrowed (`release` needs it).
+        // `first` entries from slot `start` end at or before the array's end, and the other
+        // `n - first` start at slot 0 (`start + first` is a multiple of the size then).
+        unsafe {
+            [
+                std::slice::from_raw_parts(mem.slot(start), first as usize),
+                std::slice::from_raw_parts(
+                    mem.slot(start.wrapping_add(first)),
+                    (n - first) as usize,
+                ),
+            ]
+        }
+    }
+
     /// Hands the slots of the first `n` peeked, unreleased entries back to the producer:
     /// Release-stores `consumer + n`, after the entries were copied out.
     ///
@@ -554,6 +606,12 @@ macro_rules! producer_ring {
                 self.0.write(i, value)
             }
 
+            /// The reserved slots, to write in place (see [`Producer::reserved_slices`]).
+            #[inline]
+            pub fn reserved_slices(&mut self) -> [&mut [$t]; 2] {
+                self.0.reserved_slices()
+            }
+
             /// Writes `values` into the first slots of the reservation (see
             /// [`Producer::write_slice`]).
             #[inline]
@@ -602,6 +660,12 @@ macro_rules! consumer_ring {
             #[inline]
             pub fn peek(&mut self, max: u32, out: &mut impl Extend<$t>) -> u32 {
                 self.0.peek(max, out)
+            }
+
+            /// Up to `max` entries in place, as two slices (see [`Consumer::peek_slices`]).
+            #[inline]
+            pub fn peek_slices(&mut self, max: u32) -> [&[$t]; 2] {
+                self.0.peek_slices(max)
             }
 
             /// Gives the slots of `n` peeked entries back to the kernel (see
@@ -905,6 +969,26 @@ mod tests {
         assert_eq!(cons, prod);
         assert!(prod < 100);
         assert_eq!(tx.free(8), 8);
+    }
+
+    #[test]
+    fn peek_slices_cut_where_the_ring_wraps_around() {
+        // Indices start 3 slots before the end of an 8-slot ring, near u32 overflow too.
+        let (mut p, mut c) = pair::<u64>(8, u32::MAX - 2);
+        assert_eq!(produce(&mut p, &[10, 11, 12, 13, 14, 15]), 6);
+        let [a, b] = c.peek_slices(5);
+        assert_eq!((a, b), (&[10, 11, 12][..], &[13, 14][..]));
+        // The next peek continues after them; nothing is released yet.
+        let [a, b] = c.peek_slices(u32::MAX);
+        assert_eq!((a, b), (&[15][..], &[][..]));
+        // Peeked slots stay the consumer's until released: only the 2 others are free.
+        assert_eq!(produce(&mut p, &[30, 31, 32]), 2);
+        c.release(6);
+        assert_eq!(produce(&mut p, &[32; 8]), 6);
+        assert_eq!(consume(&mut c, 3), vec![30, 31, 32]);
+        assert_eq!(consume(&mut c, u32::MAX), vec![32; 5]);
+        // An empty ring: two empty slices.
+        assert_eq!(c.peek_slices(4), [&[][..], &[][..]]);
     }
 
     #[test]

@@ -33,7 +33,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use crate::addr::{Addressing, Decoded};
+use crate::addr::Addressing;
 use crate::error::{Error, Result};
 use crate::socket::QueuePool;
 use crate::sys::{
@@ -216,15 +216,26 @@ impl FrameState {
     }
 }
 
-/// The state of every frame, plus the free pool as a stack of frame indices.
-#[derive(Debug)]
-pub struct FrameTable {
-    state: Vec<FrameState>,
+/// A frame's entry in the [`FrameTable`]: its state, and the ring pair it went through (one
+/// entry, so checking or moving a frame touches one place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    state: FrameState,
     /// For a frame in `Fill` or `Tx`: the [`PoolId`] of the fill/completion ring pair it went
     /// through (meaningless in the other states). A received frame must come from the fill
     /// ring of the receiving socket's pair and a completion from the pair's completion ring,
     /// so a frame put on one pair's fill ring is never taken as another pair's.
-    owner: Vec<PoolId>,
+    owner: PoolId,
+}
+
+impl Slot {
+    const FREE: Slot = Slot { state: FrameState::Free, owner: 0 };
+}
+
+/// The state of every frame, plus the free pool as a stack of frame indices.
+#[derive(Debug)]
+pub struct FrameTable {
+    slots: Vec<Slot>,
     /// Per [`PoolId`]: how many frames are in `Fill` and in `Tx` through that pair.
     pool_counts: Vec<[u32; 2]>,
     free: Vec<u32>,
@@ -265,8 +276,7 @@ fn pool_slot(state: FrameState) -> Option<usize> {
 impl FrameTable {
     fn new(frame_count: u32) -> FrameTable {
         FrameTable {
-            state: vec![FrameState::Free; frame_count as usize],
-            owner: vec![0; frame_count as usize],
+            slots: vec![Slot::FREE; frame_count as usize],
             pool_counts: Vec::new(),
             // Reversed so frames are handed out in ascending order.
             free: (0..frame_count).rev().collect(),
@@ -278,7 +288,7 @@ impl FrameTable {
 
     /// Starts tracking completion timestamp requests (a UMEM with tx metadata).
     fn track_tx_stamps(&mut self) {
-        self.tx_stamp = vec![false; self.state.len()];
+        self.tx_stamp = vec![false; self.slots.len()];
     }
 
     /// Whether the table tracks completion timestamp requests.
@@ -319,27 +329,29 @@ impl FrameTable {
                 state: "free",
             });
         }
-        let slot = self.state.get_mut(index as usize).ok_or_else(|| Error::InvalidArgument {
+        let slot = self.slots.get_mut(index as usize).ok_or_else(|| Error::InvalidArgument {
             name: "frame address",
             value: (u64::from(index) * u64::from(frame_size)).to_string(),
             why: "outside the UMEM".into(),
         })?;
-        if *slot != from {
+        if slot.state != from {
             return Err(Error::FrameNotOwned {
                 index,
                 addr: u64::from(index) * u64::from(frame_size),
-                state: slot.name(),
+                state: slot.state.name(),
             });
         }
-        *slot = to;
+        let owner = slot.owner;
+        slot.state = to;
+        if pool_slot(to).is_some() {
+            slot.owner = 0;
+        }
         self.counts[from as usize] -= 1;
         self.counts[to as usize] += 1;
-        let owner = self.owner[index as usize];
         if let Some(k) = pool_slot(from) {
             self.pool(owner)[k] -= 1;
         }
         if let Some(k) = pool_slot(to) {
-            self.owner[index as usize] = 0;
             self.pool(0)[k] += 1;
         }
         if to == FrameState::Free {
@@ -371,7 +383,7 @@ impl FrameTable {
     /// its tx ring; it comes back on that pair's completion ring).
     pub(crate) fn queue_for_tx(&mut self, index: u32, pool: PoolId, frame_size: u32) -> Result<()> {
         self.transition(index, FrameState::User, FrameState::Tx, frame_size)?;
-        self.owner[index as usize] = pool;
+        self.slots[index as usize].owner = pool;
         self.pool(0)[POOL_TX] -= 1;
         self.pool(pool)[POOL_TX] += 1;
         Ok(())
@@ -385,8 +397,7 @@ impl FrameTable {
         // Two tight loops (no `Vec` length stored back per element through the `&mut`).
         out.extend(taken.iter().rev());
         for &index in taken {
-            self.state[index as usize] = to;
-            self.owner[index as usize] = 0;
+            self.slots[index as usize] = Slot { state: to, owner: 0 };
         }
         self.free.truncate(start);
         self.counts[FrameState::Free as usize] -= n as u32;
@@ -402,16 +413,16 @@ impl FrameTable {
     pub(crate) fn release_users(&mut self, frames: &[FrameDesc]) -> u32 {
         // The loops below write into slices sized beforehand rather than pushing: no growth
         // path inside them, so the compiler keeps everything in registers.
-        let state = &mut self.state[..];
+        let slots = &mut self.slots[..];
         let base = self.free.len();
         self.free.resize(base + frames.len(), 0);
         let out = &mut self.free[base..];
         let mut k = 0;
         for d in frames {
-            if let Some(slot) = state.get_mut(d.index as usize)
-                && *slot == FrameState::User
+            if let Some(slot) = slots.get_mut(d.index as usize)
+                && slot.state == FrameState::User
             {
-                *slot = FrameState::Free;
+                slot.state = FrameState::Free;
                 out[k] = d.index;
                 k += 1;
             }
@@ -422,26 +433,22 @@ impl FrameTable {
         k as u32
     }
 
-    /// Takes up to `n` frames from the free pool into state `Fill` on the fill ring of pair
-    /// `pool` and appends their ring addresses (each frame's start, in both chunk modes) to
-    /// `out`; returns how many.
+    /// Takes frames from the free pool into state `Fill` on the fill ring of pair `pool`, one
+    /// for each slot of `out` (fewer when the pool runs short), and writes their ring
+    /// addresses (each frame's start, in both chunk modes) into `out` from its start; returns
+    /// how many.
     pub(crate) fn take_free_for_fill(
         &mut self,
-        n: u32,
         pool: PoolId,
         addressing: Addressing,
-        out: &mut Vec<u64>,
+        out: &mut [u64],
     ) -> u32 {
-        let n = (n as usize).min(self.free.len());
+        let n = out.len().min(self.free.len());
         let start = self.free.len() - n;
-        let state = &mut self.state[..];
-        let owner = &mut self.owner[..];
-        let base = out.len();
-        out.resize(base + n, 0);
-        for (addr, &index) in out[base..].iter_mut().zip(self.free[start..].iter().rev()) {
-            if let Some(slot) = state.get_mut(index as usize) {
-                *slot = FrameState::Fill;
-                owner[index as usize] = pool;
+        let slots = &mut self.slots[..];
+        for (addr, &index) in out[..n].iter_mut().zip(self.free[start..].iter().rev()) {
+            if let Some(slot) = slots.get_mut(index as usize) {
+                *slot = Slot { state: FrameState::Fill, owner: pool };
             }
             *addr = addressing.frame_start(index);
         }
@@ -469,71 +476,102 @@ impl FrameTable {
     #[inline]
     pub(crate) fn take_received(
         &mut self,
-        descs: impl Iterator<Item = XdpDesc>,
+        parts: &[&[XdpDesc]],
         pool: PoolId,
         addressing: Addressing,
         frames: &mut Vec<FrameDesc>,
     ) -> u32 {
-        let state = &mut self.state[..];
-        let owner = &self.owner[..];
-        let base = frames.len();
-        frames.reserve(descs.size_hint().0);
         let frame_size = u64::from(addressing.frame_size());
-        let mut seen = 0;
+        // One loop per chunk mode, so the loop does not ask the mode for every descriptor.
+        match addressing.aligned_shift() {
+            Some(shift) => {
+                let mask = frame_size - 1;
+                self.take_received_by(parts, pool, frame_size, frames, |addr| {
+                    (addr >> shift, addr & mask)
+                })
+            }
+            None => self.take_received_by(parts, pool, frame_size, frames, |addr| {
+                // An address that decodes to no frame is refused like one of another owner.
+                addressing.decode(addr).map_or((u64::MAX, 0), |d| (d.index, d.offset))
+            }),
+        }
+    }
+
+    /// [`FrameTable::take_received`] with `decode` taking an address apart into (frame index,
+    /// offset) (`u64::MAX` for an address that names no frame).
+    #[inline(always)]
+    fn take_received_by(
+        &mut self,
+        parts: &[&[XdpDesc]],
+        pool: PoolId,
+        frame_size: u64,
+        frames: &mut Vec<FrameDesc>,
+        decode: impl Fn(u64) -> (u64, u64),
+    ) -> u32 {
+        let slots = &mut self.slots[..];
+        let fill = Slot { state: FrameState::Fill, owner: pool };
+        let base = frames.len();
+        let seen: usize = parts.iter().map(|p| p.len()).sum();
+        // Written by index into room made beforehand (no growth check per frame), then cut to
+        // what was taken.
+        frames.resize(base + seen, FrameDesc::default());
+        let out = &mut frames[base..];
+        let mut k = 0;
         // Frames that leave `Fill` for the free pool: refused descriptors, and the other
         // frames of a packet that had one.
         let mut freed = 0;
-        // Where the current packet's frames start in `frames`, and whether one of its
+        // Where the current packet's frames start in `out`, and whether one of its
         // descriptors was refused.
-        let mut packet_start = base;
+        let mut packet_start = 0;
         let mut broken = false;
-        for d in descs {
-            seen += 1;
-            let options = d.options & XDP_PKT_CONTD;
-            // An address that decodes to no frame is refused like one of another owner.
-            let (index, offset) = match addressing.decode(d.addr) {
-                Some(Decoded { index, offset }) => (index, offset),
-                None => (u64::MAX, 0),
-            };
-            let i = usize::try_from(index).unwrap_or(usize::MAX);
-            match state.get_mut(i) {
-                Some(slot) if *slot == FrameState::Fill && owner[i] == pool => {
-                    if offset + u64::from(d.len) > frame_size {
-                        *slot = FrameState::Free;
-                        self.free.push(index as u32);
-                        freed += 1;
-                        broken = true;
-                    } else {
-                        *slot = FrameState::User;
-                        // `index` indexed the state table, so it is below the frame count.
-                        frames.push(FrameDesc {
-                            index: index as u32,
-                            offset: offset as u32,
-                            len: d.len,
-                            options,
-                        });
+        for part in parts {
+            for d in part.iter() {
+                let options = d.options & XDP_PKT_CONTD;
+                let (index, offset) = decode(d.addr);
+                let i = usize::try_from(index).unwrap_or(usize::MAX);
+                match slots.get_mut(i) {
+                    Some(slot) if *slot == fill => {
+                        if offset + u64::from(d.len) > frame_size {
+                            slot.state = FrameState::Free;
+                            self.free.push(index as u32);
+                            freed += 1;
+                            broken = true;
+                        } else {
+                            slot.state = FrameState::User;
+                            // `index` indexed the state table, so it is below the frame count; at
+                            // most one frame per descriptor, so `k < seen`.
+                            out[k] = FrameDesc {
+                                index: index as u32,
+                                offset: offset as u32,
+                                len: d.len,
+                                options,
+                            };
+                            k += 1;
+                        }
                     }
+                    _ => broken = true,
                 }
-                _ => broken = true,
-            }
-            if options == 0 {
-                if broken {
-                    for f in frames.drain(packet_start..) {
-                        state[f.index as usize] = FrameState::Free;
-                        self.free.push(f.index);
-                        freed += 1;
+                if options == 0 {
+                    if broken {
+                        for f in &out[packet_start..k] {
+                            slots[f.index as usize].state = FrameState::Free;
+                            self.free.push(f.index);
+                            freed += 1;
+                        }
+                        k = packet_start;
+                        broken = false;
                     }
-                    broken = false;
+                    packet_start = k;
                 }
-                packet_start = frames.len();
             }
         }
-        let moved = (frames.len() - base) as u32;
+        frames.truncate(base + k);
+        let moved = k as u32;
         self.counts[FrameState::Fill as usize] -= moved + freed;
         self.counts[FrameState::User as usize] += moved;
         self.counts[FrameState::Free as usize] += freed;
         self.pool(pool)[POOL_FILL] -= moved + freed;
-        seen - moved
+        seen as u32 - moved
     }
 
     /// Moves frame `index` from `Tx` through pair `pool` to `Free` (the kernel handed it back
@@ -542,9 +580,9 @@ impl FrameTable {
     #[inline]
     pub(crate) fn take_completed(&mut self, index: u64, pool: PoolId) -> bool {
         let i = usize::try_from(index).unwrap_or(usize::MAX);
-        match self.state.get_mut(i) {
-            Some(slot) if *slot == FrameState::Tx && self.owner[i] == pool => {
-                *slot = FrameState::Free;
+        match self.slots.get_mut(i) {
+            Some(slot) if *slot == (Slot { state: FrameState::Tx, owner: pool }) => {
+                slot.state = FrameState::Free;
                 self.free.push(index as u32);
                 true
             }
@@ -580,9 +618,10 @@ impl FrameTable {
 
     /// Puts every frame in state `from` back into the free pool (after the kernel let go of them).
     pub fn reclaim_all(&mut self, from: FrameState) {
-        for index in 0..self.state.len() as u32 {
-            if self.state[index as usize] == from {
-                self.state[index as usize] = FrameState::Free;
+        for index in 0..self.slots.len() as u32 {
+            let slot = &mut self.slots[index as usize];
+            if slot.state == from {
+                slot.state = FrameState::Free;
                 self.free.push(index);
             }
         }
@@ -600,11 +639,11 @@ impl FrameTable {
     /// them. Returns how many.
     pub(crate) fn reclaim_pool(&mut self, pool: PoolId) -> u32 {
         let mut n = 0;
-        for index in 0..self.state.len() {
-            let s = self.state[index];
-            if matches!(s, FrameState::Fill | FrameState::Tx) && self.owner[index] == pool {
+        for index in 0..self.slots.len() {
+            let Slot { state: s, owner } = self.slots[index];
+            if matches!(s, FrameState::Fill | FrameState::Tx) && owner == pool {
                 self.counts[s as usize] -= 1;
-                self.state[index] = FrameState::Free;
+                self.slots[index].state = FrameState::Free;
                 self.free.push(index as u32);
                 n += 1;
             }
@@ -616,7 +655,7 @@ impl FrameTable {
 
     /// The state of frame `index`.
     pub fn state(&self, index: u32) -> Option<FrameState> {
-        self.state.get(index as usize).copied()
+        self.slots.get(index as usize).map(|s| s.state)
     }
 
     /// How many frames are in `state`.
@@ -876,7 +915,7 @@ impl Umem {
 /// [`Batch::descs_ptr`], without a copy. `len` may so be written from outside Rust: every path
 /// that reads it checks it against the frame ([`Batch::data`], `Socket::send`).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FrameDesc {
     /// The frame's number in the UMEM.
     pub index: u32,
@@ -1462,14 +1501,14 @@ mod tests {
             let addressing = u.addressing();
             let size = u.config().frame_size;
             let mut table = u.frames();
-            let mut addrs = Vec::new();
-            assert_eq!(table.take_free_for_fill(3, 0, addressing, &mut addrs), 3);
+            let mut addrs = vec![0; 3];
+            assert_eq!(table.take_free_for_fill(0, addressing, &mut addrs), 3);
             let at =
                 |i: usize, len: u32| XdpDesc { addr: rx_addr(&u, addrs[i], 256), len, options: 0 };
             // Exactly to the end of the frame; one byte past it; a length that would wrap a u32.
             let descs = [at(0, size - 256), at(1, size - 255), at(2, u32::MAX)];
             let mut frames = Vec::new();
-            assert_eq!(table.take_received(descs.into_iter(), 0, addressing, &mut frames), 2);
+            assert_eq!(table.take_received(&[&descs], 0, addressing, &mut frames), 2);
             assert_eq!(frames.len(), 1);
             assert_eq!((frames[0].offset, frames[0].len), (256, size - 256));
             // The refused frames went back to the pool, not astray.
@@ -1489,8 +1528,8 @@ mod tests {
         assert!(u.addressing().is_unaligned());
         let addressing = u.addressing();
         let mut table = u.frames();
-        let mut addrs = Vec::new();
-        assert_eq!(table.take_free_for_fill(4, 0, addressing, &mut addrs), 4);
+        let mut addrs = vec![0; 4];
+        assert_eq!(table.take_free_for_fill(0, addressing, &mut addrs), 4);
         // Fill addresses are the frames' starts: multiples of 3000, not of a power of two.
         assert_eq!(addrs, [0, 3000, 6000, 9000]);
         let desc = |addr: u64, len: u32| XdpDesc { addr, len, options: 0 };
@@ -1503,7 +1542,7 @@ mod tests {
             desc((1 << 48) - 1, 60),      // the largest base
         ];
         let mut frames = Vec::new();
-        assert_eq!(table.take_received(descs.into_iter(), 0, addressing, &mut frames), 3);
+        assert_eq!(table.take_received(&[&descs], 0, addressing, &mut frames), 3);
         let got: Vec<_> = frames.iter().map(|f| (f.index, f.offset, f.len)).collect();
         assert_eq!(got, [(1, 256, 1500), (3, 384, 2616), (2, 256, 64)]);
         assert_eq!(table.count(FrameState::Fill), 1);
@@ -1534,18 +1573,18 @@ mod tests {
         let u = umem(8);
         let addressing = u.addressing();
         let mut table = u.frames();
-        let (mut on_a, mut on_b) = (Vec::new(), Vec::new());
-        assert_eq!(table.take_free_for_fill(3, 1, addressing, &mut on_a), 3);
-        assert_eq!(table.take_free_for_fill(2, 2, addressing, &mut on_b), 2);
+        let (mut on_a, mut on_b) = (vec![0; 3], vec![0; 2]);
+        assert_eq!(table.take_free_for_fill(1, addressing, &mut on_a), 3);
+        assert_eq!(table.take_free_for_fill(2, addressing, &mut on_b), 2);
         assert_eq!((table.fill_count(1), table.fill_count(2)), (3, 2));
         let desc = |addr: u64| XdpDesc { addr: addr + 256, len: 60, options: 0 };
         // Pair 2's socket is handed a frame of pair 1's fill ring: refused, nothing moves.
         let mut frames = Vec::new();
-        assert_eq!(table.take_received([desc(on_a[0])].into_iter(), 2, addressing, &mut frames), 1);
+        assert_eq!(table.take_received(&[&[desc(on_a[0])]], 2, addressing, &mut frames), 1);
         assert!(frames.is_empty());
         assert_eq!(table.state((on_a[0] / 2048) as u32), Some(FrameState::Fill));
         // Its own pair's frame is taken.
-        assert_eq!(table.take_received([desc(on_a[0])].into_iter(), 1, addressing, &mut frames), 0);
+        assert_eq!(table.take_received(&[&[desc(on_a[0])]], 1, addressing, &mut frames), 0);
         assert_eq!(frames.len(), 1);
         assert_eq!(table.fill_count(1), 2);
         // Sent through pair 2, it completes only on pair 2's completion ring.
@@ -1655,8 +1694,8 @@ mod tests {
         let u = umem(8);
         let addressing = u.addressing();
         let mut table = u.frames();
-        let mut addrs = Vec::new();
-        assert_eq!(table.take_free_for_fill(6, 0, addressing, &mut addrs), 6);
+        let mut addrs = vec![0; 6];
+        assert_eq!(table.take_free_for_fill(0, addressing, &mut addrs), 6);
         let at = |i: usize, len: u32, more: bool| XdpDesc {
             addr: addrs[i] + 256,
             len,
@@ -1674,7 +1713,7 @@ mod tests {
             XdpDesc { addr: addressing.encode(7, 0), len: 10, options: 0 },
         ];
         let mut frames = Vec::new();
-        assert_eq!(table.take_received(descs.into_iter(), 0, addressing, &mut frames), 5);
+        assert_eq!(table.take_received(&[&descs], 0, addressing, &mut frames), 5);
         assert_eq!(frames.iter().map(|f| f.index).collect::<Vec<_>>(), [0, 1]);
         assert_eq!(frames.iter().map(FrameDesc::more).collect::<Vec<_>>(), [true, false]);
         assert_eq!(table.count(FrameState::User), 2);
@@ -1730,10 +1769,17 @@ mod tests {
             self.owner[index as usize] = pool;
         }
 
-        /// The table agrees with the model: every frame's state, the counts (per ring pair
-        /// too), and a free pool that lists each free frame exactly once.
+        /// The table agrees with the model: every frame's state (and ring pair, on a ring),
+        /// the counts (per ring pair too), and a free pool that lists each free frame exactly
+        /// once.
         fn check(&self, t: &FrameTable, step: usize) {
-            assert_eq!(t.state, self.state, "step {step}");
+            let states: Vec<FrameState> = t.slots.iter().map(|s| s.state).collect();
+            assert_eq!(states, self.state, "step {step}");
+            for (i, slot) in t.slots.iter().enumerate() {
+                if matches!(slot.state, FrameState::Fill | FrameState::Tx) {
+                    assert_eq!(slot.owner, self.owner[i], "pair of frame {i} at step {step}");
+                }
+            }
             for s in [FrameState::Free, FrameState::Fill, FrameState::User, FrameState::Tx] {
                 assert_eq!(t.count(s), self.count(s), "count of {s:?} at step {step}");
             }
@@ -1808,11 +1854,12 @@ mod tests {
                     1 => {
                         let want = (rng.next() % 12) as u32;
                         let pool = any_pool(&mut rng);
-                        let mut out = vec![7]; // appended to, not overwritten
-                        let got = t.take_free_for_fill(want, pool, addressing, &mut out);
+                        let mut out = vec![7; want as usize + 1];
+                        let got = t.take_free_for_fill(pool, addressing, &mut out[..want as usize]);
                         assert_eq!(got, want.min(m.count(FrameState::Free)));
-                        assert_eq!(out.len(), 1 + got as usize);
-                        for &addr in &out[1..] {
+                        // Written from the start, nothing past what it took.
+                        assert!(out[got as usize..].iter().all(|&a| a == 7));
+                        for &addr in &out[..got as usize] {
                             assert_eq!(addr % fs, 0);
                             let i = (addr / fs) as u32;
                             assert_eq!(m.state[i as usize], FrameState::Free, "step {step}");
@@ -1851,8 +1898,11 @@ mod tests {
                             truth.push((u64::from(index), offset));
                         }
                         let mut frames = Vec::new();
-                        let skipped =
-                            t.take_received(descs.iter().copied(), pool, addressing, &mut frames);
+                        // In two parts cut anywhere, as a ring that wraps around hands them
+                        // over (a chain may span the cut).
+                        let cut = (rng.next() % (descs.len() as u64 + 1)) as usize;
+                        let (a, b) = descs.split_at(cut);
+                        let skipped = t.take_received(&[a, b], pool, addressing, &mut frames);
                         let mut expected: Vec<FrameDesc> = Vec::new();
                         // A packet with a refused descriptor is dropped whole.
                         let (mut packet_start, mut broken) = (0, false);

@@ -490,11 +490,12 @@ pub(super) fn take_rx(
         let mut table = umem.frames();
         let ready =
             if cfg.multi_buffer { rx.whole_packets(max) } else { rx.available(max).min(max) };
-        let frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
-        let mut sink =
-            Received { table: &mut table, pool: pool_id, addressing, frames, unexpected: 0 };
-        let n = rx.peek(ready, &mut sink);
-        let Received { frames, unexpected, .. } = sink;
+        let mut frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
+        let descs = rx.peek_slices(ready);
+        let n = (descs[0].len() + descs[1].len()) as u32;
+        // An address we never filled is refused (counted), rather than handing out a frame
+        // someone else owns.
+        let unexpected = table.take_received(&descs, pool_id, addressing, &mut frames);
         let filled = if cfg.autofill {
             let want = fill_deficit(&rings, &table);
             fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing)
@@ -510,30 +511,6 @@ pub(super) fn take_rx(
     counters.unexpected += u64::from(unexpected);
     counters.received += frames.len() as u64;
     (Batch::from_owned(umem.clone(), frames), filled, wake)
-}
-
-/// Where [`Socket::recv`] peeks rx descriptors to: each one's frame moves `Fill` → `User` and
-/// joins the batch, with no intermediate copy of the descriptors.
-struct Received<'a> {
-    table: &'a mut FrameTable,
-    pool: PoolId,
-    addressing: Addressing,
-    frames: Vec<FrameDesc>,
-    unexpected: u32,
-}
-
-impl Extend<XdpDesc> for Received<'_> {
-    #[inline]
-    fn extend<I: IntoIterator<Item = XdpDesc>>(&mut self, descs: I) {
-        // An address we never filled is refused (counted), rather than handing out a frame
-        // someone else owns.
-        self.unexpected += self.table.take_received(
-            descs.into_iter(),
-            self.pool,
-            self.addressing,
-            &mut self.frames,
-        );
-    }
 }
 
 /// Where [`Socket::complete`] peeks completion addresses to: each one's frame moves `Tx` →

@@ -166,8 +166,6 @@ pub(super) struct PairRings {
     pub(super) members: Vec<PoolMember>,
     /// How many frames autofill keeps on the fill ring: the largest target of its members.
     pub(super) fill_target: u32,
-    /// Addresses taken from the free pool for the fill ring (reused by every top-up).
-    pub(super) scratch: Vec<u64>,
 }
 
 /// The fill and completion rings of one (interface, queue) of a UMEM, shared by every socket
@@ -207,7 +205,6 @@ impl QueuePool {
                 comp: None,
                 members: Vec::new(),
                 fill_target,
-                scratch: Vec::new(),
             }),
             topped_up: AtomicBool::new(false),
         }
@@ -291,16 +288,20 @@ pub(super) fn fill_locked(
     addressing: Addressing,
 ) -> u32 {
     let want = want.min(table.count(FrameState::Free));
-    let PairRings { fill: Some(fill), scratch, .. } = rings else { return 0 };
+    let PairRings { fill: Some(fill), .. } = rings else { return 0 };
     if want == 0 {
         return 0;
     }
+    // Straight into the ring's slots: `want` frames are free, so every reserved slot is written.
     let n = fill.reserve(want);
-    scratch.clear();
-    let got = table.take_free_for_fill(n, pool, addressing, scratch);
-    // Before the kernel sees them: no stale receive metadata in the frames.
-    umem.clear_rx_meta(scratch);
-    fill.write_slice(scratch);
+    let mut got = 0;
+    for slots in fill.reserved_slices() {
+        let took = table.take_free_for_fill(pool, addressing, slots);
+        // Before the kernel sees them: no stale receive metadata in the frames.
+        umem.clear_rx_meta(&slots[..took as usize]);
+        got += took;
+    }
+    debug_assert_eq!(got, n);
     fill.submit(got);
     got
 }
