@@ -239,6 +239,19 @@ impl<T: Copy> RingMemory<T> {
         unsafe { self.descs.as_ptr().add((idx & self.mask) as usize) }
     }
 
+    /// The `n` slots from index `start` (`n <= size`), in ring order, as two runs of the
+    /// array (pointer and length): up to its end, then from its start (empty unless they wrap
+    /// around). The first ends at or before the array's end and the second starts at slot 0,
+    /// so they do not overlap.
+    fn runs(&self, start: u32, n: u32) -> [(*mut T, usize); 2] {
+        debug_assert!(n <= self.size);
+        let first = n.min(self.size - (start & self.mask));
+        [
+            (self.slot(start), first as usize),
+            (self.slot(start.wrapping_add(first)), (n - first) as usize),
+        ]
+    }
+
     /// Whether the kernel set `XDP_RING_NEED_WAKEUP` (a Relaxed load on every call, so it is
     /// never hoisted out of a polling loop).
     fn needs_wakeup(&self) -> bool {
@@ -353,24 +366,12 @@ impl<T: Copy> Producer<T> {
     /// second is empty unless the reservation wraps around the ring's end). Publish what was
     /// written with [`submit`](Producer::submit).
     pub fn reserved_slices(&mut self) -> [&mut [T]; 2] {
-        let n = self.reserved;
-        let start = self.cached_prod;
-        let mem = &self.mem;
-        // Up to the ring's end, then from its start.
-        let first = n.min(mem.size - (start & mem.mask));
+        let [(a, a_len), (b, b_len)] = self.mem.runs(self.cached_prod, self.reserved);
         // SAFETY: as in `write`: the reserved slots are free (the consumer released them and
         // does not read them before we publish), we are their only writer, and `&mut self` is
-        // borrowed while the slices live. `first` slots from slot `start` end at or before the
-        // array's end and the other `n - first` start at slot 0, so the two do not overlap
-        // (`n <= size`).
+        // borrowed while the slices live; the two runs do not overlap (`runs`).
         unsafe {
-            [
-                std::slice::from_raw_parts_mut(mem.slot(start), first as usize),
-                std::slice::from_raw_parts_mut(
-                    mem.slot(start.wrapping_add(first)),
-                    (n - first) as usize,
-                ),
-            ]
+            [std::slice::from_raw_parts_mut(a, a_len), std::slice::from_raw_parts_mut(b, b_len)]
         }
     }
 
@@ -513,23 +514,11 @@ impl<T: Copy> Consumer<T> {
         let n = self.available(max).min(max);
         let start = self.cached_cons;
         self.cached_cons = start.wrapping_add(n);
-        let mem = &self.mem;
-        // Up to the ring's end, then from its start.
-        let first = n.min(mem.size - (start & mem.mask));
+        let [(a, a_len), (b, b_len)] = self.mem.runs(start, n);
         // SAFETY: the `n` entries from our consumer index lie between it and the producer
         // index we Acquire-loaded: published (written before that load) and not released, so
         // the producer does not write them while `&mut self` is borrowed (`release` needs it).
-        // `first` entries from slot `start` end at or before the array's end, and the other
-        // `n - first` start at slot 0 (`start + first` is a multiple of the size then).
-        unsafe {
-            [
-                std::slice::from_raw_parts(mem.slot(start), first as usize),
-                std::slice::from_raw_parts(
-                    mem.slot(start.wrapping_add(first)),
-                    (n - first) as usize,
-                ),
-            ]
-        }
+        unsafe { [std::slice::from_raw_parts(a, a_len), std::slice::from_raw_parts(b, b_len)] }
     }
 
     /// Hands the slots of the first `n` peeked, unreleased entries back to the producer:
