@@ -22,58 +22,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use afxdp::ring::{Consumer, FillRing, Producer, RingMemory, RxRing};
-use afxdp::socket::{RxPath, SocketConfig};
-use afxdp::sys::XdpDesc;
-use afxdp::umem::{Batch, Umem, UmemConfig};
+use afxdp::socket::RxPath;
+use afxdp::umem::Batch;
+use afxdp_benches::{BATCH, Kernel, receiver};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-const BATCH: u32 = 64;
 /// Wakeups the fake kernel delivers for at once, untimed (16 × 64 frames: half the rx ring).
 const AHEAD: u64 = 16;
-
-/// The kernel's side of the two rings.
-struct Kernel {
-    fill: Consumer<u64>,
-    rx: Producer<XdpDesc>,
-    addrs: Vec<u64>,
-}
-
-impl Kernel {
-    /// Receives `n` packets of 60 bytes into frames from the fill ring, each 256 bytes into its
-    /// frame (XDP_PACKET_HEADROOM), as the kernel does in aligned mode.
-    fn deliver(&mut self, n: u32) {
-        self.addrs.clear();
-        let got = self.fill.peek(n, &mut self.addrs);
-        self.fill.release(got);
-        let room = self.rx.reserve(got);
-        assert_eq!((got, room), (n, n), "the fill ring ran dry or the rx ring is full");
-        for (i, &addr) in self.addrs.iter().enumerate() {
-            self.rx.write(i as u32, XdpDesc { addr: addr + 256, len: 60, options: 0 });
-        }
-        self.rx.submit(got);
-    }
-}
-
-/// A receive path and its kernel, as `afxdp.Socket(ifname)` sets them up by default.
-fn receiver() -> (RxPath, Kernel) {
-    let umem =
-        Umem::new(UmemConfig { frame_count: 4096, frame_size: 4096, ..UmemConfig::default() })
-            .unwrap();
-    let cfg = SocketConfig::with_sizes(2048, 2048, None, None);
-    let (rx_user, rx_kernel) = RingMemory::<XdpDesc>::heap(cfg.rx_size);
-    let (fill_user, fill_kernel) = RingMemory::<u64>::heap(cfg.fill_size);
-    // `Socket::open`'s fill target for a socket with rx and tx rings: half the frames.
-    let fill_target = cfg.fill_size.min(4096 / 2);
-    let path = RxPath::new(umem, RxRing::new(rx_user), FillRing::new(fill_user), fill_target, cfg)
-        .unwrap();
-    let kernel = Kernel {
-        fill: Consumer::new(fill_kernel),
-        rx: Producer::new(rx_kernel),
-        addrs: Vec::with_capacity(BATCH as usize),
-    };
-    (path, kernel)
-}
 
 /// Times `iters` wakeups of `step`, the kernel delivering `AHEAD` batches before each run of
 /// `AHEAD` wakeups, outside the timed part.
