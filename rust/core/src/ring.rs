@@ -343,25 +343,6 @@ impl<T: Copy> Producer<T> {
         unsafe { self.mem.slot(self.cached_prod.wrapping_add(i)).write(value) };
     }
 
-    /// Writes `values[i]` into slot `i` of the current reservation, for every `i`: one bounds
-    /// check for the whole slice instead of one per entry.
-    ///
-    /// # Panics
-    /// When `values` is longer than the reservation (in release builds too).
-    pub fn write_slice(&mut self, values: &[T]) {
-        assert!(
-            values.len() <= self.reserved as usize,
-            "ring write of {} entries outside the reservation of {}",
-            values.len(),
-            self.reserved
-        );
-        let start = self.cached_prod;
-        for (i, &value) in values.iter().enumerate() {
-            // SAFETY: as in `write`: every slot is inside the reservation (checked above).
-            unsafe { self.mem.slot(start.wrapping_add(i as u32)).write(value) };
-        }
-    }
-
     /// The slots of the current reservation, to write in place: two slices in ring order (the
     /// second is empty unless the reservation wraps around the ring's end). Publish what was
     /// written with [`submit`](Producer::submit).
@@ -599,13 +580,6 @@ macro_rules! producer_ring {
             #[inline]
             pub fn reserved_slices(&mut self) -> [&mut [$t]; 2] {
                 self.0.reserved_slices()
-            }
-
-            /// Writes `values` into the first slots of the reservation (see
-            /// [`Producer::write_slice`]).
-            #[inline]
-            pub fn write_slice(&mut self, values: &[$t]) {
-                self.0.write_slice(values)
             }
 
             /// Publishes the first `n` reserved slots to the kernel (see [`Producer::submit`]).

@@ -343,7 +343,8 @@ impl FrameTable {
         }
         let owner = slot.owner;
         slot.state = to;
-        if pool_slot(to).is_some() {
+        let to_pool = pool_slot(to);
+        if to_pool.is_some() {
             slot.owner = 0;
         }
         self.counts[from as usize] -= 1;
@@ -351,7 +352,7 @@ impl FrameTable {
         if let Some(k) = pool_slot(from) {
             self.pool(owner)[k] -= 1;
         }
-        if let Some(k) = pool_slot(to) {
+        if let Some(k) = to_pool {
             self.pool(0)[k] += 1;
         }
         if to == FrameState::Free {
@@ -459,7 +460,8 @@ impl FrameTable {
         n as u32
     }
 
-    /// Moves the frame of every rx descriptor from `Fill` (on the fill ring of pair `pool`, the
+    /// Moves the frame of every rx descriptor of `parts` (in order, across the parts: the two
+    /// runs of a ring that wraps around) from `Fill` (on the fill ring of pair `pool`, the
     /// receiving socket's) to `User` and appends it to `frames`, with its `XDP_PKT_CONTD` bit
     /// (multi-buffer: the packet continues in the next descriptor); returns how many
     /// descriptors did not become frames of `frames`.
