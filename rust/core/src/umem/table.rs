@@ -1,0 +1,483 @@
+//! The frame table: the state of every frame ([`FrameState`]), the ring pair it went through,
+//! and the free pool. The only place a frame changes state (see the module doc of
+//! [`crate::umem`] for the ownership model).
+
+use super::FrameDesc;
+use crate::addr::Addressing;
+use crate::error::{Error, Result};
+use crate::sys::{XDP_PKT_CONTD, XdpDesc};
+
+/// Where a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameState {
+    /// In the free pool.
+    Free,
+    /// Handed to the kernel through the fill ring (or already on the rx ring).
+    Fill,
+    /// Owned by a user batch.
+    User,
+    /// Handed to the kernel through the tx ring, until it comes back on the completion ring.
+    Tx,
+}
+
+impl FrameState {
+    /// Lower-case name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameState::Free => "free",
+            FrameState::Fill => "on the fill ring",
+            FrameState::User => "held by a batch",
+            FrameState::Tx => "queued for transmission",
+        }
+    }
+}
+
+/// A frame's entry in the [`FrameTable`]: its state, and the ring pair it went through (one
+/// entry, so checking or moving a frame touches one place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot {
+    pub(super) state: FrameState,
+    /// For a frame in `Fill` or `Tx`: the [`PoolId`] of the fill/completion ring pair it went
+    /// through (meaningless in the other states). A received frame must come from the fill
+    /// ring of the receiving socket's pair and a completion from the pair's completion ring,
+    /// so a frame put on one pair's fill ring is never taken as another pair's.
+    pub(super) owner: PoolId,
+}
+
+impl Slot {
+    const FREE: Slot = Slot { state: FrameState::Free, owner: 0 };
+}
+
+/// The state of every frame, plus the free pool as a stack of frame indices.
+#[derive(Debug)]
+pub struct FrameTable {
+    pub(super) slots: Vec<Slot>,
+    /// Per [`PoolId`]: how many frames are in `Fill` and in `Tx` through that pair.
+    pool_counts: Vec<[u32; 2]>,
+    pub(super) free: Vec<u32>,
+    counts: [u32; 4],
+    /// Emptied descriptor vectors of released batches, reused by the next receive so a batch
+    /// costs no allocation in a steady receive loop.
+    spare: Vec<Vec<FrameDesc>>,
+    /// Per frame, on a UMEM with tx metadata only (empty otherwise): whether the frame was
+    /// last sent with a completion timestamp request, so its completion reads the timestamp
+    /// ([`crate::txmeta`]). Written for every frame sent, so a reused frame never inherits a
+    /// request.
+    tx_stamp: Vec<bool>,
+}
+
+/// How many emptied batch vectors the frame table keeps for reuse.
+const SPARE_VECS: usize = 8;
+
+/// Names one fill/completion ring pair of a UMEM: each distinct (interface, queue) its sockets
+/// are bound to has one (the kernel's rule for `XDP_SHARED_UMEM`). Ids are reused once a pair
+/// is gone; a [`FrameTable`] used without sockets (tests, [`FrameTable::transition`]) puts
+/// everything through pair 0.
+pub type PoolId = u16;
+
+/// Index into a pool's counts.
+const POOL_FILL: usize = 0;
+const POOL_TX: usize = 1;
+
+/// The per-pool count slot of `state`, if it has one (only `Fill` and `Tx` frames belong to a
+/// ring pair).
+fn pool_slot(state: FrameState) -> Option<usize> {
+    match state {
+        FrameState::Fill => Some(POOL_FILL),
+        FrameState::Tx => Some(POOL_TX),
+        FrameState::Free | FrameState::User => None,
+    }
+}
+
+impl FrameTable {
+    pub(super) fn new(frame_count: u32) -> FrameTable {
+        FrameTable {
+            slots: vec![Slot::FREE; frame_count as usize],
+            pool_counts: Vec::new(),
+            // Reversed so frames are handed out in ascending order.
+            free: (0..frame_count).rev().collect(),
+            counts: [frame_count, 0, 0, 0],
+            spare: Vec::new(),
+            tx_stamp: Vec::new(),
+        }
+    }
+
+    /// Starts tracking completion timestamp requests (a UMEM with tx metadata).
+    pub(super) fn track_tx_stamps(&mut self) {
+        self.tx_stamp = vec![false; self.slots.len()];
+    }
+
+    /// Whether the table tracks completion timestamp requests.
+    #[inline]
+    pub(crate) fn tracks_tx_stamps(&self) -> bool {
+        !self.tx_stamp.is_empty()
+    }
+
+    /// Notes whether frame `index`, being sent, asked for a completion timestamp (when
+    /// tracking).
+    #[inline]
+    pub(crate) fn set_tx_stamp(&mut self, index: u32, requested: bool) {
+        if let Some(slot) = self.tx_stamp.get_mut(index as usize) {
+            *slot = requested;
+        }
+    }
+
+    /// Whether frame `index`, just completed, asked for a completion timestamp; forgets it.
+    #[inline]
+    pub(crate) fn take_tx_stamp(&mut self, index: u64) -> bool {
+        let i = usize::try_from(index).unwrap_or(usize::MAX);
+        self.tx_stamp.get_mut(i).is_some_and(std::mem::take)
+    }
+
+    /// Moves frame `index` from `from` to `to`; refuses any other starting state. Frames leave
+    /// the free pool only through [`FrameTable::take_free`], so `from` may not be `Free`.
+    pub fn transition(
+        &mut self,
+        index: u32,
+        from: FrameState,
+        to: FrameState,
+        frame_size: u32,
+    ) -> Result<()> {
+        if from == FrameState::Free {
+            return Err(Error::FrameNotOwned {
+                index,
+                addr: u64::from(index) * u64::from(frame_size),
+                state: "free",
+            });
+        }
+        let slot = self.slots.get_mut(index as usize).ok_or_else(|| Error::InvalidArgument {
+            name: "frame address",
+            value: (u64::from(index) * u64::from(frame_size)).to_string(),
+            why: "outside the UMEM".into(),
+        })?;
+        if slot.state != from {
+            return Err(Error::FrameNotOwned {
+                index,
+                addr: u64::from(index) * u64::from(frame_size),
+                state: slot.state.name(),
+            });
+        }
+        let owner = slot.owner;
+        slot.state = to;
+        let to_pool = pool_slot(to);
+        if to_pool.is_some() {
+            slot.owner = 0;
+        }
+        self.counts[from as usize] -= 1;
+        self.counts[to as usize] += 1;
+        if let Some(k) = pool_slot(from) {
+            self.pool(owner)[k] -= 1;
+        }
+        if let Some(k) = to_pool {
+            self.pool(0)[k] += 1;
+        }
+        if to == FrameState::Free {
+            self.free.push(index);
+        }
+        Ok(())
+    }
+
+    /// The counts of ring pair `pool`, created at zero on first use.
+    fn pool(&mut self, pool: PoolId) -> &mut [u32; 2] {
+        let i = usize::from(pool);
+        if self.pool_counts.len() <= i {
+            self.pool_counts.resize(i + 1, [0, 0]);
+        }
+        &mut self.pool_counts[i]
+    }
+
+    /// Frames on the fill ring of ring pair `pool` (or on the rx ring of one of its sockets).
+    pub fn fill_count(&self, pool: PoolId) -> u32 {
+        self.pool_counts.get(usize::from(pool)).map_or(0, |c| c[POOL_FILL])
+    }
+
+    /// Frames sent through ring pair `pool` and not completed yet.
+    pub fn tx_count(&self, pool: PoolId) -> u32 {
+        self.pool_counts.get(usize::from(pool)).map_or(0, |c| c[POOL_TX])
+    }
+
+    /// Moves frame `index` from `User` to `Tx` through ring pair `pool` (a socket queued it on
+    /// its tx ring; it comes back on that pair's completion ring).
+    pub(crate) fn queue_for_tx(&mut self, index: u32, pool: PoolId, frame_size: u32) -> Result<()> {
+        self.transition(index, FrameState::User, FrameState::Tx, frame_size)?;
+        self.slots[index as usize].owner = pool;
+        self.pool(0)[POOL_TX] -= 1;
+        self.pool(pool)[POOL_TX] += 1;
+        Ok(())
+    }
+
+    /// Takes up to `n` frames from the free pool into state `to`.
+    pub fn take_free(&mut self, n: usize, to: FrameState, out: &mut Vec<u32>) {
+        let n = n.min(self.free.len());
+        let start = self.free.len() - n;
+        let taken = &self.free[start..];
+        // Two tight loops (no `Vec` length stored back per element through the `&mut`).
+        out.extend(taken.iter().rev());
+        for &index in taken {
+            self.slots[index as usize] = Slot { state: to, owner: 0 };
+        }
+        self.free.truncate(start);
+        self.counts[FrameState::Free as usize] -= n as u32;
+        self.counts[to as usize] += n as u32;
+        if let Some(k) = pool_slot(to) {
+            self.pool(0)[k] += n as u32;
+        }
+    }
+
+    /// Moves every frame of `indices` from `User` to `Free` (a batch let go of them), updating
+    /// the counts once. A frame not in `User` is left alone (it would be a bug in this crate);
+    /// returns how many moved.
+    pub(crate) fn release_users(&mut self, frames: &[FrameDesc]) -> u32 {
+        // The loops below write into slices sized beforehand rather than pushing: no growth
+        // path inside them, so the compiler keeps everything in registers.
+        let slots = &mut self.slots[..];
+        let base = self.free.len();
+        self.free.resize(base + frames.len(), 0);
+        let out = &mut self.free[base..];
+        let mut k = 0;
+        for d in frames {
+            if let Some(slot) = slots.get_mut(d.index as usize)
+                && slot.state == FrameState::User
+            {
+                slot.state = FrameState::Free;
+                out[k] = d.index;
+                k += 1;
+            }
+        }
+        self.free.truncate(base + k);
+        self.counts[FrameState::User as usize] -= k as u32;
+        self.counts[FrameState::Free as usize] += k as u32;
+        k as u32
+    }
+
+    /// Takes frames from the free pool into state `Fill` on the fill ring of pair `pool`, one
+    /// for each slot of `out` (fewer when the pool runs short), and writes their ring
+    /// addresses (each frame's start, in both chunk modes) into `out` from its start; returns
+    /// how many.
+    pub(crate) fn take_free_for_fill(
+        &mut self,
+        pool: PoolId,
+        addressing: Addressing,
+        out: &mut [u64],
+    ) -> u32 {
+        let n = out.len().min(self.free.len());
+        let start = self.free.len() - n;
+        let slots = &mut self.slots[..];
+        for (addr, &index) in out[..n].iter_mut().zip(self.free[start..].iter().rev()) {
+            if let Some(slot) = slots.get_mut(index as usize) {
+                *slot = Slot { state: FrameState::Fill, owner: pool };
+            }
+            *addr = addressing.frame_start(index);
+        }
+        self.free.truncate(start);
+        self.counts[FrameState::Free as usize] -= n as u32;
+        self.counts[FrameState::Fill as usize] += n as u32;
+        self.pool(pool)[POOL_FILL] += n as u32;
+        n as u32
+    }
+
+    /// Moves the frame of every rx descriptor of `parts` (in order, across the parts: the two
+    /// runs of a ring that wraps around) from `Fill` (on the fill ring of pair `pool`, the
+    /// receiving socket's) to `User` and appends it to `frames`, with its `XDP_PKT_CONTD` bit
+    /// (multi-buffer: the packet continues in the next descriptor); returns how many
+    /// descriptors did not become frames of `frames`.
+    ///
+    /// A descriptor whose frame is not in `Fill` on that pair (an address this UMEM never put
+    /// on that fill ring) is skipped. A descriptor whose packet would run past the end of its
+    /// frame (offset + length above the frame size: never from a sane kernel) is skipped too,
+    /// and its frame goes back to the free pool, so no batch ever claims bytes beyond its
+    /// frame. A packet (a chain of descriptors up to one without `XDP_PKT_CONTD`) with such a
+    /// descriptor is dropped whole: its other frames go back to the free pool too, so a batch
+    /// never holds a chain with a hole in it. The caller passes whole packets; a chain still
+    /// open after the last descriptor is kept as it is. Addresses are decoded by `addressing`
+    /// (in unaligned mode the offset is in the top 16 bits); one that names no frame is refused.
+    #[inline]
+    pub(crate) fn take_received(
+        &mut self,
+        parts: &[&[XdpDesc]],
+        pool: PoolId,
+        addressing: Addressing,
+        frames: &mut Vec<FrameDesc>,
+    ) -> u32 {
+        let frame_size = u64::from(addressing.frame_size());
+        // One loop per chunk mode, so the loop does not ask the mode for every descriptor.
+        match addressing.aligned_shift() {
+            Some(shift) => {
+                let mask = frame_size - 1;
+                self.take_received_by(parts, pool, frame_size, frames, |addr| {
+                    (addr >> shift, addr & mask)
+                })
+            }
+            None => self.take_received_by(parts, pool, frame_size, frames, |addr| {
+                // An address that decodes to no frame is refused like one of another owner.
+                addressing.decode(addr).map_or((u64::MAX, 0), |d| (d.index, d.offset))
+            }),
+        }
+    }
+
+    /// [`FrameTable::take_received`] with `decode` taking an address apart into (frame index,
+    /// offset) (`u64::MAX` for an address that names no frame).
+    #[inline(always)]
+    fn take_received_by(
+        &mut self,
+        parts: &[&[XdpDesc]],
+        pool: PoolId,
+        frame_size: u64,
+        frames: &mut Vec<FrameDesc>,
+        decode: impl Fn(u64) -> (u64, u64),
+    ) -> u32 {
+        let slots = &mut self.slots[..];
+        let fill = Slot { state: FrameState::Fill, owner: pool };
+        let base = frames.len();
+        let seen: usize = parts.iter().map(|p| p.len()).sum();
+        // Written by index into room made beforehand (no growth check per frame), then cut to
+        // what was taken.
+        frames.resize(base + seen, FrameDesc::default());
+        let out = &mut frames[base..];
+        let mut k = 0;
+        // Frames that leave `Fill` for the free pool: refused descriptors, and the other
+        // frames of a packet that had one.
+        let mut freed = 0;
+        // Where the current packet's frames start in `out`, and whether one of its
+        // descriptors was refused.
+        let mut packet_start = 0;
+        let mut broken = false;
+        for part in parts {
+            for d in part.iter() {
+                let options = d.options & XDP_PKT_CONTD;
+                let (index, offset) = decode(d.addr);
+                let i = usize::try_from(index).unwrap_or(usize::MAX);
+                match slots.get_mut(i) {
+                    Some(slot) if *slot == fill => {
+                        if offset + u64::from(d.len) > frame_size {
+                            slot.state = FrameState::Free;
+                            self.free.push(index as u32);
+                            freed += 1;
+                            broken = true;
+                        } else {
+                            slot.state = FrameState::User;
+                            // `index` indexed the state table, so it is below the frame count; at
+                            // most one frame per descriptor, so `k < seen`.
+                            out[k] = FrameDesc {
+                                index: index as u32,
+                                offset: offset as u32,
+                                len: d.len,
+                                options,
+                            };
+                            k += 1;
+                        }
+                    }
+                    _ => broken = true,
+                }
+                if options == 0 {
+                    if broken {
+                        for f in &out[packet_start..k] {
+                            slots[f.index as usize].state = FrameState::Free;
+                            self.free.push(f.index);
+                            freed += 1;
+                        }
+                        k = packet_start;
+                        broken = false;
+                    }
+                    packet_start = k;
+                }
+            }
+        }
+        frames.truncate(base + k);
+        let moved = k as u32;
+        self.counts[FrameState::Fill as usize] -= moved + freed;
+        self.counts[FrameState::User as usize] += moved;
+        self.counts[FrameState::Free as usize] += freed;
+        self.pool(pool)[POOL_FILL] -= moved + freed;
+        seen as u32 - moved
+    }
+
+    /// Moves frame `index` from `Tx` through pair `pool` to `Free` (the kernel handed it back
+    /// on that pair's completion ring); false, and nothing changes, when it is not in `Tx` on
+    /// that pair. The caller accounts the counts with [`FrameTable::completed`] once per batch.
+    #[inline]
+    pub(crate) fn take_completed(&mut self, index: u64, pool: PoolId) -> bool {
+        let i = usize::try_from(index).unwrap_or(usize::MAX);
+        match self.slots.get_mut(i) {
+            Some(slot) if *slot == (Slot { state: FrameState::Tx, owner: pool }) => {
+                slot.state = FrameState::Free;
+                self.free.push(index as u32);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Accounts `n` frames of pair `pool` moved by [`FrameTable::take_completed`].
+    pub(crate) fn completed(&mut self, n: u32, pool: PoolId) {
+        self.counts[FrameState::Tx as usize] -= n;
+        self.counts[FrameState::Free as usize] += n;
+        self.pool(pool)[POOL_TX] -= n;
+    }
+
+    /// A vector for `n` descriptors: a released batch's, when one is kept.
+    pub(crate) fn desc_vec(&mut self, n: usize) -> Vec<FrameDesc> {
+        match self.spare.pop() {
+            Some(mut v) => {
+                v.reserve(n);
+                v
+            }
+            None => Vec::with_capacity(n),
+        }
+    }
+
+    /// Keeps an emptied batch vector for [`FrameTable::desc_vec`].
+    pub(super) fn keep_vec(&mut self, mut v: Vec<FrameDesc>) {
+        if self.spare.len() < SPARE_VECS && v.capacity() != 0 && v.capacity() <= 1 << 16 {
+            v.clear();
+            self.spare.push(v);
+        }
+    }
+
+    /// Puts every frame in state `from` back into the free pool (after the kernel let go of them).
+    pub fn reclaim_all(&mut self, from: FrameState) {
+        for index in 0..self.slots.len() as u32 {
+            let slot = &mut self.slots[index as usize];
+            if slot.state == from {
+                slot.state = FrameState::Free;
+                self.free.push(index);
+            }
+        }
+        self.counts[FrameState::Free as usize] += self.counts[from as usize];
+        self.counts[from as usize] = 0;
+        if let Some(k) = pool_slot(from) {
+            for c in &mut self.pool_counts {
+                c[k] = 0;
+            }
+        }
+    }
+
+    /// Puts every frame on the fill ring or in transmission through pair `pool` back into the
+    /// free pool: the last socket of that (interface, queue) closed, so the kernel let go of
+    /// them. Returns how many.
+    pub(crate) fn reclaim_pool(&mut self, pool: PoolId) -> u32 {
+        let mut n = 0;
+        for index in 0..self.slots.len() {
+            let Slot { state: s, owner } = self.slots[index];
+            if matches!(s, FrameState::Fill | FrameState::Tx) && owner == pool {
+                self.counts[s as usize] -= 1;
+                self.slots[index].state = FrameState::Free;
+                self.free.push(index as u32);
+                n += 1;
+            }
+        }
+        self.counts[FrameState::Free as usize] += n;
+        *self.pool(pool) = [0, 0];
+        n
+    }
+
+    /// The state of frame `index`.
+    pub fn state(&self, index: u32) -> Option<FrameState> {
+        self.slots.get(index as usize).map(|s| s.state)
+    }
+
+    /// How many frames are in `state`.
+    pub fn count(&self, state: FrameState) -> u32 {
+        self.counts[state as usize]
+    }
+}
