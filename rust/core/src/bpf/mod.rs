@@ -13,10 +13,11 @@
 //! [`XdpProgram`] (or [`XdpProgram::detach`]) removes the program from the interface.
 //!
 //! The module is split along its seams: [`program`] (load, attach, register, detach),
-//! [`rules`] (match rules and the two rule sets), `object` (the embedded object, a user's
-//! object, map typing), `devbound` (the load bound to the device, for its receive metadata)
-//! and [`errors`] ([`BpfError`] and aya's error chains). The layouts shared
-//! with the program (rule sets, flags, map names) come from `afxdp-ebpf-common`.
+//! `attach` (the link, this process's attachments, attach errors), [`rules`] (match rules and
+//! the two rule sets), `object` (the embedded object, a user's object, map typing), `devbound`
+//! (the load bound to the device, for its receive metadata) and [`errors`] ([`BpfError`] and
+//! aya's error chains). The layouts shared with the program (rule sets, flags, map names) come
+//! from `afxdp-ebpf-common`.
 //!
 //! # Lifetime of the attachment
 //!
@@ -48,6 +49,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod attach;
 mod devbound;
 pub mod errors;
 mod object;

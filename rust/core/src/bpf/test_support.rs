@@ -115,6 +115,11 @@ impl Drop for VethNetns {
     }
 }
 
+/// `veth1`, resolved in the calling thread's network namespace.
+pub fn veth1() -> Interface {
+    Interface::by_name("veth1").unwrap()
+}
+
 /// A new AF_XDP socket, not bound: enough for the XSKMAP, which doesn't check binding.
 pub fn xsk_socket() -> OwnedFd {
     crate::sys::xsk::socket().expect("socket(AF_XDP)")
