@@ -495,7 +495,8 @@ pub(super) fn take_rx(
         let n = (descs[0].len() + descs[1].len()) as u32;
         // An address we never filled is refused (counted), rather than handing out a frame
         // someone else owns.
-        let unexpected = table.take_received(&descs, pool_id, addressing, &mut frames);
+        let unexpected =
+            table.take_received(&descs, pool_id, addressing, cfg.multi_buffer, &mut frames);
         let filled = if cfg.autofill {
             let want = fill_deficit(&rings, &table);
             fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing)

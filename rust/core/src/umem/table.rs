@@ -278,9 +278,13 @@ impl FrameTable {
 
     /// Moves the frame of every rx descriptor of `parts` (in order, across the parts: the two
     /// runs of a ring that wraps around) from `Fill` (on the fill ring of pair `pool`, the
-    /// receiving socket's) to `User` and appends it to `frames`, with its `XDP_PKT_CONTD` bit
-    /// (multi-buffer: the packet continues in the next descriptor); returns how many
-    /// descriptors did not become frames of `frames`.
+    /// receiving socket's) to `User` and appends it to `frames`; returns how many descriptors
+    /// did not become frames of `frames`.
+    ///
+    /// With `chains` (a multi-buffer socket), a frame keeps its descriptor's `XDP_PKT_CONTD`
+    /// bit (the packet continues in the next descriptor); without, every descriptor is a
+    /// packet of its own (the kernel sets the bit only on sockets bound with `XDP_USE_SG`) and
+    /// the loop skips the chain bookkeeping.
     ///
     /// A descriptor whose frame is not in `Fill` on that pair (an address this UMEM never put
     /// on that fill ring) is skipped. A descriptor whose packet would run past the end of its
@@ -297,28 +301,39 @@ impl FrameTable {
         parts: &[&[XdpDesc]],
         pool: PoolId,
         addressing: Addressing,
+        chains: bool,
         frames: &mut Vec<FrameDesc>,
     ) -> u32 {
         let frame_size = u64::from(addressing.frame_size());
-        // One loop per chunk mode, so the loop does not ask the mode for every descriptor.
-        match addressing.aligned_shift() {
-            Some(shift) => {
+        // One loop per chunk mode and per chain mode, so the loop asks neither for every
+        // descriptor.
+        match (addressing.aligned_shift(), chains) {
+            (Some(shift), false) => {
                 let mask = frame_size - 1;
-                self.take_received_by(parts, pool, frame_size, frames, |addr| {
+                self.take_received_by::<false>(parts, pool, frame_size, frames, |addr| {
                     (addr >> shift, addr & mask)
                 })
             }
-            None => self.take_received_by(parts, pool, frame_size, frames, |addr| {
-                // An address that decodes to no frame is refused like one of another owner.
-                addressing.decode(addr).map_or((u64::MAX, 0), |d| (d.index, d.offset))
+            (Some(shift), true) => {
+                let mask = frame_size - 1;
+                self.take_received_by::<true>(parts, pool, frame_size, frames, |addr| {
+                    (addr >> shift, addr & mask)
+                })
+            }
+            (None, false) => self.take_received_by::<false>(parts, pool, frame_size, frames, |a| {
+                unaligned_decode(addressing, a)
+            }),
+            (None, true) => self.take_received_by::<true>(parts, pool, frame_size, frames, |a| {
+                unaligned_decode(addressing, a)
             }),
         }
     }
 
     /// [`FrameTable::take_received`] with `decode` taking an address apart into (frame index,
-    /// offset) (`u64::MAX` for an address that names no frame).
+    /// offset) (`u64::MAX` for an address that names no frame); `CHAINS`: whether packets may
+    /// span descriptors.
     #[inline(always)]
-    fn take_received_by(
+    fn take_received_by<const CHAINS: bool>(
         &mut self,
         parts: &[&[XdpDesc]],
         pool: PoolId,
@@ -335,8 +350,8 @@ impl FrameTable {
         frames.resize(base + seen, FrameDesc::default());
         let out = &mut frames[base..];
         let mut k = 0;
-        // Frames that leave `Fill` for the free pool: refused descriptors, and the other
-        // frames of a packet that had one.
+        // Frames that leave `Fill` for the free pool: refused descriptors, and (`CHAINS`) the
+        // other frames of a packet that had one.
         let mut freed = 0;
         // Where the current packet's frames start in `out`, and whether one of its
         // descriptors was refused.
@@ -344,7 +359,7 @@ impl FrameTable {
         let mut broken = false;
         for part in parts {
             for d in part.iter() {
-                let options = d.options & XDP_PKT_CONTD;
+                let options = if CHAINS { d.options & XDP_PKT_CONTD } else { 0 };
                 let (index, offset) = decode(d.addr);
                 let i = usize::try_from(index).unwrap_or(usize::MAX);
                 match slots.get_mut(i) {
@@ -369,7 +384,7 @@ impl FrameTable {
                     }
                     _ => broken = true,
                 }
-                if options == 0 {
+                if CHAINS && options == 0 {
                     if broken {
                         for f in &out[packet_start..k] {
                             slots[f.index as usize].state = FrameState::Free;
@@ -480,4 +495,11 @@ impl FrameTable {
     pub fn count(&self, state: FrameState) -> u32 {
         self.counts[state as usize]
     }
+}
+
+/// An unaligned-mode address taken apart into (frame index, offset); one that names no frame
+/// decodes to index `u64::MAX`, refused like one of another owner.
+#[inline(always)]
+fn unaligned_decode(addressing: Addressing, addr: u64) -> (u64, u64) {
+    addressing.decode(addr).map_or((u64::MAX, 0), |d| (d.index, d.offset))
 }

@@ -190,7 +190,8 @@ fn rx_addr(u: &Umem, fill: u64, offset: u64) -> u64 {
 
 #[test]
 fn rx_lengths_past_the_frame_end_are_refused() {
-    for u in [umem(4), unaligned_umem(4)] {
+    // Both chunk modes, single- and multi-buffer receive.
+    for (u, chains) in [(umem(4), false), (unaligned_umem(4), false), (umem(4), true)] {
         let addressing = u.addressing();
         let size = u.config().frame_size;
         let mut table = u.frames();
@@ -200,7 +201,7 @@ fn rx_lengths_past_the_frame_end_are_refused() {
         // Exactly to the end of the frame; one byte past it; a length that would wrap a u32.
         let descs = [at(0, size - 256), at(1, size - 255), at(2, u32::MAX)];
         let mut frames = Vec::new();
-        assert_eq!(table.take_received(&[&descs], 0, addressing, &mut frames), 2);
+        assert_eq!(table.take_received(&[&descs], 0, addressing, chains, &mut frames), 2);
         assert_eq!(frames.len(), 1);
         assert_eq!((frames[0].offset, frames[0].len), (256, size - 256));
         // The refused frames went back to the pool, not astray.
@@ -234,7 +235,7 @@ fn unaligned_frames_are_laid_end_to_end_and_their_addresses_decoded() {
         desc((1 << 48) - 1, 60),      // the largest base
     ];
     let mut frames = Vec::new();
-    assert_eq!(table.take_received(&[&descs], 0, addressing, &mut frames), 3);
+    assert_eq!(table.take_received(&[&descs], 0, addressing, false, &mut frames), 3);
     let got: Vec<_> = frames.iter().map(|f| (f.index, f.offset, f.len)).collect();
     assert_eq!(got, [(1, 256, 1500), (3, 384, 2616), (2, 256, 64)]);
     assert_eq!(table.count(FrameState::Fill), 1);
@@ -272,11 +273,11 @@ fn a_frame_belongs_to_the_ring_pair_it_went_through() {
     let desc = |addr: u64| XdpDesc { addr: addr + 256, len: 60, options: 0 };
     // Pair 2's socket is handed a frame of pair 1's fill ring: refused, nothing moves.
     let mut frames = Vec::new();
-    assert_eq!(table.take_received(&[&[desc(on_a[0])]], 2, addressing, &mut frames), 1);
+    assert_eq!(table.take_received(&[&[desc(on_a[0])]], 2, addressing, false, &mut frames), 1);
     assert!(frames.is_empty());
     assert_eq!(table.state((on_a[0] / 2048) as u32), Some(FrameState::Fill));
     // Its own pair's frame is taken.
-    assert_eq!(table.take_received(&[&[desc(on_a[0])]], 1, addressing, &mut frames), 0);
+    assert_eq!(table.take_received(&[&[desc(on_a[0])]], 1, addressing, false, &mut frames), 0);
     assert_eq!(frames.len(), 1);
     assert_eq!(table.fill_count(1), 2);
     // Sent through pair 2, it completes only on pair 2's completion ring.
@@ -405,7 +406,7 @@ fn a_received_chain_with_a_bad_descriptor_is_dropped_whole() {
         XdpDesc { addr: addressing.encode(7, 0), len: 10, options: 0 },
     ];
     let mut frames = Vec::new();
-    assert_eq!(table.take_received(&[&descs], 0, addressing, &mut frames), 5);
+    assert_eq!(table.take_received(&[&descs], 0, addressing, true, &mut frames), 5);
     assert_eq!(frames.iter().map(|f| f.index).collect::<Vec<_>>(), [0, 1]);
     assert_eq!(frames.iter().map(FrameDesc::more).collect::<Vec<_>>(), [true, false]);
     assert_eq!(table.count(FrameState::User), 2);
@@ -584,13 +585,16 @@ fn frame_table_random_operations_match_a_model() {
                     // over (a chain may span the cut).
                     let cut = (rng.next() % (descs.len() as u64 + 1)) as usize;
                     let (a, b) = descs.split_at(cut);
-                    let skipped = t.take_received(&[a, b], pool, addressing, &mut frames);
+                    // A multi-buffer socket's receive, or a single-buffer one's (no chains:
+                    // every descriptor a packet, its options dropped).
+                    let chains = rng.next().is_multiple_of(2);
+                    let skipped = t.take_received(&[a, b], pool, addressing, chains, &mut frames);
                     let mut expected: Vec<FrameDesc> = Vec::new();
                     // A packet with a refused descriptor is dropped whole.
                     let (mut packet_start, mut broken) = (0, false);
                     for (d, &(index, offset)) in descs.iter().zip(&truth) {
                         let i = index as usize;
-                        let options = d.options & XDP_PKT_CONTD;
+                        let options = if chains { d.options & XDP_PKT_CONTD } else { 0 };
                         if i < m.state.len() && m.state[i] == FrameState::Fill && m.owner[i] == pool
                         {
                             if offset + u64::from(d.len) > u64::from(frame_size) {
