@@ -9,6 +9,7 @@ use crate::sys::{XDP_PKT_CONTD, XdpDesc};
 
 /// Where a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum FrameState {
     /// In the free pool.
     Free,
@@ -32,20 +33,45 @@ impl FrameState {
     }
 }
 
-/// A frame's entry in the [`FrameTable`]: its state, and the ring pair it went through (one
-/// entry, so checking or moving a frame touches one place).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Slot {
-    pub(super) state: FrameState,
-    /// For a frame in `Fill` or `Tx`: the [`PoolId`] of the fill/completion ring pair it went
-    /// through (meaningless in the other states). A received frame must come from the fill
-    /// ring of the receiving socket's pair and a completion from the pair's completion ring,
-    /// so a frame put on one pair's fill ring is never taken as another pair's.
-    pub(super) owner: PoolId,
-}
+/// A frame's entry in the [`FrameTable`], one `u32` so that checking a frame is one compare
+/// and moving it one store: its [`FrameState`] in the low byte and, for a frame in `Fill` or
+/// `Tx`, the [`PoolId`] of the fill/completion ring pair it went through in the high 16 bits
+/// (0 in the other states, so a state has one entry there). A received frame must come from
+/// the fill ring of the receiving socket's pair and a completion from the pair's completion
+/// ring, so a frame put on one pair's fill ring is never taken as another pair's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot(u32);
 
 impl Slot {
-    const FREE: Slot = Slot { state: FrameState::Free, owner: 0 };
+    const FREE: Slot = Slot::new(FrameState::Free, 0);
+    const USER: Slot = Slot::new(FrameState::User, 0);
+
+    /// The entry of a frame in `state` through pair `owner` (0 unless `Fill` or `Tx`).
+    #[inline(always)]
+    const fn new(state: FrameState, owner: PoolId) -> Slot {
+        Slot(state as u32 | (owner as u32) << 16)
+    }
+
+    /// The frame's state.
+    pub(super) fn state(self) -> FrameState {
+        match self.0 & 0xff {
+            0 => FrameState::Free,
+            1 => FrameState::Fill,
+            2 => FrameState::User,
+            _ => FrameState::Tx,
+        }
+    }
+
+    /// The ring pair of a frame in `Fill` or `Tx` (0 in the other states).
+    pub(super) fn owner(self) -> PoolId {
+        (self.0 >> 16) as PoolId
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("state", &self.state()).field("owner", &self.owner()).finish()
+    }
 }
 
 /// The state of every frame, plus the free pool as a stack of frame indices.
@@ -150,19 +176,17 @@ impl FrameTable {
             value: (u64::from(index) * u64::from(frame_size)).to_string(),
             why: "outside the UMEM".into(),
         })?;
-        if slot.state != from {
+        if slot.state() != from {
             return Err(Error::FrameNotOwned {
                 index,
                 addr: u64::from(index) * u64::from(frame_size),
-                state: slot.state.name(),
+                state: slot.state().name(),
             });
         }
-        let owner = slot.owner;
-        slot.state = to;
+        let owner = slot.owner();
+        // Through pair 0 when `to` is `Fill` or `Tx` (`queue_for_tx` names the pair).
+        *slot = Slot::new(to, 0);
         let to_pool = pool_slot(to);
-        if to_pool.is_some() {
-            slot.owner = 0;
-        }
         self.counts[from as usize] -= 1;
         self.counts[to as usize] += 1;
         if let Some(k) = pool_slot(from) {
@@ -200,7 +224,7 @@ impl FrameTable {
     /// its tx ring; it comes back on that pair's completion ring).
     pub(crate) fn queue_for_tx(&mut self, index: u32, pool: PoolId, frame_size: u32) -> Result<()> {
         self.transition(index, FrameState::User, FrameState::Tx, frame_size)?;
-        self.slots[index as usize].owner = pool;
+        self.slots[index as usize] = Slot::new(FrameState::Tx, pool);
         self.pool(0)[POOL_TX] -= 1;
         self.pool(pool)[POOL_TX] += 1;
         Ok(())
@@ -214,7 +238,7 @@ impl FrameTable {
         // Two tight loops (no `Vec` length stored back per element through the `&mut`).
         out.extend(taken.iter().rev());
         for &index in taken {
-            self.slots[index as usize] = Slot { state: to, owner: 0 };
+            self.slots[index as usize] = Slot::new(to, 0);
         }
         self.free.truncate(start);
         self.counts[FrameState::Free as usize] -= n as u32;
@@ -237,9 +261,9 @@ impl FrameTable {
         let mut k = 0;
         for d in frames {
             if let Some(slot) = slots.get_mut(d.index as usize)
-                && slot.state == FrameState::User
+                && *slot == Slot::USER
             {
-                slot.state = FrameState::Free;
+                *slot = Slot::FREE;
                 out[k] = d.index;
                 k += 1;
             }
@@ -265,7 +289,7 @@ impl FrameTable {
         let slots = &mut self.slots[..];
         for (addr, &index) in out[..n].iter_mut().zip(self.free[start..].iter().rev()) {
             if let Some(slot) = slots.get_mut(index as usize) {
-                *slot = Slot { state: FrameState::Fill, owner: pool };
+                *slot = Slot::new(FrameState::Fill, pool);
             }
             *addr = addressing.frame_start(index);
         }
@@ -342,7 +366,7 @@ impl FrameTable {
         decode: impl Fn(u64) -> (u64, u64),
     ) -> u32 {
         let slots = &mut self.slots[..];
-        let fill = Slot { state: FrameState::Fill, owner: pool };
+        let fill = Slot::new(FrameState::Fill, pool);
         let base = frames.len();
         let seen: usize = parts.iter().map(|p| p.len()).sum();
         // Written by index into room made beforehand (no growth check per frame), then cut to
@@ -365,12 +389,12 @@ impl FrameTable {
                 match slots.get_mut(i) {
                     Some(slot) if *slot == fill => {
                         if offset + u64::from(d.len) > frame_size {
-                            slot.state = FrameState::Free;
+                            *slot = Slot::FREE;
                             self.free.push(index as u32);
                             freed += 1;
                             broken = true;
                         } else {
-                            slot.state = FrameState::User;
+                            *slot = Slot::USER;
                             // `index` indexed the state table, so it is below the frame count; at
                             // most one frame per descriptor, so `k < seen`.
                             out[k] = FrameDesc {
@@ -387,7 +411,7 @@ impl FrameTable {
                 if CHAINS && options == 0 {
                     if broken {
                         for f in &out[packet_start..k] {
-                            slots[f.index as usize].state = FrameState::Free;
+                            slots[f.index as usize] = Slot::FREE;
                             self.free.push(f.index);
                             freed += 1;
                         }
@@ -414,8 +438,8 @@ impl FrameTable {
     pub(crate) fn take_completed(&mut self, index: u64, pool: PoolId) -> bool {
         let i = usize::try_from(index).unwrap_or(usize::MAX);
         match self.slots.get_mut(i) {
-            Some(slot) if *slot == (Slot { state: FrameState::Tx, owner: pool }) => {
-                slot.state = FrameState::Free;
+            Some(slot) if *slot == Slot::new(FrameState::Tx, pool) => {
+                *slot = Slot::FREE;
                 self.free.push(index as u32);
                 true
             }
@@ -453,8 +477,8 @@ impl FrameTable {
     pub fn reclaim_all(&mut self, from: FrameState) {
         for index in 0..self.slots.len() as u32 {
             let slot = &mut self.slots[index as usize];
-            if slot.state == from {
-                slot.state = FrameState::Free;
+            if slot.state() == from {
+                *slot = Slot::FREE;
                 self.free.push(index);
             }
         }
@@ -473,10 +497,10 @@ impl FrameTable {
     pub(crate) fn reclaim_pool(&mut self, pool: PoolId) -> u32 {
         let mut n = 0;
         for index in 0..self.slots.len() {
-            let Slot { state: s, owner } = self.slots[index];
+            let (s, owner) = (self.slots[index].state(), self.slots[index].owner());
             if matches!(s, FrameState::Fill | FrameState::Tx) && owner == pool {
                 self.counts[s as usize] -= 1;
-                self.slots[index].state = FrameState::Free;
+                self.slots[index] = Slot::FREE;
                 self.free.push(index as u32);
                 n += 1;
             }
@@ -488,7 +512,7 @@ impl FrameTable {
 
     /// The state of frame `index`.
     pub fn state(&self, index: u32) -> Option<FrameState> {
-        self.slots.get(index as usize).map(|s| s.state)
+        self.slots.get(index as usize).map(|s| s.state())
     }
 
     /// How many frames are in `state`.

@@ -466,11 +466,13 @@ impl Model {
     /// the counts (per ring pair too), and a free pool that lists each free frame exactly
     /// once.
     fn check(&self, t: &FrameTable, step: usize) {
-        let states: Vec<FrameState> = t.slots.iter().map(|s| s.state).collect();
+        let states: Vec<FrameState> = t.slots.iter().map(|s| s.state()).collect();
         assert_eq!(states, self.state, "step {step}");
         for (i, slot) in t.slots.iter().enumerate() {
-            if matches!(slot.state, FrameState::Fill | FrameState::Tx) {
-                assert_eq!(slot.owner, self.owner[i], "pair of frame {i} at step {step}");
+            if matches!(slot.state(), FrameState::Fill | FrameState::Tx) {
+                assert_eq!(slot.owner(), self.owner[i], "pair of frame {i} at step {step}");
+            } else {
+                assert_eq!(slot.owner(), 0, "frame {i} at step {step} keeps a pair");
             }
         }
         for s in [FrameState::Free, FrameState::Fill, FrameState::User, FrameState::Tx] {
