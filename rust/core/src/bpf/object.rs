@@ -1,6 +1,8 @@
 //! ELF objects: the embedded built-in program, a user's object (aligned copy, picking the
 //! program and XSKMAP by name or as the only candidate), and the typed maps taken out of them.
 
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
 use aya::maps::{MapData, MapError, XskMap};
 use aya::{Ebpf, EbpfLoader};
 
@@ -12,21 +14,51 @@ use crate::error::Result;
 pub(crate) static PROGRAM_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("CARGO_MANIFEST_DIR"), "/bpf/afxdp.bpf.o"));
 
+/// A loader for one of the embedded objects (no CO-RE relocations, so no kernel BTF), made
+/// once per process in `slot` and reused by every load of that object.
+///
+/// aya 0.14's `EbpfLoader::new` parses the kernel's BTF (`/sys/kernel/btf/vmlinux`) even when
+/// `.btf(None)` follows (aya-rs/aya#1172; aya 0.15 parses it lazily but needs Rust 1.98): a
+/// loader made per load paid that (about 25 ms) on every `Program.attach` and `generate()`.
+/// One loader per object, because a global set with `must_exist` for one object would refuse
+/// the other; the caller sets every option a load depends on before each load, so nothing
+/// carries over from the one before.
+pub(crate) fn reusable_loader(
+    slot: &'static OnceLock<Mutex<EbpfLoader<'static>>>,
+) -> MutexGuard<'static, EbpfLoader<'static>> {
+    let loader = slot.get_or_init(|| {
+        let mut loader = EbpfLoader::new();
+        // Drops the kernel BTF it just parsed: the object's own BTF is still loaded.
+        loader.btf(None);
+        Mutex::new(loader)
+    });
+    loader.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The values of the built-in object's on/off globals (`override_global` keeps a reference).
+static OFF: u32 = 0;
+static ON: u32 = 1;
+
 /// Loads the built-in object with its XSKMAP sized for `queues` queues and its switches set
 /// from `options` (not into the kernel's program list yet: that is
 /// [`aya::programs::Xdp::load`]).
 pub(crate) fn load_builtin(queues: u32, options: &BuiltinOptions) -> Result<Ebpf> {
-    let rx_meta_on = u32::from(options.writes_rx_meta());
-    let device_meta_on = u32::from(options.device_metadata);
-    Ok(EbpfLoader::new()
-        // No CO-RE relocations in this program: skip parsing the kernel's BTF. The object's own
-        // BTF is still loaded.
-        .btf(None)
+    static LOADER: OnceLock<Mutex<EbpfLoader<'static>>> = OnceLock::new();
+    let switch = |on: bool| if on { &ON } else { &OFF };
+    Ok(reusable_loader(&LOADER)
         .map_max_entries(afxdp_ebpf_common::names::XSKS, queues)
         // A `.rodata` global: frozen before verification, so the verifier prunes what it turns
         // off.
-        .override_global(afxdp_ebpf_common::names::RX_META_ON, &rx_meta_on, true)
-        .override_global(afxdp_ebpf_common::names::RX_DEVICE_META_ON, &device_meta_on, true)
+        .override_global(
+            afxdp_ebpf_common::names::RX_META_ON,
+            switch(options.writes_rx_meta()),
+            true,
+        )
+        .override_global(
+            afxdp_ebpf_common::names::RX_DEVICE_META_ON,
+            switch(options.device_metadata),
+            true,
+        )
         .load(PROGRAM_OBJECT)
         .map_err(|e| load_error(&e))?)
 }
@@ -188,6 +220,20 @@ mod tests {
         assert_eq!(PROGRAM_OBJECT[4], 2, "ELFCLASS64");
         assert_eq!(u16::from_ne_bytes([PROGRAM_OBJECT[18], PROGRAM_OBJECT[19]]), 247, "EM_BPF");
         assert_eq!(PROGRAM_OBJECT.as_ptr() as usize % 8, 0, "include_bytes_aligned");
+    }
+
+    #[test]
+    #[ignore = "needs root: creates the object's maps"]
+    fn the_reused_loader_sizes_every_load_anew() {
+        use afxdp_ebpf_common::names;
+        // The loader is made once and reused: each load gets its own XSKMAP size, and loads
+        // with other switches in between still work.
+        for (queues, device_metadata) in [(3, false), (1, true), (5, false)] {
+            let options = BuiltinOptions { device_metadata, ..BuiltinOptions::default() };
+            let mut ebpf = load_builtin(queues, &options).unwrap();
+            let xsks: XskMap<MapData> = builtin_map(&mut ebpf, names::XSKS).unwrap();
+            assert_eq!(xsks.len(), queues);
+        }
     }
 
     #[test]
