@@ -323,17 +323,34 @@ impl Batch {
     ///
     /// [`Error::InvalidArgument`] naming the first frame shorter than 12 bytes.
     pub fn swap_macs(&mut self) -> Result<()> {
-        if let Some((i, d)) = self.frames.iter().enumerate().find(|(_, d)| d.len < 12) {
-            return Err(Error::InvalidArgument {
-                name: "frame length",
-                value: d.len.to_string(),
-                why: format!("frame {i} is shorter than two MAC addresses (12 bytes)"),
-            });
+        self.umem.check_fork()?;
+        let frame_size = self.umem.config().frame_size;
+        for (i, d) in self.frames.iter().enumerate() {
+            if d.len < 12 {
+                return Err(Error::InvalidArgument {
+                    name: "frame length",
+                    value: d.len.to_string(),
+                    why: format!("frame {i} is shorter than two MAC addresses (12 bytes)"),
+                });
+            }
+            // A length written in place past the frame (as `data` refuses it).
+            let capacity = (frame_size - d.offset) as usize;
+            if d.len as usize > capacity {
+                return Err(Error::PacketTooLong { len: d.len as usize, capacity });
+            }
         }
-        for i in 0..self.frames.len() {
-            let area = self.area_mut(i)?;
-            let (dst, rest) = area.split_at_mut(6);
-            dst.swap_with_slice(&mut rest[..6]);
+        // One pass over the descriptors, no per-frame lookup: this runs once per packet in a
+        // forwarding loop.
+        let region = self.umem.as_ptr();
+        for d in &self.frames {
+            let start = self.umem.addr_of(d.index) as usize + d.offset as usize;
+            // SAFETY: the batch owns the frame exclusively (state User), `index < frame_count`
+            // and `offset + 12 <= offset + len <= frame_size` (checked above), so the 12 bytes
+            // are inside the region, in this frame, and nothing else accesses them while
+            // `&mut self` is held.
+            let macs = unsafe { std::slice::from_raw_parts_mut(region.add(start), 12) };
+            let (dst, src) = macs.split_at_mut(6);
+            dst.swap_with_slice(src);
         }
         Ok(())
     }

@@ -104,6 +104,11 @@ fn swap_macs_edits_every_frame_or_none() {
     let e = b.swap_macs().unwrap_err();
     assert!(e.to_string().contains("frame 1"), "{e}");
     assert_eq!(&b.data(0).unwrap()[..6], &frame[6..12], "nothing edited on error");
+    // A length written in place past the frame (numpy, through `FrameBatch.lengths`).
+    b.set_len(1, 60).unwrap();
+    b.frames[2].len = u.config().frame_size + 1;
+    assert!(matches!(b.swap_macs(), Err(Error::PacketTooLong { .. })));
+    assert_eq!(&b.data(0).unwrap()[..6], &frame[6..12], "nothing edited on error");
 }
 
 #[test]
