@@ -459,6 +459,62 @@ def test_custom_program_steers_by_its_own_logic(lab, custom_object, as_bytes):
 
 
 @pytest.mark.privileged
+def test_register_at_a_key_spreads_one_queue_over_sockets(lab, custom_object):
+    """A program from an object picks the XSKMAP key its own way: two sockets bound to queue 0
+    (one Umem, one fill ring) registered at keys 0 and 1 split its packets by port parity."""
+    with ExitStack() as stack:
+        with lab.enter("b"):
+            prog = stack.enter_context(
+                afxdp.Program.load(custom_object, lab.if_b, program="steer_by_parity",
+                                   xsk_map="xsks_by_parity", mode="native")
+            )
+            umem = afxdp.Umem()
+            even, odd = (stack.enter_context(afxdp.Socket(lab.if_b, 0, umem=umem, tx_size=0))
+                         for _ in range(2))
+        with lab.enter("a"):
+            tx = stack.enter_context(socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
+            tx.bind((lab.if_a, 0))
+        assert prog.map_size == 2
+        with pytest.raises(ValueError, match=r"key 2 is out of range: .* has 2 entries"):
+            prog.register(even, key=2)
+        with pytest.raises(ValueError, match="key"):
+            prog.register(even, key=-1)
+        assert not even.registered and not odd.registered
+        prog.register(even, key=0)
+        prog.register(odd, key=1)
+        assert even.registered and odd.registered
+        frames = {seq: udp4(lab, 8000 + seq, seq) for seq in range(40)}
+        for frame in frames.values():
+            tx.send(frame)
+        got: dict[str, dict[int, bytes]] = {"even": {}, "odd": {}}
+        deadline = time.monotonic() + DEADLINE
+        while sum(map(len, got.values())) < len(frames) and time.monotonic() < deadline:
+            for name, sock in (("even", even), ("odd", odd)):
+                with sock.recv(64, timeout=0.02) as batch:
+                    for frame in batch:
+                        seq = seq_of(bytes(frame))
+                        assert seq is not None and seq not in got[name], "a stray or a duplicate"
+                        got[name][seq] = bytes(frame)
+        assert set(got["even"]) == {seq for seq in frames if seq % 2 == 0}
+        assert set(got["odd"]) == {seq for seq in frames if seq % 2 == 1}
+        assert all(got[name][seq] == frames[seq] for name in got for seq in got[name])
+        # Unregistering key 1 sends odd ports to the stack; the even socket keeps receiving.
+        prog.unregister(1)
+        assert even.registered and not odd.registered
+
+
+@pytest.mark.privileged
+def test_the_builtin_program_registers_at_the_queue_only(lab):
+    with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native") as prog, \
+            afxdp.Socket(lab.if_b, 0, tx_size=0) as sock:
+        with pytest.raises(ValueError, match="key 1: the built-in program redirects .* queue 0"):
+            prog.register(sock, key=1)
+        assert not sock.registered
+        prog.register(sock, key=0)
+        assert sock.registered
+
+
+@pytest.mark.privileged
 def test_custom_object_built_with_aya_loads_by_name(lab):
     """The built-in object is an aya-built object like any user's: load it by its names."""
     with lab.enter("b"):
@@ -476,7 +532,7 @@ def test_custom_program_errors_name_what_is_wrong(lab, custom_object, tmp_path):
             afxdp.Program.load(custom_object, lab.if_b, program="steer_even_ports", xsk_map="nope")
         with pytest.raises(ValueError, match=r"map `even_count` .* is an array map .*not an XSKMAP"):
             afxdp.Program.load(custom_object, lab.if_b, program="steer_even_ports", xsk_map="even_count")
-        with pytest.raises(ValueError, match=r"2 XDP programs \(steer_even_ports, unchecked_read\)"):
+        with pytest.raises(ValueError, match=r"3 XDP programs \(steer_by_parity, steer_even_ports, unchecked_read\)"):
             afxdp.Program.load(custom_object, lab.if_b, xsk_map="xsks_by_queue")
         with pytest.raises(afxdp.VerifierError) as rejected:
             afxdp.Program.load(custom_object, lab.if_b, program="unchecked_read", xsk_map="xsks_by_queue")

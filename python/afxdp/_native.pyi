@@ -486,11 +486,16 @@ class Program:
         """Whether the built-in program asks the device for receive timestamps and hashes."""
     @property
     def program_name(self) -> str: ...
-    def register(self, socket: Socket) -> None:
-        """Put `socket` into the XSKMAP at its queue. ValueError if it is bound to another
-        interface than the program's."""
+    def register(self, socket: Socket, key: int | None = None) -> None:
+        """Put `socket` into the XSKMAP at `key`, by default its queue. ValueError if it is
+        bound to another interface than the program's, or if `key` is out of range (0 to
+        map_size - 1). The built-in program redirects each packet to the entry of its rx
+        queue, so with it `key` must be the socket's queue (ValueError otherwise); a program
+        loaded from an object picks keys its own way, e.g. to spread one queue's packets over
+        several sockets bound to that queue (sharing a Umem), each at its own key. The kernel
+        hands a socket only packets of the queue it is bound to, whatever the key."""
     def unregister(self, queue: int) -> None:
-        """Remove whatever socket is registered for `queue`."""
+        """Remove whatever socket is registered at `queue` (the XSKMAP key)."""
     def detach(self) -> None:
         """Detach the program from the interface. Idempotent."""
     def close(self) -> None:

@@ -428,7 +428,7 @@ impl PyPort {
         } else {
             for (&queue, s) in self.queues.iter().zip(&self.sockets) {
                 if let Ok((_, fd, _)) = s.get().queue_fd_ifindex()
-                    && program.has_entry(queue, fd)
+                    && program.has_entry(fd)
                 {
                     // The program may be detached already; nothing is registered then.
                     let _ = program.unregister(Int::Int(queue.into()));

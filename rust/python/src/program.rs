@@ -21,20 +21,25 @@ use crate::sync::{Turnstile, lock};
 pub struct PyProgram {
     prog: Mutex<Option<XdpProgram>>,
     ifname: String,
-    /// XSKMAP entries this object made: queue -> socket fd.
+    /// XSKMAP entries this object made: key (the queue, for the built-in program) -> socket fd.
     entries: Mutex<HashMap<u32, i32>>,
     /// Serialises `set_rules` calls, whose steps wait for RCU grace periods between them.
     rules_turn: Turnstile,
 }
 
 impl PyProgram {
-    /// Whether `fd` is registered for `queue` (and the program still attached).
-    pub fn has_entry(&self, queue: u32, fd: i32) -> bool {
-        lock(&self.prog).is_some() && lock(&self.entries).get(&queue) == Some(&fd)
+    /// Whether `fd` is registered at some key (and the program still attached).
+    pub fn has_entry(&self, fd: i32) -> bool {
+        lock(&self.prog).is_some() && lock(&self.entries).values().any(|&f| f == fd)
     }
 
-    /// Puts `socket` into the XSKMAP at its queue; the socket then keeps the program alive.
-    pub fn register_socket(slf: &Bound<'_, Self>, socket: &PySocket) -> Result<()> {
+    /// Puts `socket` into the XSKMAP at `key` (None: its queue); the socket then keeps the
+    /// program alive.
+    pub fn register_socket(
+        slf: &Bound<'_, Self>,
+        socket: &PySocket,
+        key: Option<u32>,
+    ) -> Result<()> {
         let me = slf.get();
         let (queue, fd, ifindex) = socket.queue_fd_ifindex()?;
         // The XSKMAP steers within the interface: a socket bound to another one would be sent
@@ -48,12 +53,31 @@ impl PyProgram {
                 me.ifname
             )));
         }
+        let (builtin, size) = me.with(|p| Ok((p.is_builtin(), p.map_size())))?;
+        let key = key.unwrap_or(queue);
+        if builtin && key != queue {
+            // The built-in program redirects a packet to the entry of its rx queue, and the
+            // kernel hands a socket only packets of the queue it is bound to.
+            return Err(Error::value(format!(
+                "key {key}: the built-in program redirects each packet to the XSKMAP entry of \
+                 its rx queue, so a socket bound to queue {queue} receives only at key {queue}; \
+                 other keys are for a program loaded from an object (Program.load)"
+            )));
+        }
+        if key >= size {
+            return Err(Error::value(format!(
+                "key {key} is out of range: the XSKMAP of the program on {:?} has {size} \
+                 entries (keys 0 to {})",
+                me.ifname,
+                size.saturating_sub(1)
+            )));
+        }
         if me.with(|p| Ok(p.may_write_rx_meta()))? {
             // Before the socket receives from it: no stale metadata in refilled frames.
             socket.expect_rx_meta()?;
         }
-        me.with(|p| p.register(queue, fd))?;
-        lock(&me.entries).insert(queue, fd);
+        me.with(|p| p.register(key, fd))?;
+        lock(&me.entries).insert(key, fd);
         // The socket keeps its program (and so the attachment) alive.
         socket.set_program(slf.clone().unbind());
         Ok(())
@@ -220,13 +244,17 @@ impl PyProgram {
         self.with(|p| Ok(p.program_name().to_owned()))
     }
 
-    /// Puts `socket` into the XSKMAP at its queue: packets on that queue now reach it. The
-    /// socket must be bound to this program's interface (ValueError otherwise).
-    fn register(slf: &Bound<'_, Self>, socket: &PySocket) -> Result<()> {
-        Self::register_socket(slf, socket)
+    /// Puts `socket` into the XSKMAP at `key`, by default its queue: packets the program
+    /// redirects there now reach it. The socket must be bound to this program's interface
+    /// (ValueError otherwise). The built-in program redirects by rx queue, so with it `key`
+    /// must be the socket's queue; a program from an object may use any key below `map_size`.
+    #[pyo3(signature = (socket, key=None))]
+    fn register(slf: &Bound<'_, Self>, socket: &PySocket, key: Option<Int>) -> Result<()> {
+        let key = key.map(|k| u32_arg("key", k)).transpose()?;
+        Self::register_socket(slf, socket, key)
     }
 
-    /// Removes whatever socket is registered for `queue`.
+    /// Removes whatever socket is registered at `queue` (the XSKMAP key).
     pub(crate) fn unregister(&self, queue: Int) -> Result<()> {
         let queue = u32_arg("queue", queue)?;
         self.with(|p| p.unregister(queue))?;

@@ -217,7 +217,7 @@ impl PySocket {
         };
         if let Some(p) = program {
             // On failure `me` is dropped: the socket closes, nothing stays registered.
-            PyProgram::register_socket(p.bind(py), &me)?;
+            PyProgram::register_socket(p.bind(py), &me, None)?;
         }
         Ok(me)
     }
@@ -437,17 +437,14 @@ impl PySocket {
     #[getter]
     fn program(&self, py: Python<'_>) -> Option<Py<PyProgram>> {
         let fd = lock(&self.sock).as_ref().map(Socket::fd)?;
-        lock(&self.program)
-            .as_ref()
-            .filter(|p| p.get().has_entry(self.queue, fd))
-            .map(|p| p.clone_ref(py))
+        lock(&self.program).as_ref().filter(|p| p.get().has_entry(fd)).map(|p| p.clone_ref(py))
     }
 
     /// Whether a live Program has this socket in its XSKMAP (it receives only then).
     #[getter]
     fn registered(&self) -> Result<bool> {
         let fd = self.with(|s| Ok(s.fd()))?;
-        Ok(lock(&self.program).as_ref().is_some_and(|p| p.get().has_entry(self.queue, fd)))
+        Ok(lock(&self.program).as_ref().is_some_and(|p| p.get().has_entry(fd)))
     }
 
     /// How many frames autofill keeps on the fill ring (of the socket's (interface, queue):
@@ -508,9 +505,8 @@ impl PySocket {
                     (true, true) => "zerocopy multi_buffer",
                     (false, true) => "copy multi_buffer",
                 };
-                let registered = lock(&self.program)
-                    .as_ref()
-                    .is_some_and(|p| p.get().has_entry(self.queue, s.fd()));
+                let registered =
+                    lock(&self.program).as_ref().is_some_and(|p| p.get().has_entry(s.fd()));
                 let reg = if !s.has_rx() {
                     "tx only"
                 } else if registered {

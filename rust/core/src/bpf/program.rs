@@ -413,7 +413,10 @@ impl XdpProgram {
     }
 
     /// Registers an AF_XDP socket for `queue`: `XSKMAP[queue] = socket_fd`, replacing any
-    /// socket registered there before.
+    /// socket registered there before. `queue` is the XSKMAP key: the built-in program
+    /// redirects a packet to the entry of its rx queue, so with it the key is the socket's
+    /// queue; a program loaded from an object ([`XdpProgram::load`]) picks the key its own way
+    /// (several sockets bound to one queue, say, each at its own key).
     ///
     /// Register a socket after it is bound to (this interface, `queue`) and has an RX ring
     /// and frames on its FILL ring: packets redirected to a socket that is not bound are
@@ -538,6 +541,12 @@ impl XdpProgram {
     /// The interface index (in the network namespace the program was attached in).
     pub fn ifindex(&self) -> u32 {
         self.iface.index()
+    }
+
+    /// Whether this is the built-in program (its XSKMAP indexed by rx queue), not one loaded
+    /// from an object; false once detached.
+    pub fn is_builtin(&self) -> bool {
+        self.attached.as_ref().is_some_and(|a| a.steering.is_some())
     }
 
     /// The number of XSKMAP entries: valid queues for [`register`](Self::register) are
