@@ -213,8 +213,9 @@ impl Socket {
         let addressing = self.umem.addressing();
         {
             let mut table = self.umem.frames();
+            // All or none, before a descriptor is written.
+            table.queue_for_tx(&batch.descs()[..n as usize], self.pool.id, fs)?;
             for (i, d) in batch.descs()[..n as usize].iter().enumerate() {
-                table.queue_for_tx(d.index, self.pool.id, fs)?;
                 if meta {
                     // Checked above; every frame sent notes its request, so a reused
                     // frame never completes with an earlier one's.

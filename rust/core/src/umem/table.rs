@@ -184,7 +184,7 @@ impl FrameTable {
             });
         }
         let owner = slot.owner();
-        // Through pair 0 when `to` is `Fill` or `Tx` (`queue_for_tx` names the pair).
+        // Through pair 0 when `to` is `Fill` or `Tx`.
         *slot = Slot::new(to, 0);
         let to_pool = pool_slot(to);
         self.counts[from as usize] -= 1;
@@ -220,13 +220,42 @@ impl FrameTable {
         self.pool_counts.get(usize::from(pool)).map_or(0, |c| c[POOL_TX])
     }
 
-    /// Moves frame `index` from `User` to `Tx` through ring pair `pool` (a socket queued it on
-    /// its tx ring; it comes back on that pair's completion ring).
-    pub(crate) fn queue_for_tx(&mut self, index: u32, pool: PoolId, frame_size: u32) -> Result<()> {
-        self.transition(index, FrameState::User, FrameState::Tx, frame_size)?;
-        self.slots[index as usize] = Slot::new(FrameState::Tx, pool);
-        self.pool(0)[POOL_TX] -= 1;
-        self.pool(pool)[POOL_TX] += 1;
+    /// Moves the frames of `frames` from `User` to `Tx` through ring pair `pool` (a socket
+    /// queued them on its tx ring; they come back on that pair's completion ring), all or none:
+    /// a frame not in `User` (never one of a batch's: a batch owns its frames) fails the call,
+    /// naming it, before anything moves.
+    pub(crate) fn queue_for_tx(
+        &mut self,
+        frames: &[FrameDesc],
+        pool: PoolId,
+        frame_size: u32,
+    ) -> Result<()> {
+        let slots = &mut self.slots[..];
+        for d in frames {
+            match slots.get(d.index as usize) {
+                Some(&slot) if slot == Slot::USER => {}
+                other => {
+                    return Err(Error::FrameNotOwned {
+                        index: d.index,
+                        addr: u64::from(d.index) * u64::from(frame_size),
+                        state: other.map_or("outside the UMEM", |s| s.state().name()),
+                    });
+                }
+            }
+        }
+        let tx = Slot::new(FrameState::Tx, pool);
+        let mut n = 0;
+        for d in frames {
+            // Checked above: inside the table. A frame listed twice moves once.
+            let slot = &mut slots[d.index as usize];
+            if *slot == Slot::USER {
+                *slot = tx;
+                n += 1;
+            }
+        }
+        self.counts[FrameState::User as usize] -= n;
+        self.counts[FrameState::Tx as usize] += n;
+        self.pool(pool)[POOL_TX] += n;
         Ok(())
     }
 

@@ -246,7 +246,7 @@ fn unaligned_frames_are_laid_end_to_end_and_their_addresses_decoded() {
     assert_eq!(table.count(FrameState::Fill), 1);
     // Completions come back as they were sent: base | offset << 48, and decode to the frame.
     let sent_frame = frames.pop().unwrap();
-    table.queue_for_tx(sent_frame.index, 0, 3000).unwrap();
+    table.queue_for_tx(&[sent_frame], 0, 3000).unwrap();
     let sent = addressing.encode(sent_frame.index, 256);
     assert_eq!(sent, 6000 | 256 << 48);
     // An offset reaching from frame 2's base into frame 3 names no frame.
@@ -287,7 +287,7 @@ fn a_frame_belongs_to_the_ring_pair_it_went_through() {
     assert_eq!(table.fill_count(1), 2);
     // Sent through pair 2, it completes only on pair 2's completion ring.
     let index = frames[0].index;
-    table.queue_for_tx(index, 2, 2048).unwrap();
+    table.queue_for_tx(&frames[..1], 2, 2048).unwrap();
     assert_eq!((table.tx_count(1), table.tx_count(2)), (0, 1));
     assert!(!table.take_completed(u64::from(index), 1));
     assert!(table.take_completed(u64::from(index), 2));
@@ -667,18 +667,28 @@ fn frame_table_random_operations_match_a_model() {
                     }
                 }
                 5 => {
-                    let index = match m.in_state(FrameState::User, None) {
-                        user if !user.is_empty() && !rng.next().is_multiple_of(4) => {
-                            user[(rng.next() % user.len() as u64) as usize]
-                        }
-                        _ => any_index(&mut rng),
-                    };
+                    // A send of a few frames: mostly held ones, now and then another (a
+                    // repeat included), refused whole.
+                    let user = m.in_state(FrameState::User, None);
+                    let sent: Vec<FrameDesc> = (0..rng.next() % 5)
+                        .map(|_| {
+                            let index = match (user.is_empty(), rng.next() % 8) {
+                                (false, 0..=6) => user[(rng.next() % user.len() as u64) as usize],
+                                _ => any_index(&mut rng),
+                            };
+                            FrameDesc { index, ..FrameDesc::default() }
+                        })
+                        .collect();
                     let pool = any_pool(&mut rng);
-                    let allowed = m.state.get(index as usize) == Some(&FrameState::User);
-                    let result = t.queue_for_tx(index, pool, frame_size);
-                    assert_eq!(result.is_ok(), allowed, "step {step}: queue {index}");
+                    let allowed = sent
+                        .iter()
+                        .all(|d| m.state.get(d.index as usize) == Some(&FrameState::User));
+                    let result = t.queue_for_tx(&sent, pool, frame_size);
+                    assert_eq!(result.is_ok(), allowed, "step {step}: queue {sent:?}");
                     if allowed {
-                        m.set(index, FrameState::Tx, pool);
+                        for d in &sent {
+                            m.set(d.index, FrameState::Tx, pool);
+                        }
                     }
                 }
                 6 => {
