@@ -511,7 +511,8 @@ class Program:
         """The mode in use; None once detached."""
     @property
     def map_size(self) -> int:
-        """Number of XSKMAP entries (queues that can hold a socket)."""
+        """Number of XSKMAP entries: the keys a socket can be registered at (for the built-in
+        program, the queues)."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

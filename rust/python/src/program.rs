@@ -306,7 +306,8 @@ impl PyProgram {
         lock(&self.prog).as_ref().map(|p| p.mode().as_str())
     }
 
-    /// Number of XSKMAP entries (queues that can hold a socket).
+    /// Number of XSKMAP entries: the keys a socket can be registered at (for the built-in
+    /// program, the queues).
     #[getter]
     fn map_size(&self) -> Result<u32> {
         self.with(|p| Ok(p.map_size()))
