@@ -59,7 +59,7 @@ pub mod rules;
 pub(crate) mod test_support;
 
 pub use errors::BpfError;
-pub(crate) use object::reusable_loader;
+pub(crate) use object::with_loader;
 pub use program::XdpProgram;
 pub use rules::{MAX_RULES, Rule, RuleStats, StagedRules};
 

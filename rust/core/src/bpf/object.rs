@@ -1,7 +1,7 @@
 //! ELF objects: the embedded built-in program, a user's object (aligned copy, picking the
 //! program and XSKMAP by name or as the only candidate), and the typed maps taken out of them.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, TryLockError};
 
 use aya::maps::{MapData, MapError, XskMap};
 use aya::{Ebpf, EbpfLoader};
@@ -14,25 +14,32 @@ use crate::error::Result;
 pub(crate) static PROGRAM_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("CARGO_MANIFEST_DIR"), "/bpf/afxdp.bpf.o"));
 
-/// A loader for one of the embedded objects (no CO-RE relocations, so no kernel BTF), made
-/// once per process in `slot` and reused by every load of that object.
+/// A cached loader for one of the embedded objects (no CO-RE relocations, so no kernel BTF):
+/// `slot` keeps one per process, made on first use and reused by every load of that object.
 ///
 /// aya 0.14's `EbpfLoader::new` parses the kernel's BTF (`/sys/kernel/btf/vmlinux`) even when
 /// `.btf(None)` follows (aya-rs/aya#1172; aya 0.15 parses it lazily but needs Rust 1.98): a
 /// loader made per load paid that (about 25 ms) on every `Program.attach` and `generate()`.
-/// One loader per object, because a global set with `must_exist` for one object would refuse
-/// the other; the caller sets every option a load depends on before each load, so nothing
-/// carries over from the one before.
-pub(crate) fn reusable_loader(
-    slot: &'static OnceLock<Mutex<EbpfLoader<'static>>>,
-) -> MutexGuard<'static, EbpfLoader<'static>> {
-    let loader = slot.get_or_init(|| {
+/// One slot per object, because a global set with `must_exist` for one object would refuse
+/// the other; `load` sets every option a load depends on, so nothing carries over from the
+/// load before. Never waits: while the cached loader is in use (another thread's load, or, in
+/// a child forked during one, forever) `load` gets a loader of its own, as before the cache.
+pub(crate) fn with_loader<R>(
+    slot: &'static Mutex<Option<EbpfLoader<'static>>>,
+    load: impl FnOnce(&mut EbpfLoader<'static>) -> R,
+) -> R {
+    fn new_loader() -> EbpfLoader<'static> {
         let mut loader = EbpfLoader::new();
         // Drops the kernel BTF it just parsed: the object's own BTF is still loaded.
         loader.btf(None);
-        Mutex::new(loader)
-    });
-    loader.lock().unwrap_or_else(|e| e.into_inner())
+        loader
+    }
+    let mut cached = match slot.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => return load(&mut new_loader()),
+    };
+    load(cached.get_or_insert_with(new_loader))
 }
 
 /// The values of the built-in object's on/off globals (`override_global` keeps a reference).
@@ -43,24 +50,26 @@ static ON: u32 = 1;
 /// from `options` (not into the kernel's program list yet: that is
 /// [`aya::programs::Xdp::load`]).
 pub(crate) fn load_builtin(queues: u32, options: &BuiltinOptions) -> Result<Ebpf> {
-    static LOADER: OnceLock<Mutex<EbpfLoader<'static>>> = OnceLock::new();
+    static LOADER: Mutex<Option<EbpfLoader<'static>>> = Mutex::new(None);
     let switch = |on: bool| if on { &ON } else { &OFF };
-    Ok(reusable_loader(&LOADER)
-        .map_max_entries(afxdp_ebpf_common::names::XSKS, queues)
-        // A `.rodata` global: frozen before verification, so the verifier prunes what it turns
-        // off.
-        .override_global(
-            afxdp_ebpf_common::names::RX_META_ON,
-            switch(options.writes_rx_meta()),
-            true,
-        )
-        .override_global(
-            afxdp_ebpf_common::names::RX_DEVICE_META_ON,
-            switch(options.device_metadata),
-            true,
-        )
-        .load(PROGRAM_OBJECT)
-        .map_err(|e| load_error(&e))?)
+    let loaded = with_loader(&LOADER, |loader| {
+        loader
+            .map_max_entries(afxdp_ebpf_common::names::XSKS, queues)
+            // A `.rodata` global: frozen before verification, so the verifier prunes what it
+            // turns off.
+            .override_global(
+                afxdp_ebpf_common::names::RX_META_ON,
+                switch(options.writes_rx_meta()),
+                true,
+            )
+            .override_global(
+                afxdp_ebpf_common::names::RX_DEVICE_META_ON,
+                switch(options.device_metadata),
+                true,
+            )
+            .load(PROGRAM_OBJECT)
+    });
+    Ok(loaded.map_err(|e| load_error(&e))?)
 }
 
 /// The map `name` of the built-in object, typed.
@@ -220,6 +229,19 @@ mod tests {
         assert_eq!(PROGRAM_OBJECT[4], 2, "ELFCLASS64");
         assert_eq!(u16::from_ne_bytes([PROGRAM_OBJECT[18], PROGRAM_OBJECT[19]]), 247, "EM_BPF");
         assert_eq!(PROGRAM_OBJECT.as_ptr() as usize % 8, 0, "include_bytes_aligned");
+    }
+
+    #[test]
+    fn a_busy_cached_loader_is_not_waited_for() {
+        static SLOT: Mutex<Option<EbpfLoader<'static>>> = Mutex::new(None);
+        // Free: the loader is made and kept for the next load.
+        assert!(with_loader(&SLOT, |_| true));
+        assert!(SLOT.lock().unwrap().is_some());
+        // Held, as by another thread's load (or forever, in a child forked during one): the
+        // load gets a loader of its own at once instead of waiting.
+        let held = SLOT.lock().unwrap();
+        assert!(with_loader(&SLOT, |_| true));
+        drop(held);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::error::Error as StdError;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use afxdp_ebpf_common::{GenConfig, REWRITE_SRC_PORT, names};
@@ -15,7 +15,7 @@ use aya::{Ebpf, EbpfLoader};
 use super::{GenerateError, Generator, UdpTemplate};
 use crate::bpf::BpfError;
 use crate::bpf::errors::{errno_of, error_chain, program_load_error};
-use crate::bpf::reusable_loader;
+use crate::bpf::with_loader;
 use crate::error::Result;
 use crate::sys::bpf::{BlockedSignals, in_new_netns, test_run_live, this_thread_netns};
 use crate::sys::{Interface, errno};
@@ -51,8 +51,9 @@ pub(crate) fn load(
     template: Option<UdpTemplate>,
     src_ports: u32,
 ) -> Result<Loaded> {
-    static LOADER: OnceLock<Mutex<EbpfLoader<'static>>> = OnceLock::new();
-    let mut ebpf = reusable_loader(&LOADER).load(GEN_OBJECT).map_err(|e| load_error(&e))?;
+    static LOADER: Mutex<Option<EbpfLoader<'static>>> = Mutex::new(None);
+    let mut ebpf =
+        with_loader(&LOADER, |loader| loader.load(GEN_OBJECT)).map_err(|e| load_error(&e))?;
     let mut config_map: Array<MapData, PodGenConfig> = take_map(&mut ebpf, names::CONFIG)?;
     let counters: PerCpuArray<MapData, u64> = take_map(&mut ebpf, names::COUNTERS)?;
     let config = GenConfig {
