@@ -357,27 +357,35 @@ impl FrameTable {
         chains: bool,
         frames: &mut Vec<FrameDesc>,
     ) -> u32 {
-        let frame_size = u64::from(addressing.frame_size());
-        // One loop per chunk mode and per chain mode, so the loop asks neither for every
+        // One loop per chain mode and per chunk mode, so the loop asks neither for every
         // descriptor.
-        match (addressing.aligned_shift(), chains) {
-            (Some(shift), false) => {
+        if chains {
+            self.take_received_in::<true>(parts, pool, addressing, frames)
+        } else {
+            self.take_received_in::<false>(parts, pool, addressing, frames)
+        }
+    }
+
+    /// [`FrameTable::take_received`] for one chain mode, with the loop of the chunk mode.
+    #[inline(always)]
+    fn take_received_in<const CHAINS: bool>(
+        &mut self,
+        parts: &[&[XdpDesc]],
+        pool: PoolId,
+        addressing: Addressing,
+        frames: &mut Vec<FrameDesc>,
+    ) -> u32 {
+        let frame_size = u64::from(addressing.frame_size());
+        match addressing.aligned_shift() {
+            Some(shift) => {
                 let mask = frame_size - 1;
-                self.take_received_by::<false>(parts, pool, frame_size, frames, |addr| {
+                self.take_received_by::<CHAINS>(parts, pool, frame_size, frames, |addr| {
                     (addr >> shift, addr & mask)
                 })
             }
-            (Some(shift), true) => {
-                let mask = frame_size - 1;
-                self.take_received_by::<true>(parts, pool, frame_size, frames, |addr| {
-                    (addr >> shift, addr & mask)
-                })
-            }
-            (None, false) => self.take_received_by::<false>(parts, pool, frame_size, frames, |a| {
-                unaligned_decode(addressing, a)
-            }),
-            (None, true) => self.take_received_by::<true>(parts, pool, frame_size, frames, |a| {
-                unaligned_decode(addressing, a)
+            None => self.take_received_by::<CHAINS>(parts, pool, frame_size, frames, |addr| {
+                // An address that decodes to no frame is refused like one of another owner.
+                addressing.decode(addr).map_or((u64::MAX, 0), |d| (d.index, d.offset))
             }),
         }
     }
@@ -548,11 +556,4 @@ impl FrameTable {
     pub fn count(&self, state: FrameState) -> u32 {
         self.counts[state as usize]
     }
-}
-
-/// An unaligned-mode address taken apart into (frame index, offset); one that names no frame
-/// decodes to index `u64::MAX`, refused like one of another owner.
-#[inline(always)]
-fn unaligned_decode(addressing: Addressing, addr: u64) -> (u64, u64) {
-    addressing.decode(addr).map_or((u64::MAX, 0), |d| (d.index, d.offset))
 }
