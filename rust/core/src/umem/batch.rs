@@ -111,18 +111,26 @@ impl Batch {
         })
     }
 
+    /// Bytes from the packet start of `d` (one of this batch's) to the end of its frame.
+    fn room(&self, d: &FrameDesc) -> usize {
+        (self.umem.config().frame_size - d.offset) as usize
+    }
+
+    /// Where the packet of `d` (one of this batch's) starts in the region: below its size, as
+    /// `index < frame_count` and `offset < frame_size` (both set only by this module).
+    fn packet_offset(&self, d: &FrameDesc) -> usize {
+        self.umem.addr_of(d.index) as usize + d.offset as usize
+    }
+
     /// Bytes from the packet start to the end of frame `i`.
     pub fn capacity(&self, i: usize) -> Result<usize> {
-        let d = self.desc(i)?;
-        Ok((self.umem.config().frame_size - d.offset) as usize)
+        Ok(self.room(self.desc(i)?))
     }
 
     /// Pointer to the packet start of frame `i` (valid while the batch owns the frame).
     pub fn data_ptr(&self, i: usize) -> Result<*mut u8> {
-        let d = *self.desc(i)?;
-        let off = self.umem.addr_of(d.index) as usize + d.offset as usize;
-        // SAFETY: `index < frame_count` and `offset < frame_size` (both set only by this module),
-        // so the pointer stays inside the mapped region.
+        let off = self.packet_offset(self.desc(i)?);
+        // SAFETY: `off` is inside the mapped region (`packet_offset`).
         Ok(unsafe { self.umem.as_ptr().add(off) })
     }
 
@@ -321,10 +329,10 @@ impl Batch {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming the first frame shorter than 12 bytes.
+    /// [`Error::InvalidArgument`] naming the first frame shorter than 12 bytes;
+    /// [`Error::PacketTooLong`] for a length written in place past its frame.
     pub fn swap_macs(&mut self) -> Result<()> {
         self.umem.check_fork()?;
-        let frame_size = self.umem.config().frame_size;
         for (i, d) in self.frames.iter().enumerate() {
             if d.len < 12 {
                 return Err(Error::InvalidArgument {
@@ -334,21 +342,23 @@ impl Batch {
                 });
             }
             // A length written in place past the frame (as `data` refuses it).
-            let capacity = (frame_size - d.offset) as usize;
+            let capacity = self.room(d);
             if d.len as usize > capacity {
                 return Err(Error::PacketTooLong { len: d.len as usize, capacity });
             }
         }
         // One pass over the descriptors, no per-frame lookup: this runs once per packet in a
         // forwarding loop.
+        // The region's start read once: the writes below could alias the UMEM's fields as far
+        // as the compiler knows, so it would reload them for every frame.
         let region = self.umem.as_ptr();
         for d in &self.frames {
-            let start = self.umem.addr_of(d.index) as usize + d.offset as usize;
-            // SAFETY: the batch owns the frame exclusively (state User), `index < frame_count`
-            // and `offset + 12 <= offset + len <= frame_size` (checked above), so the 12 bytes
-            // are inside the region, in this frame, and nothing else accesses them while
-            // `&mut self` is held.
-            let macs = unsafe { std::slice::from_raw_parts_mut(region.add(start), 12) };
+            // SAFETY: the batch owns the frame exclusively (state User), `packet_offset` is
+            // inside the region and `offset + 12 <= offset + len <= frame_size` (checked
+            // above), so the 12 bytes are inside this frame, and nothing else accesses them
+            // while `&mut self` is held.
+            let macs =
+                unsafe { std::slice::from_raw_parts_mut(region.add(self.packet_offset(d)), 12) };
             let (dst, src) = macs.split_at_mut(6);
             dst.swap_with_slice(src);
         }
