@@ -165,11 +165,7 @@ impl FrameTable {
         frame_size: u32,
     ) -> Result<()> {
         if from == FrameState::Free {
-            return Err(Error::FrameNotOwned {
-                index,
-                addr: u64::from(index) * u64::from(frame_size),
-                state: "free",
-            });
+            return Err(not_owned(index, frame_size, "free"));
         }
         let slot = self.slots.get_mut(index as usize).ok_or_else(|| Error::InvalidArgument {
             name: "frame address",
@@ -177,11 +173,7 @@ impl FrameTable {
             why: "outside the UMEM".into(),
         })?;
         if slot.state() != from {
-            return Err(Error::FrameNotOwned {
-                index,
-                addr: u64::from(index) * u64::from(frame_size),
-                state: slot.state().name(),
-            });
+            return Err(not_owned(index, frame_size, slot.state().name()));
         }
         let owner = slot.owner();
         // Through pair 0 when `to` is `Fill` or `Tx`.
@@ -235,11 +227,8 @@ impl FrameTable {
             match slots.get(d.index as usize) {
                 Some(&slot) if slot == Slot::USER => {}
                 other => {
-                    return Err(Error::FrameNotOwned {
-                        index: d.index,
-                        addr: u64::from(d.index) * u64::from(frame_size),
-                        state: other.map_or("outside the UMEM", |s| s.state().name()),
-                    });
+                    let state = other.map_or("outside the UMEM", |s| s.state().name());
+                    return Err(not_owned(d.index, frame_size, state));
                 }
             }
         }
@@ -556,4 +545,9 @@ impl FrameTable {
     pub fn count(&self, state: FrameState) -> u32 {
         self.counts[state as usize]
     }
+}
+
+/// [`Error::FrameNotOwned`] for frame `index`, found `state` where a move needed it elsewhere.
+fn not_owned(index: u32, frame_size: u32, state: &'static str) -> Error {
+    Error::FrameNotOwned { index, addr: u64::from(index) * u64::from(frame_size), state }
 }
