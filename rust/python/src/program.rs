@@ -44,7 +44,8 @@ impl PyProgram {
         let (queue, fd, ifindex) = socket.queue_fd_ifindex()?;
         // The XSKMAP steers within the interface: a socket bound to another one would be sent
         // every packet of its queue and could receive none of them.
-        let prog_ifindex = me.with(|p| Ok(p.ifindex()))?;
+        let (prog_ifindex, builtin, size, rx_meta) =
+            me.with(|p| Ok((p.ifindex(), p.is_builtin(), p.map_size(), p.may_write_rx_meta())))?;
         if ifindex != prog_ifindex {
             return Err(Error::value(format!(
                 "cannot register a socket bound to {:?} (ifindex {ifindex}) with the program on \
@@ -53,7 +54,6 @@ impl PyProgram {
                 me.ifname
             )));
         }
-        let (builtin, size) = me.with(|p| Ok((p.is_builtin(), p.map_size())))?;
         let key = key.unwrap_or(queue);
         if builtin && key != queue {
             // The built-in program redirects a packet to the entry of its rx queue, and the
@@ -73,7 +73,7 @@ impl PyProgram {
                 size.saturating_sub(1)
             )));
         }
-        if me.with(|p| Ok(p.may_write_rx_meta()))? {
+        if rx_meta {
             // Before the socket receives from it: no stale metadata in refilled frames.
             socket.expect_rx_meta()?;
         }
