@@ -167,6 +167,53 @@ def test_forked_child_cannot_use_the_parents_objects_and_the_parent_keeps_workin
     assert rx.stats().rx_dropped == 0
 
 
+@privileged
+def test_a_batch_released_in_a_forked_child_hands_no_frame_to_the_kernel(lab) -> None:
+    # A received batch let go of puts its frames straight back on its socket's fill ring. A
+    # forked child has no mapping of the rings (MADV_DONTFORK; writing one crashed the child),
+    # and the frames are the parent's: the child's release must go to its own copy of the
+    # table only. Every frame of the receiving Umem is held, so the fill ring is empty: had
+    # the release reached it, the next packets would land in the parent's held frames.
+    frames = 64
+    with socket_pair(lab, mode="native", rx_frames=frames, frame_size=FRAME_SIZE,
+                     tx_frames=FRAMES, tx_size=0) as pair:
+        assert pair.rx.fill_target == frames
+        send_numbered(pair, 0, frames)
+        held = []
+        deadline = time.monotonic() + 5
+        while sum(map(len, held)) < frames:
+            assert time.monotonic() < deadline, "the frames never all arrived"
+            held.append(pair.rx.recv(frames, timeout=0.05))
+        assert pair.rx.umem.free_frames == 0
+        snapshot = [bytes(f) for batch in held for f in batch]
+
+        def child() -> dict:
+            for batch in held:
+                batch.release()
+            return {}
+
+        assert in_child(child) == {}
+        empty_before = pair.rx.stats().rx_fill_ring_empty_descs
+        send_numbered(pair, 100, 8)
+        assert wait_for(lambda: pair.rx.stats().rx_fill_ring_empty_descs >= empty_before + 8)
+        assert pair.rx.rx_available == 0
+        assert [bytes(f) for batch in held for f in batch] == snapshot
+        # Released in the parent, the frames go back to the kernel and receiving resumes.
+        for batch in held:
+            batch.release()
+        send_numbered(pair, 200, 16)
+        assert sorted(receive_numbered(pair, 16)) == list(range(200, 216))
+
+
+def wait_for(cond, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 # --- CAP_PERFMON -------------------------------------------------------------------------------
 
 PERFMON_CHILD = textwrap.dedent(

@@ -336,7 +336,9 @@ class FrameBatch:
     def to_list(self) -> list[bytes]:
         """The packets as a list of bytes (copies)."""
     def release(self) -> None:
-        """Return the frames to the free pool now. Idempotent."""
+        """Return the frames now: to the free pool, or, for a batch received on a socket with
+        autofill that is still open, straight to its fill ring as far as the ring lacks frames.
+        Idempotent."""
     @property
     def closed(self) -> bool:
         """True once the batch was sent or released."""
@@ -565,7 +567,8 @@ class Socket:
             zerocopy: True forces zero-copy (OSError where the driver lacks it), False forces
                 copy mode, None takes the best the driver offers.
             need_wakeup: bind with XDP_USE_NEED_WAKEUP (wake the kernel only when it asks).
-            autofill: keep the fill ring topped up from the free pool on every recv().
+            autofill: keep the fill ring topped up from the free pool on every recv(), and put
+                a received batch's frames straight back on it when the batch is released.
             busy_poll_usecs: turn on preferred busy polling (SO_PREFER_BUSY_POLL, SO_BUSY_POLL
                 with this many microseconds, 1 to 2**31-1, and SO_BUSY_POLL_BUDGET): every
                 recv() then polls the queue's NAPI itself (a recvfrom) and every send() and
@@ -616,7 +619,7 @@ class Socket:
         index, ns since the epoch on `time.time_ns()`'s clock), in completion order, one per
         frame sent with `request_tx_timestamp()`."""
     def release(self, batch: FrameBatch) -> None:
-        """Return a batch's frames to the free pool (same as batch.release())."""
+        """Give a batch's frames back (same as batch.release())."""
     def kick(self) -> None:
         """Wake the kernel to transmit frames still waiting on the tx ring."""
     def poll(self, timeout: float | None = 0.0, events: int = ...) -> int:

@@ -336,7 +336,9 @@ impl PyFrameBatch {
         Ok(PyList::new(py, items)?.unbind())
     }
 
-    /// Returns the frames to the free pool now. Idempotent.
+    /// Returns the frames now: to the free pool, or, for a batch received on a socket with
+    /// autofill that is still open, straight to its fill ring as far as the ring lacks frames.
+    /// Idempotent.
     fn release(&self) -> Result<()> {
         self.release_now()
     }

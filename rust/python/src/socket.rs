@@ -36,7 +36,8 @@ use crate::umem::PyUmem;
 /// two; 0: no such ring). fill_size: fill ring entries (None: twice rx_size, at least 64).
 /// comp_size: completion ring entries (None: tx_size, at least 64). zerocopy: True forces
 /// zero-copy, False copy mode, None the best the driver offers. need_wakeup: bind with
-/// XDP_USE_NEED_WAKEUP. autofill: keep the fill ring topped up on every recv().
+/// XDP_USE_NEED_WAKEUP. autofill: keep the fill ring topped up on every recv(), and put a
+/// received batch's frames straight back on it when the batch is released.
 /// busy_poll_usecs: turn on preferred busy polling (SO_PREFER_BUSY_POLL, SO_BUSY_POLL with this
 /// many microseconds, SO_BUSY_POLL_BUDGET); every recv() then polls the queue itself with a
 /// recvfrom and every send()/complete() with a sendto, and a waiting recv()/poll() spins that
@@ -318,7 +319,7 @@ impl PySocket {
         })
     }
 
-    /// Returns a batch's frames to the free pool (same as `batch.release()`).
+    /// Gives a batch's frames back (same as `batch.release()`).
     fn release(&self, batch: &PyFrameBatch) -> Result<()> {
         let foreign = lock(&batch.batch)
             .as_ref()

@@ -23,7 +23,11 @@ pub struct SocketConfig {
     pub zerocopy: Option<bool>,
     /// Bind with `XDP_USE_NEED_WAKEUP` (syscalls only when the kernel asks for them).
     pub need_wakeup: bool,
-    /// Keep the fill ring topped up automatically (at creation and after every receive).
+    /// Keep the fill ring topped up automatically: at creation, after every receive, and when
+    /// a received batch is let go of, whose frames then go straight back onto the fill ring as
+    /// far as it lacks frames (the rest to the free pool). A receive keeps room on the ring
+    /// for the frames of the batch it returns (at most half the fill target), so they are
+    /// not replaced from the free pool while the batch is held.
     pub autofill: bool,
     /// Preferred busy polling: `None` leaves the queue's NAPI to softirq processing.
     pub busy_poll: Option<BusyPoll>,

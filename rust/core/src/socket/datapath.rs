@@ -1,11 +1,12 @@
 //! The data path: the fill ring, receive, transmit and completion, each move checked in the
 //! UMEM's frame table.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 #[cfg(doc)]
 use super::BusyPoll;
-use super::pair::{PairRings, QueuePool, fill_deficit, fill_locked};
+use super::pair::{PairRings, QueuePool, Refill, fill_deficit, fill_locked};
 use super::{Counters, Socket, SocketConfig};
 use crate::addr::Addressing;
 use crate::error::{Error, Result};
@@ -79,6 +80,7 @@ impl Socket {
         self.check_fork()?;
         let busy = self.cfg.busy_poll.is_some();
         let fd = self.fd();
+        let refill = self.refill.as_ref();
         let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
         if busy {
             // Errors only mean "nothing polled now"; the ring is read either way.
@@ -88,7 +90,7 @@ impl Socket {
             return Ok(Batch::from_owned(self.umem.clone(), Vec::new()));
         }
         let (batch, filled, wake) =
-            take_rx(rx, &self.pool, &self.umem, &self.cfg, &mut self.counters, max);
+            take_rx(rx, &self.pool, refill, &self.umem, &self.cfg, &mut self.counters, max);
         self.filled(filled, wake);
         Ok(batch)
     }
@@ -478,6 +480,7 @@ pub(super) fn rx_idle(rx: &mut RxRing, pool: &QueuePool, cfg: &SocketConfig) -> 
 pub(super) fn take_rx(
     rx: &mut RxRing,
     pool: &QueuePool,
+    refill: Option<&Arc<Refill>>,
     umem: &Umem,
     cfg: &SocketConfig,
     counters: &mut Counters,
@@ -499,7 +502,14 @@ pub(super) fn take_rx(
         let unexpected =
             table.take_received(&descs, pool_id, addressing, cfg.multi_buffer, &mut frames);
         let filled = if cfg.autofill {
-            let want = fill_deficit(&rings, &table);
+            // A batch that puts its frames back on the fill ring when let go of (`refill`)
+            // gets room kept for them: the ring is topped up to its target less those frames,
+            // at most half the target, so the kernel keeps frames while the batch is held.
+            let keep = match refill {
+                Some(_) => (frames.len() as u32).min(rings.fill_target / 2),
+                None => 0,
+            };
+            let want = fill_deficit(&rings, &table).saturating_sub(keep);
             fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing)
         } else {
             0
@@ -512,7 +522,11 @@ pub(super) fn take_rx(
     rx.release(n);
     counters.unexpected += u64::from(unexpected);
     counters.received += frames.len() as u64;
-    (Batch::from_owned(umem.clone(), frames), filled, wake)
+    let batch = match refill {
+        Some(r) => Batch::received(umem.clone(), frames, Arc::downgrade(r)),
+        None => Batch::from_owned(umem.clone(), frames),
+    };
+    (batch, filled, wake)
 }
 
 /// Where [`Socket::complete`] peeks completion addresses to: each one's frame moves `Tx` →

@@ -28,8 +28,8 @@ mod rx_path;
 
 pub use config::{BusyPoll, MAX_RING_SIZE, SocketConfig};
 use pair::BoundFd;
-pub(crate) use pair::QueuePool;
 pub use pair::{POLLIN, POLLOUT, PollHandle};
+pub(crate) use pair::{QueuePool, Refill};
 #[doc(hidden)]
 pub use rx_path::RxPath;
 
@@ -62,6 +62,9 @@ pub struct Socket {
     rx: Option<RxRing>,
     tx: Option<TxRing>,
     pool: Arc<QueuePool>,
+    /// With `autofill` and an rx ring: what the socket's received batches hold to put their
+    /// frames back on the fill ring when let go of.
+    refill: Option<Arc<Refill>>,
     member: u64,
     bound: Arc<BoundFd>,
     umem: Umem,
@@ -212,6 +215,8 @@ impl Socket {
         self.check_fork()?;
         let fd = self.bound.fd.as_ref().ok_or(Error::Closed { what: "Socket" })?;
         let kernel = xsk::statistics(fd)?;
-        Ok(Stats { kernel, counters: self.counters })
+        let mut counters = self.counters;
+        counters.filled += self.refill.as_ref().map_or(0, |r| r.filled());
+        Ok(Stats { kernel, counters })
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::pair::{BindMode, BoundFd, PoolMember, QueueKey, QueuePool, RingMap};
+use super::pair::{BindMode, BoundFd, PoolMember, QueueKey, QueuePool, Refill, RingMap};
 use super::{Counters, Socket, SocketConfig};
 use crate::error::{Error, Result};
 use crate::ring::{RxRing, TxRing};
@@ -205,10 +205,12 @@ impl Socket {
         let bound = Arc::new(BoundFd { fd: Some(fd), mode: OnceLock::new(), _pool: pool.clone() });
         let fd = bound.fd.as_ref().expect("fd set above");
         let member = NEXT_MEMBER.fetch_add(1, Ordering::Relaxed);
+        let refill = (cfg.autofill && rx.is_some()).then(|| Arc::new(Refill::new(pool.clone())));
         let mut sock = Socket {
             rx,
             tx,
             pool: pool.clone(),
+            refill,
             member,
             bound: bound.clone(),
             umem: umem.clone(),

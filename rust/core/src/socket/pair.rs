@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use crate::addr::Addressing;
 use crate::error::Result;
 use crate::ring::{CompletionRing, FillRing, RingMemory};
 use crate::sys::{Mmap, XdpRingOffset, xsk};
-use crate::umem::{FrameState, FrameTable, PoolId, Umem};
+use crate::umem::{FrameDesc, FrameState, FrameTable, PoolId, Umem};
 
 /// The socket fd plus the ring pair it uses. When the last reference goes (the socket, or a
 /// poll still running on another thread), the fd is closed first and only then is the pair let
@@ -304,4 +304,80 @@ pub(super) fn fill_locked(
     debug_assert_eq!(got, n);
     fill.submit(got);
     got
+}
+
+/// How a socket with `autofill` gets the frames of its received batches back: a batch it
+/// handed out holds a weak reference to this, and when let go of puts its frames straight
+/// onto the pair's fill ring (up to the fill target; the rest go to the free pool) instead of
+/// into the free pool for the next receive to take out again. Gone with the socket: a batch
+/// that outlives it returns its frames to the free pool.
+pub(crate) struct Refill {
+    pool: Arc<QueuePool>,
+    /// Frames put on the fill ring this way (the socket counts them as `filled`).
+    filled: AtomicU64,
+    /// How many of those puts left the fill ring asking for a wakeup.
+    wakeups: AtomicU64,
+}
+
+impl Refill {
+    pub(super) fn new(pool: Arc<QueuePool>) -> Refill {
+        Refill { pool, filled: AtomicU64::new(0), wakeups: AtomicU64::new(0) }
+    }
+
+    /// Frames put on the fill ring by batches let go of.
+    pub(super) fn filled(&self) -> u64 {
+        self.filled.load(Ordering::Relaxed)
+    }
+
+    /// Puts that left the fill ring asking for a wakeup.
+    pub(super) fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Takes back the frames of a received batch (all `User`) that is let go of, under one lock
+    /// of the pair's rings and of the frame table: as many as the fill ring lacks of its target
+    /// go onto it (`User` → `Fill`), the rest to the free pool; the emptied vector is kept for
+    /// the next receive. When the fill ring asks for a wakeup, one of the pair's sockets makes
+    /// it (after the locks).
+    pub(crate) fn put_back(&self, frames: Vec<FrameDesc>) {
+        let umem = &self.pool.umem;
+        let addressing = umem.addressing();
+        let pool = self.pool.id;
+        let (got, wake) = {
+            let mut rings = self.pool.rings();
+            let mut table = umem.frames();
+            let want = fill_deficit(&rings, &table).min(frames.len() as u32);
+            let (mut used, mut got) = (0, 0);
+            if let PairRings { fill: Some(fill), .. } = &mut *rings
+                && want != 0
+            {
+                let _ = fill.reserve(want);
+                for slots in fill.reserved_slices() {
+                    let (u, wrote) =
+                        table.refill_from_users(&frames[used..], pool, addressing, slots);
+                    // Before the kernel sees them: no stale receive metadata in the frames.
+                    umem.clear_rx_meta(&slots[..wrote as usize]);
+                    used += u;
+                    got += wrote;
+                    if (wrote as usize) < slots.len() {
+                        break; // `frames` ran out: nothing more to write.
+                    }
+                }
+                fill.submit(got);
+            }
+            table.release_users(&frames[used..]);
+            table.keep_vec(frames);
+            self.pool.topped_up.store(fill_deficit(&rings, &table) == 0, Ordering::Release);
+            let wake = got != 0 && rings.fill.as_ref().is_some_and(FillRing::needs_wakeup);
+            (got, wake.then(|| rings.members.iter().find_map(|m| m.fd.upgrade())))
+        };
+        self.filled.fetch_add(u64::from(got), Ordering::Relaxed);
+        if let Some(member) = wake {
+            self.wakeups.fetch_add(1, Ordering::Relaxed);
+            if let Some(fd) = member {
+                // Errors only mean "try again later"; the frames are on the ring either way.
+                let _ = xsk::wakeup_rx(fd.raw());
+            }
+        }
+    }
 }

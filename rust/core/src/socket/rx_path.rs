@@ -11,7 +11,7 @@ use std::sync::Arc;
 #[cfg(doc)]
 use super::Socket;
 use super::datapath::{rx_idle, take_rx};
-use super::pair::{QueueKey, QueuePool, fill_deficit, fill_locked};
+use super::pair::{QueueKey, QueuePool, Refill, fill_deficit, fill_locked};
 use super::{Counters, SocketConfig};
 use crate::error::Result;
 use crate::ring::{FillRing, RxRing};
@@ -24,6 +24,7 @@ use crate::umem::{Batch, Umem};
 pub struct RxPath {
     rx: RxRing,
     pool: Arc<QueuePool>,
+    refill: Option<Arc<Refill>>,
     umem: Umem,
     cfg: SocketConfig,
     counters: Counters,
@@ -53,7 +54,9 @@ impl RxPath {
         let key = QueueKey { netns: (0, 0), ifindex: 0, queue: 0 };
         let pool =
             umem.add_pool(|id| Arc::new(QueuePool::new(id, key, &umem, Some(fill), fill_target)))?;
-        let mut path = RxPath { rx, pool, umem, cfg, counters: Counters::default(), wakeups: 0 };
+        let refill = cfg.autofill.then(|| Arc::new(Refill::new(pool.clone())));
+        let mut path =
+            RxPath { rx, pool, refill, umem, cfg, counters: Counters::default(), wakeups: 0 };
         if cfg.autofill {
             let addressing = path.umem.addressing();
             let mut rings = path.pool.rings();
@@ -73,8 +76,16 @@ impl RxPath {
         if rx_idle(&mut self.rx, &self.pool, &self.cfg) {
             return Batch::from_owned(self.umem.clone(), Vec::new());
         }
-        let (batch, filled, wake) =
-            take_rx(&mut self.rx, &self.pool, &self.umem, &self.cfg, &mut self.counters, max);
+        let refill = self.refill.as_ref();
+        let (batch, filled, wake) = take_rx(
+            &mut self.rx,
+            &self.pool,
+            refill,
+            &self.umem,
+            &self.cfg,
+            &mut self.counters,
+            max,
+        );
         self.counters.filled += u64::from(filled);
         self.wakeups += u64::from(filled != 0 && wake);
         batch
@@ -82,12 +93,15 @@ impl RxPath {
 
     /// The library's counters, as [`Socket::stats`] has them.
     pub fn counters(&self) -> Counters {
-        self.counters
+        let mut c = self.counters;
+        c.filled += self.refill.as_ref().map_or(0, |r| r.filled());
+        c
     }
 
-    /// How many top-ups left the fill ring asking for a wakeup.
+    /// How many top-ups (by a receive, or by a batch let go of) left the fill ring asking for
+    /// a wakeup.
     pub fn wakeups(&self) -> u64 {
-        self.wakeups
+        self.wakeups + self.refill.as_ref().map_or(0, |r| r.wakeups())
     }
 
     /// The UMEM.
@@ -100,7 +114,7 @@ impl RxPath {
 mod tests {
     use super::*;
     use crate::ring::{Consumer, Producer, RingMemory};
-    use crate::sys::XdpDesc;
+    use crate::sys::{XDP_RING_NEED_WAKEUP, XdpDesc};
     use crate::umem::{FrameState, UmemConfig};
 
     /// The kernel's part: moves up to `n` fill addresses onto the rx ring as packets of `len`
@@ -156,12 +170,16 @@ mod tests {
             assert_eq!(batch.len(), 40, "round {round}");
             assert!(batch.descs().iter().all(|d| d.offset == 256 && d.len == 60));
             {
+                // While the batch is held, the fill ring keeps room for its frames.
                 let table = umem.frames();
                 assert_eq!(table.count(FrameState::User), 40);
-                assert_eq!(table.count(FrameState::Fill), 100);
+                assert_eq!(table.count(FrameState::Fill), 60);
             }
             drop(batch);
-            assert_eq!(umem.frames().count(FrameState::Free), 156);
+            // Let go of, they went straight back onto the fill ring.
+            let table = umem.frames();
+            assert_eq!(table.count(FrameState::Fill), 100);
+            assert_eq!(table.count(FrameState::Free), 156);
         }
         let c = path.counters();
         assert_eq!((c.received, c.filled, c.unexpected), (400, 500, 0));
@@ -177,10 +195,12 @@ mod tests {
         // ring is empty, must put the frames back (or the kernel would never deliver again).
         let (umem, mut path, mut fill_k, mut rx_k) = receiver(64, 64, 64);
         assert_eq!(deliver(&mut fill_k, &mut rx_k, 64, 60), 64);
-        let batch = path.recv(64);
+        let mut batch = path.recv(64);
         assert_eq!(batch.len(), 64);
         assert_eq!(umem.frames().count(FrameState::Fill), 0, "nothing free to top up with");
-        drop(batch);
+        // Into the free pool, as frames come back after a send (not through the fill ring).
+        batch.release_from(0);
+        assert_eq!(umem.frames().count(FrameState::Free), 64);
         assert!(path.recv(64).is_empty());
         assert_eq!(umem.frames().count(FrameState::Fill), 64, "the empty receive topped up");
         assert_eq!(fill_k.available(64), 64);
@@ -193,5 +213,72 @@ mod tests {
         // And the kernel's next delivery arrives.
         assert_eq!(deliver(&mut fill_k, &mut rx_k, 10, 60), 10);
         assert_eq!(path.recv(64).len(), 10);
+    }
+
+    #[test]
+    fn a_batch_let_go_of_refills_the_fill_ring_up_to_its_target_and_the_rest_goes_free() {
+        let (umem, mut path, mut fill_k, mut rx_k) = receiver(256, 128, 100);
+        assert_eq!(deliver(&mut fill_k, &mut rx_k, 64, 60), 64);
+        let first = path.recv(32);
+        let second = path.recv(32);
+        // Room kept for the first batch's 32, then for the second's: the first receive took
+        // 32 and topped up nothing, the second took 32 more and topped up 32 of the 64.
+        assert_eq!(umem.frames().count(FrameState::Fill), 100 - 32);
+        drop(first);
+        assert_eq!(umem.frames().count(FrameState::Fill), 100);
+        // The fill ring is full: the second batch's frames all go to the free pool.
+        drop(second);
+        let table = umem.frames();
+        assert_eq!(table.count(FrameState::Fill), 100);
+        assert_eq!(table.count(FrameState::Free), 156);
+        drop(table);
+        // The kernel's side sees 100 frames, each once, at its frame start.
+        let mut addrs = Vec::new();
+        let got = fill_k.peek(128, &mut addrs);
+        assert_eq!(got, 100);
+        assert!(addrs.iter().all(|a| a % 2048 == 0));
+        let mut sorted = addrs.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), addrs.len(), "a frame on the fill ring twice");
+        assert_eq!(path.counters().filled, 100 + 32 + 32);
+    }
+
+    #[test]
+    fn room_kept_for_a_held_batch_is_at_most_half_the_fill_target() {
+        let (umem, mut path, mut fill_k, mut rx_k) = receiver(64, 16, 8);
+        assert_eq!(deliver(&mut fill_k, &mut rx_k, 8, 60), 8);
+        let batch = path.recv(64);
+        assert_eq!(batch.len(), 8);
+        // 8 received, room kept for 4 of them: the kernel has 4 frames while the batch is held.
+        assert_eq!(umem.frames().count(FrameState::Fill), 4);
+        drop(batch);
+        assert_eq!(umem.frames().count(FrameState::Fill), 8);
+        assert_eq!(umem.frames().count(FrameState::Free), 56);
+    }
+
+    #[test]
+    fn a_batch_that_outlives_its_receive_path_returns_its_frames_to_the_free_pool() {
+        let (umem, mut path, mut fill_k, mut rx_k) = receiver(256, 128, 100);
+        assert_eq!(deliver(&mut fill_k, &mut rx_k, 10, 60), 10);
+        let batch = path.recv(64);
+        assert_eq!(batch.len(), 10);
+        drop(path);
+        // The pair is gone (its fill frames reclaimed); the batch's frames must not go to it.
+        assert_eq!(umem.frames().count(FrameState::Free), 246);
+        drop(batch);
+        assert_eq!(umem.frames().count(FrameState::Free), 256);
+        assert_eq!(umem.frames().count(FrameState::Fill), 0);
+    }
+
+    #[test]
+    fn a_batch_let_go_of_wakes_the_kernel_when_the_fill_ring_asks() {
+        let (_umem, mut path, mut fill_k, mut rx_k) = receiver(256, 128, 100);
+        assert_eq!(deliver(&mut fill_k, &mut rx_k, 10, 60), 10);
+        let batch = path.recv(64);
+        assert_eq!(path.wakeups(), 0);
+        fill_k.set_flags(XDP_RING_NEED_WAKEUP);
+        drop(batch);
+        assert_eq!(path.wakeups(), 1);
     }
 }

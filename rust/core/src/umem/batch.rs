@@ -1,7 +1,10 @@
 //! [`Batch`]: frames owned by the user, and [`FrameDesc`], what a batch knows of each frame.
 
+use std::sync::Weak;
+
 use super::Umem;
 use crate::error::{Error, Result};
+use crate::socket::Refill;
 use crate::sys::{XDP_PKT_CONTD, XDP_TX_METADATA};
 
 /// One frame of a batch: which frame, where its packet starts inside it, its length, and
@@ -50,10 +53,14 @@ const _: () = {
     assert!(std::mem::offset_of!(FrameDesc, options) == 12);
 };
 
-/// Frames owned exclusively by the user. Dropping the batch returns them to the free pool.
+/// Frames owned exclusively by the user. Dropping the batch returns them to the free pool, or,
+/// for a batch received on a socket with `autofill` that is still open, straight to its fill
+/// ring as far as the ring lacks frames (see [`crate::socket::SocketConfig::autofill`]).
 pub struct Batch {
     umem: Umem,
     pub(super) frames: Vec<FrameDesc>,
+    /// Where a received batch's frames go back (its socket's pair), while the socket lives.
+    refill: Option<Weak<Refill>>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -65,7 +72,13 @@ impl std::fmt::Debug for Batch {
 impl Batch {
     /// A batch of frames that were just moved to `User` state by the caller.
     pub(crate) fn from_owned(umem: Umem, frames: Vec<FrameDesc>) -> Batch {
-        Batch { umem, frames }
+        Batch { umem, frames, refill: None }
+    }
+
+    /// A batch of frames just received (moved to `User`), whose frames go back through
+    /// `refill` when it is let go of.
+    pub(crate) fn received(umem: Umem, frames: Vec<FrameDesc>, refill: Weak<Refill>) -> Batch {
+        Batch { umem, frames, refill: Some(refill) }
     }
 
     /// The UMEM the frames belong to.
@@ -404,7 +417,7 @@ impl Batch {
         self.umem.frames().release_users(&rest);
     }
 
-    /// Returns every frame to the free pool now.
+    /// Returns every frame now: to the free pool, or, as on drop, to the socket's fill ring.
     pub fn release(mut self) {
         self.release_all();
     }
@@ -415,6 +428,14 @@ impl Batch {
         }
         let n = self.frames.len();
         let frames = std::mem::take(&mut self.frames);
+        // Not in a forked child: the rings are the parent's (the child has no mapping of them,
+        // `MADV_DONTFORK`), and so are the frames on them.
+        if self.umem.check_fork().is_ok()
+            && let Some(refill) = self.refill.as_ref().and_then(Weak::upgrade)
+        {
+            refill.put_back(frames);
+            return;
+        }
         let mut table = self.umem.frames();
         // A batch's frames are User by construction; one that is not would be a bug in this
         // crate, and leaving it where it is is the safe response.

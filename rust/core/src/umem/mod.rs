@@ -7,9 +7,12 @@
 //!
 //! ```text
 //! Free ──fill──▶ Fill ──(kernel: rx ring)──▶ User ──send──▶ Tx ──(completion ring)──▶ Free
-//!   ▲                                         │  ▲                                         
-//!   └──────────────── release / drop ─────────┘  └── alloc ── Free
+//!   ▲             ▲                           │ │ ▲
+//!   │             └───────── drop (1) ────────┘ │ └── alloc ── Free
+//!   └────────────── release / drop ─────────────┘
 //! ```
+//!
+//! (1) Of a batch received on a socket with `autofill`, as far as its fill ring lacks frames.
 //!
 //! The table is the single authority: a frame moves only through [`FrameTable::transition`],
 //! which refuses any move from the wrong state. So a frame can never be on the fill ring and the
@@ -18,7 +21,10 @@
 //! caught instead of corrupting the pool.
 //!
 //! A [`Batch`] owns its frames exclusively (they are `User` and listed only in it). Dropping a
-//! batch returns the frames it still owns to the free pool, so nothing leaks.
+//! batch returns the frames it still owns to the free pool, so nothing leaks; a batch received
+//! on a socket with `autofill` that is still open puts them straight back on its fill ring
+//! instead, as far as the ring lacks frames (one pass over the table instead of two, and no
+//! trip through the free pool).
 //!
 //! # Chunk modes and memory
 //!

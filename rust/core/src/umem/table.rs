@@ -292,6 +292,72 @@ impl FrameTable {
         k as u32
     }
 
+    /// Moves the frames of `frames` (a received batch's, let go of) from `User` straight to
+    /// `Fill` on the fill ring of pair `pool`, writing their ring addresses (each frame's start)
+    /// into `out` from its start, until `out` is full or `frames` ends; a frame not in `User`
+    /// is skipped and left alone (it would be a bug in this crate). Returns how many entries of
+    /// `frames` it went through and how many addresses it wrote.
+    pub(crate) fn refill_from_users(
+        &mut self,
+        frames: &[FrameDesc],
+        pool: PoolId,
+        addressing: Addressing,
+        out: &mut [u64],
+    ) -> (usize, u32) {
+        // One loop per chunk mode, so the loop does not ask for every frame.
+        match addressing.aligned_shift() {
+            Some(shift) => self.refill_by(frames, pool, out, |index| u64::from(index) << shift),
+            None => self.refill_by(frames, pool, out, |index| addressing.frame_start(index)),
+        }
+    }
+
+    /// [`FrameTable::refill_from_users`] with `start` giving a frame's ring address.
+    #[inline(always)]
+    fn refill_by(
+        &mut self,
+        frames: &[FrameDesc],
+        pool: PoolId,
+        out: &mut [u64],
+        start: impl Fn(u32) -> u64,
+    ) -> (usize, u32) {
+        let slots = &mut self.slots[..];
+        let fill = Slot::new(FrameState::Fill, pool);
+        // A batch's frames are all `User`: frame `i` goes to slot `i`, until the first frame
+        // that is not (never, barring a bug) or the end of `frames` or of `out`.
+        let n = frames.len().min(out.len());
+        let mut k = 0;
+        for (d, addr) in frames[..n].iter().zip(&mut out[..n]) {
+            match slots.get_mut(d.index as usize) {
+                Some(slot) if *slot == Slot::USER => {
+                    *slot = fill;
+                    *addr = start(d.index);
+                    k += 1;
+                }
+                _ => break,
+            }
+        }
+        // After such a frame: skip it and any other, writing the next slots from the frames
+        // after it.
+        let mut used = k;
+        for d in &frames[k..] {
+            if k == out.len() {
+                break;
+            }
+            used += 1;
+            if let Some(slot) = slots.get_mut(d.index as usize)
+                && *slot == Slot::USER
+            {
+                *slot = fill;
+                out[k] = start(d.index);
+                k += 1;
+            }
+        }
+        self.counts[FrameState::User as usize] -= k as u32;
+        self.counts[FrameState::Fill as usize] += k as u32;
+        self.pool(pool)[POOL_FILL] += k as u32;
+        (used, k as u32)
+    }
+
     /// Takes frames from the free pool into state `Fill` on the fill ring of pair `pool`, one
     /// for each slot of `out` (fewer when the pool runs short), and writes their ring
     /// addresses (each frame's start, in both chunk modes) into `out` from its start; returns
@@ -492,7 +558,7 @@ impl FrameTable {
     }
 
     /// Keeps an emptied batch vector for [`FrameTable::desc_vec`].
-    pub(super) fn keep_vec(&mut self, mut v: Vec<FrameDesc>) {
+    pub(crate) fn keep_vec(&mut self, mut v: Vec<FrameDesc>) {
         if self.spare.len() < SPARE_VECS && v.capacity() != 0 && v.capacity() <= 1 << 16 {
             v.clear();
             self.spare.push(v);
