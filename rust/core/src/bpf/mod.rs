@@ -13,10 +13,10 @@
 //! [`XdpProgram`] (or [`XdpProgram::detach`]) removes the program from the interface.
 //!
 //! The module is split along its seams: [`program`] (load, attach, register, detach),
-//! `attach` (the link, this process's attachments, attach errors), [`rules`] (match rules and
-//! the two rule sets), `object` (the embedded object, a user's object, map typing), `devbound`
-//! (the load bound to the device, for its receive metadata) and [`errors`] ([`BpfError`] and
-//! aya's error chains). The layouts shared with the program (rule sets, flags, map names) come
+//! `attach` (the link, this process's attachments, attach errors), [`rules`] (match rules, the
+//! two rule sets and the program's methods for them), `object` (the embedded object, a user's
+//! object, map typing), `devbound` (the load bound to the device, for its receive metadata)
+//! and [`errors`] ([`BpfError`] and aya's error chains). The layouts shared with the program (rule sets, flags, map names) come
 //! from `afxdp-ebpf-common`.
 //!
 //! # Lifetime of the attachment

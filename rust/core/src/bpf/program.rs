@@ -1,4 +1,4 @@
-//! [`XdpProgram`]: load, attach, register sockets, detach.
+//! [`XdpProgram`]: load, attach, register sockets, detach (its match rules are in `rules`).
 
 use std::fmt;
 use std::os::fd::{AsFd, RawFd};
@@ -15,7 +15,7 @@ use super::devbound;
 use super::errors::program_load_error;
 use super::errors::{BpfError, errno_of, error_chain, load_error, map_error, missing_in_object};
 use super::object::{builtin_map, load_builtin, load_custom};
-use super::rules::{MAX_RULES, Rule, RuleStats, StagedRules, Steering, hit_index, validate_rules};
+use super::rules::{Rule, Steering, validate_rules};
 use super::{AttachMode, BuiltinOptions};
 use crate::error::{Error, Result};
 use crate::sys::{self, ForkGuard, Interface, errno};
@@ -35,11 +35,11 @@ use crate::sys::{self, ForkGuard, Interface, errno};
 pub struct XdpProgram {
     iface: Interface,
     mode: AttachMode,
-    map_size: u32,
+    pub(super) map_size: u32,
     /// The program's name in its object.
     program_name: String,
     /// `None` once detached.
-    attached: Option<Attached>,
+    pub(super) attached: Option<Attached>,
     /// The process the program was attached in.
     guard: ForkGuard,
     /// The built-in program's switches (all off for a custom program).
@@ -47,11 +47,11 @@ pub struct XdpProgram {
 }
 
 /// What exists while the program is attached. Dropping it detaches and unloads.
-struct Attached {
+pub(super) struct Attached {
     /// The XSKMAP, taken out of `ebpf` so it is typed once.
     xsks: XskMap<MapData>,
     /// The rule maps of the built-in program; `None` for a custom program.
-    steering: Option<Steering>,
+    pub(super) steering: Option<Steering>,
     /// The attachment.
     link: Link,
     /// The loaded object (owns the maps and, for [`Link::Aya`], the program and its link).
@@ -254,122 +254,6 @@ impl XdpProgram {
         }
     }
 
-    /// Replaces the match rules of the built-in program, atomically for the data path: each
-    /// packet is judged by the complete old set or the complete new set, never a mix, and
-    /// none is lost on the way (the program stays attached). An empty slice matches every
-    /// packet. The new set's hit counters start at zero.
-    ///
-    /// Takes two RCU grace periods (about 10–30 ms): the new set is written to the inactive
-    /// slot, published, and the old slot is only reused once no program run can still read
-    /// it (see [`crate::sys::synchronize_rcu`]). [`stage_rules`](Self::stage_rules) and
-    /// [`activate_rules`](Self::activate_rules) are the same steps for a caller that must not
-    /// hold the program borrowed while it waits.
-    ///
-    /// # Errors
-    ///
-    /// [`BpfError::TooManyRules`], [`BpfError::InvalidRule`], [`BpfError::Detached`],
-    /// [`BpfError::NoRules`] (a custom program), [`BpfError::Map`], [`Error::ForkedChild`].
-    pub fn set_rules(&mut self, rules: &[Rule]) -> Result<()> {
-        let staged = self.stage_rules(rules)?;
-        // Every run that starts from now on sees the new set once it reads `next`.
-        sys::synchronize_rcu();
-        self.activate_rules(staged)?;
-        // No run still reads the old set: the next call may overwrite it.
-        sys::synchronize_rcu();
-        Ok(())
-    }
-
-    /// The first step of [`set_rules`](Self::set_rules): validates `rules` and writes them,
-    /// with zeroed hit counters, to the inactive slot, which no program run reads. Then wait
-    /// one grace period ([`crate::sys::synchronize_rcu`]) and call
-    /// [`activate_rules`](Self::activate_rules), and wait another before the next
-    /// `stage_rules`: the slot staged next is the one program runs read until then. Stage and
-    /// activate in pairs, one pair at a time (a second `stage_rules` overwrites the first).
-    ///
-    /// # Errors
-    ///
-    /// As [`set_rules`](Self::set_rules).
-    pub fn stage_rules(&mut self, rules: &[Rule]) -> Result<StagedRules> {
-        validate_rules(rules)?;
-        let steering = self.steering_for("match rules")?;
-        let next = steering.active_set ^ 1;
-        steering.zero_hits(next)?;
-        steering.write_set(next, rules)?;
-        Ok(StagedRules { set: next, rules: rules.to_vec() })
-    }
-
-    /// The second step of [`set_rules`](Self::set_rules): puts the rules of
-    /// [`stage_rules`](Self::stage_rules) in force; [`rules`](Self::rules) and the hit
-    /// counters are theirs from now on.
-    ///
-    /// # Errors
-    ///
-    /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`], [`Error::ForkedChild`].
-    pub fn activate_rules(&mut self, staged: StagedRules) -> Result<()> {
-        let steering = self.steering_for("match rules")?;
-        steering.active.set(0, staged.set, 0).map_err(|e| map_error("update", 0, e))?;
-        steering.active_set = staged.set;
-        steering.current = staged.rules;
-        Ok(())
-    }
-
-    /// The rules in force (empty: every packet matches). Empty for a custom program.
-    pub fn rules(&self) -> &[Rule] {
-        match self.attached.as_ref().and_then(|a| a.steering.as_ref()) {
-            Some(steering) => &steering.current,
-            None => &[],
-        }
-    }
-
-    /// Whether this is the built-in program (which takes rules).
-    pub fn has_rules(&self) -> bool {
-        self.attached.as_ref().is_some_and(|a| a.steering.is_some())
-    }
-
-    /// The hit counters of the rules in force, counted since they were set.
-    ///
-    /// # Errors
-    ///
-    /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`],
-    /// [`Error::ForkedChild`].
-    pub fn rule_stats(&mut self) -> Result<RuleStats> {
-        Ok(RuleStats { hits: self.rule_hits()?, unmatched: self.unmatched()? })
-    }
-
-    /// [`RuleStats::hits`] alone.
-    ///
-    /// # Errors
-    ///
-    /// As [`rule_stats`](Self::rule_stats).
-    pub fn rule_hits(&mut self) -> Result<Vec<u64>> {
-        let steering = self.steering_for("match rules")?;
-        let set = steering.active_set;
-        (0..steering.current.len()).map(|rule| steering.hit_count(hit_index(set, rule))).collect()
-    }
-
-    /// [`RuleStats::unmatched`] alone (one map lookup).
-    ///
-    /// # Errors
-    ///
-    /// As [`rule_stats`](Self::rule_stats).
-    pub fn unmatched(&mut self) -> Result<u64> {
-        let steering = self.steering_for("match rules")?;
-        steering.hit_count(hit_index(steering.active_set, MAX_RULES))
-    }
-
-    /// Per rx queue (`0..map_size()`), packets the built-in program meant for an AF_XDP socket
-    /// (its rules matched) that found none registered for their queue, and so went to the kernel
-    /// stack: traffic on a queue nobody listens to. Counted since the program was attached.
-    ///
-    /// # Errors
-    ///
-    /// [`BpfError::Detached`], [`BpfError::NoRules`] (a custom program has no such counters),
-    /// [`BpfError::Map`], [`Error::ForkedChild`].
-    pub fn no_socket_counts(&mut self) -> Result<Vec<u64>> {
-        let queues = self.map_size;
-        self.steering_for("the no-socket counters")?.no_socket_counts(queues)
-    }
-
     /// Whether the built-in program writes receive timestamps ([`BuiltinOptions::rx_timestamps`];
     /// false for a custom program, whatever it writes).
     pub fn rx_timestamps(&self) -> bool {
@@ -406,7 +290,7 @@ impl XdpProgram {
 
     /// The built-in program's rule maps and counters, for `what` (named in the error when the
     /// program came from a custom object).
-    fn steering_for(&mut self, what: &'static str) -> Result<&mut Steering> {
+    pub(super) fn steering_for(&mut self, what: &'static str) -> Result<&mut Steering> {
         let ifname = self.iface.name().to_owned();
         let attached = self.attached_mut()?;
         Ok(attached.steering.as_mut().ok_or(BpfError::NoRules { ifname, what })?)

@@ -1,13 +1,16 @@
 //! Match rules of the built-in program: [`Rule`], its validation and encoding into the shared
-//! [`RuleSet`] layout, and the two rule sets swapped atomically (`Steering`).
+//! [`RuleSet`] layout, the two rule sets swapped atomically (`Steering`), and the
+//! [`XdpProgram`] methods that set them and read their counters.
 
 use std::fmt;
 
 use afxdp_ebpf_common::{MATCH_DST_PORT, MATCH_ETHERTYPE, MATCH_IP_PROTO, RuleSet};
 use aya::maps::{Array, MapData, MapError, PerCpuArray, PerCpuValues};
 
+use super::XdpProgram;
 use super::errors::{BpfError, map_error};
 use crate::error::Result;
+use crate::sys;
 
 /// The most rules the built-in program takes ([`super::XdpProgram::set_rules`]).
 pub const MAX_RULES: usize = afxdp_ebpf_common::MAX_RULES;
@@ -181,6 +184,125 @@ impl Steering {
     pub(crate) fn hit_count(&self, index: u32) -> Result<u64> {
         let values = self.hits.get(&index, 0).map_err(|e| map_error("lookup", index, e))?;
         Ok(values.iter().sum())
+    }
+}
+
+/// The match rules of the built-in program, as [`XdpProgram`] methods.
+impl XdpProgram {
+    /// Replaces the match rules of the built-in program, atomically for the data path: each
+    /// packet is judged by the complete old set or the complete new set, never a mix, and
+    /// none is lost on the way (the program stays attached). An empty slice matches every
+    /// packet. The new set's hit counters start at zero.
+    ///
+    /// Takes two RCU grace periods (about 10–30 ms): the new set is written to the inactive
+    /// slot, published, and the old slot is only reused once no program run can still read
+    /// it (see [`crate::sys::synchronize_rcu`]). [`stage_rules`](Self::stage_rules) and
+    /// [`activate_rules`](Self::activate_rules) are the same steps for a caller that must not
+    /// hold the program borrowed while it waits.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::TooManyRules`], [`BpfError::InvalidRule`], [`BpfError::Detached`],
+    /// [`BpfError::NoRules`] (a custom program), [`BpfError::Map`], [`Error::ForkedChild`](crate::Error::ForkedChild).
+    pub fn set_rules(&mut self, rules: &[Rule]) -> Result<()> {
+        let staged = self.stage_rules(rules)?;
+        // Every run that starts from now on sees the new set once it reads `next`.
+        sys::synchronize_rcu();
+        self.activate_rules(staged)?;
+        // No run still reads the old set: the next call may overwrite it.
+        sys::synchronize_rcu();
+        Ok(())
+    }
+
+    /// The first step of [`set_rules`](Self::set_rules): validates `rules` and writes them,
+    /// with zeroed hit counters, to the inactive slot, which no program run reads. Then wait
+    /// one grace period ([`crate::sys::synchronize_rcu`]) and call
+    /// [`activate_rules`](Self::activate_rules), and wait another before the next
+    /// `stage_rules`: the slot staged next is the one program runs read until then. Stage and
+    /// activate in pairs, one pair at a time (a second `stage_rules` overwrites the first).
+    ///
+    /// # Errors
+    ///
+    /// As [`set_rules`](Self::set_rules).
+    pub fn stage_rules(&mut self, rules: &[Rule]) -> Result<StagedRules> {
+        validate_rules(rules)?;
+        let steering = self.steering_for("match rules")?;
+        let next = steering.active_set ^ 1;
+        steering.zero_hits(next)?;
+        steering.write_set(next, rules)?;
+        Ok(StagedRules { set: next, rules: rules.to_vec() })
+    }
+
+    /// The second step of [`set_rules`](Self::set_rules): puts the rules of
+    /// [`stage_rules`](Self::stage_rules) in force; [`rules`](Self::rules) and the hit
+    /// counters are theirs from now on.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`], [`Error::ForkedChild`](crate::Error::ForkedChild).
+    pub fn activate_rules(&mut self, staged: StagedRules) -> Result<()> {
+        let steering = self.steering_for("match rules")?;
+        steering.active.set(0, staged.set, 0).map_err(|e| map_error("update", 0, e))?;
+        steering.active_set = staged.set;
+        steering.current = staged.rules;
+        Ok(())
+    }
+
+    /// The rules in force (empty: every packet matches). Empty for a custom program.
+    pub fn rules(&self) -> &[Rule] {
+        match self.attached.as_ref().and_then(|a| a.steering.as_ref()) {
+            Some(steering) => &steering.current,
+            None => &[],
+        }
+    }
+
+    /// Whether this is the built-in program (which takes rules).
+    pub fn has_rules(&self) -> bool {
+        self.attached.as_ref().is_some_and(|a| a.steering.is_some())
+    }
+
+    /// The hit counters of the rules in force, counted since they were set.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`BpfError::NoRules`], [`BpfError::Map`],
+    /// [`Error::ForkedChild`](crate::Error::ForkedChild).
+    pub fn rule_stats(&mut self) -> Result<RuleStats> {
+        Ok(RuleStats { hits: self.rule_hits()?, unmatched: self.unmatched()? })
+    }
+
+    /// [`RuleStats::hits`] alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`rule_stats`](Self::rule_stats).
+    pub fn rule_hits(&mut self) -> Result<Vec<u64>> {
+        let steering = self.steering_for("match rules")?;
+        let set = steering.active_set;
+        (0..steering.current.len()).map(|rule| steering.hit_count(hit_index(set, rule))).collect()
+    }
+
+    /// [`RuleStats::unmatched`] alone (one map lookup).
+    ///
+    /// # Errors
+    ///
+    /// As [`rule_stats`](Self::rule_stats).
+    pub fn unmatched(&mut self) -> Result<u64> {
+        let steering = self.steering_for("match rules")?;
+        steering.hit_count(hit_index(steering.active_set, MAX_RULES))
+    }
+
+    /// Per rx queue (`0..map_size()`), packets the built-in program meant for an AF_XDP socket
+    /// (its rules matched) that found none registered for their queue, and so went to the kernel
+    /// stack: traffic on a queue nobody listens to. Counted since the program was attached.
+    ///
+    /// # Errors
+    ///
+    /// [`BpfError::Detached`], [`BpfError::NoRules`] (a custom program has no such counters),
+    /// [`BpfError::Map`], [`Error::ForkedChild`](crate::Error::ForkedChild).
+    pub fn no_socket_counts(&mut self) -> Result<Vec<u64>> {
+        let queues = self.map_size;
+        self.steering_for("the no-socket counters")?.no_socket_counts(queues)
     }
 }
 
