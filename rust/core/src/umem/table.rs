@@ -45,6 +45,10 @@ pub(super) struct Slot(u32);
 impl Slot {
     const FREE: Slot = Slot::new(FrameState::Free, 0);
     const USER: Slot = Slot::new(FrameState::User, 0);
+    /// A frame the receive loop refused (its descriptor ran past the frame's end), until the
+    /// loop's end puts it in the free pool: `Free` with an owner, a slot no frame keeps
+    /// outside that loop.
+    const REFUSED: Slot = Slot(FrameState::Free as u32 | 0xffff << 16);
 
     /// The entry of a frame in `state` through pair `owner` (0 unless `Fill` or `Tx`).
     #[inline(always)]
@@ -473,6 +477,8 @@ impl FrameTable {
         // descriptors was refused.
         let mut packet_start = 0;
         let mut broken = false;
+        // Whether a descriptor past its frame's end left a frame `REFUSED`.
+        let mut refused = false;
         for part in parts {
             for d in part.iter() {
                 let options = if CHAINS { d.options & XDP_PKT_CONTD } else { 0 };
@@ -481,8 +487,10 @@ impl FrameTable {
                 match slots.get_mut(i) {
                     Some(slot) if *slot == fill => {
                         if offset + u64::from(d.len) > frame_size {
-                            *slot = Slot::FREE;
-                            self.free.push(index as u32);
+                            // Into the free pool after the loop: no call in this loop, so
+                            // its state stays in registers.
+                            *slot = Slot::REFUSED;
+                            refused = true;
                             freed += 1;
                             broken = true;
                         } else {
@@ -511,6 +519,17 @@ impl FrameTable {
                         broken = false;
                     }
                     packet_start = k;
+                }
+            }
+        }
+        if refused {
+            for d in parts.iter().flat_map(|part| part.iter()) {
+                let i = usize::try_from(decode(d.addr).0).unwrap_or(usize::MAX);
+                if let Some(slot) = slots.get_mut(i)
+                    && *slot == Slot::REFUSED
+                {
+                    *slot = Slot::FREE;
+                    self.free.push(i as u32);
                 }
             }
         }

@@ -203,16 +203,22 @@ fn rx_lengths_past_the_frame_end_are_refused() {
         let mut addrs = vec![0; 3];
         assert_eq!(table.take_free_for_fill(0, addressing, &mut addrs), 3);
         let at = |i: usize, len: u32| XdpDesc { addr: rx_addr(&u, addrs[i], 256), len, options: 0 };
-        // Exactly to the end of the frame; one byte past it; a length that would wrap a u32.
-        let descs = [at(0, size - 256), at(1, size - 255), at(2, u32::MAX)];
+        // Exactly to the end of the frame; one byte past it; a length that would wrap a u32;
+        // the refused frame again, this time with a length that fits (it is no longer on the
+        // fill ring: refused too).
+        let descs = [at(0, size - 256), at(1, size - 255), at(2, u32::MAX), at(1, 60)];
         let mut frames = Vec::new();
-        assert_eq!(table.take_received(&[&descs], 0, addressing, chains, &mut frames), 2);
+        assert_eq!(table.take_received(&[&descs], 0, addressing, chains, &mut frames), 3);
         assert_eq!(frames.len(), 1);
         assert_eq!((frames[0].offset, frames[0].len), (256, size - 256));
-        // The refused frames went back to the pool, not astray.
+        // The refused frames went back to the pool, each once, not astray.
         assert_eq!(table.count(FrameState::Fill), 0);
         assert_eq!(table.count(FrameState::User), 1);
         assert_eq!(table.count(FrameState::Free), 3);
+        let mut free = table.free.clone();
+        free.sort_unstable();
+        assert_eq!(free, [1, 2, 3]);
+        assert!((1..4).all(|i| table.state(i) == Some(FrameState::Free)));
         drop(table);
         let batch = Batch::from_owned(u.clone(), frames);
         assert_eq!(batch.data(0).unwrap().len(), (size - 256) as usize);
