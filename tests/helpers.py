@@ -138,3 +138,13 @@ def drain(sock: afxdp.Socket, expect: int | None = None, timeout: float = 3.0) -
         with sock.recv(256, timeout=min(0.05, max(0.0, deadline - time.monotonic()))) as batch:
             got += [parse_numbered(memoryview(frame)) for frame in batch]
     return got
+
+
+def wait_until(condition, timeout: float = 3.0) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` seconds (checked every 5 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True

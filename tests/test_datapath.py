@@ -20,7 +20,7 @@ afxdp = pytest.importorskip("afxdp")
 
 from afxdp import packet  # noqa: E402
 from afxdp.testing import parse_numbered  # noqa: E402
-from helpers import Pair, drain, numbered_run, socket_pair  # noqa: E402
+from helpers import Pair, drain, numbered_run, socket_pair, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.privileged
 
@@ -58,15 +58,6 @@ def wait_completed(tx: afxdp.Socket, deadline: float) -> None:
         tx.complete()
         time.sleep(0.001)
     assert tx.in_flight == 0, f"{tx.in_flight} frames never completed"
-
-
-def wait_until(condition, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def stream(pair: Pair, payloads: list[bytes], on_frame=None) -> list[int]:

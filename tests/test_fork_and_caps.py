@@ -17,7 +17,7 @@ import pytest
 afxdp = pytest.importorskip("afxdp")
 
 from afxdp.testing import parse_numbered  # noqa: E402
-from helpers import Pair, numbered, socket_pair  # noqa: E402
+from helpers import Pair, numbered, socket_pair, wait_until  # noqa: E402
 
 privileged = pytest.mark.privileged
 
@@ -195,7 +195,7 @@ def test_a_batch_released_in_a_forked_child_hands_no_frame_to_the_kernel(lab) ->
         assert in_child(child) == {}
         empty_before = pair.rx.stats().rx_fill_ring_empty_descs
         send_numbered(pair, 100, 8)
-        assert wait_for(lambda: pair.rx.stats().rx_fill_ring_empty_descs >= empty_before + 8)
+        assert wait_until(lambda: pair.rx.stats().rx_fill_ring_empty_descs >= empty_before + 8)
         assert pair.rx.rx_available == 0
         assert [bytes(f) for batch in held for f in batch] == snapshot
         # Released in the parent, the frames go back to the kernel and receiving resumes.
@@ -203,15 +203,6 @@ def test_a_batch_released_in_a_forked_child_hands_no_frame_to_the_kernel(lab) ->
             batch.release()
         send_numbered(pair, 200, 16)
         assert sorted(receive_numbered(pair, 16)) == list(range(200, 216))
-
-
-def wait_for(cond, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 # --- CAP_PERFMON -------------------------------------------------------------------------------
