@@ -86,8 +86,9 @@ pub struct FrameTable {
     pool_counts: Vec<[u32; 2]>,
     pub(super) free: Vec<u32>,
     counts: [u32; 4],
-    /// Emptied descriptor vectors of released batches, reused by the next receive so a batch
-    /// costs no allocation in a steady receive loop.
+    /// Descriptor vectors of released batches (their stale entries left in), reused by the
+    /// next receive so a batch costs no allocation, and its room no zeroing, in a steady
+    /// receive loop.
     spare: Vec<Vec<FrameDesc>>,
     /// Per frame, on a UMEM with tx metadata only (empty otherwise): whether the frame was
     /// last sent with a completion timestamp request, so its completion reads the timestamp
@@ -390,8 +391,9 @@ impl FrameTable {
 
     /// Moves the frame of every rx descriptor of `parts` (in order, across the parts: the two
     /// runs of a ring that wraps around) from `Fill` (on the fill ring of pair `pool`, the
-    /// receiving socket's) to `User` and appends it to `frames`; returns how many descriptors
-    /// did not become frames of `frames`.
+    /// receiving socket's) to `User` and puts it in `frames`, replacing what `frames` held (a
+    /// reused vector's stale entries are overwritten, not zeroed first); returns how many
+    /// descriptors did not become frames of `frames`.
     ///
     /// With `chains` (a multi-buffer socket), a frame keeps its descriptor's `XDP_PKT_CONTD`
     /// bit (the packet continues in the next descriptor); without, every descriptor is a
@@ -463,12 +465,11 @@ impl FrameTable {
     ) -> u32 {
         let slots = &mut self.slots[..];
         let fill = Slot::new(FrameState::Fill, pool);
-        let base = frames.len();
         let seen: usize = parts.iter().map(|p| p.len()).sum();
         // Written by index into room made beforehand (no growth check per frame), then cut to
         // what was taken.
-        frames.resize(base + seen, FrameDesc::default());
-        let out = &mut frames[base..];
+        frames.resize(seen, FrameDesc::default());
+        let out = &mut frames[..];
         let mut k = 0;
         // Frames that leave `Fill` for the free pool: refused descriptors, and (`CHAINS`) the
         // other frames of a packet that had one.
@@ -533,7 +534,7 @@ impl FrameTable {
                 }
             }
         }
-        frames.truncate(base + k);
+        frames.truncate(k);
         let moved = k as u32;
         self.counts[FrameState::Fill as usize] -= moved + freed;
         self.counts[FrameState::User as usize] += moved;
@@ -565,21 +566,23 @@ impl FrameTable {
         self.pool(pool)[POOL_TX] -= n;
     }
 
-    /// A vector for `n` descriptors: a released batch's, when one is kept.
+    /// A vector with room for `n` descriptors, for [`FrameTable::take_received`] to fill: a
+    /// released batch's, when one is kept, with its stale entries still in it (they are
+    /// overwritten, which saves zeroing the room first).
     pub(crate) fn desc_vec(&mut self, n: usize) -> Vec<FrameDesc> {
         match self.spare.pop() {
             Some(mut v) => {
-                v.reserve(n);
+                v.reserve(n.saturating_sub(v.len()));
                 v
             }
             None => Vec::with_capacity(n),
         }
     }
 
-    /// Keeps an emptied batch vector for [`FrameTable::desc_vec`].
-    pub(crate) fn keep_vec(&mut self, mut v: Vec<FrameDesc>) {
+    /// Keeps a released batch's vector for [`FrameTable::desc_vec`], entries and all: it goes
+    /// nowhere but into [`FrameTable::take_received`], which overwrites them.
+    pub(crate) fn keep_vec(&mut self, v: Vec<FrameDesc>) {
         if self.spare.len() < SPARE_VECS && v.capacity() != 0 && v.capacity() <= 1 << 16 {
-            v.clear();
             self.spare.push(v);
         }
     }

@@ -593,7 +593,9 @@ fn frame_table_random_operations_match_a_model() {
                         descs.push(XdpDesc { addr, len, options });
                         truth.push((u64::from(index), offset));
                     }
-                    let mut frames = Vec::new();
+                    // A reused vector's stale entries, which the receive overwrites.
+                    let stale = FrameDesc { index: 999, offset: 1, len: 2, options: 3 };
+                    let mut frames = vec![stale; (rng.next() % 80) as usize];
                     // In two parts cut anywhere, as a ring that wraps around hands them
                     // over (a chain may span the cut).
                     let cut = (rng.next() % (descs.len() as u64 + 1)) as usize;
