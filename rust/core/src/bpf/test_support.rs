@@ -1,18 +1,18 @@
 //! Test support for the privileged tests of the XDP program: a pair of network namespaces
 //! joined by a veth pair, running code inside one, raw sockets for the XSKMAP, and a
 //! hand-written rtnetlink query of the program attached to an interface (independent of aya).
-//! Test code: it calls libc directly.
+//! Its kernel calls are in `sys::netlink`.
 
 use std::{
     io,
     net::UdpSocket,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, OwnedFd},
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
-use crate::sys::Interface;
+use crate::sys::{Interface, netlink};
 
 /// Two network namespaces joined by a veth pair; deleted on drop.
 pub struct VethNetns {
@@ -96,10 +96,8 @@ pub fn in_netns<T: Send>(name: &str, body: impl FnOnce() -> T + Send) -> T {
         scope
             .spawn(|| {
                 let file = std::fs::File::open(&path).expect(&path);
-                // SAFETY: `file` is an open netns file; setns only changes the network
-                // namespace of this scoped, short-lived thread.
-                let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(ret, 0, "setns: {}", io::Error::last_os_error());
+                // Only this scoped, short-lived thread changes namespace.
+                netlink::enter_netns(file.as_fd()).expect("setns");
                 body()
             })
             .join()
@@ -147,7 +145,7 @@ const IFLA_XDP_HW_PROG_ID: u16 = 7;
 ///
 /// Asks the kernel with an rtnetlink `RTM_GETLINK` request and reads the `IFLA_XDP`
 /// attributes, as `ip link show` does. Only the tests use it (to check, independently of aya,
-/// what the kernel has attached), so it lives here, where calling libc directly is allowed.
+/// what the kernel has attached), so it lives here, beside its test-only calls in `sys::netlink`.
 pub fn attached_program_id(ifname: &str) -> io::Result<Option<u32>> {
     let ifindex = Interface::by_name(ifname).map_err(io::Error::other)?.index();
     let query_error = |_errno: Option<i32>, message: String| io::Error::other(message);
@@ -167,44 +165,13 @@ pub fn attached_program_id(ifname: &str) -> io::Result<Option<u32>> {
     request.extend_from_slice(&0u32.to_ne_bytes()); // ifi_flags
     request.extend_from_slice(&0u32.to_ne_bytes()); // ifi_change
 
-    // SAFETY: socket() takes no pointers; the result is checked below.
-    let fd = unsafe {
-        libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::NETLINK_ROUTE)
-    };
-    if fd < 0 {
-        return Err(os_error(io::Error::last_os_error()));
-    }
-    // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: `request` is a live buffer of `request.len()` bytes. Unbound netlink sockets
-    // send to the kernel (address 0), so no address is needed.
-    let sent = unsafe { libc::send(socket.as_raw_fd(), request.as_ptr().cast(), request.len(), 0) };
-    if sent < 0 {
-        return Err(os_error(io::Error::last_os_error()));
-    }
+    let socket = netlink::route_socket().map_err(os_error)?;
+    netlink::send(&socket, &request).map_err(os_error)?;
 
     // The answer is one RTM_NEWLINK message (a few KiB with statistics) or an NLMSG_ERROR.
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        // SAFETY: `buffer` is a live, writable buffer of `buffer.len()` bytes.
-        let received = unsafe {
-            libc::recv(
-                socket.as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                libc::MSG_TRUNC,
-            )
-        };
-        let received = match usize::try_from(received) {
-            Ok(n) => n,
-            Err(_) => {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(os_error(error));
-            }
-        };
+        let received = netlink::recv(&socket, &mut buffer).map_err(os_error)?;
         if received > buffer.len() {
             return Err(query_error(None, format!("reply truncated ({received} bytes)")));
         }

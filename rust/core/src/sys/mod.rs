@@ -9,6 +9,7 @@
 //! * [`bpf`]: the `bpf()` command aya lacks (`BPF_PROG_TEST_RUN`), `unshare`, signal masks.
 //! * [`epoll`]: `epoll` and `eventfd`, to wait on a Port's sockets at once and wake that wait.
 //! * [`fork`]: telling a forked child from the process that created an object.
+//! * `netlink` (tests only): entering a network namespace and a raw rtnetlink socket.
 //! * [`clock`]: the clocks XDP programs timestamp with, and their offset to realtime.
 //! * here: memory mappings ([`Mmap`], on huge pages too), the page size, the free huge pages,
 //!   `membarrier` ([`synchronize_rcu`]) and the errno values the rest of the crate tests for
@@ -27,6 +28,8 @@ pub mod epoll;
 pub mod fork;
 pub mod if_xdp;
 pub mod netdev;
+#[cfg(test)]
+pub mod netlink;
 pub mod sockopt;
 pub mod xsk;
 
