@@ -420,18 +420,24 @@ impl Socket {
             let mut rings = self.pool.rings();
             let Some(comp) = rings.comp.as_mut() else { return Ok(0) };
             let mut table = self.umem.frames();
-            let umem = table.tracks_tx_stamps().then_some(&self.umem);
-            let mut sink = Completed {
-                table: &mut table,
-                pool,
-                addressing,
-                done: 0,
-                umem,
-                stamps: &mut stamps,
+            let (n, done) = if table.tracks_tx_stamps() {
+                let mut sink = Completed {
+                    table: &mut table,
+                    pool,
+                    addressing,
+                    done: 0,
+                    umem: &self.umem,
+                    stamps: &mut stamps,
+                };
+                let n = comp.peek(max, &mut sink);
+                let done = sink.done;
+                table.completed(done, pool);
+                (n, done)
+            } else {
+                let addrs = comp.peek_slices(max);
+                let n = (addrs[0].len() + addrs[1].len()) as u32;
+                (n, table.take_completions(&addrs, pool, addressing))
             };
-            let n = comp.peek(max, &mut sink);
-            let done = sink.done;
-            table.completed(done, pool);
             drop(table);
             comp.release(n);
             (n, done)
@@ -529,32 +535,23 @@ pub(super) fn take_rx(
     (batch, filled, wake)
 }
 
-/// Where [`Socket::complete`] peeks completion addresses to: each one's frame moves `Tx` →
-/// `Free`; anything else is left alone (and counted as unexpected by the caller). With `umem`
-/// (a UMEM with tx metadata), the raw completion timestamp of each frame sent with a request
-/// goes to `stamps`.
+/// Where [`Socket::complete`] peeks completion addresses to on a UMEM with tx metadata (the
+/// others go through [`FrameTable::take_completions`]): each one's frame moves `Tx` → `Free`;
+/// anything else is left alone (and counted as unexpected by the caller). The raw completion
+/// timestamp of each frame sent with a request goes to `stamps`.
 struct Completed<'a> {
     table: &'a mut FrameTable,
     pool: PoolId,
     addressing: Addressing,
     done: u32,
-    umem: Option<&'a Umem>,
+    umem: &'a Umem,
     stamps: &'a mut Vec<(u32, u64)>,
 }
 
 impl Extend<u64> for Completed<'_> {
     #[inline]
     fn extend<I: IntoIterator<Item = u64>>(&mut self, addrs: I) {
-        let Some(umem) = self.umem else {
-            for addr in addrs {
-                let done = self
-                    .addressing
-                    .decode(addr)
-                    .is_some_and(|d| self.table.take_completed(d.index, self.pool));
-                self.done += u32::from(done);
-            }
-            return;
-        };
+        let umem = self.umem;
         for addr in addrs {
             let Some(d) = self.addressing.decode(addr) else { continue };
             if !self.table.take_completed(d.index, self.pool) {

@@ -46,6 +46,7 @@ use crate::sys::{self, ForkGuard, Mmap};
 
 mod batch;
 mod config;
+mod runs;
 mod table;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,6 @@
 use super::FrameDesc;
 use crate::addr::Addressing;
 use crate::error::{Error, Result};
-use crate::sys::{XDP_PKT_CONTD, XdpDesc};
 
 /// Where a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,16 +42,16 @@ impl FrameState {
 pub(super) struct Slot(u32);
 
 impl Slot {
-    const FREE: Slot = Slot::new(FrameState::Free, 0);
-    const USER: Slot = Slot::new(FrameState::User, 0);
+    pub(super) const FREE: Slot = Slot::new(FrameState::Free, 0);
+    pub(super) const USER: Slot = Slot::new(FrameState::User, 0);
     /// A frame the receive loop refused (its descriptor ran past the frame's end), until the
     /// loop's end puts it in the free pool: `Free` with an owner, a slot no frame keeps
     /// outside that loop.
-    const REFUSED: Slot = Slot(FrameState::Free as u32 | 0xffff << 16);
+    pub(super) const REFUSED: Slot = Slot(FrameState::Free as u32 | 0xffff << 16);
 
     /// The entry of a frame in `state` through pair `owner` (0 unless `Fill` or `Tx`).
     #[inline(always)]
-    const fn new(state: FrameState, owner: PoolId) -> Slot {
+    pub(super) const fn new(state: FrameState, owner: PoolId) -> Slot {
         Slot(state as u32 | (owner as u32) << 16)
     }
 
@@ -85,7 +84,7 @@ pub struct FrameTable {
     /// Per [`PoolId`]: how many frames are in `Fill` and in `Tx` through that pair.
     pool_counts: Vec<[u32; 2]>,
     pub(super) free: Vec<u32>,
-    counts: [u32; 4],
+    pub(super) counts: [u32; 4],
     /// Descriptor vectors of released batches (their stale entries left in), reused by the
     /// next receive so a batch costs no allocation, and its room no zeroing, in a steady
     /// receive loop.
@@ -107,8 +106,8 @@ const SPARE_VECS: usize = 8;
 pub type PoolId = u16;
 
 /// Index into a pool's counts.
-const POOL_FILL: usize = 0;
-const POOL_TX: usize = 1;
+pub(super) const POOL_FILL: usize = 0;
+pub(super) const POOL_TX: usize = 1;
 
 /// The per-pool count slot of `state`, if it has one (only `Fill` and `Tx` frames belong to a
 /// ring pair).
@@ -199,7 +198,7 @@ impl FrameTable {
     }
 
     /// The counts of ring pair `pool`, created at zero on first use.
-    fn pool(&mut self, pool: PoolId) -> &mut [u32; 2] {
+    pub(super) fn pool(&mut self, pool: PoolId) -> &mut [u32; 2] {
         let i = usize::from(pool);
         if self.pool_counts.len() <= i {
             self.pool_counts.resize(i + 1, [0, 0]);
@@ -316,8 +315,10 @@ impl FrameTable {
         }
     }
 
-    /// [`FrameTable::refill_from_users`] with `start` giving a frame's ring address.
-    #[inline(always)]
+    /// [`FrameTable::refill_from_users`] with `start` giving a frame's ring address. Out of
+    /// line, so its loop holds its state in registers (inlined into `Refill::put_back`, it
+    /// spilled three values to the stack and cost 15 instructions per frame instead of 12).
+    #[inline(never)]
     fn refill_by(
         &mut self,
         frames: &[FrameDesc],
@@ -387,183 +388,6 @@ impl FrameTable {
         self.counts[FrameState::Fill as usize] += n as u32;
         self.pool(pool)[POOL_FILL] += n as u32;
         n as u32
-    }
-
-    /// Moves the frame of every rx descriptor of `parts` (in order, across the parts: the two
-    /// runs of a ring that wraps around) from `Fill` (on the fill ring of pair `pool`, the
-    /// receiving socket's) to `User` and puts it in `frames`, replacing what `frames` held (a
-    /// reused vector's stale entries are overwritten, not zeroed first); returns how many
-    /// descriptors did not become frames of `frames`.
-    ///
-    /// With `chains` (a multi-buffer socket), a frame keeps its descriptor's `XDP_PKT_CONTD`
-    /// bit (the packet continues in the next descriptor); without, every descriptor is a
-    /// packet of its own (the kernel sets the bit only on sockets bound with `XDP_USE_SG`) and
-    /// the loop skips the chain bookkeeping.
-    ///
-    /// A descriptor whose frame is not in `Fill` on that pair (an address this UMEM never put
-    /// on that fill ring) is skipped. A descriptor whose packet would run past the end of its
-    /// frame (offset + length above the frame size: never from a sane kernel) is skipped too,
-    /// and its frame goes back to the free pool, so no batch ever claims bytes beyond its
-    /// frame. A packet (a chain of descriptors up to one without `XDP_PKT_CONTD`) with such a
-    /// descriptor is dropped whole: its other frames go back to the free pool too, so a batch
-    /// never holds a chain with a hole in it. The caller passes whole packets; a chain still
-    /// open after the last descriptor is kept as it is. Addresses are decoded by `addressing`
-    /// (in unaligned mode the offset is in the top 16 bits); one that names no frame is refused.
-    #[inline]
-    pub(crate) fn take_received(
-        &mut self,
-        parts: &[&[XdpDesc]],
-        pool: PoolId,
-        addressing: Addressing,
-        chains: bool,
-        frames: &mut Vec<FrameDesc>,
-    ) -> u32 {
-        // One loop per chain mode and per chunk mode, so the loop asks neither for every
-        // descriptor.
-        if chains {
-            self.take_received_in::<true>(parts, pool, addressing, frames)
-        } else {
-            self.take_received_in::<false>(parts, pool, addressing, frames)
-        }
-    }
-
-    /// [`FrameTable::take_received`] for one chain mode, with the loop of the chunk mode.
-    #[inline(always)]
-    fn take_received_in<const CHAINS: bool>(
-        &mut self,
-        parts: &[&[XdpDesc]],
-        pool: PoolId,
-        addressing: Addressing,
-        frames: &mut Vec<FrameDesc>,
-    ) -> u32 {
-        let frame_size = u64::from(addressing.frame_size());
-        match addressing.aligned_shift() {
-            Some(shift) => {
-                let mask = frame_size - 1;
-                self.take_received_by::<CHAINS>(parts, pool, frame_size, frames, |addr| {
-                    (addr >> shift, addr & mask)
-                })
-            }
-            None => self.take_received_by::<CHAINS>(parts, pool, frame_size, frames, |addr| {
-                // An address that decodes to no frame is refused like one of another owner.
-                addressing.decode(addr).map_or((u64::MAX, 0), |d| (d.index, d.offset))
-            }),
-        }
-    }
-
-    /// [`FrameTable::take_received`] with `decode` taking an address apart into (frame index,
-    /// offset) (`u64::MAX` for an address that names no frame); `CHAINS`: whether packets may
-    /// span descriptors.
-    #[inline(always)]
-    fn take_received_by<const CHAINS: bool>(
-        &mut self,
-        parts: &[&[XdpDesc]],
-        pool: PoolId,
-        frame_size: u64,
-        frames: &mut Vec<FrameDesc>,
-        decode: impl Fn(u64) -> (u64, u64),
-    ) -> u32 {
-        let slots = &mut self.slots[..];
-        let fill = Slot::new(FrameState::Fill, pool);
-        let seen: usize = parts.iter().map(|p| p.len()).sum();
-        // Written by index into room made beforehand (no growth check per frame), then cut to
-        // what was taken.
-        frames.resize(seen, FrameDesc::default());
-        let out = &mut frames[..];
-        let mut k = 0;
-        // Frames that leave `Fill` for the free pool: refused descriptors, and (`CHAINS`) the
-        // other frames of a packet that had one.
-        let mut freed = 0;
-        // Where the current packet's frames start in `out`, and whether one of its
-        // descriptors was refused.
-        let mut packet_start = 0;
-        let mut broken = false;
-        // Whether a descriptor past its frame's end left a frame `REFUSED`.
-        let mut refused = false;
-        for part in parts {
-            for d in part.iter() {
-                let options = if CHAINS { d.options & XDP_PKT_CONTD } else { 0 };
-                let (index, offset) = decode(d.addr);
-                let i = usize::try_from(index).unwrap_or(usize::MAX);
-                match slots.get_mut(i) {
-                    Some(slot) if *slot == fill => {
-                        if offset + u64::from(d.len) > frame_size {
-                            // Into the free pool after the loop: no call in this loop, so
-                            // its state stays in registers.
-                            *slot = Slot::REFUSED;
-                            refused = true;
-                            freed += 1;
-                            broken = true;
-                        } else {
-                            *slot = Slot::USER;
-                            // `index` indexed the state table, so it is below the frame count; at
-                            // most one frame per descriptor, so `k < seen`.
-                            out[k] = FrameDesc {
-                                index: index as u32,
-                                offset: offset as u32,
-                                len: d.len,
-                                options,
-                            };
-                            k += 1;
-                        }
-                    }
-                    _ => broken = true,
-                }
-                if CHAINS && options == 0 {
-                    if broken {
-                        for f in &out[packet_start..k] {
-                            slots[f.index as usize] = Slot::FREE;
-                            self.free.push(f.index);
-                            freed += 1;
-                        }
-                        k = packet_start;
-                        broken = false;
-                    }
-                    packet_start = k;
-                }
-            }
-        }
-        if refused {
-            for d in parts.iter().flat_map(|part| part.iter()) {
-                let i = usize::try_from(decode(d.addr).0).unwrap_or(usize::MAX);
-                if let Some(slot) = slots.get_mut(i)
-                    && *slot == Slot::REFUSED
-                {
-                    *slot = Slot::FREE;
-                    self.free.push(i as u32);
-                }
-            }
-        }
-        frames.truncate(k);
-        let moved = k as u32;
-        self.counts[FrameState::Fill as usize] -= moved + freed;
-        self.counts[FrameState::User as usize] += moved;
-        self.counts[FrameState::Free as usize] += freed;
-        self.pool(pool)[POOL_FILL] -= moved + freed;
-        seen as u32 - moved
-    }
-
-    /// Moves frame `index` from `Tx` through pair `pool` to `Free` (the kernel handed it back
-    /// on that pair's completion ring); false, and nothing changes, when it is not in `Tx` on
-    /// that pair. The caller accounts the counts with [`FrameTable::completed`] once per batch.
-    #[inline]
-    pub(crate) fn take_completed(&mut self, index: u64, pool: PoolId) -> bool {
-        let i = usize::try_from(index).unwrap_or(usize::MAX);
-        match self.slots.get_mut(i) {
-            Some(slot) if *slot == Slot::new(FrameState::Tx, pool) => {
-                *slot = Slot::FREE;
-                self.free.push(index as u32);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Accounts `n` frames of pair `pool` moved by [`FrameTable::take_completed`].
-    pub(crate) fn completed(&mut self, n: u32, pool: PoolId) {
-        self.counts[FrameState::Tx as usize] -= n;
-        self.counts[FrameState::Free as usize] += n;
-        self.pool(pool)[POOL_TX] -= n;
     }
 
     /// A vector with room for `n` descriptors, for [`FrameTable::take_received`] to fill: a

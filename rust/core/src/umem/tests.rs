@@ -699,6 +699,38 @@ fn frame_table_random_operations_match_a_model() {
                         }
                     }
                 }
+                6 if rng.next().is_multiple_of(2) => {
+                    // A completion ring's addresses, in two parts cut anywhere: mostly frames
+                    // sent (through any pair), with the packet's offset, plus junk.
+                    let pool = any_pool(&mut rng);
+                    let tx = m.in_state(FrameState::Tx, None);
+                    let mut addrs = Vec::new();
+                    let mut truth = Vec::new();
+                    for _ in 0..rng.next() % 10 {
+                        let index = match (tx.is_empty(), rng.next() % 3) {
+                            (false, 0 | 1) => tx[(rng.next() % tx.len() as u64) as usize],
+                            _ => any_index(&mut rng),
+                        };
+                        let offset = rng.next() as u32 % frame_size;
+                        addrs.push(addressing.encode(index, offset));
+                        truth.push(index);
+                    }
+                    let cut = (rng.next() % (addrs.len() as u64 + 1)) as usize;
+                    let (a, b) = addrs.split_at(cut);
+                    let free_before = t.free.len();
+                    let done = t.take_completions(&[a, b], pool, addressing);
+                    let mut expected = Vec::new();
+                    for &i in &truth {
+                        let s = i as usize;
+                        if s < m.state.len() && m.state[s] == FrameState::Tx && m.owner[s] == pool {
+                            m.state[s] = FrameState::Free;
+                            expected.push(i);
+                        }
+                    }
+                    assert_eq!(done as usize, expected.len(), "step {step}");
+                    // Into the free pool in completion order, nothing else.
+                    assert_eq!(t.free[free_before..], expected[..], "step {step}");
+                }
                 6 => {
                     let pool = any_pool(&mut rng);
                     let tx = m.in_state(FrameState::Tx, None);
