@@ -12,7 +12,8 @@ lab (afxdp.lab.Lab: namespaces a and b) and measures, round after round, interle
 rx     afxdp.generate() in namespace a offers load (pinned to the load core); a receiver in
        namespace b (pinned to the work core) receives and drops: the C reference (xsk_ref
        rxdrop), the same C loop doing afxdp's frame ownership bookkeeping (`--track`), the
-       Rust core (rust/core/examples/rxdrop.rs), Python batch (`recv(64)`/release), the same
+       Rust core (rust/core/examples/rxdrop.rs; rust-lend: the same loop over frames lent in
+       place, `Socket::recv_with`), Python batch (`recv(64)`/release), the same
        through `Socket.batches()` (python-iter: one call per batch), Python
        touching every frame (`frame[23]`), and Python's own AF_PACKET socket (`recv_into`).
        Delivered = what the receiver counted. The Rust and Python batch receivers run again
@@ -148,6 +149,7 @@ def cases() -> list[Case]:
              for impl, argv, harness in (("c", c("rxdrop"), True),
                                          ("c-tracked", c("rxdrop", "--track"), True),
                                          ("rust", rust("rxdrop"), False),
+                                         ("rust-lend", rust("rxdrop", "4096", "lend"), False),
                                          ("python-batch", py("rx-batch"), False),
                                          ("python-iter", py("rx-iter"), False),
                                          ("python-batch-busy", py("rx-batch", "--busy-poll", "20"),
@@ -158,6 +160,7 @@ def cases() -> list[Case]:
         Case("rx", "c", c("rxdrop"), harness_program=True),
         Case("rx", "c-tracked", c("rxdrop", "--track"), harness_program=True),
         Case("rx", "rust", rust("rxdrop")),
+        Case("rx", "rust-lend", rust("rxdrop", "4096", "lend")),
         Case("rx", "python-batch", py("rx-batch")),
         Case("rx", "python-iter", py("rx-iter")),
         Case("rx", "python-touch", py("rx-touch")),

@@ -3,8 +3,9 @@
 repeatable, whatever else the machine runs, so two builds compare without noise.
 
 Builds benches/examples/rx_instructions.rs, runs it under `valgrind --tool=callgrind` and
-prints the instructions of its `wakeup` function (one `RxPath::recv` of 64 frames and the
-batch's drop, callees included) per wakeup and per frame.
+prints, per wakeup and per frame, the instructions of its `wakeup` function (one `RxPath::recv`
+of 64 frames and the batch's drop, callees included) and of `wakeup_lent` (the same 64 frames
+lent by `RxPath::recv_with`, their lengths summed).
 
     python3 benches/rx_instructions.py [--wakeups 10000]
 """
@@ -35,13 +36,13 @@ def main() -> int:
                         str(binary), str(args.wakeups)], check=True, capture_output=True)
         report = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)],
                                 check=True, capture_output=True, text=True).stdout
-    m = re.search(r"^\s*([\d,]+)\s.*rx_instructions::wakeup\b", report, re.M)
-    if not m:
-        sys.exit("callgrind_annotate shows no rx_instructions::wakeup")
-    total = int(m.group(1).replace(",", ""))
-    per = total / args.wakeups
-    print(f"{per:,.0f} instructions per wakeup of {BATCH} frames, {per / BATCH:.1f} per frame "
-          f"({args.wakeups} wakeups)")
+    for name, what in (("wakeup", "recv + drop"), ("wakeup_lent", "recv_with")):
+        m = re.search(rf"^\s*([\d,]+)\s.*rx_instructions::{name}\b", report, re.M)
+        if not m:
+            sys.exit(f"callgrind_annotate shows no rx_instructions::{name}")
+        per = int(m.group(1).replace(",", "")) / args.wakeups
+        print(f"{what}: {per:,.0f} instructions per wakeup of {BATCH} frames, "
+              f"{per / BATCH:.1f} per frame ({args.wakeups} wakeups)")
     return 0
 
 

@@ -5,8 +5,10 @@
 //!
 //! The receive path is [`RxPath`] (`Socket::recv`'s body over heap rings, no kernel) as
 //! `benches/benches/wakeup.rs` sets it up ([`receiver`]: `afxdp.Socket(ifname)`'s defaults).
-//! Each wakeup (the function `wakeup`) receives a batch of 64 frames and drops it; the kernel's
-//! part ([`afxdp_benches::Kernel::deliver`]) runs outside it.
+//! Each wakeup (the function `wakeup`) receives a batch of 64 frames and drops it; a lent
+//! wakeup (`wakeup_lent`, on a second receive path) has the same 64 frames lent by
+//! `recv_with` (`Socket::recv_with`) and sums their lengths. The kernel's part
+//! ([`afxdp_benches::Kernel::deliver`]) runs outside both.
 //!
 //! `rx_instructions [WAKEUPS]` (default 10000); prints the frames received.
 
@@ -22,6 +24,15 @@ fn wakeup(path: &mut RxPath) -> usize {
     n
 }
 
+/// One wakeup of a Rust receive loop over lent frames: the lengths of 64 frames, summed.
+#[inline(never)]
+fn wakeup_lent(path: &mut RxPath) -> usize {
+    path.recv_with(BATCH, |view| {
+        std::hint::black_box(view.iter().map(|f| f.data().len()).sum::<usize>());
+        view.len()
+    })
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wakeups: u64 = std::env::args().nth(1).map_or(Ok(10_000), |s| s.parse())?;
     let (mut path, mut kernel) = receiver();
@@ -29,6 +40,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..wakeups {
         kernel.deliver(BATCH);
         frames += wakeup(&mut path);
+    }
+    assert_eq!(path.counters().unexpected, 0);
+    let (mut path, mut kernel) = receiver();
+    for _ in 0..wakeups {
+        kernel.deliver(BATCH);
+        frames += wakeup_lent(&mut path);
     }
     assert_eq!(path.counters().unexpected, 0);
     println!("frames={frames}");

@@ -1,9 +1,10 @@
 //! Receive-and-drop loop against the core, the Rust twin of `benches/rxdrop.py`.
 //!
-//! `rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages]]`:
+//! `rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages] [lend]]`:
 //! attaches the built-in program, opens a socket on queue 0 over a Umem of 4096 frames (of 4096
 //! bytes unless FRAME_SIZE, in unaligned chunk mode and on 2 MiB huge pages when those words
-//! follow), receives in batches (waiting in poll when the ring is empty) and drops the frames,
+//! follow), receives in batches (waiting in poll when the ring is empty; with `lend`, the frames
+//! lent in place by `Socket::recv_with` instead of a batch) and drops the frames,
 //! until SECONDS pass. Prints one line of `key=value` figures: packets, seconds, pps,
 //! the process's CPU time per packet, how many non-empty batches it took and how many times it
 //! waited in poll, and the socket's drop counters.
@@ -20,7 +21,7 @@ use common::Cpu;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let ifname = args.get(1).ok_or(
-        "usage: rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages]]",
+        "usage: rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages] [lend]]",
     )?;
     let iface = afxdp::Interface::by_name(ifname)?;
     let seconds: f64 = args.get(2).map_or(Ok(5.0), |s| s.parse())?;
@@ -28,6 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch: u32 = args.get(4).map_or(Ok(64), |s| s.parse())?;
     let frame_size: u32 = args.get(5).map_or(Ok(4096), |s| s.parse())?;
     let flag = |word: &str| args.iter().skip(6).any(|a| a == word);
+    let lend = flag("lend");
 
     let mut prog = XdpProgram::attach_builtin(&iface, mode)?;
     let umem = Umem::new(UmemConfig {
@@ -49,8 +51,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let end_wait = Instant::now() + Duration::from_secs_f64(seconds + 10.0);
     let mut deadline = end_wait;
     while Instant::now() < deadline {
-        let got = sock.recv(batch)?;
-        if got.is_empty() {
+        let (n, nbytes) = if lend {
+            sock.recv_with(batch, |v| (v.len(), v.bytes()))?
+        } else {
+            let got = sock.recv(batch)?;
+            (got.len(), got.descs().iter().map(|d| u64::from(d.len)).sum::<u64>())
+        };
+        if n == 0 {
             polls += 1;
             poll.poll(afxdp::socket::POLLIN, Duration::from_millis(100))?;
             continue;
@@ -60,10 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             first = Some((Instant::now(), Cpu::now()));
             deadline = Instant::now() + Duration::from_secs_f64(seconds);
         }
-        packets += got.len() as u64;
+        packets += n as u64;
         batches += 1;
-        bytes += got.descs().iter().map(|d| u64::from(d.len)).sum::<u64>();
-        drop(got);
+        bytes += nbytes;
     }
     let (t0, c0) = first.ok_or("no packet received")?;
     let secs = t0.elapsed().as_secs_f64();

@@ -502,6 +502,11 @@ impl<T: Copy> Consumer<T> {
         unsafe { [std::slice::from_raw_parts(a, a_len), std::slice::from_raw_parts(b, b_len)] }
     }
 
+    /// Forgets the entries peeked and not released: the next peek returns them again.
+    pub fn rewind(&mut self) {
+        self.cached_cons = self.released;
+    }
+
     /// Hands the slots of the first `n` peeked, unreleased entries back to the producer:
     /// Release-stores `consumer + n`, after the entries were copied out.
     ///
@@ -679,6 +684,12 @@ pub struct RxRing(Consumer<XdpDesc>);
 consumer_ring!(RxRing, XdpDesc);
 
 impl RxRing {
+    /// Forgets the descriptors peeked and not released (see [`Consumer::rewind`]).
+    #[inline]
+    pub fn rewind(&mut self) {
+        self.0.rewind()
+    }
+
     /// How many descriptors make whole packets (multi-buffer: a packet's descriptors carry
     /// `XDP_PKT_CONTD` but its last): the most whole packets within `max` descriptors, the
     /// first packet whole when it alone is longer, 0 while its end is not on the ring yet

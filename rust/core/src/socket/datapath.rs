@@ -44,7 +44,7 @@ impl Socket {
     }
 
     /// Counts `got` frames just put on the fill ring and wakes the kernel if it asked.
-    fn filled(&mut self, got: u32, wake: bool) {
+    pub(super) fn filled(&mut self, got: u32, wake: bool) {
         if got == 0 {
             return;
         }
@@ -55,7 +55,7 @@ impl Socket {
         }
     }
 
-    fn no_ring(ring: &'static str) -> Error {
+    pub(super) fn no_ring(ring: &'static str) -> Error {
         Error::InvalidArgument {
             name: ring,
             value: "0".into(),

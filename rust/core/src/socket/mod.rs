@@ -7,7 +7,8 @@
 //!
 //! The parts: `config` (ring sizes, bind options, busy polling), `pair` (the fd and the fill and
 //! completion rings a socket shares with the UMEM's other sockets on its (interface, queue)),
-//! `open` (setup and bind), `datapath` (fill, recv, send, complete); `rx_path` is test support
+//! `open` (setup and bind), `datapath` (fill, recv, send, complete), `lend` (`recv_with`: received
+//! frames lent in place); `rx_path` is test support
 //! (the receive path over rings in plain memory, for the benches).
 
 use std::collections::VecDeque;
@@ -22,11 +23,13 @@ use crate::umem::Umem;
 
 mod config;
 mod datapath;
+mod lend;
 mod open;
 mod pair;
 mod rx_path;
 
 pub use config::{BusyPoll, MAX_RING_SIZE, SocketConfig};
+pub use lend::{RxFrame, RxView};
 use pair::BoundFd;
 pub use pair::{POLLIN, POLLOUT, PollHandle};
 pub(crate) use pair::{QueuePool, Refill};

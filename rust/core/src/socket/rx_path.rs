@@ -11,6 +11,7 @@ use std::sync::Arc;
 #[cfg(doc)]
 use super::Socket;
 use super::datapath::{rx_idle, take_rx};
+use super::lend::{RxView, lend_rx};
 use super::pair::{QueueKey, QueuePool, Refill, fill_deficit, fill_locked};
 use super::{Counters, SocketConfig};
 use crate::error::Result;
@@ -91,6 +92,28 @@ impl RxPath {
         batch
     }
 
+    /// [`Socket::recv_with`]'s ring and frame-table work: lends up to `max` received frames to
+    /// `f` and puts them back on the fill ring.
+    pub fn recv_with<R>(&mut self, max: u32, f: impl FnOnce(&RxView<'_>) -> R) -> R {
+        if rx_idle(&mut self.rx, &self.pool, &self.cfg) {
+            return f(&RxView::empty());
+        }
+        let refill = self.refill.as_ref();
+        let (r, filled, wake) = lend_rx(
+            &mut self.rx,
+            &self.pool,
+            refill,
+            &self.umem,
+            &self.cfg,
+            &mut self.counters,
+            max,
+            f,
+        );
+        self.counters.filled += u64::from(filled);
+        self.wakeups += u64::from(filled != 0 && wake);
+        r
+    }
+
     /// The library's counters, as [`Socket::stats`] has them.
     pub fn counters(&self) -> Counters {
         let mut c = self.counters;
@@ -111,7 +134,7 @@ impl RxPath {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ring::{Consumer, Producer, RingMemory};
     use crate::sys::{XDP_RING_NEED_WAKEUP, XdpDesc};
@@ -119,7 +142,12 @@ mod tests {
 
     /// The kernel's part: moves up to `n` fill addresses onto the rx ring as packets of `len`
     /// bytes starting 256 bytes into the frame (XDP_PACKET_HEADROOM).
-    fn deliver(fill: &mut Consumer<u64>, rx: &mut Producer<XdpDesc>, n: u32, len: u32) -> u32 {
+    pub(in crate::socket) fn deliver(
+        fill: &mut Consumer<u64>,
+        rx: &mut Producer<XdpDesc>,
+        n: u32,
+        len: u32,
+    ) -> u32 {
         let mut addrs = Vec::new();
         let got = fill.peek(n, &mut addrs);
         fill.release(got);
@@ -135,7 +163,7 @@ mod tests {
     /// A UMEM of `frames` 2048-byte frames and a receive path over it with a 64-entry rx ring
     /// and a `fill_size` fill ring kept at `fill_target` frames (default options), with the
     /// kernel's ends of its fill and rx rings.
-    fn receiver(
+    pub(in crate::socket) fn receiver(
         frames: u32,
         fill_size: u32,
         fill_target: u32,

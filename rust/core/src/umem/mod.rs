@@ -26,6 +26,11 @@
 //! instead, as far as the ring lacks frames (one pass over the table instead of two, and no
 //! trip through the free pool).
 //!
+//! A frame lent by [`crate::socket::Socket::recv_with`] never leaves `Fill`: the kernel took it
+//! off the fill ring, the call reads it in place (read-only, for the length of the call) and
+//! puts it back on the same ring, so the table is only read, to check what the kernel handed
+//! back (see [`crate::socket::RxView`]).
+//!
 //! # Chunk modes and memory
 //!
 //! Frames are always `frame_size` bytes laid end to end, and only those are handed out. In

@@ -176,6 +176,29 @@ impl FrameTable {
         seen as u32 - moved
     }
 
+    /// Whether every rx descriptor of `parts` can be lent where it is ([`crate::socket::Socket::recv_with`]):
+    /// its frame in `Fill` on the fill ring of pair `pool` (the receiving socket's) and its
+    /// packet inside the frame. Reads the table and changes nothing.
+    pub(crate) fn lendable(
+        &self,
+        parts: &[&[XdpDesc]],
+        pool: PoolId,
+        addressing: Addressing,
+    ) -> bool {
+        let fill = Slot::new(FrameState::Fill, pool);
+        let frame_size = u64::from(addressing.frame_size());
+        let slots = &self.slots[..];
+        parts.iter().all(|part| match addressing.aligned_shift() {
+            Some(shift) => {
+                let mask = frame_size - 1;
+                all_in_fill(slots, part, fill, frame_size, &|addr| (addr >> shift, addr & mask))
+            }
+            None => all_in_fill(slots, part, fill, frame_size, &|addr| {
+                addressing.decode(addr).map_or((u64::MAX, 0), |d| (d.index, d.offset))
+            }),
+        })
+    }
+
     /// Moves the frame of every completion address of `parts` (in order, across the parts: the
     /// two runs of a ring that wraps around) from `Tx` through pair `pool` to `Free`, and
     /// accounts the counts; an address whose frame is not in `Tx` on that pair (or that names
@@ -286,6 +309,26 @@ fn take_run(
     }
     let taken = if holes == 0 { n } else { close_up(out, |d| d.index != NO_FRAME) };
     (taken, refused)
+}
+
+/// The loop of [`FrameTable::lendable`] over one run of descriptors: whether each one's frame
+/// (by `decode`, as in [`take_run`]) is in `fill` and its packet inside the frame.
+#[inline(never)]
+fn all_in_fill(
+    slots: &[Slot],
+    descs: &[XdpDesc],
+    fill: Slot,
+    frame_size: u64,
+    decode: &impl Fn(u64) -> (u64, u64),
+) -> bool {
+    // No early exit: the loop stays branch-free but for the one test at its end.
+    let mut ok = true;
+    for d in descs {
+        let (index, offset) = decode(d.addr);
+        let in_fill = slots.get(usize::try_from(index).unwrap_or(usize::MAX)) == Some(&fill);
+        ok &= in_fill & (offset + u64::from(d.len) <= frame_size);
+    }
+    ok
 }
 
 /// The loop of [`FrameTable::take_completions`] over one run of completion addresses, into
