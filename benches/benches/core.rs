@@ -12,7 +12,7 @@ use std::hint::black_box;
 use afxdp::addr::Addressing;
 use afxdp::ring::{Consumer, Producer, RingMemory};
 use afxdp::sys::XdpDesc;
-use afxdp::umem::{FrameState, Umem, UmemConfig};
+use afxdp::umem::{Umem, UmemConfig};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const BATCH: u32 = 64;
@@ -63,26 +63,13 @@ fn bench_umem() -> Umem {
     Umem::new(UmemConfig { frame_count: 4096, frame_size: 2048, ..UmemConfig::default() }).unwrap()
 }
 
-/// The frame pool: allocation and release, and the state checks of a frame's round trip.
+/// The frame pool: allocation and release.
 fn frames(c: &mut Criterion) {
     let mut g = c.benchmark_group("frames");
     g.throughput(Throughput::Elements(u64::from(BATCH)));
     let umem = bench_umem();
     g.bench_function("alloc+release 64 frames", |bench| {
         bench.iter(|| black_box(umem.alloc(BATCH as usize)).release())
-    });
-    g.bench_function("fill -> user -> tx -> free transitions, 64 frames", |bench| {
-        let mut idx = Vec::with_capacity(BATCH as usize);
-        bench.iter(|| {
-            idx.clear();
-            let mut t = umem.frames();
-            t.take_free(BATCH as usize, FrameState::Fill, &mut idx);
-            for &i in &idx {
-                t.transition(i, FrameState::Fill, FrameState::User, 2048).unwrap();
-                t.transition(i, FrameState::User, FrameState::Tx, 2048).unwrap();
-                t.transition(i, FrameState::Tx, FrameState::Free, 2048).unwrap();
-            }
-        })
     });
     g.finish();
 }

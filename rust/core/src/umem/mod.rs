@@ -14,8 +14,8 @@
 //!
 //! (1) Of a batch received on a socket with `autofill`, as far as its fill ring lacks frames.
 //!
-//! The table is the single authority: a frame moves only through [`FrameTable::transition`],
-//! which refuses any move from the wrong state. So a frame can never be on the fill ring and the
+//! The table is the single authority: a frame moves only through its methods (crate-only),
+//! which refuse any move from the wrong state. So a frame can never be on the fill ring and the
 //! tx ring at once (the double-submit bug of asavie/xdp#24), a received frame can never be filled
 //! while the user still holds it, and an address the kernel returns that we did not hand out is
 //! caught instead of corrupting the pool.

@@ -101,7 +101,7 @@ const SPARE_VECS: usize = 8;
 
 /// Names one fill/completion ring pair of a UMEM: each distinct (interface, queue) its sockets
 /// are bound to has one (the kernel's rule for `XDP_SHARED_UMEM`). Ids are reused once a pair
-/// is gone; a [`FrameTable`] used without sockets (tests, [`FrameTable::transition`]) puts
+/// is gone; a [`FrameTable`] used without sockets (the crate's tests) puts
 /// everything through pair 0.
 pub type PoolId = u16;
 
@@ -161,7 +161,10 @@ impl FrameTable {
 
     /// Moves frame `index` from `from` to `to`; refuses any other starting state. Frames leave
     /// the free pool only through [`FrameTable::take_free`], so `from` may not be `Free`.
-    pub fn transition(
+    ///
+    /// Crate-only, as every move: from outside, safe code could take a frame from the kernel
+    /// or from a lent view (`Fill` → `Free`) and `alloc` it into a batch that writes it.
+    pub(crate) fn transition(
         &mut self,
         index: u32,
         from: FrameState,
@@ -253,7 +256,7 @@ impl FrameTable {
     }
 
     /// Takes up to `n` frames from the free pool into state `to`.
-    pub fn take_free(&mut self, n: usize, to: FrameState, out: &mut Vec<u32>) {
+    pub(crate) fn take_free(&mut self, n: usize, to: FrameState, out: &mut Vec<u32>) {
         let n = n.min(self.free.len());
         let start = self.free.len() - n;
         let taken = &self.free[start..];
@@ -412,7 +415,8 @@ impl FrameTable {
     }
 
     /// Puts every frame in state `from` back into the free pool (after the kernel let go of them).
-    pub fn reclaim_all(&mut self, from: FrameState) {
+    #[cfg(test)]
+    pub(crate) fn reclaim_all(&mut self, from: FrameState) {
         for index in 0..self.slots.len() as u32 {
             let slot = &mut self.slots[index as usize];
             if slot.state() == from {
