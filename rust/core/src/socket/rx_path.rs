@@ -87,8 +87,7 @@ impl RxPath {
             &mut self.counters,
             max,
         );
-        self.counters.filled += u64::from(filled);
-        self.wakeups += u64::from(filled != 0 && wake);
+        self.filled(filled, wake);
         batch
     }
 
@@ -109,9 +108,14 @@ impl RxPath {
             max,
             f,
         );
+        self.filled(filled, wake);
+        r
+    }
+
+    /// Counts frames a receive put on the fill ring, and the wakeup a socket would make.
+    fn filled(&mut self, filled: u32, wake: bool) {
         self.counters.filled += u64::from(filled);
         self.wakeups += u64::from(filled != 0 && wake);
-        r
     }
 
     /// The library's counters, as [`Socket::stats`] has them.
