@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::bpf::XdpProgram;
 use crate::error::{Error, Result};
-use crate::socket::{Socket, SocketConfig, Stats};
+use crate::socket::{RxView, Socket, SocketConfig, Stats};
 use crate::sys::epoll::{Epoll, EventFd};
 use crate::sys::{Interface, XdpStatistics};
 use crate::umem::{Batch, Umem, UmemConfig};
@@ -296,6 +296,39 @@ impl Port {
         Ok(None)
     }
 
+    /// [`Port::recv`] with the frames lent in place ([`Socket::recv_with`]): `f` gets the
+    /// queue and the frames of the first queue with frames, starting after the one served
+    /// last. `None`, without calling `f`, when no queue has any.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Socket::recv_with`].
+    pub fn recv_with<R>(
+        &mut self,
+        max: u32,
+        f: impl FnOnce(u32, &RxView<'_>) -> R,
+    ) -> Result<Option<R>> {
+        let mut f = Some(f);
+        let n = self.sockets.len();
+        for i in self.next.order(n) {
+            let socket = &mut self.sockets[i];
+            if !socket.has_rx() {
+                continue;
+            }
+            let queue = socket.queue();
+            // An empty queue still runs its receive (its fill ring may want topping up).
+            let r = socket.recv_with(max, |view| match view.is_empty() {
+                true => None,
+                false => f.take().map(|f| f(queue, view)),
+            })?;
+            if r.is_some() {
+                self.next.served(i, n);
+                return Ok(r);
+            }
+        }
+        Ok(None)
+    }
+
     /// Waits up to `timeout` for any queue to have received frames; returns whether one has.
     ///
     /// # Errors
@@ -425,5 +458,32 @@ mod tests {
         }
         assert_eq!(got, 64);
         assert_eq!(port.stats().unwrap().counters.received, 64);
+        // Again, lent in place: every datagram, from both queues, its payload intact.
+        in_netns(&netns.peer, || {
+            for sport in 0..64u16 {
+                let s = std::net::UdpSocket::bind(("10.211.0.2", 40000 + sport)).unwrap();
+                s.send_to(b"afxdp lend", "10.211.0.1:4242").unwrap();
+            }
+        });
+        let mut lent = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while lent < 64 && std::time::Instant::now() < deadline {
+            if port.wait(Duration::from_millis(100)).unwrap() {
+                while let Some((queue, n)) = port
+                    .recv_with(64, |queue, view| {
+                        assert!(view.iter().all(|f| f.data().ends_with(b"afxdp lend")));
+                        (queue, view.len())
+                    })
+                    .unwrap()
+                {
+                    assert!(queue < 2);
+                    lent += n;
+                }
+            }
+        }
+        assert_eq!(lent, 64);
+        assert_eq!(port.stats().unwrap().counters.received, 128);
+        // Nothing ready: `None`, and the closure is not called.
+        assert!(port.recv_with(64, |_, _| unreachable!()).unwrap().is_none());
     }
 }
