@@ -4,8 +4,9 @@ Python-facing path, in ns per frame and as a ratio.
 
 Runs the criterion benchmarks of benches/benches/wakeup.rs: `Socket::recv`'s body over heap
 rings (`afxdp::socket::RxPath`, no kernel, no privileges) driven as a Rust program drives it
-(recv, drop the batch) and as the bindings drive it (`Socket.batches()` steps, and
-`Socket.recv` + `FrameBatch.release`, through the bindings' own locks and cells). The
+(recv, drop the batch; and `recv_with`, the frames lent in place) and as the bindings drive it
+(`Socket.batches()` steps, and `Socket.recv` + `FrameBatch.release`, through the bindings' own
+locks and cells). The
 difference is what the bindings add in Rust; CPython's share (objects, reference counts, the
 call) is not in these figures.
 

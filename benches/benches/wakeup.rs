@@ -188,6 +188,19 @@ fn wakeup(c: &mut Criterion) {
     assert_eq!(path.counters().unexpected, 0);
     drop(path);
 
+    // The same frames lent in place (`Socket::recv_with`): checked read-only, read, and put
+    // straight back on the fill ring, with no batch and no state change.
+    let (mut path, mut kernel) = receiver();
+    g.bench_function("core loop: recv_with (lent), 64 frames", |b| {
+        b.iter_custom(|iters| {
+            timed_wakeups(&mut kernel, iters, || {
+                black_box(path.recv_with(BATCH, |view| view.bytes()));
+            })
+        })
+    });
+    assert_eq!(path.counters().unexpected, 0);
+    drop(path);
+
     // `for batch in sock.batches(): ...`: each `__next__` releases the batch it handed out
     // before and receives the next, through the bindings' locks and cells.
     let (path, mut kernel) = receiver();
