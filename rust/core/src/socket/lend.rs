@@ -415,6 +415,45 @@ mod tests {
     }
 
     #[test]
+    fn unaligned_frames_are_lent_and_go_back_at_their_starts() {
+        use crate::ring::{FillRing, RingMemory, RxRing};
+        use crate::socket::{RxPath, SocketConfig};
+        use crate::umem::UmemConfig;
+
+        let cfg = UmemConfig {
+            frame_count: 16,
+            frame_size: 3000,
+            unaligned: true,
+            ..UmemConfig::default()
+        };
+        let umem = Umem::new(cfg).unwrap();
+        let (rx_user, rx_kernel) = RingMemory::<XdpDesc>::heap(16);
+        let (fill_user, fill_kernel) = RingMemory::<u64>::heap(16);
+        let mut path = RxPath::new(
+            umem.clone(),
+            RxRing::new(rx_user),
+            FillRing::new(fill_user),
+            8,
+            SocketConfig::default(),
+        )
+        .unwrap();
+        let (mut fill_k, mut rx_k) = (Consumer::new(fill_kernel), Producer::new(rx_kernel));
+        // The kernel's part in unaligned mode: the offset in the top 16 bits.
+        let addrs = fill_addrs(&mut fill_k);
+        assert_eq!(addrs, (0..8u64).map(|i| i * 3000).collect::<Vec<_>>());
+        for &addr in &addrs[..4] {
+            // SAFETY: a frame the kernel took off the fill ring, inside the region.
+            unsafe { *umem.as_ptr().add(addr as usize + 300) = (addr / 3000) as u8 };
+            deliver_raw(&mut rx_k, XdpDesc { addr: addr | 300 << 48, len: 60, options: 0 });
+        }
+        let firsts: Vec<u8> = path.recv_with(64, |v| v.iter().map(|f| f.data()[0]).collect());
+        assert_eq!(firsts, [0, 1, 2, 3]);
+        // Back on the fill ring at their starts; the 4 still out were counted as on it.
+        assert_eq!(fill_addrs(&mut fill_k), (0..4u64).map(|i| i * 3000).collect::<Vec<_>>());
+        assert_eq!(path.counters().unexpected, 0);
+    }
+
+    #[test]
     #[ignore = "needs root: network namespaces, veth, XDP"]
     fn a_socket_lends_what_the_kernel_received() {
         use std::time::{Duration, Instant};

@@ -226,6 +226,31 @@ fn rx_lengths_past_the_frame_end_are_refused() {
 }
 
 #[test]
+fn lendable_takes_only_frames_on_the_pairs_fill_ring_with_packets_inside_them() {
+    for u in [umem(8), unaligned_umem(8)] {
+        let addressing = u.addressing();
+        let size = u.config().frame_size;
+        let mut table = u.frames();
+        let mut addrs = vec![0; 4];
+        assert_eq!(table.take_free_for_fill(1, addressing, &mut addrs), 4);
+        let at = |i: usize, len: u32| XdpDesc { addr: rx_addr(&u, addrs[i], 256), len, options: 0 };
+        let good = [at(0, 60), at(1, size - 256), at(2, 60)];
+        assert!(table.lendable(&[&good[..2], &good[2..]], 1, addressing));
+        assert!(table.lendable(&[&[], &[]], 1, addressing));
+        // Another pair's socket, a packet one byte past its frame, a free frame (5), an
+        // address past the region: each refuses the whole run, in either part.
+        assert!(!table.lendable(&[&good, &[]], 2, addressing));
+        assert!(!table.lendable(&[&good, &[at(3, size - 255)]], 1, addressing));
+        let free = XdpDesc { addr: rx_addr(&u, 5 * u64::from(size), 256), len: 60, options: 0 };
+        assert!(!table.lendable(&[&[free], &good], 1, addressing));
+        let outside = XdpDesc { addr: rx_addr(&u, 64 * u64::from(size), 0), len: 60, options: 0 };
+        assert!(!table.lendable(&[&good[..1], &[outside]], 1, addressing));
+        // Only read: nothing moved.
+        assert_eq!((table.count(FrameState::Fill), table.fill_count(1)), (4, 4));
+    }
+}
+
+#[test]
 fn unaligned_frames_are_laid_end_to_end_and_their_addresses_decoded() {
     let u = unaligned_umem(4);
     assert_eq!(u.len(), 12_000);
