@@ -281,19 +281,10 @@ impl Port {
     ///
     /// Those of [`Socket::recv`].
     pub fn recv(&mut self, max: u32) -> Result<Option<(u32, Batch)>> {
-        let n = self.sockets.len();
-        for i in self.next.order(n) {
-            let socket = &mut self.sockets[i];
-            if !socket.has_rx() {
-                continue;
-            }
+        self.serve(|socket| {
             let batch = socket.recv(max)?;
-            if !batch.is_empty() {
-                self.next.served(i, n);
-                return Ok(Some((socket.queue(), batch)));
-            }
-        }
-        Ok(None)
+            Ok((!batch.is_empty()).then(|| (socket.queue(), batch)))
+        })
     }
 
     /// [`Port::recv`] with the frames lent in place ([`Socket::recv_with`]): `f` gets the
@@ -309,21 +300,31 @@ impl Port {
         f: impl FnOnce(u32, &RxView<'_>) -> R,
     ) -> Result<Option<R>> {
         let mut f = Some(f);
+        self.serve(|socket| {
+            let queue = socket.queue();
+            // An empty queue still runs its receive (its fill ring may want topping up).
+            socket.recv_with(max, |view| match view.is_empty() {
+                true => None,
+                false => f.take().map(|f| f(queue, view)),
+            })
+        })
+    }
+
+    /// Runs `take` on the sockets with an rx ring, starting after the one served last, until
+    /// one gives `Some`: that one is then the one served last. `None` when none does.
+    fn serve<R>(
+        &mut self,
+        mut take: impl FnMut(&mut Socket) -> Result<Option<R>>,
+    ) -> Result<Option<R>> {
         let n = self.sockets.len();
         for i in self.next.order(n) {
             let socket = &mut self.sockets[i];
             if !socket.has_rx() {
                 continue;
             }
-            let queue = socket.queue();
-            // An empty queue still runs its receive (its fill ring may want topping up).
-            let r = socket.recv_with(max, |view| match view.is_empty() {
-                true => None,
-                false => f.take().map(|f| f(queue, view)),
-            })?;
-            if r.is_some() {
+            if let Some(r) = take(socket)? {
                 self.next.served(i, n);
-                return Ok(r);
+                return Ok(Some(r));
             }
         }
         Ok(None)

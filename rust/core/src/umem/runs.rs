@@ -176,9 +176,10 @@ impl FrameTable {
         seen as u32 - moved
     }
 
-    /// Whether every rx descriptor of `parts` can be lent where it is ([`crate::socket::Socket::recv_with`]):
-    /// its frame in `Fill` on the fill ring of pair `pool` (the receiving socket's) and its
-    /// packet inside the frame. Reads the table and changes nothing.
+    /// Whether every rx descriptor of `parts` can be lent where it is
+    /// ([`crate::socket::Socket::recv_with`]): its frame in `Fill` on the fill ring of pair
+    /// `pool` (the receiving socket's) and its packet inside the frame. Reads the table and
+    /// changes nothing.
     pub(crate) fn lendable(
         &self,
         parts: &[&[XdpDesc]],
