@@ -476,6 +476,13 @@ pub(super) fn rx_idle(rx: &mut RxRing, pool: &QueuePool, cfg: &SocketConfig) -> 
     rx.available(1) == 0 && (!cfg.autofill || pool.topped_up.load(Ordering::Acquire))
 }
 
+/// How many descriptors a receive of up to `max` frames takes off `rx`: whole packets only
+/// with multi-buffer (see [`RxRing::whole_packets`]).
+#[inline]
+pub(super) fn rx_ready(rx: &mut RxRing, cfg: &SocketConfig, max: u32) -> u32 {
+    if cfg.multi_buffer { rx.whole_packets(max) } else { rx.available(max).min(max) }
+}
+
 /// The ring and frame-table work of [`Socket::recv`], without a syscall: under the pair's lock
 /// and the frame table's, takes up to `max` descriptors from `rx`
 /// (whole packets only with multi-buffer) into a batch, moving their frames `Fill` → `User`,
@@ -498,8 +505,7 @@ pub(super) fn take_rx(
         // The pair's lock first, then the frame table's (the order everywhere).
         let mut rings = pool.rings();
         let mut table = umem.frames();
-        let ready =
-            if cfg.multi_buffer { rx.whole_packets(max) } else { rx.available(max).min(max) };
+        let ready = rx_ready(rx, cfg, max);
         let mut frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
         let descs = rx.peek_slices(ready);
         let n = (descs[0].len() + descs[1].len()) as u32;

@@ -15,7 +15,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::datapath::{rx_idle, take_rx};
+use super::datapath::{rx_idle, rx_ready, take_rx};
 use super::pair::{PairRings, QueuePool, Refill, fill_deficit, fill_locked};
 use super::{Counters, Socket, SocketConfig};
 use crate::addr::Addressing;
@@ -193,7 +193,7 @@ pub(super) fn lend_rx<R>(
     f: impl FnOnce(&RxView<'_>) -> R,
 ) -> (R, u32, bool) {
     let addressing = umem.addressing();
-    let ready = if cfg.multi_buffer { rx.whole_packets(max) } else { rx.available(max).min(max) };
+    let ready = rx_ready(rx, cfg, max);
     let descs = rx.peek_slices(ready);
     let n = (descs[0].len() + descs[1].len()) as u32;
     if !umem.frames().lendable(&descs, pool.id, addressing) {
