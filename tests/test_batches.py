@@ -30,15 +30,19 @@ def test_a_stream_arrives_complete_and_in_order_and_every_step_ends_the_previous
     with socket_pair(lab, rx_frames=1024) as p:
         frames = numbered_run(lab, 0, COUNT)
         got: list[int | None] = []
-        previous = None
+        previous = old_frame = None
         sent = p.tx.send_packets(frames[:256])
         it = p.rx.batches(64, timeout=0.5)
         for batch in it:
-            # The frames of the batch handed out before are back with the socket.
-            assert previous is None or previous.closed
+            # The frames of the batch handed out before are back with the socket: a frame
+            # taken from it is gone, though the object is reused for this batch.
+            assert previous is None or previous is batch
+            if old_frame is not None:
+                with pytest.raises(ValueError, match="released"):
+                    bytes(old_frame)
             assert not batch.closed and 1 <= len(batch) <= 64
             got += [parse_numbered(memoryview(frame)) for frame in batch]
-            previous = batch
+            previous, old_frame = batch, batch[-1]
             # More than the receiver's 1024 frames in all, so they must come back; never more
             # than 256 ahead of the receiver (its rings hold them all).
             if sent < COUNT and sent - len(got) < 256:
@@ -77,6 +81,7 @@ def test_a_viewed_batch_stays_alive_until_the_view_goes(lab) -> None:
         # The next step cannot give back a batch whose frame is viewed: it stays the user's.
         p.tx.send_packets(numbered_run(lab, 8, 1))
         second = next(it)
+        assert second is not first  # not reused: it is still the user's
         assert not first.closed and parse_numbered(view) == seq == 0
         assert parse_numbered(memoryview(second[0])) == 8
         view.release()
@@ -88,13 +93,44 @@ def test_a_viewed_batch_stays_alive_until_the_view_goes(lab) -> None:
         assert p.rx.umem.free_frames >= free_before
 
 
+def wait_rx(sock, count: int) -> None:
+    deadline = time.monotonic() + 3
+    while sock.rx_available < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sock.rx_available >= count
+
+
+def test_the_batch_object_is_reused_and_its_earlier_frames_stay_gone(lab) -> None:
+    # One frame in the receiver's Umem: the second packet lands in the very frame (same
+    # index, same position) the first one did, so only the object's generation tells a Frame
+    # or Packet taken from the first batch from the second batch's frame.
+    with socket_pair(lab, rx_frames=1) as p:
+        it = p.rx.batches(1, timeout=1.0)
+        p.tx.send_packets(numbered_run(lab, 0, 1))
+        wait_rx(p.rx, 1)
+        first = next(it)
+        frame, packet = first[0], first.packets()[0]
+        index, queue = frame.index, first.queue
+        assert parse_numbered(memoryview(frame)) == 0
+        first.release()  # frame 0 back on the fill ring, for the second packet
+        p.tx.send_packets(numbered_run(lab, 1, 1))
+        wait_rx(p.rx, 1)
+        second = next(it)
+        assert second is first and not second.closed and len(second) == 1
+        assert second[0].index == index and second.queue == queue
+        assert parse_numbered(memoryview(second[0])) == 1
+        for stale in (lambda: bytes(frame), lambda: len(packet), lambda: frame.length):
+            with pytest.raises(ValueError, match="released"):
+                stale()
+        it.close()
+        assert second.closed
+
+
 def test_timeout_zero_takes_what_is_ready_and_stops(lab) -> None:
     with socket_pair(lab) as p:
         assert list(p.rx.batches(64, timeout=0)) == []
         p.tx.send_packets(numbered_run(lab, 0, 100))
-        deadline = time.monotonic() + 3
-        while p.rx.rx_available < 100 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_rx(p.rx, 100)
         sizes = [len(batch) for batch in p.rx.batches(64, timeout=0)]
         assert sum(sizes) == 100 and sizes[0] == 64
 

@@ -339,16 +339,20 @@ def test_batches_bring_every_queues_stream_and_give_each_batch_back(lab_factory)
             for q in range(2):
                 send(tx[q], [q * STRIDE + i for i in range(start, start + 200)], lab)
         got: dict[int, list[int]] = {0: [], 1: []}
-        previous = None
+        previous = old_frame = None
         it = port.batches(64, timeout=0.5)
         for batch in it:
-            # The batch handed out before is back with the Port.
-            assert previous is None or previous.closed
+            # The batch handed out before is back with the Port: the object is reused (its
+            # queue follows each batch, checked below), a frame taken from it is gone.
+            assert previous is None or previous is batch
+            if old_frame is not None:
+                with pytest.raises(ValueError, match="released"):
+                    len(old_frame)
             assert batch.queue in got and 1 <= len(batch) <= 64
             seqs = [parse_numbered(memoryview(f)) for f in batch]
             assert all(seq is not None and seq // STRIDE == batch.queue for seq in seqs), seqs
             got[batch.queue] += seqs
-            previous = batch
+            previous, old_frame = batch, batch[0]
         assert it.closed and previous is not None and previous.closed
         for q in range(2):
             assert got[q] == [q * STRIDE + i for i in range(per_queue)], f"queue {q}"

@@ -260,7 +260,10 @@ class UIntArray(Sequence[int]):
 class BatchIterator(Iterator[FrameBatch]):
     """`Socket.batches()`, `Port.batches()`: received batches, one call per wakeup; each step
     gives back the previous batch's frames. Ends on a timeout with nothing received, on the
-    socket's (Port's) close, or on `close()`."""
+    socket's (Port's) close, or on `close()`. The steps hand out one FrameBatch object,
+    refilled: a reference kept past its step sees the next batch, and a Frame or Packet taken
+    from an earlier batch raises ValueError. A batch you keep a view of stays yours (the next
+    step hands out a new object)."""
 
     def __iter__(self) -> Self: ...
     def __next__(self) -> FrameBatch: ...
@@ -599,7 +602,9 @@ class Socket:
         `max` frames, waiting (without the GIL) only when none are ready. Ends when `timeout`
         seconds pass with nothing received (None or inf: never; 0: when the rx ring is empty),
         when the socket is closed (also from another thread, within 0.1 s), or on the
-        iterator's `close()`."""
+        iterator's `close()`. The steps hand out one FrameBatch object, refilled: a reference
+        kept past its step sees the next batch; a Frame or Packet of an earlier batch raises
+        ValueError."""
     def alloc(self, n: int) -> FrameBatch:
         """Take up to `n` free frames to write and send (each of length 0 until written)."""
     def send(self, batch: FrameBatch) -> int:
@@ -736,7 +741,8 @@ class Port:
         or released it, or hold a view of one of its frames) and receives up to `max` frames
         from the next queue with frames (`batch.queue` says which), waiting only when none has
         any. Ends when `timeout` seconds pass with nothing received (None or inf: never; 0:
-        when no queue has frames), when the Port is closed, or on the iterator's `close()`."""
+        when no queue has frames), when the Port is closed, or on the iterator's `close()`.
+        The steps hand out one FrameBatch object, refilled (its `queue` follows each batch)."""
     def send(self, batch: FrameBatch) -> int:
         """Send a received batch out of its own queue (`batch.queue`); returns frames queued."""
     def complete(self) -> int:

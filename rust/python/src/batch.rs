@@ -1,7 +1,7 @@
 //! `FrameBatch`: frames owned by the user, received or allocated.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use afxdp::umem::Batch;
 use pyo3::prelude::*;
@@ -29,8 +29,17 @@ pub struct PyFrameBatch {
     /// `batch` lock, so a send or release never runs while one is being taken.
     pub(crate) exports: AtomicUsize,
     ended: Mutex<&'static str>,
-    /// The queue the frames were received on (None: allocated).
-    queue: Option<u32>,
+    /// The queue the frames were received on, as [`encode_queue`] has it (None: allocated).
+    /// Atomic because `batches()` hands the same object out again for its next batch.
+    queue: AtomicU64,
+    /// Bumped (under the `batch` lock) each time [`PyFrameBatch::reuse`] gives the object new
+    /// frames, so a Frame or Packet taken from an earlier batch it held never reaches them.
+    generation: AtomicU64,
+}
+
+/// A batch's queue in one word: `1 << 32 | queue`, or 0 for None.
+fn encode_queue(queue: Option<u32>) -> u64 {
+    queue.map_or(0, |q| 1 << 32 | u64::from(q))
 }
 
 impl PyFrameBatch {
@@ -44,8 +53,50 @@ impl PyFrameBatch {
             batch: Mutex::new(Some(batch)),
             exports: AtomicUsize::new(0),
             ended: Mutex::new(""),
-            queue,
+            queue: AtomicU64::new(encode_queue(queue)),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Makes this ended batch object hold `batch`, received on `queue`, as if it were new:
+    /// `batches()` hands the same object out for every batch instead of allocating one. Gives
+    /// `batch` back when this object still holds frames (the user has not let it go) or is
+    /// exported.
+    pub(crate) fn reuse(&self, batch: Batch, queue: Option<u32>) -> std::result::Result<(), Batch> {
+        let mut g = lock(&self.batch);
+        if g.is_some() || self.exports.load(Ordering::Acquire) != 0 {
+            return Err(batch);
+        }
+        *lock(&self.ended) = "";
+        self.queue.store(encode_queue(queue), Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        *g = Some(batch);
+        Ok(())
+    }
+
+    /// Which of the batches this object held it holds now (see [`PyFrameBatch::reuse`]); read
+    /// it under the `batch` lock, in [`PyFrameBatch::with`], to pair it with the frames.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// [`PyFrameBatch::with`] for a Frame or Packet taken when the object held `generation`:
+    /// refuses once the object holds a later batch.
+    pub(crate) fn with_generation<R>(
+        &self,
+        generation: u64,
+        f: impl FnOnce(&mut Batch) -> Result<R>,
+    ) -> Result<R> {
+        self.with(|b| {
+            if self.generation() == generation {
+                f(b)
+            } else {
+                Err(Error::value(
+                    "this frame's FrameBatch was released (batches() reuses the object for the \
+                     next batch); its frames are gone",
+                ))
+            }
+        })
     }
 
     /// True when the batch holds no frames (ended, or received none).
@@ -55,7 +106,8 @@ impl PyFrameBatch {
 
     /// The queue the frames were received on.
     pub fn queue(&self) -> Option<u32> {
-        self.queue
+        let q = self.queue.load(Ordering::Relaxed);
+        (q != 0).then_some(q as u32)
     }
 
     pub fn ended_error(&self) -> Error {
@@ -146,25 +198,27 @@ impl PyFrameBatch {
     /// from `alloc()`. `Port.send(batch)` sends on this queue.
     #[getter(queue)]
     fn get_queue(&self) -> Option<u32> {
-        self.queue
+        self.queue()
     }
 
     fn __getitem__(slf: &Bound<'_, Self>, i: isize) -> Result<PyFrame> {
         let me = slf.get();
-        let (pos, index) = me.with(|b| {
+        let (pos, index, generation) = me.with(|b| {
             let pos = frame_position(i, b.len())?;
-            Ok((pos, b.descs()[pos].index))
+            Ok((pos, b.descs()[pos].index, me.generation()))
         })?;
-        Ok(PyFrame::new(slf.clone().unbind(), pos, index))
+        Ok(PyFrame::new(slf.clone().unbind(), pos, index, generation))
     }
 
     fn __iter__(slf: &Bound<'_, Self>) -> Result<Py<PyAny>> {
         let py = slf.py();
-        let frames: Vec<PyFrame> = slf.get().with(|b| {
+        let me = slf.get();
+        let frames: Vec<PyFrame> = me.with(|b| {
+            let generation = me.generation();
             Ok(b.descs()
                 .iter()
                 .enumerate()
-                .map(|(pos, d)| PyFrame::new(slf.clone().unbind(), pos, d.index))
+                .map(|(pos, d)| PyFrame::new(slf.clone().unbind(), pos, d.index, generation))
                 .collect())
         })?;
         let list = PyList::new(py, frames)?;
@@ -312,16 +366,19 @@ impl PyFrameBatch {
     /// has `more` set raises ValueError.
     fn packets(slf: &Bound<'_, Self>) -> Result<Py<PyList>> {
         let py = slf.py();
-        let groups = slf.get().with(|b| {
+        let me = slf.get();
+        let (groups, generation) = me.with(|b| {
             let descs = b.descs();
-            Ok(b.packets()?
+            let groups = b
+                .packets()?
                 .into_iter()
                 .map(|r| (r.start, descs[r].iter().map(|d| d.index).collect::<Vec<_>>()))
-                .collect::<Vec<_>>())
+                .collect::<Vec<_>>();
+            Ok((groups, me.generation()))
         })?;
-        let packets = groups
-            .into_iter()
-            .map(|(start, indices)| PyPacket::new(slf.clone().unbind(), start, indices));
+        let packets = groups.into_iter().map(|(start, indices)| {
+            PyPacket::new(slf.clone().unbind(), start, indices, generation)
+        });
         Ok(PyList::new(py, packets)?.unbind())
     }
 

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use afxdp::umem::Batch;
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
@@ -19,8 +20,13 @@ pub enum Source {
 }
 
 impl Source {
-    /// One `recv(max, timeout)` step.
-    fn recv(&self, py: Python<'_>, max: u32, timeout: Option<Duration>) -> Result<PyFrameBatch> {
+    /// One `recv(max, timeout)` step: the frames and the queue they came from.
+    fn recv(
+        &self,
+        py: Python<'_>,
+        max: u32,
+        timeout: Option<Duration>,
+    ) -> Result<(Batch, Option<u32>)> {
         match self {
             Source::Socket(s) => s.get().recv_batch(py, max, timeout),
             Source::Port(p) => p.get().recv_batch(py, max, timeout),
@@ -42,6 +48,11 @@ impl Source {
 /// last view goes) and receives the next batch, in one call, waiting without the GIL only when
 /// nothing is ready. The iteration ends when `timeout` passes with nothing received, when the
 /// socket or Port is closed (also from another thread, within 0.1 s), or on `close()`.
+///
+/// The steps hand out one batch object: a step that ended the previous batch refills that
+/// object (`PyFrameBatch::reuse`) instead of allocating a Python object per wakeup. A Frame
+/// or Packet taken from an earlier batch it held refuses (the object's generation moved on).
+/// A batch still exported stays the user's, and the step hands out a new object.
 #[pyclass(name = "BatchIterator", module = "afxdp._native", frozen)]
 pub struct PyBatches {
     source: Source,
@@ -59,13 +70,12 @@ impl PyBatches {
 
     /// Ends the batch handed out last, if the user has not: its frames go back to the free
     /// pool, unless a view of one of them is alive (then they go back with the batch object).
-    fn end_previous(&self) {
-        let previous = lock(&self.previous).take();
-        if let Some(batch) = previous {
-            // The only refusal is a live export (BufferError): the batch then stays the user's
-            // and its frames return when its last reference goes.
-            let _ = batch.get().release_now();
-        }
+    /// Returns the object when it ended, for the next step to hand out again.
+    fn end_previous(&self) -> Option<Py<PyFrameBatch>> {
+        let previous = lock(&self.previous).take()?;
+        // The only refusal is a live export (BufferError): the batch then stays the user's
+        // and its frames return when its last reference goes.
+        previous.get().release_now().ok().map(|()| previous)
     }
 }
 
@@ -76,12 +86,12 @@ impl PyBatches {
     }
 
     fn __next__(&self, py: Python<'_>) -> Result<Option<Py<PyFrameBatch>>> {
-        self.end_previous();
+        let ended = self.end_previous();
         if self.done.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let batch = match self.source.recv(py, self.max, self.timeout) {
-            Ok(batch) => batch,
+        let (batch, queue) = match self.source.recv(py, self.max, self.timeout) {
+            Ok(got) => got,
             Err(_) if self.source.closed() => {
                 self.done.store(true, Ordering::Release);
                 return Ok(None);
@@ -92,7 +102,18 @@ impl PyBatches {
             self.done.store(true, Ordering::Release);
             return Ok(None);
         }
-        let batch = Py::new(py, batch)?;
+        // The ended batch object takes the new frames: no Python object is allocated per step.
+        let reused = match ended {
+            Some(obj) => match obj.get().reuse(batch, queue) {
+                Ok(()) => Ok(obj),
+                Err(batch) => Err(batch),
+            },
+            None => Err(batch),
+        };
+        let batch = match reused {
+            Ok(obj) => obj,
+            Err(batch) => Py::new(py, PyFrameBatch::received(batch, queue))?,
+        };
         *lock(&self.previous) = Some(batch.clone_ref(py));
         Ok(Some(batch))
     }
@@ -100,7 +121,7 @@ impl PyBatches {
     /// Ends the iteration and gives back the last batch's frames (as a step would).
     fn close(&self) {
         self.done.store(true, Ordering::Release);
-        self.end_previous();
+        let _ended = self.end_previous();
     }
 
     /// True once the iteration has ended.

@@ -21,18 +21,20 @@ pub struct PyFrame {
     batch: Py<PyFrameBatch>,
     pos: usize,
     index: u32,
+    /// The batch object's generation when the frame was taken (see `PyFrameBatch::reuse`).
+    generation: u64,
 }
 
 impl PyFrame {
-    pub fn new(batch: Py<PyFrameBatch>, pos: usize, index: u32) -> Self {
-        PyFrame { batch, pos, index }
+    pub fn new(batch: Py<PyFrameBatch>, pos: usize, index: u32, generation: u64) -> Self {
+        PyFrame { batch, pos, index, generation }
     }
 
     /// Runs `f` with the batch and this frame's position, after checking the batch still owns it.
     fn with<R>(&self, f: impl FnOnce(&mut Batch, usize) -> Result<R>) -> Result<R> {
         let index = self.index;
         let pos = self.pos;
-        self.batch.get().with(|b| match b.descs().get(pos) {
+        self.batch.get().with_generation(self.generation, |b| match b.descs().get(pos) {
             Some(d) if d.index == index => f(b, pos),
             _ => {
                 Err(Error::value(format!("frame {index} is no longer in this batch (it was sent)")))

@@ -21,17 +21,19 @@ pub struct PyPacket {
     start: usize,
     /// The UMEM frame index of each frame, to tell that they are still where they were.
     indices: Vec<u32>,
+    /// The batch object's generation when the packet was taken (see `PyFrameBatch::reuse`).
+    generation: u64,
 }
 
 impl PyPacket {
-    pub fn new(batch: Py<PyFrameBatch>, start: usize, indices: Vec<u32>) -> Self {
-        PyPacket { batch, start, indices }
+    pub fn new(batch: Py<PyFrameBatch>, start: usize, indices: Vec<u32>, generation: u64) -> Self {
+        PyPacket { batch, start, indices, generation }
     }
 
     /// Runs `f` on the batch after checking it still holds the packet's frames.
     fn with<R>(&self, f: impl FnOnce(&afxdp::umem::Batch) -> Result<R>) -> Result<R> {
         let (start, indices) = (self.start, &self.indices);
-        self.batch.get().with(|b| {
+        self.batch.get().with_generation(self.generation, |b| {
             let here = b.descs().get(start..start + indices.len());
             if here.is_some_and(|ds| ds.iter().zip(indices).all(|(d, &i)| d.index == i)) {
                 f(b)
@@ -71,11 +73,9 @@ impl PyPacket {
     #[getter]
     fn frames<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyList>> {
         self.with(|_| Ok(()))?;
-        let frames = self
-            .indices
-            .iter()
-            .enumerate()
-            .map(|(k, &index)| PyFrame::new(self.batch.clone_ref(py), self.start + k, index));
+        let frames = self.indices.iter().enumerate().map(|(k, &index)| {
+            PyFrame::new(self.batch.clone_ref(py), self.start + k, index, self.generation)
+        });
         Ok(PyList::new(py, frames)?)
     }
 

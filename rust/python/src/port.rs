@@ -9,6 +9,7 @@ use afxdp::Interface;
 use afxdp::port::{
     PortWaiter, RoundRobin, port_fill_size, port_queues, port_umem_config, sum_stats,
 };
+use afxdp::umem::Batch;
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -78,7 +79,7 @@ impl PyPort {
         py: Python<'_>,
         max: u32,
         timeout: Option<Duration>,
-    ) -> Result<PyFrameBatch> {
+    ) -> Result<(Batch, Option<u32>)> {
         let deadline = deadline(timeout);
         let waiter = self.waiter()?;
         loop {
@@ -87,7 +88,7 @@ impl PyPort {
             }
             let slice = wait_slice(deadline);
             if slice.is_zero() {
-                return Ok(PyFrameBatch::new(self.umem.get().get()?.alloc(0)));
+                return Ok((self.umem.get().get()?.alloc(0), None));
             }
             let w = waiter.clone();
             let failed = py.detach(move || w.wait(slice)).err();
@@ -96,7 +97,7 @@ impl PyPort {
     }
 
     /// One batch from the first queue with frames, in round-robin order; None when none has.
-    fn try_recv(&self, max: u32) -> Result<Option<PyFrameBatch>> {
+    fn try_recv(&self, max: u32) -> Result<Option<(Batch, Option<u32>)>> {
         let n = self.sockets.len();
         for i in self.next.order(n) {
             let socket = self.sockets[i].get();
@@ -107,7 +108,7 @@ impl PyPort {
             let batch = socket.recv_now(max)?;
             if !batch.is_empty() {
                 self.next.served(i, n);
-                return Ok(Some(PyFrameBatch::received(batch, Some(self.queues[i]))));
+                return Ok(Some((batch, Some(self.queues[i]))));
             }
         }
         Ok(None)
@@ -263,7 +264,8 @@ impl PyPort {
     /// ends the wait within 0.1 s with ValueError (closed).
     #[pyo3(signature = (max = Int::Int(64), timeout = 0.0), text_signature = "($self, max=64, timeout=0.0)")]
     fn recv(&self, py: Python<'_>, max: Int, timeout: Option<f64>) -> Result<PyFrameBatch> {
-        self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)
+        let (batch, queue) = self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)?;
+        Ok(PyFrameBatch::received(batch, queue))
     }
 
     /// Iterates over received batches from every queue, one call per wakeup, as
@@ -273,7 +275,8 @@ impl PyPort {
     /// says which), waiting (without the GIL, on every queue at once) only when none has any.
     /// The iteration ends when `timeout` seconds pass with nothing received (None or inf:
     /// never; 0: when no queue has frames), when the Port is closed (also from another thread,
-    /// within 0.1 s), or on the iterator's `close()`.
+    /// within 0.1 s), or on the iterator's `close()`. As with `Socket.batches()`, the steps
+    /// hand out one FrameBatch object, refilled (its `queue` follows each batch).
     #[pyo3(signature = (max = Int::Int(64), timeout = None), text_signature = "($self, max=64, timeout=None)")]
     fn batches(slf: Py<Self>, max: Int, timeout: Option<f64>) -> Result<PyBatches> {
         Ok(PyBatches::new(Source::Port(slf), u32_arg("max", max)?, timeout_arg(timeout)?))

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use afxdp::Interface;
-use afxdp::socket::{BusyPoll, Socket, SocketConfig, Stats};
+use afxdp::socket::{BusyPoll, PollHandle, Socket, SocketConfig, Stats};
 use afxdp::umem::{Batch, UmemConfig};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -81,15 +81,24 @@ impl PySocket {
         py: Python<'_>,
         max: u32,
         timeout: Option<Duration>,
-    ) -> Result<PyFrameBatch> {
+    ) -> Result<(Batch, Option<u32>)> {
         let queue = Some(self.queue);
-        let batch = self.with(|s| s.recv(max))?;
-        if !batch.is_empty() || timeout == Some(Duration::ZERO) {
-            return Ok(PyFrameBatch::received(batch, queue));
+        // One lock for the first try: the batch, or what to wait on when none is ready.
+        let first = self.with(|s| {
+            let batch = s.recv(max)?;
+            Ok(if batch.is_empty() && timeout != Some(Duration::ZERO) {
+                Err(s.poll_handle()?)
+            } else {
+                Ok(batch)
+            })
+        })?;
+        match first {
+            Ok(batch) => Ok((batch, queue)),
+            Err(handle) => {
+                self.wait_on(py, handle, POLLIN, timeout)?;
+                Ok((self.with(|s| s.recv(max))?, queue))
+            }
         }
-        drop(batch);
-        self.wait(py, POLLIN, timeout)?;
-        Ok(PyFrameBatch::received(self.with(|s| s.recv(max))?, queue))
     }
 
     /// Kernel and library counters of the open socket, as the core has them.
@@ -133,7 +142,17 @@ impl PySocket {
     /// With busy polling, each slice first spins for `busy_poll_usecs` (polling the queue
     /// itself), then sleeps in poll(2) for the rest of the slice.
     fn wait(&self, py: Python<'_>, events: i16, timeout: Option<Duration>) -> Result<i16> {
-        let handle = self.with(|s| s.poll_handle())?;
+        self.wait_on(py, self.with(|s| s.poll_handle())?, events, timeout)
+    }
+
+    /// [`PySocket::wait`] on a poll handle already taken.
+    fn wait_on(
+        &self,
+        py: Python<'_>,
+        handle: PollHandle,
+        events: i16,
+        timeout: Option<Duration>,
+    ) -> Result<i16> {
         let deadline = deadline(timeout);
         let spin = self.busy_poll.map(|b| Duration::from_micros(b.usecs.into()));
         loop {
@@ -239,7 +258,8 @@ impl PySocket {
     /// `close()` from another thread ends the wait within 0.1 s with ValueError (closed).
     #[pyo3(signature = (max = Int::Int(64), timeout = 0.0), text_signature = "($self, max=64, timeout=0.0)")]
     fn recv(&self, py: Python<'_>, max: Int, timeout: Option<f64>) -> Result<PyFrameBatch> {
-        self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)
+        let (batch, queue) = self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)?;
+        Ok(PyFrameBatch::received(batch, queue))
     }
 
     /// Iterates over received batches, one call per wakeup: each step gives back the frames of
@@ -248,7 +268,10 @@ impl PySocket {
     /// frames, waiting (without the GIL) only when none are ready. The iteration ends when
     /// `timeout` seconds pass with nothing received (None or inf: never; 0: when the rx ring
     /// is empty), when the socket is closed (also from another thread, within 0.1 s), or on
-    /// the iterator's `close()`.
+    /// the iterator's `close()`. The steps hand out one FrameBatch object, refilled: a
+    /// reference kept past its step sees the next batch, and a Frame or Packet taken from an
+    /// earlier batch raises ValueError (its frames are gone). A batch you keep a view of
+    /// stays yours, and the next step hands out a new object.
     #[pyo3(signature = (max = Int::Int(64), timeout = None), text_signature = "($self, max=64, timeout=None)")]
     fn batches(slf: Py<Self>, max: Int, timeout: Option<f64>) -> Result<PyBatches> {
         Ok(PyBatches::new(Source::Socket(slf), u32_arg("max", max)?, timeout_arg(timeout)?))
