@@ -339,8 +339,12 @@ class Proc:
 
 
 def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
-             work_cpu: int, rate: float | None = None) -> dict[str, float]:
+             work_cpu: int, rate: float | None = None,
+             observe: Callable[[int], contextlib.AbstractContextManager[object]] | None = None,
+             ) -> dict[str, float]:
     """Runs one case once; returns offered, own and delivered packets/s, CPU ns/packet, drops.
+    `observe(pid)` (rx workloads) is entered with the receiver's pid once the load starts and
+    left when the receiver has exited (benches/cpu_split.py profiles it there).
 
     Every rate is a count over the load's own duration: the generator's (rx, l2fwd) or the
     sender's (tx). `rate` paces the generator (rx-paced), else it runs as fast as it can.
@@ -388,10 +392,11 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
                        load_cpu, "generator")
             procs.append(gen)
             gen.wait_ready()
-            load = gen.result(timeout)
+            with observe(rx.proc.pid) if observe else contextlib.nullcontext():
+                load = gen.result(timeout)
+                own = rx.result(timeout)
             load_seconds = float(load["seconds"])
             offered = float(load["packets"]) / load_seconds
-            own = rx.result(timeout)
             mine = float(own["packets"]) / load_seconds
             delivered = float(sink.result(timeout)["packets"]) / load_seconds if sink else mine
             drops = veth_drops(lab) - drops0
@@ -400,6 +405,7 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
             "own": mine,
             "delivered": delivered,
             "cpu": float(own["cpu_ns_per_packet"]),
+            "packets": float(own["packets"]),
             "user": float(own.get("user_ns_per_packet", "nan")),
             "ring_full": float(own.get("rx_ring_full", 0)),
             "fill_empty": float(own.get("fill_empty", 0)),
