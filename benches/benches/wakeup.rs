@@ -13,13 +13,13 @@
 //! 16 × 64 addresses from the fill ring to the rx ring as 60-byte packets, so the figures are
 //! the receiver's work only, and both benches do exactly the same ring work.
 //!
-//! What the Python path costs beyond them (the `PyFrameBatch` object's allocation, reference
-//! counts, argument parsing, the call itself) is CPython's and is not here: measure it with
-//! `benches/py_floor.py`.
+//! What the Python path costs beyond them (a `PyFrameBatch` object's allocation for `recv`,
+//! reference counts, argument parsing, the call itself) is CPython's and is not here: measure
+//! it with `benches/py_floor.py`.
 
 use std::hint::black_box;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use afxdp::socket::RxPath;
@@ -59,12 +59,14 @@ struct PySocketState {
     queue: u32,
 }
 
-/// `PyFrameBatch` (batch.rs): the batch behind a lock, with its export count and why it ended.
+/// `PyFrameBatch` (batch.rs): the batch behind a lock, with its export count, why it ended,
+/// its queue and its generation (`batches()` refills one object).
 struct PyFrameBatchState {
     batch: Mutex<Option<Batch>>,
     exports: AtomicUsize,
     ended: Mutex<&'static str>,
-    queue: Option<u32>,
+    queue: AtomicU64,
+    generation: AtomicU64,
 }
 
 /// `PyBatches` (batches.rs): `Socket.batches()`'s iterator.
@@ -72,9 +74,9 @@ struct PyBatchesState {
     socket: PySocketState,
     max: u32,
     timeout: Option<Duration>,
-    /// The bindings keep a second reference to the Python object here; the bench keeps the
-    /// state itself (the object and its reference counts are CPython's work).
-    previous: Mutex<Option<PyFrameBatchState>>,
+    /// The bindings keep a second reference to the Python object here (an `Arc` here: the
+    /// object and its reference counts are CPython's work).
+    previous: Mutex<Option<Arc<PyFrameBatchState>>>,
     done: AtomicBool,
 }
 
@@ -90,16 +92,17 @@ impl PySocketState {
         Ok(f(s))
     }
 
-    /// `PySocket::recv_batch` with a batch ready (no wait).
+    /// `PySocket::recv_batch` with a batch ready (no wait): the first try takes the batch,
+    /// or the poll handle, under one lock.
     fn recv_batch(
         &self,
         max: u32,
         timeout: Option<Duration>,
-    ) -> Result<PyFrameBatchState, &'static str> {
+    ) -> Result<(Batch, Option<u32>), &'static str> {
         let queue = Some(self.queue);
         let batch = self.with(|s| s.recv(max))?;
         if !batch.is_empty() || timeout == Some(Duration::ZERO) {
-            return Ok(PyFrameBatchState::received(batch, queue));
+            return Ok((batch, queue));
         }
         unreachable!("the bench delivers before every wakeup");
     }
@@ -112,13 +115,22 @@ impl PyFrameBatchState {
             batch: Mutex::new(Some(batch)),
             exports: AtomicUsize::new(0),
             ended: Mutex::new(""),
-            queue,
+            queue: AtomicU64::new(queue.map_or(0, |q| 1 << 32 | u64::from(q))),
+            generation: AtomicU64::new(0),
         }
     }
 
-    /// `PyFrameBatch::is_empty`.
-    fn is_empty(&self) -> bool {
-        lock(&self.batch).as_ref().is_none_or(Batch::is_empty)
+    /// `PyFrameBatch::reuse`: an ended object takes the next batch.
+    fn reuse(&self, batch: Batch, queue: Option<u32>) -> Result<(), Batch> {
+        let mut g = lock(&self.batch);
+        if g.is_some() || self.exports.load(Ordering::Acquire) != 0 {
+            return Err(batch);
+        }
+        *lock(&self.ended) = "";
+        self.queue.store(queue.map_or(0, |q| 1 << 32 | u64::from(q)), Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        *g = Some(batch);
+        Ok(())
     }
 
     /// `PyFrameBatch::release_now` (`FrameBatch.release()`).
@@ -137,22 +149,20 @@ impl PyFrameBatchState {
 }
 
 impl PyBatchesState {
-    /// `PyBatches::end_previous`.
-    fn end_previous(&self) {
-        let previous = lock(&self.previous).take();
-        if let Some(batch) = previous {
-            let _ = batch.release_now();
-        }
+    /// `PyBatches::end_previous`: the object, when it ended.
+    fn end_previous(&self) -> Option<Arc<PyFrameBatchState>> {
+        let previous = lock(&self.previous).take()?;
+        previous.release_now().ok().map(|()| previous)
     }
 
     /// `PyBatches::__next__`, with a batch ready: true when it handed one out.
     fn next(&self) -> bool {
-        self.end_previous();
+        let ended = self.end_previous();
         if self.done.load(Ordering::Acquire) {
             return false;
         }
-        let batch = match self.socket.recv_batch(self.max, self.timeout) {
-            Ok(batch) => batch,
+        let (batch, queue) = match self.socket.recv_batch(self.max, self.timeout) {
+            Ok(got) => got,
             Err(_) => {
                 self.done.store(true, Ordering::Release);
                 return false;
@@ -162,8 +172,21 @@ impl PyBatchesState {
             self.done.store(true, Ordering::Release);
             return false;
         }
-        black_box(batch.queue);
-        *lock(&self.previous) = Some(batch);
+        let reused = match ended {
+            Some(obj) => match obj.reuse(batch, queue) {
+                Ok(()) => Ok(obj),
+                Err(batch) => Err(batch),
+            },
+            None => Err(batch),
+        };
+        let batch = match reused {
+            Ok(obj) => obj,
+            Err(batch) => Arc::new(PyFrameBatchState::received(batch, queue)),
+        };
+        // The bindings keep one reference and return the other (`clone_ref`).
+        *lock(&self.previous) = Some(Arc::clone(&batch));
+        black_box(batch.queue.load(Ordering::Relaxed));
+        drop(batch);
         true
     }
 }
@@ -225,7 +248,8 @@ fn wakeup(c: &mut Criterion) {
             timed_wakeups(&mut kernel, iters, || {
                 let max = u32::try_from(black_box(64i64)).unwrap();
                 let timeout = Duration::try_from_secs_f64(black_box(0.0)).ok();
-                let batch = sock.recv_batch(max, timeout).unwrap();
+                let (batch, queue) = sock.recv_batch(max, timeout).unwrap();
+                let batch = PyFrameBatchState::received(batch, queue);
                 batch.release_now().unwrap();
                 drop(batch);
             })

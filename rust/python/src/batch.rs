@@ -99,11 +99,6 @@ impl PyFrameBatch {
         })
     }
 
-    /// True when the batch holds no frames (ended, or received none).
-    pub fn is_empty(&self) -> bool {
-        lock(&self.batch).as_ref().is_none_or(Batch::is_empty)
-    }
-
     /// The queue the frames were received on.
     pub fn queue(&self) -> Option<u32> {
         let q = self.queue.load(Ordering::Relaxed);
