@@ -92,17 +92,11 @@ impl PySocketState {
         Ok(f(s))
     }
 
-    /// `PySocket::recv_batch` with a batch ready (no wait): the first try takes the batch,
-    /// or the poll handle, under one lock.
-    fn recv_batch(
-        &self,
-        max: u32,
-        timeout: Option<Duration>,
-    ) -> Result<(Batch, Option<u32>), &'static str> {
-        let queue = Some(self.queue);
+    /// `PySocket::recv_batch` with a batch ready (no wait).
+    fn recv_batch(&self, max: u32, timeout: Option<Duration>) -> Result<Batch, &'static str> {
         let batch = self.with(|s| s.recv(max))?;
         if !batch.is_empty() || timeout == Some(Duration::ZERO) {
-            return Ok((batch, queue));
+            return Ok(batch);
         }
         unreachable!("the bench delivers before every wakeup");
     }
@@ -162,7 +156,7 @@ impl PyBatchesState {
             return false;
         }
         let (batch, queue) = match self.socket.recv_batch(self.max, self.timeout) {
-            Ok(got) => got,
+            Ok(batch) => (batch, Some(self.socket.queue)),
             Err(_) => {
                 self.done.store(true, Ordering::Release);
                 return false;
@@ -248,8 +242,8 @@ fn wakeup(c: &mut Criterion) {
             timed_wakeups(&mut kernel, iters, || {
                 let max = u32::try_from(black_box(64i64)).unwrap();
                 let timeout = Duration::try_from_secs_f64(black_box(0.0)).ok();
-                let (batch, queue) = sock.recv_batch(max, timeout).unwrap();
-                let batch = PyFrameBatchState::received(batch, queue);
+                let batch = sock.recv_batch(max, timeout).unwrap();
+                let batch = PyFrameBatchState::received(batch, Some(sock.queue));
                 batch.release_now().unwrap();
                 drop(batch);
             })

@@ -28,7 +28,10 @@ impl Source {
         timeout: Option<Duration>,
     ) -> Result<(Batch, Option<u32>)> {
         match self {
-            Source::Socket(s) => s.get().recv_batch(py, max, timeout),
+            Source::Socket(s) => {
+                let s = s.get();
+                Ok((s.recv_batch(py, max, timeout)?, Some(s.queue())))
+            }
             Source::Port(p) => p.get().recv_batch(py, max, timeout),
         }
     }

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use afxdp::Interface;
-use afxdp::socket::{BusyPoll, PollHandle, Socket, SocketConfig, Stats};
+use afxdp::socket::{BusyPoll, Socket, SocketConfig, Stats};
 use afxdp::umem::{Batch, UmemConfig};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -81,24 +81,14 @@ impl PySocket {
         py: Python<'_>,
         max: u32,
         timeout: Option<Duration>,
-    ) -> Result<(Batch, Option<u32>)> {
-        let queue = Some(self.queue);
-        // One lock for the first try: the batch, or what to wait on when none is ready.
-        let first = self.with(|s| {
-            let batch = s.recv(max)?;
-            Ok(if batch.is_empty() && timeout != Some(Duration::ZERO) {
-                Err(s.poll_handle()?)
-            } else {
-                Ok(batch)
-            })
-        })?;
-        match first {
-            Ok(batch) => Ok((batch, queue)),
-            Err(handle) => {
-                self.wait_on(py, handle, POLLIN, timeout)?;
-                Ok((self.with(|s| s.recv(max))?, queue))
-            }
+    ) -> Result<Batch> {
+        let batch = self.with(|s| s.recv(max))?;
+        if !batch.is_empty() || timeout == Some(Duration::ZERO) {
+            return Ok(batch);
         }
+        drop(batch);
+        self.wait(py, POLLIN, timeout)?;
+        self.with(|s| s.recv(max))
     }
 
     /// Kernel and library counters of the open socket, as the core has them.
@@ -142,17 +132,7 @@ impl PySocket {
     /// With busy polling, each slice first spins for `busy_poll_usecs` (polling the queue
     /// itself), then sleeps in poll(2) for the rest of the slice.
     fn wait(&self, py: Python<'_>, events: i16, timeout: Option<Duration>) -> Result<i16> {
-        self.wait_on(py, self.with(|s| s.poll_handle())?, events, timeout)
-    }
-
-    /// [`PySocket::wait`] on a poll handle already taken.
-    fn wait_on(
-        &self,
-        py: Python<'_>,
-        handle: PollHandle,
-        events: i16,
-        timeout: Option<Duration>,
-    ) -> Result<i16> {
+        let handle = self.with(|s| s.poll_handle())?;
         let deadline = deadline(timeout);
         let spin = self.busy_poll.map(|b| Duration::from_micros(b.usecs.into()));
         loop {
@@ -258,8 +238,8 @@ impl PySocket {
     /// `close()` from another thread ends the wait within 0.1 s with ValueError (closed).
     #[pyo3(signature = (max = Int::Int(64), timeout = 0.0), text_signature = "($self, max=64, timeout=0.0)")]
     fn recv(&self, py: Python<'_>, max: Int, timeout: Option<f64>) -> Result<PyFrameBatch> {
-        let (batch, queue) = self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)?;
-        Ok(PyFrameBatch::received(batch, queue))
+        let batch = self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)?;
+        Ok(PyFrameBatch::received(batch, Some(self.queue)))
     }
 
     /// Iterates over received batches, one call per wakeup: each step gives back the frames of
@@ -425,7 +405,7 @@ impl PySocket {
     }
 
     #[getter]
-    fn queue(&self) -> u32 {
+    pub(crate) fn queue(&self) -> u32 {
         self.queue
     }
 
