@@ -280,6 +280,8 @@ class FrameBatch:
     While a memoryview of one of its frames, or a `lengths`/`indices`/`offsets` view (or a
     memoryview or numpy array made from one), is alive, the batch cannot be sent or released
     (BufferError). A context manager: leaving the block releases what the batch still owns.
+    A batch from `batches()` is refilled by the iterator's next step once it has ended (the
+    same object, new frames); its earlier frames stay gone.
     """
 
     def __len__(self) -> int: ...

@@ -20,7 +20,9 @@ use crate::sync::lock;
 /// using one of its frames raises. While a memoryview of one of its frames, or one of its
 /// `lengths`/`indices`/`offsets` views (or a memoryview or numpy array made from one), is alive,
 /// the batch cannot be sent or released (BufferError). Leaving a `with batch:` block releases
-/// whatever the batch still owns.
+/// whatever the batch still owns. A batch from `Socket.batches()` or `Port.batches()` is
+/// refilled by the iterator's next step once it has ended (the same object, new frames); its
+/// earlier frames stay gone.
 #[pyclass(name = "FrameBatch", module = "afxdp._native", frozen)]
 pub struct PyFrameBatch {
     pub(crate) batch: Mutex<Option<Batch>>,
