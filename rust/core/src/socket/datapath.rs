@@ -77,22 +77,30 @@ impl Socket {
     /// With [`BusyPoll`], a `recvfrom` first polls the queue's NAPI, which moves what waits
     /// there onto the rx ring.
     pub fn recv(&mut self, max: u32) -> Result<Batch> {
+        let (batch, filled, wake) = self.rx_work()?.recv(max);
+        self.filled(filled, wake);
+        Ok(batch)
+    }
+
+    /// The start of every receive ([`Socket::recv`], [`Socket::recv_with`]): refuses in a
+    /// forked child and without an rx ring, polls the queue first with [`BusyPoll`], and
+    /// hands out what the receive works on.
+    pub(super) fn rx_work(&mut self) -> Result<RxWork<'_>> {
         self.check_fork()?;
-        let busy = self.cfg.busy_poll.is_some();
         let fd = self.fd();
-        let refill = self.refill.as_ref();
         let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
-        if busy {
+        if self.cfg.busy_poll.is_some() {
             // Errors only mean "nothing polled now"; the ring is read either way.
             let _ = xsk::wakeup_rx(fd);
         }
-        if rx_idle(rx, &self.pool, &self.cfg) {
-            return Ok(Batch::from_owned(self.umem.clone(), Vec::new()));
-        }
-        let (batch, filled, wake) =
-            take_rx(rx, &self.pool, refill, &self.umem, &self.cfg, &mut self.counters, max);
-        self.filled(filled, wake);
-        Ok(batch)
+        Ok(RxWork {
+            rx,
+            pool: &self.pool,
+            refill: self.refill.as_ref(),
+            umem: &self.umem,
+            cfg: &self.cfg,
+            counters: &mut self.counters,
+        })
     }
 
     /// Number of entries waiting on the rx ring.
@@ -467,78 +475,99 @@ impl Socket {
     }
 }
 
-/// Whether [`Socket::recv`] has nothing to do: the rx ring is empty and there is nothing to top
-/// up (no autofill, or the fill ring held its target after the last top-up; only a receive
-/// lowers that). Then `recv` returns an empty batch without taking the pair's lock or the
-/// frame table's: after each wakeup's last batch, and on every call of a waiting loop, it
-/// touches only the rx ring's producer index.
-pub(super) fn rx_idle(rx: &mut RxRing, pool: &QueuePool, cfg: &SocketConfig) -> bool {
-    rx.available(1) == 0 && (!cfg.autofill || pool.topped_up.load(Ordering::Acquire))
+/// What a receive works on, borrowed from a [`Socket`] once its checks passed
+/// ([`Socket::rx_work`]) or from a [`super::RxPath`] (over rings in plain memory, for the
+/// benches): the rx ring, the pair's pool and refill, the UMEM, the config and the counters.
+/// Its receives make no syscall: each returns, beside what it received, how many frames went
+/// on the fill ring and whether the fill ring asks for a wakeup (the caller counts those and
+/// makes the syscall).
+pub(super) struct RxWork<'a> {
+    pub(super) rx: &'a mut RxRing,
+    pub(super) pool: &'a QueuePool,
+    pub(super) refill: Option<&'a Arc<Refill>>,
+    pub(super) umem: &'a Umem,
+    pub(super) cfg: &'a SocketConfig,
+    pub(super) counters: &'a mut Counters,
 }
 
-/// How many descriptors a receive of up to `max` frames takes off `rx`: whole packets only
-/// with multi-buffer (see [`RxRing::whole_packets`]).
-#[inline]
-pub(super) fn rx_ready(rx: &mut RxRing, cfg: &SocketConfig, max: u32) -> u32 {
-    if cfg.multi_buffer { rx.whole_packets(max) } else { rx.available(max).min(max) }
-}
+impl RxWork<'_> {
+    /// Whether a receive has nothing to do: the rx ring is empty and there is nothing to top
+    /// up (no autofill, or the fill ring held its target after the last top-up; only a
+    /// receive lowers that). Then the receive takes neither the pair's lock nor the frame
+    /// table's: after each wakeup's last batch, and on every call of a waiting loop, it
+    /// touches only the rx ring's producer index.
+    pub(super) fn idle(&mut self) -> bool {
+        self.rx.available(1) == 0
+            && (!self.cfg.autofill || self.pool.topped_up.load(Ordering::Acquire))
+    }
 
-/// The ring and frame-table work of [`Socket::recv`], without a syscall: under the pair's lock
-/// and the frame table's, takes up to `max` descriptors from `rx`
-/// (whole packets only with multi-buffer) into a batch, moving their frames `Fill` → `User`,
-/// and with `autofill` tops the fill ring up from the free pool; then releases the rx slots
-/// and counts. Returns the batch, how many frames went on the fill ring and whether the fill
-/// ring asks for a wakeup (the caller counts those and makes the syscall). Also the whole of
-/// [`super::RxPath::recv`], which runs it over rings in plain memory for the benches.
-pub(super) fn take_rx(
-    rx: &mut RxRing,
-    pool: &QueuePool,
-    refill: Option<&Arc<Refill>>,
-    umem: &Umem,
-    cfg: &SocketConfig,
-    counters: &mut Counters,
-    max: u32,
-) -> (Batch, u32, bool) {
-    let addressing = umem.addressing();
-    let pool_id = pool.id;
-    let (frames, n, unexpected, filled, wake) = {
-        // The pair's lock first, then the frame table's (the order everywhere).
-        let mut rings = pool.rings();
-        let mut table = umem.frames();
-        let ready = rx_ready(rx, cfg, max);
-        let mut frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
-        let descs = rx.peek_slices(ready);
-        let n = (descs[0].len() + descs[1].len()) as u32;
-        // An address we never filled is refused (counted), rather than handing out a frame
-        // someone else owns.
-        let unexpected =
-            table.take_received(&descs, pool_id, addressing, cfg.multi_buffer, &mut frames);
-        let filled = if cfg.autofill {
-            // A batch that puts its frames back on the fill ring when let go of (`refill`)
-            // gets room kept for them: the ring is topped up to its target less those frames,
-            // at most half the target, so the kernel keeps frames while the batch is held.
-            let keep = match refill {
-                Some(_) => (frames.len() as u32).min(rings.fill_target / 2),
-                None => 0,
-            };
-            let want = fill_deficit(&rings, &table).saturating_sub(keep);
-            fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing)
+    /// How many descriptors a receive of up to `max` frames takes off the rx ring: whole
+    /// packets only with multi-buffer (see [`RxRing::whole_packets`]).
+    #[inline]
+    pub(super) fn ready(&mut self, max: u32) -> u32 {
+        if self.cfg.multi_buffer {
+            self.rx.whole_packets(max)
         } else {
-            0
+            self.rx.available(max).min(max)
+        }
+    }
+
+    /// [`Socket::recv`]'s work: an empty batch when [`RxWork::idle`], else [`RxWork::take`].
+    pub(super) fn recv(mut self, max: u32) -> (Batch, u32, bool) {
+        if self.idle() {
+            return (Batch::from_owned(self.umem.clone(), Vec::new()), 0, false);
+        }
+        self.take(max)
+    }
+
+    /// The ring and frame-table work of [`Socket::recv`]: under the pair's lock and the frame
+    /// table's, takes up to `max` descriptors from the rx ring (whole packets only with
+    /// multi-buffer) into a batch, moving their frames `Fill` → `User`, and with `autofill`
+    /// tops the fill ring up from the free pool; then releases the rx slots and counts.
+    pub(super) fn take(mut self, max: u32) -> (Batch, u32, bool) {
+        let (umem, pool, cfg, refill) = (self.umem, self.pool, self.cfg, self.refill);
+        let addressing = umem.addressing();
+        let pool_id = pool.id;
+        let (frames, n, unexpected, filled, wake) = {
+            // The pair's lock first, then the frame table's (the order everywhere).
+            let mut rings = pool.rings();
+            let mut table = umem.frames();
+            let ready = self.ready(max);
+            let mut frames = if ready == 0 { Vec::new() } else { table.desc_vec(ready as usize) };
+            let descs = self.rx.peek_slices(ready);
+            let n = (descs[0].len() + descs[1].len()) as u32;
+            // An address we never filled is refused (counted), rather than handing out a frame
+            // someone else owns.
+            let unexpected =
+                table.take_received(&descs, pool_id, addressing, cfg.multi_buffer, &mut frames);
+            let filled = if cfg.autofill {
+                // A batch that puts its frames back on the fill ring when let go of (`refill`)
+                // gets room kept for them: the ring is topped up to its target less those
+                // frames, at most half the target, so the kernel keeps frames while the batch
+                // is held.
+                let keep = match refill {
+                    Some(_) => (frames.len() as u32).min(rings.fill_target / 2),
+                    None => 0,
+                };
+                let want = fill_deficit(&rings, &table).saturating_sub(keep);
+                fill_locked(&mut rings, &mut table, umem, pool_id, want, addressing)
+            } else {
+                0
+            };
+            // Also after a receive without autofill: a sharing socket with autofill must not
+            // take the pair for topped up once this one took frames off its fill ring.
+            pool.topped_up.store(fill_deficit(&rings, &table) == 0, Ordering::Release);
+            (frames, n, unexpected, filled, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
         };
-        // Also after a receive without autofill: a sharing socket with autofill must not take
-        // the pair for topped up once this one took frames off its fill ring.
-        pool.topped_up.store(fill_deficit(&rings, &table) == 0, Ordering::Release);
-        (frames, n, unexpected, filled, rings.fill.as_ref().is_some_and(FillRing::needs_wakeup))
-    };
-    rx.release(n);
-    counters.unexpected += u64::from(unexpected);
-    counters.received += frames.len() as u64;
-    let batch = match refill {
-        Some(r) => Batch::received(umem.clone(), frames, Arc::downgrade(r)),
-        None => Batch::from_owned(umem.clone(), frames),
-    };
-    (batch, filled, wake)
+        self.rx.release(n);
+        self.counters.unexpected += u64::from(unexpected);
+        self.counters.received += frames.len() as u64;
+        let batch = match refill {
+            Some(r) => Batch::received(umem.clone(), frames, Arc::downgrade(r)),
+            None => Batch::from_owned(umem.clone(), frames),
+        };
+        (batch, filled, wake)
+    }
 }
 
 /// Where [`Socket::complete`] peeks completion addresses to on a UMEM with tx metadata (the

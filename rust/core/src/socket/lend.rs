@@ -12,16 +12,15 @@
 //! batch is lent instead.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::datapath::{rx_idle, rx_ready, take_rx};
-use super::pair::{PairRings, QueuePool, Refill, fill_deficit, fill_locked};
-use super::{Counters, Socket, SocketConfig};
+use super::datapath::RxWork;
+use super::pair::{PairRings, QueuePool, fill_deficit, fill_locked};
+use super::{Socket, SocketConfig};
 use crate::addr::Addressing;
 use crate::error::Result;
-use crate::ring::{FillRing, RxRing};
-use crate::sys::{XDP_PKT_CONTD, XdpDesc, xsk};
+use crate::ring::FillRing;
+use crate::sys::{XDP_PKT_CONTD, XdpDesc};
 use crate::umem::{Batch, FrameState, Umem};
 
 /// Received frames lent by [`Socket::recv_with`], read-only, in ring order.
@@ -157,60 +156,53 @@ impl Socket {
     ///
     /// As [`Socket::recv`]'s.
     pub fn recv_with<R>(&mut self, max: u32, f: impl FnOnce(&RxView<'_>) -> R) -> Result<R> {
-        self.check_fork()?;
-        let fd = self.fd();
-        let rx = self.rx.as_mut().ok_or_else(|| Self::no_ring("rx_size"))?;
-        if self.cfg.busy_poll.is_some() {
-            // Errors only mean "nothing polled now"; the ring is read either way.
-            let _ = xsk::wakeup_rx(fd);
-        }
-        if rx_idle(rx, &self.pool, &self.cfg) {
-            return Ok(f(&RxView::empty()));
-        }
-        let refill = self.refill.as_ref();
-        let (r, filled, wake) =
-            lend_rx(rx, &self.pool, refill, &self.umem, &self.cfg, &mut self.counters, max, f);
+        let (r, filled, wake) = self.rx_work()?.recv_with(max, f);
         self.filled(filled, wake);
         Ok(r)
     }
 }
 
-/// The ring and frame-table work of [`Socket::recv_with`], without a syscall: peeks up to
-/// `max` descriptors (whole packets with multi-buffer), checks them under the frame table's
-/// lock, lends them to `f`, puts their frames back on the pair's fill ring (under the pair's
-/// lock; with `autofill`, also tops it up when it lacks frames) and releases the rx slots.
-/// Returns what `f` returned, how many frames went on the fill ring and whether it asks for
-/// a wakeup. Also [`super::RxPath::recv_with`], over rings in plain memory.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn lend_rx<R>(
-    rx: &mut RxRing,
-    pool: &QueuePool,
-    refill: Option<&Arc<Refill>>,
-    umem: &Umem,
-    cfg: &SocketConfig,
-    counters: &mut Counters,
-    max: u32,
-    f: impl FnOnce(&RxView<'_>) -> R,
-) -> (R, u32, bool) {
-    let addressing = umem.addressing();
-    let ready = rx_ready(rx, cfg, max);
-    let descs = rx.peek_slices(ready);
-    let n = (descs[0].len() + descs[1].len()) as u32;
-    if !umem.frames().lendable(&descs, pool.id, addressing) {
-        // Peeked again, and checked frame by frame, by the checked path.
-        rx.rewind();
-        let (batch, filled, wake) = take_rx(rx, pool, refill, umem, cfg, counters, max);
-        let r = catch_unwind(AssertUnwindSafe(|| f(&RxView { lent: Lent::Batch(&batch) })));
-        drop(batch);
-        return (r.unwrap_or_else(|p| resume_unwind(p)), filled, wake);
+impl RxWork<'_> {
+    /// [`Socket::recv_with`]'s work: `f` sees an empty view when [`RxWork::idle`], else
+    /// [`RxWork::lend`].
+    pub(super) fn recv_with<R>(
+        mut self,
+        max: u32,
+        f: impl FnOnce(&RxView<'_>) -> R,
+    ) -> (R, u32, bool) {
+        if self.idle() {
+            return (f(&RxView::empty()), 0, false);
+        }
+        self.lend(max, f)
     }
-    let view = RxView { lent: Lent::Ring { descs, umem, addressing, chains: cfg.multi_buffer } };
-    // The frames go back whatever `f` does, a panic included.
-    let r = catch_unwind(AssertUnwindSafe(|| f(&view)));
-    let (filled, wake) = give_back(pool, umem, cfg, &descs, addressing);
-    rx.release(n);
-    counters.received += u64::from(n);
-    (r.unwrap_or_else(|p| resume_unwind(p)), filled, wake)
+
+    /// The ring and frame-table work of [`Socket::recv_with`]: peeks up to `max` descriptors
+    /// (whole packets with multi-buffer), checks them under the frame table's lock, lends them
+    /// to `f`, puts their frames back on the pair's fill ring (under the pair's lock; with
+    /// `autofill`, also tops it up when it lacks frames) and releases the rx slots.
+    fn lend<R>(mut self, max: u32, f: impl FnOnce(&RxView<'_>) -> R) -> (R, u32, bool) {
+        let (umem, pool, cfg) = (self.umem, self.pool, self.cfg);
+        let addressing = umem.addressing();
+        let ready = self.ready(max);
+        let descs = self.rx.peek_slices(ready);
+        let n = (descs[0].len() + descs[1].len()) as u32;
+        if !umem.frames().lendable(&descs, pool.id, addressing) {
+            // Peeked again, and checked frame by frame, by the checked path.
+            self.rx.rewind();
+            let (batch, filled, wake) = self.take(max);
+            let r = catch_unwind(AssertUnwindSafe(|| f(&RxView { lent: Lent::Batch(&batch) })));
+            drop(batch);
+            return (r.unwrap_or_else(|p| resume_unwind(p)), filled, wake);
+        }
+        let view =
+            RxView { lent: Lent::Ring { descs, umem, addressing, chains: cfg.multi_buffer } };
+        // The frames go back whatever `f` does, a panic included.
+        let r = catch_unwind(AssertUnwindSafe(|| f(&view)));
+        let (filled, wake) = give_back(pool, umem, cfg, &descs, addressing);
+        self.rx.release(n);
+        self.counters.received += u64::from(n);
+        (r.unwrap_or_else(|p| resume_unwind(p)), filled, wake)
+    }
 }
 
 /// Puts the frames of lent descriptors back on the pair's fill ring, under its lock (with

@@ -1,8 +1,8 @@
 //! Test support: a socket's receive path over rings the caller provides, with no fd and no
 //! syscall, so the benches can time [`Socket::recv`] without a kernel.
 //!
-//! [`RxPath::recv`] runs the very function [`Socket::recv`] runs between its fork check and
-//! its wakeups (`take_rx`: the pair's lock, the frame table's, the rx peek into a batch, the
+//! [`RxPath::recv`] runs the very code [`Socket::recv`] runs between its fork check and its
+//! wakeups (`RxWork::recv`: the pair's lock, the frame table's, the rx peek into a batch, the
 //! fill top-up, the counters); the caller plays the kernel on the other side of the two rings
 //! (`RingMemory::heap` hands out both views). Not part of the API: hidden from the docs.
 
@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 #[cfg(doc)]
 use super::Socket;
-use super::datapath::{rx_idle, take_rx};
-use super::lend::{RxView, lend_rx};
+use super::datapath::RxWork;
+use super::lend::RxView;
 use super::pair::{QueueKey, QueuePool, Refill, fill_deficit, fill_locked};
 use super::{Counters, SocketConfig};
 use crate::error::Result;
@@ -72,21 +72,21 @@ impl RxPath {
         Ok(path)
     }
 
+    /// What a receive works on: this path's rings, pool, UMEM, config and counters.
+    fn work(&mut self) -> RxWork<'_> {
+        RxWork {
+            rx: &mut self.rx,
+            pool: &self.pool,
+            refill: self.refill.as_ref(),
+            umem: &self.umem,
+            cfg: &self.cfg,
+            counters: &mut self.counters,
+        }
+    }
+
     /// [`Socket::recv`] without its syscalls: takes up to `max` received frames.
     pub fn recv(&mut self, max: u32) -> Batch {
-        if rx_idle(&mut self.rx, &self.pool, &self.cfg) {
-            return Batch::from_owned(self.umem.clone(), Vec::new());
-        }
-        let refill = self.refill.as_ref();
-        let (batch, filled, wake) = take_rx(
-            &mut self.rx,
-            &self.pool,
-            refill,
-            &self.umem,
-            &self.cfg,
-            &mut self.counters,
-            max,
-        );
+        let (batch, filled, wake) = self.work().recv(max);
         self.filled(filled, wake);
         batch
     }
@@ -94,20 +94,7 @@ impl RxPath {
     /// [`Socket::recv_with`]'s ring and frame-table work: lends up to `max` received frames to
     /// `f` and puts them back on the fill ring.
     pub fn recv_with<R>(&mut self, max: u32, f: impl FnOnce(&RxView<'_>) -> R) -> R {
-        if rx_idle(&mut self.rx, &self.pool, &self.cfg) {
-            return f(&RxView::empty());
-        }
-        let refill = self.refill.as_ref();
-        let (r, filled, wake) = lend_rx(
-            &mut self.rx,
-            &self.pool,
-            refill,
-            &self.umem,
-            &self.cfg,
-            &mut self.counters,
-            max,
-            f,
-        );
+        let (r, filled, wake) = self.work().recv_with(max, f);
         self.filled(filled, wake);
         r
     }
