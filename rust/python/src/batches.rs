@@ -20,19 +20,20 @@ pub enum Source {
 }
 
 impl Source {
-    /// One `recv(max, timeout)` step: the frames and the queue they came from.
+    /// One `recv(max, timeout, coalesce=...)` step: the frames and the queue they came from.
     fn recv(
         &self,
         py: Python<'_>,
         max: u32,
         timeout: Option<Duration>,
+        coalesce: Option<Duration>,
     ) -> Result<(Batch, Option<u32>)> {
         match self {
             Source::Socket(s) => {
                 let s = s.get();
-                Ok((s.recv_batch(py, max, timeout)?, Some(s.queue())))
+                Ok((s.recv_batch(py, max, timeout, coalesce)?, Some(s.queue())))
             }
-            Source::Port(p) => p.get().recv_batch(py, max, timeout),
+            Source::Port(p) => p.get().recv_batch(py, max, timeout, coalesce),
         }
     }
 
@@ -61,14 +62,21 @@ pub struct PyBatches {
     source: Source,
     max: u32,
     timeout: Option<Duration>,
+    coalesce: Option<Duration>,
     /// The batch handed out last, ended by the next step.
     previous: Mutex<Option<Py<PyFrameBatch>>>,
     done: AtomicBool,
 }
 
 impl PyBatches {
-    pub fn new(source: Source, max: u32, timeout: Option<Duration>) -> Self {
-        PyBatches { source, max, timeout, previous: Mutex::new(None), done: AtomicBool::new(false) }
+    pub fn new(
+        source: Source,
+        max: u32,
+        timeout: Option<Duration>,
+        coalesce: Option<Duration>,
+    ) -> Self {
+        let (previous, done) = (Mutex::new(None), AtomicBool::new(false));
+        PyBatches { source, max, timeout, coalesce, previous, done }
     }
 
     /// Ends the batch handed out last, if the user has not: its frames go back to the free
@@ -93,7 +101,7 @@ impl PyBatches {
         if self.done.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let (batch, queue) = match self.source.recv(py, self.max, self.timeout) {
+        let (batch, queue) = match self.source.recv(py, self.max, self.timeout, self.coalesce) {
             Ok(got) => got,
             Err(_) if self.source.closed() => {
                 self.done.store(true, Ordering::Release);
@@ -135,9 +143,10 @@ impl PyBatches {
 
     fn __repr__(&self) -> String {
         format!(
-            "<afxdp.BatchIterator max={} timeout={}{}>",
+            "<afxdp.BatchIterator max={} timeout={}{}{}>",
             self.max,
             self.timeout.map_or_else(|| "None".to_owned(), |t| format!("{}", t.as_secs_f64())),
+            self.coalesce.map_or_else(String::new, |c| format!(" coalesce={}", c.as_secs_f64())),
             if self.closed() { " closed" } else { "" }
         )
     }

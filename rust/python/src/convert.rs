@@ -125,6 +125,55 @@ pub fn timeout_arg(timeout: Option<f64>) -> Result<Option<Duration>> {
     }
 }
 
+/// The longest `coalesce` a receive takes: more is surely not meant (it is in seconds, like
+/// the timeout), and an rx ring holds far less than a second of frames at any useful rate.
+const MAX_COALESCE: Duration = Duration::from_secs(1);
+
+/// A receive's `coalesce`, in seconds: None or 0 is off; otherwise from 0 to 1 second.
+/// Negative, NaN and larger values are refused, naming the value.
+pub fn coalesce_arg(coalesce: Option<f64>) -> Result<Option<Duration>> {
+    match coalesce.map(Duration::try_from_secs_f64) {
+        None => Ok(None),
+        Some(Ok(d)) if d <= MAX_COALESCE => Ok((!d.is_zero()).then_some(d)),
+        Some(_) => Err(Error::value(format!(
+            "invalid coalesce {}: must be from 0 to 1 second (0 or None: off)",
+            coalesce.unwrap_or_default()
+        ))),
+    }
+}
+
+/// What is left until `deadline` (None: forever), as a timeout.
+pub fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// A receive's coalescing sleep: `span` (at most until `deadline`) without the GIL, not woken
+/// by arriving frames, so that they gather on the rx ring and one wakeup takes many. A span
+/// longer than [`WAIT_SLICE`] is slept in slices, between which Python's signal handlers run
+/// and `closed()` raises `what`'s closed error. The kernel's timer slack (50 µs for a thread
+/// by default) may lengthen it.
+pub fn linger(
+    py: Python<'_>,
+    span: Duration,
+    deadline: Option<Instant>,
+    what: &'static str,
+    closed: impl Fn() -> bool,
+) -> Result<()> {
+    let now = Instant::now();
+    let end = now.checked_add(span).unwrap_or(now);
+    let end = deadline.map_or(end, |d| d.min(end));
+    loop {
+        let nap = end.saturating_duration_since(Instant::now()).min(WAIT_SLICE);
+        if nap.is_zero() {
+            return Ok(());
+        }
+        py.detach(move || std::thread::sleep(nap));
+        if Instant::now() < end {
+            end_of_slice(py, None, "", what, &closed)?;
+        }
+    }
+}
+
 /// When a wait of `timeout` started now ends: None for forever, which includes a deadline
 /// beyond what `Instant` can represent (where `Instant + Duration` would panic).
 pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {

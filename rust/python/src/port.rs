@@ -16,7 +16,9 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
-use crate::convert::{Int, deadline, end_of_slice, timeout_arg, u32_arg, wait_slice};
+use crate::convert::{
+    Int, coalesce_arg, deadline, end_of_slice, linger, timeout_arg, u32_arg, wait_slice,
+};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::socket::PySocket;
@@ -79,11 +81,18 @@ impl PyPort {
         py: Python<'_>,
         max: u32,
         timeout: Option<Duration>,
+        coalesce: Option<Duration>,
     ) -> Result<(Batch, Option<u32>)> {
         let deadline = deadline(timeout);
         let waiter = self.waiter()?;
+        if let Some(span) = coalesce.filter(|_| timeout != Some(Duration::ZERO)) {
+            if let Some(batch) = self.try_recv(max, max)? {
+                return Ok(batch);
+            }
+            linger(py, span, deadline, "Port", || waiter.is_closed())?;
+        }
         loop {
-            if let Some(batch) = self.try_recv(max)? {
+            if let Some(batch) = self.try_recv(max, 0)? {
                 return Ok(batch);
             }
             let slice = wait_slice(deadline);
@@ -96,8 +105,9 @@ impl PyPort {
         }
     }
 
-    /// One batch from the first queue with frames, in round-robin order; None when none has.
-    fn try_recv(&self, max: u32) -> Result<Option<(Batch, Option<u32>)>> {
+    /// One batch from the first queue with frames (with at least `need` on its rx ring), in
+    /// round-robin order; None when none has.
+    fn try_recv(&self, max: u32, need: u32) -> Result<Option<(Batch, Option<u32>)>> {
         let n = self.sockets.len();
         for i in self.next.order(n) {
             let socket = self.sockets[i].get();
@@ -105,7 +115,7 @@ impl PyPort {
             if socket.closed() || !socket.has_rx() {
                 continue;
             }
-            let batch = socket.recv_now(max)?;
+            let Some(batch) = socket.recv_if(max, need)? else { continue };
             if !batch.is_empty() {
                 self.next.served(i, n);
                 return Ok(Some((batch, Some(self.queues[i]))));
@@ -261,10 +271,19 @@ impl PyPort {
     /// `batch.queue` says which. With `timeout` > 0 waits (without the GIL, on every queue at
     /// once) up to that many seconds for a frame; None (or inf) waits until one arrives.
     /// Returns a possibly empty batch (whose `queue` is None). `close()` from another thread
-    /// ends the wait within 0.1 s with ValueError (closed).
-    #[pyo3(signature = (max = Int::Int(64), timeout = 0.0), text_signature = "($self, max=64, timeout=0.0)")]
-    fn recv(&self, py: Python<'_>, max: Int, timeout: Option<f64>) -> Result<PyFrameBatch> {
-        let (batch, queue) = self.recv_batch(py, u32_arg("max", max)?, timeout_arg(timeout)?)?;
+    /// ends the wait within 0.1 s with ValueError (closed). `coalesce` (seconds, at most 1) is
+    /// as in `Socket.recv`: when no queue has `max` frames ready, the Port first lets frames
+    /// gather for that long, then takes from the next queue with any.
+    #[pyo3(signature = (max = Int::Int(64), timeout = 0.0, *, coalesce = None), text_signature = "($self, max=64, timeout=0.0, *, coalesce=None)")]
+    fn recv(
+        &self,
+        py: Python<'_>,
+        max: Int,
+        timeout: Option<f64>,
+        coalesce: Option<f64>,
+    ) -> Result<PyFrameBatch> {
+        let (max, timeout) = (u32_arg("max", max)?, timeout_arg(timeout)?);
+        let (batch, queue) = self.recv_batch(py, max, timeout, coalesce_arg(coalesce)?)?;
         Ok(PyFrameBatch::received(batch, queue))
     }
 
@@ -276,10 +295,17 @@ impl PyPort {
     /// The iteration ends when `timeout` seconds pass with nothing received (None or inf:
     /// never; 0: when no queue has frames), when the Port is closed (also from another thread,
     /// within 0.1 s), or on the iterator's `close()`. As with `Socket.batches()`, the steps
-    /// hand out one FrameBatch object, refilled (its `queue` follows each batch).
-    #[pyo3(signature = (max = Int::Int(64), timeout = None), text_signature = "($self, max=64, timeout=None)")]
-    fn batches(slf: Py<Self>, max: Int, timeout: Option<f64>) -> Result<PyBatches> {
-        Ok(PyBatches::new(Source::Port(slf), u32_arg("max", max)?, timeout_arg(timeout)?))
+    /// hand out one FrameBatch object, refilled (its `queue` follows each batch), and
+    /// `coalesce` is each step's, as in `Port.recv`.
+    #[pyo3(signature = (max = Int::Int(64), timeout = None, *, coalesce = None), text_signature = "($self, max=64, timeout=None, *, coalesce=None)")]
+    fn batches(
+        slf: Py<Self>,
+        max: Int,
+        timeout: Option<f64>,
+        coalesce: Option<f64>,
+    ) -> Result<PyBatches> {
+        let (max, timeout) = (u32_arg("max", max)?, timeout_arg(timeout)?);
+        Ok(PyBatches::new(Source::Port(slf), max, timeout, coalesce_arg(coalesce)?))
     }
 
     /// Sends a received batch out of the queue it came from (`batch.queue`); returns how many
