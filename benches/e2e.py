@@ -25,6 +25,12 @@ rx-paced  the AF_XDP receivers again, under the same *paced* load for all (--pac
        rate every one of them keeps up with): their CPU per packet at equal offered load;
        python-batch-busy is the Python batch receiver with preferred busy polling
        (`Socket(busy_poll_usecs=20)`: a recvfrom per recv call).
+       The -coalesce rows (rx and rx-paced) wait differently: with fewer than 64 frames ready,
+       each receive first lets frames gather for COALESCE_US µs (a sleep that arriving frames
+       do not wake), so a wakeup takes several bursts: python-batch-coalesce and
+       python-iter-coalesce (`recv`/`batches(..., coalesce=)`), rust-coalesce (rxdrop.rs
+       `coalesce=`) and c-coalesce (xsk_ref rxdrop --coalesce, the same in C). They trade up
+       to COALESCE_US (plus the kernel's 50 µs timer slack) of latency for CPU.
 l2fwd  the same load; the receiver swaps the MAC addresses and sends the frames back out of its
        interface: C (xsk_ref l2fwd), Rust (rust/core/examples/l2fwd.rs), Python batch
        (`FrameBatch.swap_macs()`), Python per frame (`frame[0:6], frame[6:12] = ...`).
@@ -132,6 +138,10 @@ def cap(seconds: float) -> str:
     return str(int(seconds * MAX_PACKETS_PER_SECOND))
 
 
+#: The -coalesce receivers' coalesce= (µs): at the paced 2 Mpps, about 3 bursts of 64 per wakeup.
+COALESCE_US = 100
+
+
 def cases() -> list[Case]:
     x, r = str(XSK_REF), RUST_EXAMPLES
 
@@ -145,6 +155,12 @@ def cases() -> list[Case]:
     def rust(example: str, *umem: str) -> Callable[[str, float, str], list[str]]:
         return lambda ifn, s, hx: [str(r / example), ifn, str(s), "native", str(BATCH), *umem]
 
+    coalesce = [("c-coalesce", c("rxdrop", "--coalesce", str(COALESCE_US)), True),
+                ("rust-coalesce", rust("rxdrop", "4096", f"coalesce={COALESCE_US}"), False),
+                ("python-batch-coalesce", py("rx-batch", "--coalesce", str(COALESCE_US / 1e6)),
+                 False),
+                ("python-iter-coalesce", py("rx-iter", "--coalesce", str(COALESCE_US / 1e6)),
+                 False)]
     paced = [Case("rx-paced", impl, argv, harness)
              for impl, argv, harness in (("c", c("rxdrop"), True),
                                          ("c-tracked", c("rxdrop", "--track"), True),
@@ -154,7 +170,8 @@ def cases() -> list[Case]:
                                          ("python-iter", py("rx-iter"), False),
                                          ("python-batch-busy", py("rx-batch", "--busy-poll", "20"),
                                           False),
-                                         ("python-touch", py("rx-touch"), False))]
+                                         ("python-touch", py("rx-touch"), False),
+                                         *coalesce)]
 
     return [
         Case("rx", "c", c("rxdrop"), harness_program=True),
@@ -171,6 +188,7 @@ def cases() -> list[Case]:
         Case("rx", "python-batch-u4001", py("rx-batch", "--frame-size", "4001", "--unaligned")),
         Case("rx", "python-batch-huge", py("rx-batch", "--hugepages")),
         Case("rx", "python-afpacket", py("afpacket-rx")),
+        *(Case("rx", impl, argv, harness) for impl, argv, harness in coalesce),
         Case("l2fwd", "c", c("l2fwd"), harness_program=True),
         Case("l2fwd", "rust", rust("l2fwd")),
         Case("l2fwd", "python-batch", py("l2fwd-batch")),

@@ -3,7 +3,7 @@
 
     workers.py MODE IFNAME SECONDS [--packet HEX] [--batch 64] [--mode native|generic]
                [--max-count N] [--frame-size 4096] [--unaligned] [--hugepages]
-               [--multi-buffer]
+               [--multi-buffer] [--coalesce SECONDS]
 
 The AF_XDP receivers below receive into a Umem of 4096 frames of ``--frame-size`` bytes, in
 unaligned chunk mode with ``--unaligned``, on 2 MiB huge pages with ``--hugepages``, and bound
@@ -18,6 +18,8 @@ batch):
 * ``rx-batch``: ``sock.recv(64)``, count, ``release()``: the batch API, no per-frame Python.
 * ``rx-iter``: the same through ``for got in sock.batches(64, 0.1)``: one call per batch
   instead of ``recv``, ``__enter__`` and ``__exit__``.
+* ``--coalesce SECONDS`` (rx-batch, rx-iter): each receive with ``coalesce=SECONDS``: fewer
+  than 64 frames ready first let frames gather for that long.
 * ``rx-touch``: the same, and read one header byte of every frame from Python (``frame[23]``,
   the IPv4 protocol): what a per-frame Python loop costs.
 * ``rx-packets``: ``sock.recv(64)``, count the batch's packets (``len(batch.packets())``: a
@@ -116,24 +118,27 @@ def xsk_counters(sock: afxdp.Socket) -> dict[str, int]:
             "fill_empty": s.rx_fill_ring_empty_descs, "tx_invalid": s.tx_invalid_descs}
 
 
-def rx_batch_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int, int, int]:
+def rx_batch_loop(sock: afxdp.Socket, batch: int, deadline: float,
+                  coalesce: float | None = None) -> tuple[int, int, int]:
     """rx-batch: count the frames and bytes of each batch; leaving `with` releases it."""
     recv, clock = sock.recv, time.monotonic
     packets = nbytes = 0
     while clock() < deadline:
-        with recv(batch, 0.1) as got:
+        with recv(batch, 0.1, coalesce=coalesce) as got:
             packets += len(got)
             nbytes += got.nbytes
     return packets, nbytes, 0
 
 
-def rx_iter_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[int, int, int]:
+def rx_iter_loop(sock: afxdp.Socket, batch: int, deadline: float,
+                 coalesce: float | None = None) -> tuple[int, int, int]:
     """rx-iter: the rx-batch loop through ``sock.batches()``: one Python call per batch (each
     step releases the batch before and receives the next)."""
     clock = time.monotonic
     packets = nbytes = 0
     while clock() < deadline:
-        for got in sock.batches(batch, 0.1):  # ends after 0.1 s with nothing received
+        # Ends after 0.1 s with nothing received.
+        for got in sock.batches(batch, 0.1, coalesce=coalesce):
             packets += len(got)
             nbytes += got.nbytes
             if clock() >= deadline:
@@ -192,8 +197,8 @@ def xsk_receiver(args: argparse.Namespace) -> int:
     looked at per batch), timed from the first packet."""
     forward = args.mode.startswith("l2fwd")
     loop = {
-        "rx-batch": rx_batch_loop,
-        "rx-iter": rx_iter_loop,
+        "rx-batch": lambda s, b, d: rx_batch_loop(s, b, d, args.coalesce),
+        "rx-iter": lambda s, b, d: rx_iter_loop(s, b, d, args.coalesce),
         "rx-touch": rx_touch_loop,
         "rx-packets": rx_packets_loop,
         "l2fwd-batch": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=False),
@@ -539,6 +544,8 @@ def main() -> int:
     p.add_argument("--max-count", type=int, default=10**9)
     p.add_argument("--busy-poll", type=int, default=None, metavar="USECS",
                    help="AF_XDP receivers: preferred busy polling (Socket(busy_poll_usecs=))")
+    p.add_argument("--coalesce", type=float, default=None, metavar="SECONDS",
+                   help="rx-batch, rx-iter: recv()/batches() with coalesce=SECONDS")
     p.add_argument("--rate", type=float,
                    help="gen: packets per second (default: as fast as it can)")
     p.add_argument("--peer", help="pp-udp-client: the server's address")

@@ -4,6 +4,7 @@
  * (<xdp/xsk.h>, Debian libxdp-dev 1.3.1) the way xdpsock does it.
  *
  *   xsk_ref rxdrop IFNAME [-d SECONDS] [-b BATCH] [--prog attached|libxdp] [-S] [--track]
+ *                 [--coalesce USECS]
  *   xsk_ref l2fwd  IFNAME [-d SECONDS] [-b BATCH] [--prog attached|libxdp] [-S]
  *   xsk_ref txonly IFNAME --packet HEX [-d SECONDS] [-b BATCH] [-C MAXCOUNT]
  *   xsk_ref sink   IFNAME [-d SECONDS] [-S]
@@ -30,6 +31,10 @@
  *     inside `ip netns exec` (no bpffs mounted) without the dispatcher: libxdp says so and
  *     attaches xsk_def_xdp_prog alone. The harness does not use it, because a different XDP
  *     program would change the kernel-side cost per packet and with it the offered load.
+ *
+ * rxdrop --coalesce USECS: afxdp's `recv(coalesce=)` in C: before each receive, fewer than
+ * BATCH frames on the rx ring first let frames gather for USECS (nanosleep, which arriving
+ * frames do not wake); then the loop goes on as above (poll() only when nothing is ready).
  *
  * rxdrop --track: the same loop doing afxdp's frame ownership bookkeeping in plain C, to price
  * it: a state byte per frame, checked and changed on every move (fill ring -> received batch ->
@@ -162,6 +167,7 @@ struct opts {
 	unsigned long long ring_descs;
 	bool track;
 	int busy_poll; /* SO_BUSY_POLL microseconds, 0: no busy polling */
+	long coalesce_us; /* rxdrop --coalesce, 0: off */
 };
 
 /* --track: afxdp's per-frame ownership bookkeeping (rust/core/src/umem.rs FrameTable), in C. */
@@ -379,6 +385,11 @@ static int run_rx(const struct opts *o, bool forward)
 
 		if (forward)
 			complete_tx(&x, true, o->batch);
+		if (o->coalesce_us && xsk_cons_nb_avail(&x.rx, o->batch) < o->batch) {
+			struct timespec ts = {0, o->coalesce_us * 1000};
+
+			nanosleep(&ts, NULL);
+		}
 		n = xsk_ring_cons__peek(&x.rx, o->batch, &idx_rx);
 		if (!n) {
 			if (xsk_ring_prod__needs_wakeup(&x.fill))
@@ -986,6 +997,7 @@ int main(int argc, char **argv)
 		{"descriptors", required_argument, NULL, 'n'},
 		{"track", no_argument, NULL, 'T'},
 		{"busy-poll", required_argument, NULL, 'B'},
+		{"coalesce", required_argument, NULL, 'c'},
 		{0},
 	};
 	int opt;
@@ -1005,7 +1017,7 @@ int main(int argc, char **argv)
 		o.ifname = argv[2];
 		optind = 3;
 	}
-	while ((opt = getopt_long(argc, argv, "d:b:P:Sp:C:n:TB:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:b:P:Sp:C:n:TB:c:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': o.seconds = atof(optarg); break;
 		case 'b': o.batch = (__u32)atoi(optarg); break;
@@ -1020,6 +1032,15 @@ int main(int argc, char **argv)
 		case 'C': o.max_count = strtoull(optarg, NULL, 10); break;
 		case 'n': o.ring_descs = strtoull(optarg, NULL, 10); break;
 		case 'T': o.track = true; break;
+		case 'c': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < 1 || v > 999999)
+				die("--coalesce: microseconds, 1 to 999999", EINVAL);
+			o.coalesce_us = v;
+			break;
+		}
 		case 'B': {
 			char *end;
 			long v = strtol(optarg, &end, 10);

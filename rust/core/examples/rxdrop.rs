@@ -1,11 +1,12 @@
 //! Receive-and-drop loop against the core, the Rust twin of `benches/rxdrop.py`.
 //!
-//! `rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages] [lend]]`:
+//! `rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages] [lend] [coalesce=USECS]]`:
 //! attaches the built-in program, opens a socket on queue 0 over a Umem of 4096 frames (of 4096
 //! bytes unless FRAME_SIZE, in unaligned chunk mode and on 2 MiB huge pages when those words
 //! follow), receives in batches (waiting in poll when the ring is empty; with `lend`, the frames
 //! lent in place by `Socket::recv_with` instead of a batch) and drops the frames,
-//! until SECONDS pass. Prints one line of `key=value` figures: packets, seconds, pps,
+//! until SECONDS pass. With `coalesce=USECS`, fewer than BATCH frames on the rx ring first
+//! let frames gather for USECS (a sleep not woken by them, as Python's `recv(coalesce=)`). Prints one line of `key=value` figures: packets, seconds, pps,
 //! the process's CPU time per packet, how many non-empty batches it took and how many times it
 //! waited in poll, and the socket's drop counters.
 
@@ -21,7 +22,7 @@ use common::Cpu;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let ifname = args.get(1).ok_or(
-        "usage: rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages] [lend]]",
+        "usage: rxdrop IFNAME [SECONDS] [native|generic] [BATCH] [FRAME_SIZE [unaligned] [hugepages] [lend] [coalesce=USECS]]",
     )?;
     let iface = afxdp::Interface::by_name(ifname)?;
     let seconds: f64 = args.get(2).map_or(Ok(5.0), |s| s.parse())?;
@@ -30,6 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frame_size: u32 = args.get(5).map_or(Ok(4096), |s| s.parse())?;
     let flag = |word: &str| args.iter().skip(6).any(|a| a == word);
     let lend = flag("lend");
+    let coalesce = match args.iter().skip(6).find_map(|a| a.strip_prefix("coalesce=")) {
+        Some(us) => Some(Duration::from_micros(us.parse()?)),
+        None => None,
+    };
 
     let mut prog = XdpProgram::attach_builtin(&iface, mode)?;
     let umem = Umem::new(UmemConfig {
@@ -51,6 +56,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let end_wait = Instant::now() + Duration::from_secs_f64(seconds + 10.0);
     let mut deadline = end_wait;
     while Instant::now() < deadline {
+        if let Some(span) = coalesce
+            && sock.rx_available()? < batch
+        {
+            std::thread::sleep(span);
+        }
         let (n, nbytes) = if lend {
             sock.recv_with(batch, |v| (v.len(), v.bytes()))?
         } else {
