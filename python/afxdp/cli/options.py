@@ -53,6 +53,8 @@ XDPSOCK_BUSY_POLL_USECS = 20
 #: The largest SO_BUSY_POLL (an int) and SO_BUSY_POLL_BUDGET (a u16) the kernel takes.
 MAX_BUSY_POLL_USECS = (1 << 31) - 1
 MAX_BUSY_POLL_BUDGET = (1 << 16) - 1
+#: ``--coalesce``: at most 1 s, the most ``recv(coalesce=)`` takes.
+MAX_COALESCE_USECS = 1_000_000
 
 #: The largest IPv4 frame: an Ethernet header and a 65535-byte IPv4 packet.
 MAX_FRAME = 14 + 65535
@@ -389,6 +391,14 @@ RECEIVE = (
         default=None,
         help="only this IP protocol leaves the kernel stack (udp, tcp, icmp, N)",
     ),
+    _opt(
+        "--coalesce",
+        type=_positive(MAX_COALESCE_USECS),
+        default=None,
+        metavar="USECS",
+        help="with fewer than --batch frames ready, let frames gather for USECS microseconds "
+        "before each receive (recv(coalesce=)): fewer wakeups for more latency (default: off)",
+    ),
 )
 
 #: The packet template of txonly and gen: IPv4/UDP from these fields, or ``--packet HEX``.
@@ -667,6 +677,12 @@ def busy_poll(args: argparse.Namespace) -> tuple[int | None, int | None]:
     if budget is None:
         budget = min(args.batch, MAX_BUSY_POLL_BUDGET)
     return usecs, budget
+
+
+def coalesce(args: argparse.Namespace) -> float | None:
+    """``recv(coalesce=)`` in seconds from ``--coalesce USECS``; None when it is off."""
+    usecs = getattr(args, "coalesce", None)
+    return None if usecs is None else usecs / 1e6
 
 
 def rules(args: argparse.Namespace) -> list[afxdp.Rule] | None:

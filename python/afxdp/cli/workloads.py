@@ -139,9 +139,11 @@ def _rx_socket(
         rules = ", ".join(map(repr, prog.rules)) or "none: every packet of the queue"
         first = sock if isinstance(sock, afxdp.Socket) else sock.sockets[0]
         busy, busy_poll = busy_poll_note(first)
+        coalesce_usecs = getattr(args, "coalesce", None)
+        coalescing = "" if coalesce_usecs is None else f"; coalescing {coalesce_usecs} us"
         say(
             args,
-            f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}{busy}",
+            f"{args.command} on {sock!r}; {prog.mode} XDP; rules: {rules}{busy}{coalescing}",
             out=out,
             ifname=sock.ifname,
             queue=queue,
@@ -149,6 +151,7 @@ def _rx_socket(
             xdp_mode=prog.mode,
             rules=[repr(rule) for rule in prog.rules],
             busy_poll=busy_poll,
+            coalesce_usecs=coalesce_usecs,
         )
         yield prog, sock
 
@@ -156,9 +159,10 @@ def _rx_socket(
 def rxdrop(args: argparse.Namespace) -> dict[str, Any]:
     with _rx_socket(args, tx=False) as (_prog, sock):
         meter = new_meter(args, {"rx": sock})
+        coalesce = options.coalesce(args)
         while not should_stop(meter.start, args.duration, meter.rx, args.count):
             want = args.batch if args.count is None else min(args.batch, args.count - meter.rx)
-            with sock.recv(want, timeout=0.1) as batch:
+            with sock.recv(want, timeout=0.1, coalesce=coalesce) as batch:
                 meter.received(batch)
             meter.tick()
         return meter.summary("rxdrop")
@@ -178,9 +182,10 @@ def _forward_loop(
         sockets.update({f"tx{q}": s for q, s in out.sockets.items()})
     meter = new_meter(args, sockets)
     tx: Sender = sock if out is None else out
+    coalesce = options.coalesce(args)
     while not should_stop(meter.start, args.duration, meter.rx, args.count):
         want = args.batch if args.count is None else min(args.batch, args.count - meter.rx)
-        with sock.recv(want, timeout=0.1) as batch:
+        with sock.recv(want, timeout=0.1, coalesce=coalesce) as batch:
             n = len(batch)
             if n:
                 nbytes = batch.nbytes
@@ -376,10 +381,11 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
             sock,
         ):
             start = time.monotonic()
+            coalesce = options.coalesce(args)
             try:
                 while (count is None or captured < count) and (time.monotonic() - start < duration):
                     want = args.batch if count is None else min(args.batch, count - captured)
-                    with sock.recv(want, timeout=0.1) as batch:
+                    with sock.recv(want, timeout=0.1, coalesce=coalesce) as batch:
                         _dump_batch(args, writer, batch)
                         captured += len(batch)
             except KeyboardInterrupt:
