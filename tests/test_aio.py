@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-afxdp = pytest.importorskip("afxdp")
+pytest.importorskip("afxdp")
 
 import afxdp.aio  # noqa: E402
 from afxdp.testing import parse_numbered  # noqa: E402

@@ -711,10 +711,10 @@ def test_batch_swap_macs_and_copy_from(pair: Pair) -> None:
     tx, rx = pair.tx, pair.rx
     frames = [numbered(pair.lab, seq, 64 + seq) for seq in range(3)]
     with tx.alloc(3) as batch:
-        for frame, data in zip(batch, frames):
+        for frame, data in zip(batch, frames, strict=True):
             frame.write(data)
         batch.swap_macs()
-        for frame, data in zip(batch, frames):
+        for frame, data in zip(batch, frames, strict=True):
             assert bytes(frame) == data[6:12] + data[:6] + data[12:]
         batch.swap_macs()
         assert batch.to_list() == frames

@@ -115,7 +115,7 @@ def attempt(what: str, call) -> dict:
 def test_forked_child_cannot_use_the_parents_objects_and_the_parent_keeps_working(
     pair: Pair,
 ) -> None:
-    lab, rx, tx, prog = pair.lab, pair.rx, pair.tx, pair.prog
+    rx, tx, prog = pair.rx, pair.tx, pair.prog
     # A received batch the parent keeps, and frames waiting on the rx ring for the parent.
     send_numbered(pair, 0, 4)
     held = rx.recv(64, timeout=2)

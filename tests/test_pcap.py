@@ -98,14 +98,14 @@ def test_many_frames_round_trip(tmp_path: Path, nanosecond: bool) -> None:
     stamps = [1_700_000_000 + i * 0.001234567 for i in range(len(frames))]
     path = tmp_path / "many.pcap"
     with pcap.PcapWriter(path, snaplen=pcap.MAX_SNAPLEN, nanosecond=nanosecond) as writer:
-        for frame, stamp in zip(frames, stamps):
+        for frame, stamp in zip(frames, stamps, strict=True):
             writer.write(frame, stamp)
         assert writer.frames == len(frames)
     records = pcap.read_pcap(path)
     assert [data for _, data, _ in records] == frames
     assert [orig for _, _, orig in records] == [len(f) for f in frames]
     resolution = 1e-9 if nanosecond else 1e-6
-    for (got, _, _), want in zip(records, stamps):
+    for (got, _, _), want in zip(records, stamps, strict=True):
         assert abs(got - want) <= resolution / 2 + 2.5e-7  # + a float's resolution near 1.7e9
 
 
@@ -448,7 +448,7 @@ def test_dumpframes_prints_each_matching_frame(lab) -> None:
     assert "dumped 3 frames" in out, out
     blocks = [block.splitlines() for block in out.split("\n\n") if block.startswith("frame ")]
     assert len(blocks) == 3, out
-    for i, (block, frame) in enumerate(zip(blocks, sent)):
+    for i, (block, frame) in enumerate(zip(blocks, sent, strict=True)):
         assert block[0].startswith(f"frame {i}: ")
         assert f"10.11.0.1:{5000 + 2 * i} > 10.11.0.2:7777 UDP" in block[0], block[0]
         assert f"({len(frame)} bytes)" in block[0]
@@ -474,7 +474,7 @@ def test_write_batch_of_a_real_frame_batch(lab, tmp_path: Path) -> None:
         sock = afxdp.Socket(lab.if_a, 0, rx_size=0)
     with sock, sock.alloc(len(frames)) as batch, \
             pcap.PcapWriter(tmp_path / "batch.pcap", snaplen=80) as writer:
-        for frame, data in zip(batch, frames):
+        for frame, data in zip(batch, frames, strict=True):
             frame.write(data)
         assert writer.write_batch(batch, 3.5) == len(frames)
         assert not batch.closed  # read, not consumed
