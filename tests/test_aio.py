@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("afxdp")
 
 import afxdp.aio  # noqa: E402
-from afxdp.testing import parse_numbered  # noqa: E402
+from afxdp.testing import numbered_frame, parse_numbered  # noqa: E402
 from helpers import numbered_run, socket_pair  # noqa: E402
 
 pytestmark = pytest.mark.privileged
@@ -169,3 +169,69 @@ def test_close_while_awaiting_ends_recv_and_batches(lab, run) -> None:
                         raise
                     time.sleep(0.05)
 
+
+
+def test_coalesce_lets_frames_gather_and_close_ends_the_sleep(lab, run) -> None:
+    with socket_pair(lab) as pair:
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            send(pair, 0, 5)
+            while pair.rx.rx_available < 5:
+                await asyncio.sleep(0.005)
+            # 10 more arrive 0.05 s into a 0.4 s sleep, which they do not end.
+            loop.call_later(0.05, send, pair, 5, 10)
+            start = loop.time()
+            with await afxdp.aio.recv(pair.rx, 64, timeout=2, coalesce=0.4) as batch:
+                took = loop.time() - start
+                assert [parse_numbered(memoryview(f)) for f in batch] == list(range(15))
+            assert 0.39 <= took < 1.5, took  # (uvloop's clock counts whole milliseconds)
+            # A full batch is taken at once; timeout 0 never sleeps.
+            send(pair, 15, 8)
+            while pair.rx.rx_available < 8:
+                await asyncio.sleep(0.005)
+            start = loop.time()
+            assert len(await afxdp.aio.recv(pair.rx, 4, timeout=2, coalesce=1.0)) == 4
+            assert len(await afxdp.aio.recv(pair.rx, 64, timeout=0, coalesce=1.0)) == 4
+            assert loop.time() - start < 0.5
+            for bad, error in ((-0.1, ValueError), (float("nan"), ValueError), (2.0, ValueError),
+                               ("0.1", TypeError), (True, TypeError)):
+                with pytest.raises(error, match="coalesce"):
+                    await afxdp.aio.recv(pair.rx, 64, timeout=0.1, coalesce=bad)
+            # A close() during a 1 s sleep ends the iteration within a CLOSE_CHECK or two.
+            send(pair, 23, 3)
+            loop.call_later(0.3, pair.rx.close)
+            start = loop.time()
+            async for _ in afxdp.aio.batches(pair.rx, 64, coalesce=1.0):
+                raise AssertionError("a batch came out of a sleep that close() ended")
+            assert 0.29 <= loop.time() - start < 0.8
+
+        run(main())
+
+
+def test_coalesce_on_a_port_waits_for_its_fullest_queue(lab_factory, run) -> None:
+    lab = lab_factory(queues=2)
+    with lab.enter("a"):
+        tx = afxdp.Socket(lab.if_a, 1, umem=afxdp.Umem(256, 2048), rx_size=0)
+    with lab.enter("b"):
+        port = afxdp.Port(lab.if_b, mode="native")
+
+    def send_q1(first: int, count: int) -> None:
+        tx.send_packets([numbered_frame(s, 64, lab.mac_a, lab.mac_b)
+                         for s in range(first, first + count)])
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        send_q1(0, 5)
+        while port[1].rx_available < 5:
+            await asyncio.sleep(0.005)
+        loop.call_later(0.05, send_q1, 5, 10)
+        start = loop.time()
+        with await afxdp.aio.recv(port, 64, timeout=2, coalesce=0.4) as batch:
+            took = loop.time() - start
+            assert batch.queue == 1
+            assert [parse_numbered(memoryview(f)) for f in batch] == list(range(15))
+        assert 0.39 <= took < 1.5, took  # (uvloop's clock counts whole milliseconds)
+
+    with tx, port:
+        run(main())

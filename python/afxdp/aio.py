@@ -25,12 +25,15 @@ duplicate of the descriptor (``os.dup``), so the loop never holds a number that 
 ends. A ``close()`` from elsewhere while a coroutine waits is noticed within
 :data:`CLOSE_CHECK` seconds: :func:`recv` then raises ``ValueError`` (as ``Socket.recv`` does on
 a closed socket) and :func:`batches` ends. Cancelling a waiting coroutine loses no frame: frames
-are taken from the ring only by the synchronous ``recv`` after a wake-up.
+are taken from the ring only by the synchronous ``recv`` after a wake-up. ``coalesce=``, as on
+``Socket.recv``, first lets frames gather in an ``asyncio.sleep`` when fewer than `max` are
+ready, so that one wake-up takes many.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import math
 import os
@@ -44,6 +47,9 @@ __all__ = ["CLOSE_CHECK", "Receiver", "batches", "recv"]
 #: Seconds between checks for a ``close()`` made while a coroutine waits.
 CLOSE_CHECK = 0.1
 
+#: The longest ``coalesce`` (seconds), as for ``Socket.recv``.
+MAX_COALESCE = 1.0
+
 
 class Receiver(Protocol):
     """What :func:`recv` and :func:`batches` need: :class:`afxdp.Socket` has it."""
@@ -56,7 +62,28 @@ class Receiver(Protocol):
     def closed(self) -> bool: ...
 
 
-async def recv(sock: Receiver, max: int = 64, *, timeout: float | None = None) -> FrameBatch:
+def _most_ready(sock: Receiver) -> int:
+    """The frames one receive could take now: a Socket's rx ring, a Port's fullest queue (a
+    Port's receive takes from one queue)."""
+    sockets = getattr(sock, "sockets", None)
+    if sockets is not None:
+        return builtins.max((s.rx_available for s in sockets if not s.closed), default=0)
+    ready: int = getattr(sock, "rx_available")  # noqa: B009 (not in the Receiver protocol)
+    return ready
+
+
+async def _linger(sock: Receiver, span: float) -> None:
+    """Sleeps `span` seconds on the event loop, not woken by arriving frames, looking at
+    ``sock.closed`` every :data:`CLOSE_CHECK` seconds (a close ends it)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + span
+    while (left := end - loop.time()) > 0 and not sock.closed:
+        await asyncio.sleep(builtins.min(left, CLOSE_CHECK))
+
+
+async def recv(
+    sock: Receiver, max: int = 64, *, timeout: float | None = None, coalesce: float | None = None
+) -> FrameBatch:
     """Waits for frames and returns a batch of 1 to `max` of them, like ``sock.recv(max,
     timeout)`` but awaiting instead of blocking the thread.
 
@@ -65,14 +92,32 @@ async def recv(sock: Receiver, max: int = 64, *, timeout: float | None = None) -
         max: at most this many frames, as for ``Socket.recv``.
         timeout: seconds to wait for the first frame; None (default) waits until one arrives.
             When it passes, the returned batch is empty.
+        coalesce: as ``Socket.recv(coalesce=)`` (seconds, at most 1; None or 0: off): when
+            fewer than `max` frames are ready, first let frames gather for that long (an
+            ``asyncio.sleep`` that arriving frames do not end, never past the timeout), then
+            take what is ready. Needs an :class:`afxdp.Socket` or :class:`afxdp.Port` (it reads
+            how many frames are ready).
 
     Raises:
-        ValueError: the socket is closed, also by a ``close()`` while this waits; a bad `max`
-            or a negative or NaN `timeout`.
+        ValueError: the socket is closed, also by a ``close()`` while this waits; a bad `max`,
+            a negative or NaN `timeout`, a `coalesce` that is not from 0 to 1.
         asyncio.CancelledError: the awaiting task was cancelled (no frame is lost).
     """
     if timeout is not None and (math.isnan(timeout) or timeout < 0):
         raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
+    if coalesce is not None:
+        if isinstance(coalesce, bool) or not isinstance(coalesce, int | float):
+            raise TypeError(f"coalesce must be seconds (a float) or None, not {coalesce!r}")
+        if not 0 <= coalesce <= MAX_COALESCE:
+            raise ValueError(
+                f"coalesce must be from 0 to 1 second (0 or None: off), not {coalesce}"
+            )
+    if coalesce and timeout != 0 and _most_ready(sock) < max:
+        span = coalesce if timeout is None else builtins.min(coalesce, timeout)
+        started = asyncio.get_running_loop().time()
+        await _linger(sock, span)
+        if timeout is not None:
+            timeout = builtins.max(0.0, timeout - (asyncio.get_running_loop().time() - started))
     batch = sock.recv(max, 0.0)
     if len(batch) or timeout == 0:
         return batch
@@ -96,17 +141,20 @@ async def recv(sock: Receiver, max: int = 64, *, timeout: float | None = None) -
         os.close(fd)
 
 
-async def batches(sock: Receiver, max: int = 64) -> AsyncIterator[FrameBatch]:
+async def batches(
+    sock: Receiver, max: int = 64, *, coalesce: float | None = None
+) -> AsyncIterator[FrameBatch]:
     """``async for batch in batches(sock, max)``: each received batch (1 to `max` frames) as it
     arrives; the iteration ends when the socket is closed. The batches are the caller's to
-    send, release or leave in a ``with batch:`` block, as from ``Socket.recv``.
+    send, release or leave in a ``with batch:`` block, as from ``Socket.recv``. `coalesce` is
+    each receive's, as in :func:`recv`.
 
     Raises:
-        ValueError: a bad `max`.
+        ValueError: a bad `max` or `coalesce`.
     """
     while True:
         try:
-            batch = await recv(sock, max)
+            batch = await recv(sock, max, coalesce=coalesce)
         except ValueError:
             if sock.closed:
                 return
