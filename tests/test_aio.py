@@ -16,9 +16,9 @@ import pytest
 
 pytest.importorskip("afxdp")
 
-import afxdp.aio  # noqa: E402
-from afxdp.testing import numbered_frame, parse_numbered  # noqa: E402
-from helpers import numbered_run, socket_pair  # noqa: E402
+import afxdp.aio
+from afxdp.testing import numbered_frame, parse_numbered
+from helpers import numbered_run, socket_pair
 
 pytestmark = pytest.mark.privileged
 
