@@ -6,9 +6,10 @@
 //! follow), receives in batches (waiting in poll when the ring is empty; with `lend`, the frames
 //! lent in place by `Socket::recv_with` instead of a batch) and drops the frames,
 //! until SECONDS pass. With `coalesce=USECS`, fewer than BATCH frames on the rx ring first
-//! let frames gather for USECS (a sleep not woken by them, as Python's `recv(coalesce=)`). Prints one line of `key=value` figures: packets, seconds, pps,
-//! the process's CPU time per packet, how many non-empty batches it took and how many times it
-//! waited in poll, and the socket's drop counters.
+//! let frames gather for USECS (a sleep not woken by them, as Python's `recv(coalesce=)`).
+//! Prints one line of `key=value` figures: packets, seconds, pps, the process's CPU time per
+//! packet, how many non-empty batches it took and how many times it waited in poll, and the
+//! socket's drop counters.
 
 use std::time::{Duration, Instant};
 

@@ -2,12 +2,12 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use afxdp::umem::Batch;
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
+use crate::convert::RecvArgs;
 use crate::errors::Result;
 use crate::port::PyPort;
 use crate::socket::PySocket;
@@ -21,19 +21,13 @@ pub enum Source {
 
 impl Source {
     /// One `recv(max, timeout, coalesce=...)` step: the frames and the queue they came from.
-    fn recv(
-        &self,
-        py: Python<'_>,
-        max: u32,
-        timeout: Option<Duration>,
-        coalesce: Option<Duration>,
-    ) -> Result<(Batch, Option<u32>)> {
+    fn recv(&self, py: Python<'_>, args: RecvArgs) -> Result<(Batch, Option<u32>)> {
         match self {
             Source::Socket(s) => {
                 let s = s.get();
-                Ok((s.recv_batch(py, max, timeout, coalesce)?, Some(s.queue())))
+                Ok((s.recv_batch(py, args)?, Some(s.queue())))
             }
-            Source::Port(p) => p.get().recv_batch(py, max, timeout, coalesce),
+            Source::Port(p) => p.get().recv_batch(py, args),
         }
     }
 
@@ -60,23 +54,16 @@ impl Source {
 #[pyclass(name = "BatchIterator", module = "afxdp._native", frozen)]
 pub struct PyBatches {
     source: Source,
-    max: u32,
-    timeout: Option<Duration>,
-    coalesce: Option<Duration>,
+    /// Each step's `max`, `timeout` and `coalesce`.
+    args: RecvArgs,
     /// The batch handed out last, ended by the next step.
     previous: Mutex<Option<Py<PyFrameBatch>>>,
     done: AtomicBool,
 }
 
 impl PyBatches {
-    pub fn new(
-        source: Source,
-        max: u32,
-        timeout: Option<Duration>,
-        coalesce: Option<Duration>,
-    ) -> Self {
-        let (previous, done) = (Mutex::new(None), AtomicBool::new(false));
-        PyBatches { source, max, timeout, coalesce, previous, done }
+    pub fn new(source: Source, args: RecvArgs) -> Self {
+        PyBatches { source, args, previous: Mutex::new(None), done: AtomicBool::new(false) }
     }
 
     /// Ends the batch handed out last, if the user has not: its frames go back to the free
@@ -101,7 +88,7 @@ impl PyBatches {
         if self.done.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let (batch, queue) = match self.source.recv(py, self.max, self.timeout, self.coalesce) {
+        let (batch, queue) = match self.source.recv(py, self.args) {
             Ok(got) => got,
             Err(_) if self.source.closed() => {
                 self.done.store(true, Ordering::Release);
@@ -144,9 +131,11 @@ impl PyBatches {
     fn __repr__(&self) -> String {
         format!(
             "<afxdp.BatchIterator max={} timeout={}{}{}>",
-            self.max,
-            self.timeout.map_or_else(|| "None".to_owned(), |t| format!("{}", t.as_secs_f64())),
-            self.coalesce.map_or_else(String::new, |c| format!(" coalesce={}", c.as_secs_f64())),
+            self.args.max,
+            self.args.timeout.map_or_else(|| "None".to_owned(), |t| format!("{}", t.as_secs_f64())),
+            self.args
+                .coalesce
+                .map_or_else(String::new, |c| format!(" coalesce={}", c.as_secs_f64())),
             if self.closed() { " closed" } else { "" }
         )
     }

@@ -142,6 +142,30 @@ pub fn coalesce_arg(coalesce: Option<f64>) -> Result<Option<Duration>> {
     }
 }
 
+/// The checked arguments of a receive (`recv` and `batches`, of Socket and Port), in the
+/// order Python gives them: `max` frames, the `timeout` for the first and the `coalesce` sleep.
+#[derive(Clone, Copy, Debug)]
+pub struct RecvArgs {
+    pub max: u32,
+    pub timeout: Option<Duration>,
+    pub coalesce: Option<Duration>,
+}
+
+impl RecvArgs {
+    /// Checks each argument, naming the bad one ([`u32_arg`], [`timeout_arg`],
+    /// [`coalesce_arg`]).
+    pub fn new(max: Int, timeout: Option<f64>, coalesce: Option<f64>) -> Result<Self> {
+        let (max, timeout) = (u32_arg("max", max)?, timeout_arg(timeout)?);
+        Ok(RecvArgs { max, timeout, coalesce: coalesce_arg(coalesce)? })
+    }
+
+    /// How long to let frames gather before receiving: `coalesce`, except with timeout 0
+    /// (which never sleeps).
+    pub fn coalescing(&self) -> Option<Duration> {
+        self.coalesce.filter(|_| self.timeout != Some(Duration::ZERO))
+    }
+}
+
 /// What is left until `deadline` (None: forever), as a timeout.
 pub fn time_left(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))

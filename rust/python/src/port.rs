@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use afxdp::Interface;
 use afxdp::port::{
@@ -16,9 +15,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
-use crate::convert::{
-    Int, coalesce_arg, deadline, end_of_slice, linger, timeout_arg, u32_arg, wait_slice,
-};
+use crate::convert::{Int, RecvArgs, deadline, end_of_slice, linger, u32_arg, wait_slice};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::socket::PySocket;
@@ -79,13 +76,12 @@ impl PyPort {
     pub(crate) fn recv_batch(
         &self,
         py: Python<'_>,
-        max: u32,
-        timeout: Option<Duration>,
-        coalesce: Option<Duration>,
+        args: RecvArgs,
     ) -> Result<(Batch, Option<u32>)> {
-        let deadline = deadline(timeout);
+        let max = args.max;
+        let deadline = deadline(args.timeout);
         let waiter = self.waiter()?;
-        if let Some(span) = coalesce.filter(|_| timeout != Some(Duration::ZERO)) {
+        if let Some(span) = args.coalescing() {
             if let Some(batch) = self.try_recv(max, max)? {
                 return Ok(batch);
             }
@@ -282,8 +278,7 @@ impl PyPort {
         timeout: Option<f64>,
         coalesce: Option<f64>,
     ) -> Result<PyFrameBatch> {
-        let (max, timeout) = (u32_arg("max", max)?, timeout_arg(timeout)?);
-        let (batch, queue) = self.recv_batch(py, max, timeout, coalesce_arg(coalesce)?)?;
+        let (batch, queue) = self.recv_batch(py, RecvArgs::new(max, timeout, coalesce)?)?;
         Ok(PyFrameBatch::received(batch, queue))
     }
 
@@ -304,8 +299,7 @@ impl PyPort {
         timeout: Option<f64>,
         coalesce: Option<f64>,
     ) -> Result<PyBatches> {
-        let (max, timeout) = (u32_arg("max", max)?, timeout_arg(timeout)?);
-        Ok(PyBatches::new(Source::Port(slf), max, timeout, coalesce_arg(coalesce)?))
+        Ok(PyBatches::new(Source::Port(slf), RecvArgs::new(max, timeout, coalesce)?))
     }
 
     /// Sends a received batch out of the queue it came from (`batch.queue`); returns how many

@@ -12,7 +12,7 @@ use pyo3::types::PyBytes;
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
 use crate::convert::{
-    Int, coalesce_arg, deadline, end_of_slice, linger, time_left, timeout_arg, u32_arg, wait_slice,
+    Int, RecvArgs, deadline, end_of_slice, linger, time_left, timeout_arg, u32_arg, wait_slice,
     with_bytes,
 };
 use crate::errors::{Error, Result};
@@ -90,16 +90,10 @@ impl PySocket {
     /// `recv(max, timeout, coalesce=...)` with checked arguments (also `Socket.batches()`'s
     /// step). With `coalesce` (and a timeout other than 0), fewer than `max` frames ready
     /// first let frames gather for `coalesce` (see [`linger`]).
-    pub(crate) fn recv_batch(
-        &self,
-        py: Python<'_>,
-        max: u32,
-        timeout: Option<Duration>,
-        coalesce: Option<Duration>,
-    ) -> Result<Batch> {
-        // What is left of the timeout after lingering (the clock is read only to linger).
-        let mut timeout = timeout;
-        if let Some(span) = coalesce.filter(|_| timeout != Some(Duration::ZERO)) {
+    pub(crate) fn recv_batch(&self, py: Python<'_>, args: RecvArgs) -> Result<Batch> {
+        let RecvArgs { max, mut timeout, .. } = args;
+        // `timeout` becomes what is left of it after lingering (the clock is read only then).
+        if let Some(span) = args.coalescing() {
             if let Some(batch) = self.recv_if(max, max)? {
                 return Ok(batch);
             }
@@ -275,8 +269,7 @@ impl PySocket {
         timeout: Option<f64>,
         coalesce: Option<f64>,
     ) -> Result<PyFrameBatch> {
-        let (max, timeout) = (u32_arg("max", max)?, timeout_arg(timeout)?);
-        let batch = self.recv_batch(py, max, timeout, coalesce_arg(coalesce)?)?;
+        let batch = self.recv_batch(py, RecvArgs::new(max, timeout, coalesce)?)?;
         Ok(PyFrameBatch::received(batch, Some(self.queue)))
     }
 
@@ -298,8 +291,7 @@ impl PySocket {
         timeout: Option<f64>,
         coalesce: Option<f64>,
     ) -> Result<PyBatches> {
-        let (max, timeout) = (u32_arg("max", max)?, timeout_arg(timeout)?);
-        Ok(PyBatches::new(Source::Socket(slf), max, timeout, coalesce_arg(coalesce)?))
+        Ok(PyBatches::new(Source::Socket(slf), RecvArgs::new(max, timeout, coalesce)?))
     }
 
     /// Takes up to `n` free frames to write and send (each of length 0 until written).
