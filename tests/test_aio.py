@@ -198,6 +198,13 @@ def test_coalesce_lets_frames_gather_and_close_ends_the_sleep(lab, run) -> None:
                                ("0.1", TypeError), (True, TypeError)):
                 with pytest.raises(error, match="coalesce"):
                     await afxdp.aio.recv(pair.rx, 64, timeout=0.1, coalesce=bad)
+            # A bad max is refused before the sleep, by name.
+            start = loop.time()
+            for bad, error in ((-1, ValueError), (2**32, ValueError), (True, TypeError),
+                               (1.5, TypeError), ("64", TypeError)):
+                with pytest.raises(error, match=r"invalid max"):
+                    await afxdp.aio.recv(pair.rx, bad, timeout=2, coalesce=1.0)
+            assert loop.time() - start < 0.5
             # A close() during a 1 s sleep ends the iteration within a CLOSE_CHECK or two.
             send(pair, 23, 3)
             loop.call_later(0.3, pair.rx.close)

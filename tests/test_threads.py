@@ -211,3 +211,43 @@ def test_close_wakes_a_thread_waiting_forever(lab, call: str) -> None:
         print("OK")
         """,
     )
+
+
+@pytest.mark.parametrize("coalesce", [None, 1.0])
+@pytest.mark.parametrize("source", ["afxdp.Socket(ifname, 0)", "afxdp.Port(ifname)"])
+def test_iterator_close_wakes_a_thread_iterating_forever(lab, source: str, coalesce) -> None:
+    # BatchIterator.close() from another thread ends a step that waits (in poll or epoll, or
+    # in a coalescing sleep) within a slice, as closing the socket or Port does; the source
+    # stays open and usable.
+    run_child(
+        lab,
+        f"""
+        src = {source}  # registered nowhere: nothing ever arrives
+        it = src.batches(64, timeout=None, coalesce={coalesce})
+        result = {{"batches": 0}}
+
+        def iterate():
+            try:
+                for _ in it:
+                    result["batches"] += 1
+            except BaseException as e:
+                result["error"] = e
+            result["at"] = time.monotonic()
+
+        t = threading.Thread(target=iterate, daemon=True)
+        t.start()
+        time.sleep(0.3)
+        assert t.is_alive(), result
+        closed_at = time.monotonic()
+        it.close()
+        t.join(3)
+        assert not t.is_alive(), "the iterating thread is still blocked 3 s after it.close()"
+        assert "error" not in result and result["batches"] == 0, result
+        assert result["at"] - closed_at < 0.6, result["at"] - closed_at
+        assert it.closed and not src.closed
+        with src.recv(64, timeout=0) as batch:
+            assert len(batch) == 0
+        src.close()
+        print("OK")
+        """,
+    )

@@ -268,7 +268,8 @@ class BatchIterator(Iterator[FrameBatch]):
     def __iter__(self) -> Self: ...
     def __next__(self) -> FrameBatch: ...
     def close(self) -> None:
-        """End the iteration and give back the last batch's frames."""
+        """End the iteration and give back the last batch's frames. From another thread, it
+        ends a step that waits (for frames or in a coalescing sleep) within 0.1 s."""
     @property
     def closed(self) -> bool:
         """True once the iteration has ended."""

@@ -50,6 +50,9 @@ CLOSE_CHECK = 0.1
 #: The longest ``coalesce`` (seconds), as for ``Socket.recv``.
 MAX_COALESCE = 1.0
 
+#: The largest ``max``, as for ``Socket.recv`` (a 32-bit count).
+MAX_FRAMES = 2**32 - 1
+
 
 class Receiver(Protocol):
     """What :func:`recv` and :func:`batches` need: :class:`afxdp.Socket` has it."""
@@ -60,6 +63,15 @@ class Receiver(Protocol):
 
     @property
     def closed(self) -> bool: ...
+
+
+def _check_max(max: int) -> None:
+    """Refuses a bad `max` as ``Socket.recv`` does, before any wait (a coalescing sleep would
+    otherwise come first)."""
+    if isinstance(max, bool) or not isinstance(max, int):
+        raise TypeError(f"invalid max {max!r}: expected an int")
+    if not 0 <= max <= MAX_FRAMES:
+        raise ValueError(f"invalid max {max}: must be from 0 to {MAX_FRAMES}")
 
 
 def _most_ready(sock: Receiver) -> int:
@@ -103,6 +115,7 @@ async def recv(
             a negative or NaN `timeout`, a `coalesce` that is not from 0 to 1.
         asyncio.CancelledError: the awaiting task was cancelled (no frame is lost).
     """
+    _check_max(max)
     if timeout is not None and (math.isnan(timeout) or timeout < 0):
         raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
     if coalesce is not None:

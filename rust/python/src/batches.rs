@@ -7,7 +7,7 @@ use afxdp::umem::Batch;
 use pyo3::prelude::*;
 
 use crate::batch::PyFrameBatch;
-use crate::convert::RecvArgs;
+use crate::convert::{RecvArgs, Stop};
 use crate::errors::Result;
 use crate::port::PyPort;
 use crate::socket::PySocket;
@@ -20,14 +20,15 @@ pub enum Source {
 }
 
 impl Source {
-    /// One `recv(max, timeout, coalesce=...)` step: the frames and the queue they came from.
-    fn recv(&self, py: Python<'_>, args: RecvArgs) -> Result<(Batch, Option<u32>)> {
+    /// One `recv(max, timeout, coalesce=...)` step, which `stop` ends early: the frames and
+    /// the queue they came from.
+    fn recv(&self, py: Python<'_>, args: RecvArgs, stop: Stop<'_>) -> Result<(Batch, Option<u32>)> {
         match self {
             Source::Socket(s) => {
                 let s = s.get();
-                Ok((s.recv_batch(py, args)?, Some(s.queue())))
+                Ok((s.recv_batch(py, args, stop)?, Some(s.queue())))
             }
-            Source::Port(p) => p.get().recv_batch(py, args),
+            Source::Port(p) => p.get().recv_batch(py, args, stop),
         }
     }
 
@@ -45,7 +46,8 @@ impl Source {
 /// released it, or still hold a view of one of its frames: then its frames go back when the
 /// last view goes) and receives the next batch, in one call, waiting without the GIL only when
 /// nothing is ready. The iteration ends when `timeout` passes with nothing received, when the
-/// socket or Port is closed (also from another thread, within 0.1 s), or on `close()`.
+/// socket or Port is closed, or on `close()` (both also from another thread: a waiting step
+/// ends within 0.1 s).
 ///
 /// The steps hand out one batch object: a step that ended the previous batch refills that
 /// object (`PyFrameBatch::reuse`) instead of allocating a Python object per wakeup. A Frame
@@ -88,7 +90,7 @@ impl PyBatches {
         if self.done.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let (batch, queue) = match self.source.recv(py, self.args) {
+        let (batch, queue) = match self.source.recv(py, self.args, Stop::on(&self.done)) {
             Ok(got) => got,
             Err(_) if self.source.closed() => {
                 self.done.store(true, Ordering::Release);
@@ -116,7 +118,8 @@ impl PyBatches {
         Ok(Some(batch))
     }
 
-    /// Ends the iteration and gives back the last batch's frames (as a step would).
+    /// Ends the iteration and gives back the last batch's frames (as a step would). A step
+    /// waiting in another thread sees the flag within a wait slice (0.1 s) and ends.
     fn close(&self) {
         self.done.store(true, Ordering::Release);
         let _ended = self.end_previous();

@@ -1,5 +1,6 @@
 //! Argument converters: each names the argument and the value it refuses.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use afxdp::bpf::{AttachMode, ParseAttachModeError};
@@ -166,6 +167,28 @@ impl RecvArgs {
     }
 }
 
+/// What ends a waiting receive early besides its source's close: a `BatchIterator`'s
+/// `close()` from another thread (its flag). A set flag ends the coalescing sleep and the wait
+/// for the first frame as their timeout would, within a wait slice: nothing more is received.
+/// `Stop::NEVER` for the plain `recv` calls.
+#[derive(Clone, Copy, Debug)]
+pub struct Stop<'a>(Option<&'a AtomicBool>);
+
+impl<'a> Stop<'a> {
+    /// A receive that only its source's close ends.
+    pub const NEVER: Stop<'static> = Stop(None);
+
+    /// A receive that `flag` (once set) also ends.
+    pub fn on(flag: &'a AtomicBool) -> Self {
+        Stop(Some(flag))
+    }
+
+    /// Whether the receive should end now.
+    pub fn is_set(self) -> bool {
+        self.0.is_some_and(|f| f.load(Ordering::Acquire))
+    }
+}
+
 /// What is left until `deadline` (None: forever), as a timeout.
 pub fn time_left(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
@@ -174,12 +197,13 @@ pub fn time_left(deadline: Option<Instant>) -> Option<Duration> {
 /// A receive's coalescing sleep: `span` (at most until `deadline`) without the GIL, not woken
 /// by arriving frames, so that they gather on the rx ring and one wakeup takes many. A span
 /// longer than [`WAIT_SLICE`] is slept in slices, between which Python's signal handlers run
-/// and `closed()` raises `what`'s closed error. The kernel's timer slack (50 µs for a thread
-/// by default) may lengthen it.
+/// and `closed()` raises `what`'s closed error; a set `stop` ends it early. The kernel's timer
+/// slack (50 µs for a thread by default) may lengthen it.
 pub fn linger(
     py: Python<'_>,
     span: Duration,
     deadline: Option<Instant>,
+    stop: Stop<'_>,
     what: &'static str,
     closed: impl Fn() -> bool,
 ) -> Result<()> {
@@ -194,6 +218,9 @@ pub fn linger(
         py.detach(move || std::thread::sleep(nap));
         if Instant::now() < end {
             end_of_slice(py, None, "", what, &closed)?;
+            if stop.is_set() {
+                return Ok(());
+            }
         }
     }
 }

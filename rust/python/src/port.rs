@@ -15,7 +15,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
-use crate::convert::{Int, RecvArgs, deadline, end_of_slice, linger, u32_arg, wait_slice};
+use crate::convert::{Int, RecvArgs, Stop, deadline, end_of_slice, linger, u32_arg, wait_slice};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::socket::PySocket;
@@ -77,6 +77,7 @@ impl PyPort {
         &self,
         py: Python<'_>,
         args: RecvArgs,
+        stop: Stop<'_>,
     ) -> Result<(Batch, Option<u32>)> {
         let max = args.max;
         let deadline = deadline(args.timeout);
@@ -85,14 +86,14 @@ impl PyPort {
             if let Some(batch) = self.try_recv(max, max)? {
                 return Ok(batch);
             }
-            linger(py, span, deadline, "Port", || waiter.is_closed())?;
+            linger(py, span, deadline, stop, "Port", || waiter.is_closed())?;
         }
         loop {
             if let Some(batch) = self.try_recv(max, 0)? {
                 return Ok(batch);
             }
             let slice = wait_slice(deadline);
-            if slice.is_zero() {
+            if slice.is_zero() || stop.is_set() {
                 return Ok((self.umem.get().get()?.alloc(0), None));
             }
             let w = waiter.clone();
@@ -278,7 +279,8 @@ impl PyPort {
         timeout: Option<f64>,
         coalesce: Option<f64>,
     ) -> Result<PyFrameBatch> {
-        let (batch, queue) = self.recv_batch(py, RecvArgs::new(max, timeout, coalesce)?)?;
+        let (batch, queue) =
+            self.recv_batch(py, RecvArgs::new(max, timeout, coalesce)?, Stop::NEVER)?;
         Ok(PyFrameBatch::received(batch, queue))
     }
 

@@ -12,8 +12,8 @@ use pyo3::types::PyBytes;
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
 use crate::convert::{
-    Int, RecvArgs, deadline, end_of_slice, linger, time_left, timeout_arg, u32_arg, wait_slice,
-    with_bytes,
+    Int, RecvArgs, Stop, deadline, end_of_slice, linger, time_left, timeout_arg, u32_arg,
+    wait_slice, with_bytes,
 };
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
@@ -90,7 +90,12 @@ impl PySocket {
     /// `recv(max, timeout, coalesce=...)` with checked arguments (also `Socket.batches()`'s
     /// step). With `coalesce` (and a timeout other than 0), fewer than `max` frames ready
     /// first let frames gather for `coalesce` (see [`linger`]).
-    pub(crate) fn recv_batch(&self, py: Python<'_>, args: RecvArgs) -> Result<Batch> {
+    pub(crate) fn recv_batch(
+        &self,
+        py: Python<'_>,
+        args: RecvArgs,
+        stop: Stop<'_>,
+    ) -> Result<Batch> {
         let RecvArgs { max, mut timeout, .. } = args;
         // `timeout` becomes what is left of it after lingering (the clock is read only then).
         if let Some(span) = args.coalescing() {
@@ -98,15 +103,15 @@ impl PySocket {
                 return Ok(batch);
             }
             let deadline = deadline(timeout);
-            linger(py, span, deadline, "Socket", || self.closed())?;
+            linger(py, span, deadline, stop, "Socket", || self.closed())?;
             timeout = time_left(deadline);
         }
         let batch = self.recv_now(max)?;
-        if !batch.is_empty() || timeout == Some(Duration::ZERO) {
+        if !batch.is_empty() || timeout == Some(Duration::ZERO) || stop.is_set() {
             return Ok(batch);
         }
         drop(batch);
-        self.wait(py, POLLIN, timeout)?;
+        self.wait(py, POLLIN, timeout, stop)?;
         self.recv_now(max)
     }
 
@@ -149,8 +154,15 @@ impl PySocket {
     /// another thread between slices: a close makes it raise the closed error within a slice,
     /// and the fd (kept open by the poll handle meanwhile) closes when it returns.
     /// With busy polling, each slice first spins for `busy_poll_usecs` (polling the queue
-    /// itself), then sleeps in poll(2) for the rest of the slice.
-    fn wait(&self, py: Python<'_>, events: i16, timeout: Option<Duration>) -> Result<i16> {
+    /// itself), then sleeps in poll(2) for the rest of the slice. A set `stop` ends it as the
+    /// timeout would, after the slice.
+    fn wait(
+        &self,
+        py: Python<'_>,
+        events: i16,
+        timeout: Option<Duration>,
+        stop: Stop<'_>,
+    ) -> Result<i16> {
         let handle = self.with(|s| s.poll_handle())?;
         let deadline = deadline(timeout);
         let spin = self.busy_poll.map(|b| Duration::from_micros(b.usecs.into()));
@@ -170,7 +182,7 @@ impl PySocket {
                 Err(e) => Some(e),
             };
             end_of_slice(py, failed, "poll(AF_XDP)", "Socket", || self.closed())?;
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if stop.is_set() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(0);
             }
         }
@@ -269,7 +281,7 @@ impl PySocket {
         timeout: Option<f64>,
         coalesce: Option<f64>,
     ) -> Result<PyFrameBatch> {
-        let batch = self.recv_batch(py, RecvArgs::new(max, timeout, coalesce)?)?;
+        let batch = self.recv_batch(py, RecvArgs::new(max, timeout, coalesce)?, Stop::NEVER)?;
         Ok(PyFrameBatch::received(batch, Some(self.queue)))
     }
 
@@ -387,7 +399,7 @@ impl PySocket {
             Error::value(format!("invalid events {events:#x}: poll(2) events are 16 bits"))
         })?;
         let timeout = timeout_arg(timeout)?;
-        self.wait(py, events, timeout)
+        self.wait(py, events, timeout, Stop::NEVER)
     }
 
     /// Kernel and library counters.
