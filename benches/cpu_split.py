@@ -68,9 +68,26 @@ def classify(dso: str, kind: str, symbol: str) -> str:
 def split(data: Path) -> tuple[dict[str, float], list[tuple[float, str, str]]]:
     """Shares (0..1) of the user-space samples in `data` by class, and the user-space symbols
     by share of them, largest first (share, dso, symbol)."""
-    out = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--stdio", "-q",
-                          "-g", "none", "--percent-limit", "0", "--sort", "dso,sym"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "perf",
+            "report",
+            "-i",
+            str(data),
+            "--no-children",
+            "--stdio",
+            "-q",
+            "-g",
+            "none",
+            "--percent-limit",
+            "0",
+            "--sort",
+            "dso,sym",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     shares: dict[str, float] = dict.fromkeys(CLASSES, 0.0)
     user: list[tuple[float, str, str]] = []
     for line in out.splitlines():
@@ -85,8 +102,10 @@ def split(data: Path) -> tuple[dict[str, float], list[tuple[float, str, str]]]:
     total = sum(shares.values())
     if not total:
         raise RuntimeError(f"no user-space samples in {data}")
-    return ({c: shares[c] / total for c in CLASSES},
-            sorted(((share / total, dso, sym) for share, dso, sym in user), reverse=True))
+    return (
+        {c: shares[c] / total for c in CLASSES},
+        sorted(((share / total, dso, sym) for share, dso, sym in user), reverse=True),
+    )
 
 
 class Switches:
@@ -136,9 +155,23 @@ class Profile:
 
     @contextlib.contextmanager
     def __call__(self, pid: int) -> Iterator[None]:
-        record = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F",
-                                   str(self.frequency), "-p", str(pid), "-o", str(self.data)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        record = subprocess.Popen(
+            [
+                "perf",
+                "record",
+                "-q",
+                "-e",
+                "cpu-clock",
+                "-F",
+                str(self.frequency),
+                "-p",
+                str(pid),
+                "-o",
+                str(self.data),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             yield
         finally:
@@ -178,54 +211,86 @@ def main() -> int:
     todo = [c for c in e2e.cases() if c.workload == args.workload and c.impl in impls]
     if missing := set(impls) - {c.impl for c in todo}:
         p.error(f"no {args.workload} case for: {', '.join(sorted(missing))}")
-    e2e.build(skip_c=not any(c.impl.startswith("c") for c in todo),
-              rust_examples=any(c.impl.startswith("rust") for c in todo))
+    e2e.build(
+        skip_c=not any(c.impl.startswith("c") for c in todo),
+        rust_examples=any(c.impl.startswith("rust") for c in todo),
+    )
 
-    runs: dict[tuple[int, str], list[dict[str, float]]] = {(s, c.impl): [] for s in sizes
-                                                           for c in todo}
+    runs: dict[tuple[int, str], list[dict[str, float]]] = {
+        (s, c.impl): [] for s in sizes for c in todo
+    }
     tops: dict[tuple[int, str], list[tuple[float, str, str]]] = {}
     with Lab() as lab, tempfile.TemporaryDirectory() as tmp:
         switches, profile = Switches(), Profile(Path(tmp), args.frequency)
         for r in range(args.rounds):
             for size, rate in zip(sizes, rates, strict=True):
-                frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
-                                        bytes(max(0, size - 42)))
+                frame = packet.ipv4_udp(
+                    lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9, bytes(max(0, size - 42))
+                )
                 pace = rate if args.workload == "rx-paced" else None
                 for case in todo:  # interleaved, as in e2e.py
                     try:
-                        res = e2e.run_case(lab, case, frame, args.seconds, load_cpu, work_cpu,
-                                           pace, observe=switches)
-                        e2e.run_case(lab, case, frame, args.seconds, load_cpu, work_cpu, pace,
-                                     observe=profile)
+                        res = e2e.run_case(
+                            lab,
+                            case,
+                            frame,
+                            args.seconds,
+                            load_cpu,
+                            work_cpu,
+                            pace,
+                            observe=switches,
+                        )
+                        e2e.run_case(
+                            lab,
+                            case,
+                            frame,
+                            args.seconds,
+                            load_cpu,
+                            work_cpu,
+                            pace,
+                            observe=profile,
+                        )
                         shares, user = split(profile.data)
                     except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
                         print(f"round {r + 1} {size} B {case.impl} FAILED: {e}", flush=True)
                         continue
                     row = {cls: shares[cls] * res["user"] for cls in CLASSES}
-                    row |= {"cpu": res["cpu"], "user": res["user"],
-                            "kernel": res["cpu"] - res["user"],
-                            "per_wakeup": res["packets"] / max(1, switches.count)}
+                    row |= {
+                        "cpu": res["cpu"],
+                        "user": res["user"],
+                        "kernel": res["cpu"] - res["user"],
+                        "per_wakeup": res["packets"] / max(1, switches.count),
+                    }
                     runs[(size, case.impl)].append(row)
                     tops[(size, case.impl)] = user
-                    print(f"round {r + 1} {size:5} B {case.impl:14} {res['cpu']:7.1f} ns/packet: "
-                          f"kernel {row['kernel']:.1f}, user {row['user']:.1f} ("
-                          + ", ".join(f"{cls} {row[cls]:.1f}" for cls in CLASSES)
-                          + f"); {row['per_wakeup']:.1f} frames per wakeup", flush=True)
+                    print(
+                        f"round {r + 1} {size:5} B {case.impl:14} {res['cpu']:7.1f} ns/packet: "
+                        f"kernel {row['kernel']:.1f}, user {row['user']:.1f} ("
+                        + ", ".join(f"{cls} {row[cls]:.1f}" for cls in CLASSES)
+                        + f"); {row['per_wakeup']:.1f} frames per wakeup",
+                        flush=True,
+                    )
 
     lines = []
     cols = ("cpu", "kernel", "user", *CLASSES, "per_wakeup")
     for size, rate in zip(sizes, rates, strict=True):
-        lines += [f"### {size}-byte frames, {args.workload}"
-                  + (f" at {rate / 1e6:g} Mpps" if args.workload == "rx-paced" else ""), "",
-                  "| implementation | CPU ns/packet | kernel | user | of it: "
-                  + " | ".join(CLASSES) + " | frames per wakeup |",
-                  "| --- |" + " ---: |" * len(cols)]
+        lines += [
+            f"### {size}-byte frames, {args.workload}"
+            + (f" at {rate / 1e6:g} Mpps" if args.workload == "rx-paced" else ""),
+            "",
+            "| implementation | CPU ns/packet | kernel | user | of it: "
+            + " | ".join(CLASSES)
+            + " | frames per wakeup |",
+            "| --- |" + " ---: |" * len(cols),
+        ]
         for case in todo:
             got = runs[(size, case.impl)]
             if got:
-                lines.append(f"| {case.impl} | "
-                             + " | ".join(f"{median([g[k] for g in got]):.1f}" for k in cols)
-                             + " |")
+                lines.append(
+                    f"| {case.impl} | "
+                    + " | ".join(f"{median([g[k] for g in got]):.1f}" for k in cols)
+                    + " |"
+                )
         lines.append("")
     text = "\n".join(lines)
     print(f"\nMedians over {args.rounds} rounds of {args.seconds:g} s, ns per packet.\n")

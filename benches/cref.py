@@ -25,7 +25,10 @@ def build_xsk_ref() -> Path | None:
     print(f"building the C reference: {cc} -O2 ... -lxdp -lbpf", flush=True)
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        print(f"{done.stderr.strip()}\nthe C reference did not build (it needs the Debian "
-              "packages libxdp-dev and libbpf-dev): it is skipped", file=sys.stderr)
+        print(
+            f"{done.stderr.strip()}\nthe C reference did not build (it needs the Debian "
+            "packages libxdp-dev and libbpf-dev): it is skipped",
+            file=sys.stderr,
+        )
         return None
     return BINARY

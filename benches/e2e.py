@@ -146,8 +146,19 @@ def cases() -> list[Case]:
     x, r = str(XSK_REF), RUST_EXAMPLES
 
     def py(mode: str, *extra: str) -> Callable[[str, float, str], list[str]]:
-        return lambda ifn, s, hx: [*WORKERS, mode, ifn, str(s), "--packet", hx,
-                                   "--max-count", cap(s), "--batch", str(BATCH), *extra]
+        return lambda ifn, s, hx: [
+            *WORKERS,
+            mode,
+            ifn,
+            str(s),
+            "--packet",
+            hx,
+            "--max-count",
+            cap(s),
+            "--batch",
+            str(BATCH),
+            *extra,
+        ]
 
     def c(mode: str, *extra: str) -> Callable[[str, float, str], list[str]]:
         return lambda ifn, s, hx: [x, mode, ifn, "-d", str(s), "-b", str(BATCH), *extra]
@@ -155,23 +166,26 @@ def cases() -> list[Case]:
     def rust(example: str, *umem: str) -> Callable[[str, float, str], list[str]]:
         return lambda ifn, s, hx: [str(r / example), ifn, str(s), "native", str(BATCH), *umem]
 
-    coalesce = [("c-coalesce", c("rxdrop", "--coalesce", str(COALESCE_US)), True),
-                ("rust-coalesce", rust("rxdrop", "4096", f"coalesce={COALESCE_US}"), False),
-                ("python-batch-coalesce", py("rx-batch", "--coalesce", str(COALESCE_US / 1e6)),
-                 False),
-                ("python-iter-coalesce", py("rx-iter", "--coalesce", str(COALESCE_US / 1e6)),
-                 False)]
-    paced = [Case("rx-paced", impl, argv, harness)
-             for impl, argv, harness in (("c", c("rxdrop"), True),
-                                         ("c-tracked", c("rxdrop", "--track"), True),
-                                         ("rust", rust("rxdrop"), False),
-                                         ("rust-lend", rust("rxdrop", "4096", "lend"), False),
-                                         ("python-batch", py("rx-batch"), False),
-                                         ("python-iter", py("rx-iter"), False),
-                                         ("python-batch-busy", py("rx-batch", "--busy-poll", "20"),
-                                          False),
-                                         ("python-touch", py("rx-touch"), False),
-                                         *coalesce)]
+    coalesce = [
+        ("c-coalesce", c("rxdrop", "--coalesce", str(COALESCE_US)), True),
+        ("rust-coalesce", rust("rxdrop", "4096", f"coalesce={COALESCE_US}"), False),
+        ("python-batch-coalesce", py("rx-batch", "--coalesce", str(COALESCE_US / 1e6)), False),
+        ("python-iter-coalesce", py("rx-iter", "--coalesce", str(COALESCE_US / 1e6)), False),
+    ]
+    paced = [
+        Case("rx-paced", impl, argv, harness)
+        for impl, argv, harness in (
+            ("c", c("rxdrop"), True),
+            ("c-tracked", c("rxdrop", "--track"), True),
+            ("rust", rust("rxdrop"), False),
+            ("rust-lend", rust("rxdrop", "4096", "lend"), False),
+            ("python-batch", py("rx-batch"), False),
+            ("python-iter", py("rx-iter"), False),
+            ("python-batch-busy", py("rx-batch", "--busy-poll", "20"), False),
+            ("python-touch", py("rx-touch"), False),
+            *coalesce,
+        )
+    ]
 
     return [
         Case("rx", "c", c("rxdrop"), harness_program=True),
@@ -193,10 +207,28 @@ def cases() -> list[Case]:
         Case("l2fwd", "rust", rust("l2fwd")),
         Case("l2fwd", "python-batch", py("l2fwd-batch")),
         Case("l2fwd", "python-perframe", py("l2fwd-perframe")),
-        Case("tx", "c", lambda ifn, s, hx: [x, "txonly", ifn, "-d", str(s), "--packet", hx,
-                                            "-b", str(BATCH), "-C", cap(s)]),
-        Case("tx", "rust", lambda ifn, s, hx: [str(r / "txonly"), ifn, str(s), hx, str(BATCH),
-                                               cap(s)]),
+        Case(
+            "tx",
+            "c",
+            lambda ifn, s, hx: [
+                x,
+                "txonly",
+                ifn,
+                "-d",
+                str(s),
+                "--packet",
+                hx,
+                "-b",
+                str(BATCH),
+                "-C",
+                cap(s),
+            ],
+        ),
+        Case(
+            "tx",
+            "rust",
+            lambda ifn, s, hx: [str(r / "txonly"), ifn, str(s), hx, str(BATCH), cap(s)],
+        ),
         Case("tx", "python-batch", py("tx-batch")),
         Case("tx", "python-afpacket", py("afpacket-tx")),
         *paced,
@@ -240,10 +272,12 @@ def build(skip_c: bool, rust_examples: bool = True) -> bool:
     """Builds the Rust examples (unless no selected case runs one) and the C reference;
     returns whether the C reference exists."""
     if rust_examples:
-        print("building the Rust examples (cargo build --release -p afxdp --examples)",
-              flush=True)
-        subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "afxdp", "--examples"],
-                       cwd=ROOT, check=True)
+        print("building the Rust examples (cargo build --release -p afxdp --examples)", flush=True)
+        subprocess.run(
+            ["cargo", "build", "--quiet", "--release", "-p", "afxdp", "--examples"],
+            cwd=ROOT,
+            check=True,
+        )
     return not skip_c and build_xsk_ref() is not None
 
 
@@ -285,14 +319,16 @@ def _ethtool(ifname: str, buf: ctypes.Array[ctypes.c_char]) -> None:
 
 def ethtool_stats(ifname: str) -> dict[str, int]:
     """`ethtool -S IFNAME` through the SIOCETHTOOL ioctl (in the calling thread's netns)."""
-    info = ctypes.create_string_buffer(struct.pack("IIQI", ETHTOOL_GSSET_INFO, 0,
-                                                   1 << ETH_SS_STATS, 0))
+    info = ctypes.create_string_buffer(
+        struct.pack("IIQI", ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_STATS, 0)
+    )
     _ethtool(ifname, info)
     n = struct.unpack_from("I", info, 16)[0]
-    strings = ctypes.create_string_buffer(struct.pack("III", ETHTOOL_GSTRINGS, ETH_SS_STATS, n)
-                                          + bytes(32 * n))
+    strings = ctypes.create_string_buffer(
+        struct.pack("III", ETHTOOL_GSTRINGS, ETH_SS_STATS, n) + bytes(32 * n)
+    )
     _ethtool(ifname, strings)
-    names = [strings.raw[12 + 32 * i:44 + 32 * i].split(b"\0")[0].decode() for i in range(n)]
+    names = [strings.raw[12 + 32 * i : 44 + 32 * i].split(b"\0")[0].decode() for i in range(n)]
     values = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_GSTATS, n) + bytes(8 * n))
     _ethtool(ifname, values)
     return dict(zip(names, struct.unpack_from(f"{n}Q", values, 8), strict=True))
@@ -323,8 +359,14 @@ class Proc:
 
     def __init__(self, lab: Lab, side: str, argv: list[str], cpu: int, name: str) -> None:
         self.name = name
-        self.proc = lab.popen(side, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+        self.proc = lab.popen(
+            side,
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+        )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         assert self.proc.stdout is not None
@@ -356,10 +398,16 @@ class Proc:
         self.proc.wait()
 
 
-def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
-             work_cpu: int, rate: float | None = None,
-             observe: Callable[[int], contextlib.AbstractContextManager[object]] | None = None,
-             ) -> dict[str, float]:
+def run_case(
+    lab: Lab,
+    case: Case,
+    frame: bytes,
+    seconds: float,
+    load_cpu: int,
+    work_cpu: int,
+    rate: float | None = None,
+    observe: Callable[[int], contextlib.AbstractContextManager[object]] | None = None,
+) -> dict[str, float]:
     """Runs one case once; returns offered, own and delivered packets/s, CPU ns/packet, drops.
     `observe(pid)` (rx workloads) is entered with the receiver's pid once the load starts and
     left when the receiver has exited (benches/cpu_split.py profiles it there).
@@ -376,8 +424,13 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
     prog = None
 
     def sink_on(side: str) -> Proc:
-        sink = Proc(lab, side, [str(XSK_REF), "sink", lab.ifname(side), "-d", str(seconds + 30)],
-                    load_cpu, f"sink on {side}")
+        sink = Proc(
+            lab,
+            side,
+            [str(XSK_REF), "sink", lab.ifname(side), "-d", str(seconds + 30)],
+            load_cpu,
+            f"sink on {side}",
+        )
         procs.append(sink)
         sink.wait_ready()
         return sink
@@ -404,10 +457,23 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
             procs.append(rx)
             rx.wait_ready()
             drops0 = veth_drops(lab)
-            gen = Proc(lab, "a", [*WORKERS, "gen", lab.if_a, str(seconds), "--packet", hx,
-                                  "--max-count", cap(seconds),
-                                  *(["--rate", f"{rate:.0f}"] if rate else [])],
-                       load_cpu, "generator")
+            gen = Proc(
+                lab,
+                "a",
+                [
+                    *WORKERS,
+                    "gen",
+                    lab.if_a,
+                    str(seconds),
+                    "--packet",
+                    hx,
+                    "--max-count",
+                    cap(seconds),
+                    *(["--rate", f"{rate:.0f}"] if rate else []),
+                ],
+                load_cpu,
+                "generator",
+            )
             procs.append(gen)
             gen.wait_ready()
             with observe(rx.proc.pid) if observe else contextlib.nullcontext():
@@ -437,23 +503,48 @@ def run_case(lab: Lab, case: Case, frame: bytes, seconds: float, load_cpu: int,
             prog.detach()
 
 
-def run_port(queues: int, size: int, seconds: float, rate: float, load_cpu: int,
-             work_cpu: int) -> dict[str, float | str]:
+def run_port(
+    queues: int, size: int, seconds: float, rate: float, load_cpu: int, work_cpu: int
+) -> dict[str, float | str]:
     """rx-port once: a lab with `queues` queues per veth end, the paced load spread over every
     queue, a Port receiving on all of them."""
     with Lab(queues=queues) as lab:
-        frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
-                                bytes(max(0, size - 42)))
+        frame = packet.ipv4_udp(
+            lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9, bytes(max(0, size - 42))
+        )
         procs: list[Proc] = []
         try:
-            rx = Proc(lab, "b", [*WORKERS, "rx-port", lab.if_b, str(seconds + RX_MARGIN),
-                                 "--batch", str(BATCH)], work_cpu, f"rx-port {queues}")
+            rx = Proc(
+                lab,
+                "b",
+                [*WORKERS, "rx-port", lab.if_b, str(seconds + RX_MARGIN), "--batch", str(BATCH)],
+                work_cpu,
+                f"rx-port {queues}",
+            )
             procs.append(rx)
             rx.wait_ready()
-            tx = Proc(lab, "a", [*WORKERS, "tx-queues", lab.if_a, str(seconds), "--packet",
-                                 frame.hex(), "--rate", f"{rate:.0f}", "--queues", str(queues),
-                                 "--batch", str(BATCH), "--max-count", cap(seconds)],
-                      load_cpu, f"tx-queues {queues}")
+            tx = Proc(
+                lab,
+                "a",
+                [
+                    *WORKERS,
+                    "tx-queues",
+                    lab.if_a,
+                    str(seconds),
+                    "--packet",
+                    frame.hex(),
+                    "--rate",
+                    f"{rate:.0f}",
+                    "--queues",
+                    str(queues),
+                    "--batch",
+                    str(BATCH),
+                    "--max-count",
+                    cap(seconds),
+                ],
+                load_cpu,
+                f"tx-queues {queues}",
+            )
             procs.append(tx)
             tx.wait_ready()
             load = tx.result(seconds + 60)
@@ -470,49 +561,88 @@ def run_port(queues: int, size: int, seconds: float, rate: float, load_cpu: int,
         "fill_empty": float(own["fill_empty"]),
         "sent_per_queue": load["per_queue"],
         "per_queue": own["per_queue"],
-        "per_queue_mpps": "/".join(f"{int(n) / load_seconds / 1e6:.3f}"
-                                   for n in own["per_queue"].split("/")),
+        "per_queue_mpps": "/".join(
+            f"{int(n) / load_seconds / 1e6:.3f}" for n in own["per_queue"].split("/")
+        ),
     }
 
 
 def port_table(runs: dict[int, list[dict[str, float | str]]], size: int, rate: float) -> str:
-    lines = [f"### rx through one Port on 1..N queues ({size}-byte frames, {rate / 1e6:g} Mpps "
-             "offered in total, spread evenly over the queues)", "",
-             "| queues | offered Mpps | delivered Mpps | delivered / offered | delivered Mpps per "
-             "queue (last round) | Port CPU ns/packet | CPU vs 1 queue | ring full / fill empty |",
-             "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    lines = [
+        f"### rx through one Port on 1..N queues ({size}-byte frames, {rate / 1e6:g} Mpps "
+        "offered in total, spread evenly over the queues)",
+        "",
+        "| queues | offered Mpps | delivered Mpps | delivered / offered | delivered Mpps per "
+        "queue (last round) | Port CPU ns/packet | CPU vs 1 queue | ring full / fill empty |",
+        "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
     base = None
     for queues, rs in sorted(runs.items()):
         if not rs:
             continue
-        med = {k: statistics.median(float(r[k]) for r in rs)
-               for k in ("offered", "delivered", "cpu", "ring_full", "fill_empty")}
+        med = {
+            k: statistics.median(float(r[k]) for r in rs)
+            for k in ("offered", "delivered", "cpu", "ring_full", "fill_empty")
+        }
         share = statistics.median(float(r["delivered"]) / float(r["offered"]) for r in rs)
         base = base if base is not None else med["cpu"]
-        lines.append(f"| {queues} | {med['offered'] / 1e6:.3f} | {med['delivered'] / 1e6:.3f} | "
-                     f"{share:.2f} | {rs[-1]['per_queue_mpps']} | {med['cpu']:.1f} | "
-                     f"{fmt_ratio(med['cpu'], base)} | {med['ring_full']:,.0f} / "
-                     f"{med['fill_empty']:,.0f} |")
+        lines.append(
+            f"| {queues} | {med['offered'] / 1e6:.3f} | {med['delivered'] / 1e6:.3f} | "
+            f"{share:.2f} | {rs[-1]['per_queue_mpps']} | {med['cpu']:.1f} | "
+            f"{fmt_ratio(med['cpu'], base)} | {med['ring_full']:,.0f} / "
+            f"{med['fill_empty']:,.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def run_jumbo(lab: Lab, case: JumboCase, seconds: float, load_cpu: int,
-              work_cpu: int) -> dict[str, float]:
+def run_jumbo(
+    lab: Lab, case: JumboCase, seconds: float, load_cpu: int, work_cpu: int
+) -> dict[str, float]:
     """The jumbo workload once: the receiver in namespace b (work CPU), then the multi-buffer
     sender in namespace a (load CPU) for `seconds`; rates over the sender's window."""
-    frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
-                            bytes(case.size - 42))
+    frame = packet.ipv4_udp(
+        lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9, bytes(case.size - 42)
+    )
     procs: list[Proc] = []
     name = f"jumbo {case.impl} {case.size} B"
     try:
-        rx = Proc(lab, "b", [*WORKERS, case.receiver[0], lab.if_b, str(seconds + RX_MARGIN),
-                             "--batch", str(BATCH), *case.receiver[1:]], work_cpu, name)
+        rx = Proc(
+            lab,
+            "b",
+            [
+                *WORKERS,
+                case.receiver[0],
+                lab.if_b,
+                str(seconds + RX_MARGIN),
+                "--batch",
+                str(BATCH),
+                *case.receiver[1:],
+            ],
+            work_cpu,
+            name,
+        )
         procs.append(rx)
         rx.wait_ready()
         drops0 = veth_drops(lab)
-        tx = Proc(lab, "a", [*WORKERS, "tx-packets", lab.if_a, str(seconds), "--packet",
-                             frame.hex(), "--batch", str(BATCH), "--max-count", cap(seconds),
-                             "--multi-buffer"], load_cpu, f"{name} sender")
+        tx = Proc(
+            lab,
+            "a",
+            [
+                *WORKERS,
+                "tx-packets",
+                lab.if_a,
+                str(seconds),
+                "--packet",
+                frame.hex(),
+                "--batch",
+                str(BATCH),
+                "--max-count",
+                cap(seconds),
+                "--multi-buffer",
+            ],
+            load_cpu,
+            f"{name} sender",
+        )
         procs.append(tx)
         tx.wait_ready()
         load = tx.result(seconds + 60)
@@ -537,40 +667,52 @@ def run_jumbo(lab: Lab, case: JumboCase, seconds: float, load_cpu: int,
     }
 
 
-def jumbo_table(runs: dict[tuple[str, int], list[dict[str, float]]],
-                generated: dict[str, float] | None = None) -> str:
+def jumbo_table(
+    runs: dict[tuple[str, int], list[dict[str, float]]], generated: dict[str, float] | None = None
+) -> str:
     """The jumbo workload's table: medians over the rounds; ratios against the 4096-byte
     aligned case (python-batch, single buffer, 1500-byte frames, same lab and load), each the
     median over the rounds of that round's ratio (a round runs its cases back to back, so the
     pairs share the host's load of the moment). `generated`: the medians of the rx workload's
     python-batch at JUMBO_BASE_SIZE in this run (MTU-1500 lab, afxdp.generate() load), if it ran:
     a line compares the 9000-byte rows with it too (a ratio of medians, not paired)."""
-    med = {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-           for key, rs in runs.items() if rs}
+    med = {
+        key: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        for key, rs in runs.items()
+        if rs
+    }
     base_by_round = {r["round"]: r for r in runs.get(JUMBO_BASE, [])}
 
     def vs_base(key: tuple[str, int], metric: str) -> str:
-        ratios = [r[metric] / base_by_round[r["round"]][metric] for r in runs[key]
-                  if r["round"] in base_by_round and base_by_round[r["round"]][metric]]
+        ratios = [
+            r[metric] / base_by_round[r["round"]][metric]
+            for r in runs[key]
+            if r["round"] in base_by_round and base_by_round[r["round"]][metric]
+        ]
         return f"{statistics.median(ratios):.2f}" if ratios else "-"
 
-    lines = [f"### jumbo: {JUMBO_SIZE}-byte frames on multi-buffer sockets beside the 4096-byte "
-             f"aligned case ({JUMBO_BASE_SIZE}-byte frames), lab MTU {JUMBO_MTU}", "",
-             f"Every row: 4096-byte aligned frames; the same load (benches/workers.py "
-             f"tx-packets, `send_packets` on a multi-buffer socket); -mb: the receiver is "
-             f"bound with XDP_USE_SG (`multi_buffer=True`). *vs base*: this row's figure "
-             f"divided by that of {JUMBO_BASE[0]} at {JUMBO_BASE[1]} bytes (single "
-             f"buffer) in the same round, the median over the rounds. Gbit/s counts frame "
-             f"bytes without FCS.", "",
-             "| frame bytes | implementation | frames per packet | offered Mpps | "
-             "delivered Mpps | delivered / offered | offered Gbit/s | delivered Gbit/s | "
-             "Gbit/s vs base | Mpps vs base | CPU ns/packet | CPU ns/KB | CPU/packet vs base | "
-             "socket drops: ring full / fill empty / rx_dropped | veth xmit errors |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-             "---: | ---: | ---: |"]
+    lines = [
+        f"### jumbo: {JUMBO_SIZE}-byte frames on multi-buffer sockets beside the 4096-byte "
+        f"aligned case ({JUMBO_BASE_SIZE}-byte frames), lab MTU {JUMBO_MTU}",
+        "",
+        f"Every row: 4096-byte aligned frames; the same load (benches/workers.py "
+        f"tx-packets, `send_packets` on a multi-buffer socket); -mb: the receiver is "
+        f"bound with XDP_USE_SG (`multi_buffer=True`). *vs base*: this row's figure "
+        f"divided by that of {JUMBO_BASE[0]} at {JUMBO_BASE[1]} bytes (single "
+        f"buffer) in the same round, the median over the rounds. Gbit/s counts frame "
+        f"bytes without FCS.",
+        "",
+        "| frame bytes | implementation | frames per packet | offered Mpps | "
+        "delivered Mpps | delivered / offered | offered Gbit/s | delivered Gbit/s | "
+        "Gbit/s vs base | Mpps vs base | CPU ns/packet | CPU ns/KB | CPU/packet vs base | "
+        "socket drops: ring full / fill empty / rx_dropped | veth xmit errors |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "---: | ---: | ---: |",
+    ]
     for (impl, size), m in med.items():
-        share = statistics.median(r["delivered"] / r["offered"] if r["offered"] else 0.0
-                                  for r in runs[(impl, size)])
+        share = statistics.median(
+            r["delivered"] / r["offered"] if r["offered"] else 0.0 for r in runs[(impl, size)]
+        )
         lines.append(
             f"| {size} | {impl} | "
             f"{m['frames_per_packet']:.2f} | {m['offered'] / 1e6:.3f} | "
@@ -580,18 +722,24 @@ def jumbo_table(runs: dict[tuple[str, int], list[dict[str, float]]],
             f"{vs_base((impl, size), 'delivered')} | "
             f"{m['cpu']:.1f} | {m['cpu'] * 1000 / size:.1f} | {vs_base((impl, size), 'cpu')} | "
             f"{m['ring_full']:,.0f} / {m['fill_empty']:,.0f} / {m['rx_dropped']:,.0f} | "
-            f"{m['veth_drops']:,.0f} |")
+            f"{m['veth_drops']:,.0f} |"
+        )
     if generated:
         gen_gbps = generated["delivered"] * JUMBO_BASE_SIZE * 8 / 1e9
-        lines += ["", f"- The rx workload's {JUMBO_BASE[0]} at {JUMBO_BASE_SIZE} bytes in this "
-                  f"run (the same receiver and Umem, in the MTU-1500 lab, loaded by "
-                  f"afxdp.generate() instead of the AF_XDP sender): "
-                  f"{generated['delivered'] / 1e6:.3f} Mpps delivered, {gen_gbps:.2f} Gbit/s."]
+        lines += [
+            "",
+            f"- The rx workload's {JUMBO_BASE[0]} at {JUMBO_BASE_SIZE} bytes in this "
+            f"run (the same receiver and Umem, in the MTU-1500 lab, loaded by "
+            f"afxdp.generate() instead of the AF_XDP sender): "
+            f"{generated['delivered'] / 1e6:.3f} Mpps delivered, {gen_gbps:.2f} Gbit/s.",
+        ]
         for (impl, size), m in med.items():
             if size == JUMBO_SIZE:
-                lines.append(f"- {impl} at {size} bytes delivered "
-                             f"{fmt_ratio(m['delivered_gbps'], gen_gbps)} times its Gbit/s "
-                             f"(ratio of medians).")
+                lines.append(
+                    f"- {impl} at {size} bytes delivered "
+                    f"{fmt_ratio(m['delivered_gbps'], gen_gbps)} times its Gbit/s "
+                    f"(ratio of medians)."
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -612,31 +760,55 @@ class PingPong:
 def pingpong_impls(have_c: bool) -> list[PingPong]:
     x = str(XSK_REF)
 
-    def py(server: str, client: str, *extra: str) -> tuple[Callable[[str], list[str]],
-                                                          Callable[[str, int, str, str],
-                                                                   list[str]]]:
-        return ((lambda ifn: [*WORKERS, server, ifn, "600", *extra]),
-                (lambda ifn, n, hx, peer: [*WORKERS, client, ifn, str(n), "--packet", hx,
-                                           "--peer", peer, *extra]))
+    def py(
+        server: str, client: str, *extra: str
+    ) -> tuple[Callable[[str], list[str]], Callable[[str, int, str, str], list[str]]]:
+        return (
+            (lambda ifn: [*WORKERS, server, ifn, "600", *extra]),
+            (
+                lambda ifn, n, hx, peer: [
+                    *WORKERS,
+                    client,
+                    ifn,
+                    str(n),
+                    "--packet",
+                    hx,
+                    "--peer",
+                    peer,
+                    *extra,
+                ]
+            ),
+        )
 
-    def c(*extra: str) -> tuple[Callable[[str], list[str]],
-                                Callable[[str, int, str, str], list[str]]]:
-        return ((lambda ifn: [x, "pp-server", ifn, "-d", "600", *extra]),
-                (lambda ifn, n, hx, peer: [x, "pp-client", ifn, "-C", str(n), "--packet", hx,
-                                           *extra]))
+    def c(
+        *extra: str,
+    ) -> tuple[Callable[[str], list[str]], Callable[[str, int, str, str], list[str]]]:
+        return (
+            (lambda ifn: [x, "pp-server", ifn, "-d", "600", *extra]),
+            (lambda ifn, n, hx, peer: [x, "pp-client", ifn, "-C", str(n), "--packet", hx, *extra]),
+        )
 
     busy = ("--busy-poll", "20")
     soft, spin = ("c-softirq", "c-busy-poll") if have_c else (None, None)
-    rows = [PingPong("c-softirq", *c(), harness_program=True),
-            PingPong("c-busy-poll", *c(*busy), harness_program=True)] if have_c else []
-    return [*rows,
-            PingPong("python-softirq", *py("pp-server", "pp-client"), versus=soft),
-            PingPong("python-busy-poll", *py("pp-server", "pp-client", *busy), versus=spin),
-            PingPong("python-udp", *py("pp-udp-server", "pp-udp-client"), versus=soft)]
+    rows = (
+        [
+            PingPong("c-softirq", *c(), harness_program=True),
+            PingPong("c-busy-poll", *c(*busy), harness_program=True),
+        ]
+        if have_c
+        else []
+    )
+    return [
+        *rows,
+        PingPong("python-softirq", *py("pp-server", "pp-client"), versus=soft),
+        PingPong("python-busy-poll", *py("pp-server", "pp-client", *busy), versus=spin),
+        PingPong("python-udp", *py("pp-udp-server", "pp-udp-client"), versus=soft),
+    ]
 
 
-def run_pingpong(lab: Lab, impls: list[PingPong], count: int, load_cpu: int,
-                 work_cpu: int) -> dict[str, dict[str, str]]:
+def run_pingpong(
+    lab: Lab, impls: list[PingPong], count: int, load_cpu: int, work_cpu: int
+) -> dict[str, dict[str, str]]:
     """One ping-pong run of each implementation; the client's key=value result by name."""
     frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9000, bytes(22))
     out: dict[str, dict[str, str]] = {}
@@ -650,8 +822,13 @@ def run_pingpong(lab: Lab, impls: list[PingPong], count: int, load_cpu: int,
                         progs.append(afxdp.Program.attach(ifname, mode="native"))
             server = Proc(lab, "b", pp.server(lab.if_b), work_cpu, f"{pp.name} server")
             server.wait_ready()
-            client = Proc(lab, "a", pp.client(lab.if_a, count, frame.hex(), lab.ip_b), load_cpu,
-                          f"{pp.name} client")
+            client = Proc(
+                lab,
+                "a",
+                pp.client(lab.if_a, count, frame.hex(), lab.ip_b),
+                load_cpu,
+                f"{pp.name} client",
+            )
             client.wait_ready()
             out[pp.name] = client.result(count / 100 + 120)
         except (RuntimeError, OSError) as e:
@@ -665,13 +842,17 @@ def run_pingpong(lab: Lab, impls: list[PingPong], count: int, load_cpu: int,
     return out
 
 
-def pingpong_table(rounds: list[dict[str, dict[str, str]]], impls: list[PingPong],
-                   count: int) -> str:
-    lines = [f"## Ping-pong round trip ({count} pings of one 64-byte frame, medians over "
-             f"{len(rounds)} rounds)", "",
-             "| implementation | p50 µs | p99 µs | client CPU µs/ping | compared with | "
-             "p50 ratio | p99 ratio | CPU ratio |",
-             "|---|---:|---:|---:|---|---:|---:|---:|"]
+def pingpong_table(
+    rounds: list[dict[str, dict[str, str]]], impls: list[PingPong], count: int
+) -> str:
+    lines = [
+        f"## Ping-pong round trip ({count} pings of one 64-byte frame, medians over "
+        f"{len(rounds)} rounds)",
+        "",
+        "| implementation | p50 µs | p99 µs | client CPU µs/ping | compared with | "
+        "p50 ratio | p99 ratio | CPU ratio |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
     keys = ("p50_us", "p99_us", "cpu_us_per_ping")
     med: dict[str, dict[str, float]] = {}
     for pp in impls:
@@ -684,8 +865,10 @@ def pingpong_table(rounds: list[dict[str, dict[str, str]]], impls: list[PingPong
         m = med[pp.name]
         base = med.get(pp.versus) if pp.versus else None
         ratios = " | ".join(fmt_ratio(m[k], base[k] if base else None) for k in keys)
-        lines.append(f"| {pp.name} | {m['p50_us']:.1f} | {m['p99_us']:.1f} | "
-                     f"{m['cpu_us_per_ping']:.1f} | {pp.versus if base else '-'} | {ratios} |")
+        lines.append(
+            f"| {pp.name} | {m['p50_us']:.1f} | {m['p99_us']:.1f} | "
+            f"{m['cpu_us_per_ping']:.1f} | {pp.versus if base else '-'} | {ratios} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -696,12 +879,21 @@ def machine() -> dict[str, str]:
     model = "unknown"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                         model)
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model
+            )
     except OSError:
         pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True, check=False).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        or "unknown"
+    )
     return {
         "kernel": platform.release(),
         "cpu": model,
@@ -724,8 +916,9 @@ def fmt_split(m: dict[str, float]) -> str:
     return f"{user:.1f} / {m['cpu'] - user:.1f}"
 
 
-def table(results: dict[tuple[int, str, str], list[dict[str, float]]], sizes: list[int],
-          base_impl: str) -> tuple[str, dict[tuple[int, str, str], dict[str, float]]]:
+def table(
+    results: dict[tuple[int, str, str], list[dict[str, float]]], sizes: list[int], base_impl: str
+) -> tuple[str, dict[tuple[int, str, str], dict[str, float]]]:
     """The markdown table of medians, and the medians themselves."""
     med: dict[tuple[int, str, str], dict[str, float]] = {}
     for key, runs in results.items():
@@ -734,16 +927,20 @@ def table(results: dict[tuple[int, str, str], list[dict[str, float]]], sizes: li
             # Offered load varies from run to run: the share of its own offered load each
             # implementation delivered, per run, is the fair comparison of throughput.
             med[key]["share"] = statistics.median(
-                r["delivered"] / r["offered"] if r["offered"] else 0.0 for r in runs)
+                r["delivered"] / r["offered"] if r["offered"] else 0.0 for r in runs
+            )
     out = []
     for size in sizes:
         out.append(f"\n### {size}-byte frames\n")
-        out.append(f"| workload | implementation | offered Mpps | own Mpps | delivered Mpps | "
-                   f"delivered / offered | delivered vs {base_impl} | CPU ns/packet | "
-                   f"CPU vs {base_impl} | of it user / kernel | "
-                   f"socket drops: ring full / fill empty / rx_dropped | veth xmit errors |")
-        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                   "| ---: |")
+        out.append(
+            f"| workload | implementation | offered Mpps | own Mpps | delivered Mpps | "
+            f"delivered / offered | delivered vs {base_impl} | CPU ns/packet | "
+            f"CPU vs {base_impl} | of it user / kernel | "
+            f"socket drops: ring full / fill empty / rx_dropped | veth xmit errors |"
+        )
+        out.append(
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )
         for workload in WORKLOADS:
             base = med.get((size, workload, base_impl))
             for (sz, wl, impl), m in med.items():
@@ -756,7 +953,8 @@ def table(results: dict[tuple[int, str, str], list[dict[str, float]]], sizes: li
                     f"{m['cpu']:.1f} | {fmt_ratio(m['cpu'], base['cpu'] if base else None)} | "
                     f"{fmt_split(m)} | "
                     f"{m['ring_full']:,.0f} / {m['fill_empty']:,.0f} / {m['rx_dropped']:,.0f} | "
-                    f"{m['veth_drops']:,.0f} |")
+                    f"{m['veth_drops']:,.0f} |"
+                )
     return "\n".join(out), med
 
 
@@ -883,12 +1081,19 @@ def chart(med: dict[tuple[int, str, str], dict[str, float]], sizes: list[int], p
     for row, size in enumerate(sizes):
         keys = [k for k in med if k[0] == size]
         labels = [f"{wl} {impl}" for _, wl, impl in keys]
-        colors = [{"rx": "tab:blue", "rx-paced": "tab:purple", "l2fwd": "tab:orange",
-                   "tx": "tab:green"}[k[1]] for k in keys]
+        colors = [
+            {"rx": "tab:blue", "rx-paced": "tab:purple", "l2fwd": "tab:orange", "tx": "tab:green"}[
+                k[1]
+            ]
+            for k in keys
+        ]
         ypos = range(len(keys))
         for col, (metric, title) in enumerate(
-                (("delivered", "delivered Mpps (higher is better)"),
-                 ("cpu", "CPU ns per packet (lower is better)"))):
+            (
+                ("delivered", "delivered Mpps (higher is better)"),
+                ("cpu", "CPU ns per packet (lower is better)"),
+            )
+        ):
             ax = axes[row][col]
             values = [med[k][metric] / (1e6 if metric == "delivered" else 1) for k in keys]
             ax.barh(list(ypos), values, color=colors)
@@ -910,36 +1115,67 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0, help="measured window of each run")
     p.add_argument("--sizes", default="64,1500", help="frame sizes in bytes, comma-separated")
-    p.add_argument("--workloads", default=",".join(WORKLOADS),
-                   help="subset of " + ",".join(WORKLOADS) + " ('': none, e.g. to run only "
-                        "--pingpong or --port-queues)")
-    p.add_argument("--batch", type=int, default=BATCH,
-                   help="frames per batch, the same for every implementation")
-    p.add_argument("--paced-mpps", default=None,
-                   help="rx-paced: the generator's rate in Mpps, one per size or one for all "
-                        "(default: 2 up to 512-byte frames, 1 above)")
-    p.add_argument("--impls", default=None,
-                   help="only these implementations (comma-separated, e.g. c,rust)")
+    p.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help="subset of " + ",".join(WORKLOADS) + " ('': none, e.g. to run only "
+        "--pingpong or --port-queues)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=BATCH,
+        help="frames per batch, the same for every implementation",
+    )
+    p.add_argument(
+        "--paced-mpps",
+        default=None,
+        help="rx-paced: the generator's rate in Mpps, one per size or one for all "
+        "(default: 2 up to 512-byte frames, 1 above)",
+    )
+    p.add_argument(
+        "--impls", default=None, help="only these implementations (comma-separated, e.g. c,rust)"
+    )
     p.add_argument("--cpus", default="0,1", help="LOAD,WORK: the load CPU and the measured CPU")
     p.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks.md")
     p.add_argument("--chart", type=Path, default=ROOT / "docs/benchmarks.png")
     p.add_argument("--no-c", action="store_true", help="skip the C reference")
-    p.add_argument("--pingpong", type=int, default=0, metavar="COUNT",
-                   help="also measure ping-pong round trips, COUNT per run (0: skip)")
-    p.add_argument("--port-queues", default="", metavar="N,N,...",
-                   help="also measure rx-port: a Port on labs of N queues each (e.g. 1,2,4)")
-    p.add_argument("--port-mpps", type=float, default=0.4,
-                   help="rx-port: the total offered load in Mpps, the same for every N (0.4)")
-    p.add_argument("--append", metavar="TITLE", default=None,
-                   help="add the tables to --output as section TITLE instead of rewriting it")
+    p.add_argument(
+        "--pingpong",
+        type=int,
+        default=0,
+        metavar="COUNT",
+        help="also measure ping-pong round trips, COUNT per run (0: skip)",
+    )
+    p.add_argument(
+        "--port-queues",
+        default="",
+        metavar="N,N,...",
+        help="also measure rx-port: a Port on labs of N queues each (e.g. 1,2,4)",
+    )
+    p.add_argument(
+        "--port-mpps",
+        type=float,
+        default=0.4,
+        help="rx-port: the total offered load in Mpps, the same for every N (0.4)",
+    )
+    p.add_argument(
+        "--append",
+        metavar="TITLE",
+        default=None,
+        help="add the tables to --output as section TITLE instead of rewriting it",
+    )
     args = p.parse_args()
     port_queues = [int(n) for n in args.port_queues.split(",") if n.strip()]
     if any(not 1 <= n <= 64 for n in port_queues) or args.port_mpps <= 0:
         p.error("--port-queues: 1 to 64 each; --port-mpps > 0")
     sizes = [int(s) for s in args.sizes.split(",")]
     BATCH = args.batch
-    paced = ([float(m) * 1e6 for m in args.paced_mpps.split(",")] if args.paced_mpps
-             else [2e6 if size <= 512 else 1e6 for size in sizes])
+    paced = (
+        [float(m) * 1e6 for m in args.paced_mpps.split(",")]
+        if args.paced_mpps
+        else [2e6 if size <= 512 else 1e6 for size in sizes]
+    )
     if len(paced) == 1:
         paced *= len(sizes)
     if len(paced) != len(sizes) or min(paced) <= 0:
@@ -956,43 +1192,63 @@ def main() -> int:
         p.error("--sizes: 60 to 1514 bytes")
 
     impls = args.impls.split(",") if args.impls else None
-    jumbo_todo = ([c for c in jumbo_cases() if impls is None or c.impl in impls]
-                  if "jumbo" in workloads else [])
-    have_c = build(args.no_c, rust_examples=any(
-        c.impl.startswith("rust") and c.workload in workloads
-        and (impls is None or c.impl in impls) for c in cases()))
+    jumbo_todo = (
+        [c for c in jumbo_cases() if impls is None or c.impl in impls]
+        if "jumbo" in workloads
+        else []
+    )
+    have_c = build(
+        args.no_c,
+        rust_examples=any(
+            c.impl.startswith("rust")
+            and c.workload in workloads
+            and (impls is None or c.impl in impls)
+            for c in cases()
+        ),
+    )
     if not have_c and {"l2fwd", "tx"} & set(workloads):
         # The counting sink is part of the C reference program.
-        print("without the C build there is no counting sink: l2fwd and tx are skipped",
-              file=sys.stderr)
+        print(
+            "without the C build there is no counting sink: l2fwd and tx are skipped",
+            file=sys.stderr,
+        )
         workloads = [w for w in workloads if w.startswith("rx") or w == "jumbo"]
-    todo = [c for c in cases() if c.workload in workloads and (have_c or not c.impl.startswith("c"))
-            and (impls is None or c.impl in impls)]
+    todo = [
+        c
+        for c in cases()
+        if c.workload in workloads
+        and (have_c or not c.impl.startswith("c"))
+        and (impls is None or c.impl in impls)
+    ]
     base_impl = "c" if have_c else "rust"
     pp_impls = pingpong_impls(have_c)
     results: dict[tuple[int, str, str], list[dict[str, float]]] = {
-        (size, c.workload, c.impl): [] for size in sizes for c in todo}
+        (size, c.workload, c.impl): [] for size in sizes for c in todo
+    }
     failures: list[str] = []
     pingpongs: list[dict[str, dict[str, str]]] = []
     ports: dict[int, list[dict[str, float | str]]] = {n: [] for n in port_queues}
     jumbos: dict[tuple[str, int], list[dict[str, float]]] = {
-        (c.impl, c.size): [] for c in jumbo_todo}
+        (c.impl, c.size): [] for c in jumbo_todo
+    }
     load_before = os.getloadavg()
 
     for r in range(args.rounds):  # rx-port first: each N has a lab of its own
         for n in port_queues:
             try:
-                res = run_port(n, sizes[0], args.seconds, args.port_mpps * 1e6, load_cpu,
-                               work_cpu)
+                res = run_port(n, sizes[0], args.seconds, args.port_mpps * 1e6, load_cpu, work_cpu)
             except (RuntimeError, OSError) as e:
                 failures.append(f"round {r + 1} rx-port {n} queues: {e}")
                 print(f"round {r + 1} rx-port {n} queues FAILED: {e}", flush=True)
                 continue
             ports[n].append(res)
-            print(f"round {r + 1} rx-port {n} queues: offered {float(res['offered']) / 1e6:.3f} "
-                  f"delivered {float(res['delivered']) / 1e6:.3f} Mpps, "
-                  f"{float(res['cpu']):.1f} ns CPU/packet, per queue received "
-                  f"{res['per_queue']} (sent {res['sent_per_queue']})", flush=True)
+            print(
+                f"round {r + 1} rx-port {n} queues: offered {float(res['offered']) / 1e6:.3f} "
+                f"delivered {float(res['delivered']) / 1e6:.3f} Mpps, "
+                f"{float(res['cpu']):.1f} ns CPU/packet, per queue received "
+                f"{res['per_queue']} (sent {res['sent_per_queue']})",
+                flush=True,
+            )
 
     with Lab(mtu=JUMBO_MTU) if jumbo_todo else contextlib.nullcontext() as jlab:
         for r in range(args.rounds if jlab is not None else 0):
@@ -1006,13 +1262,16 @@ def main() -> int:
                     continue
                 jres["round"] = r + 1
                 jumbos[(jc.impl, jc.size)].append(jres)
-                print(f"round {r + 1} {jc.size:5} B jumbo    {jc.impl:16} "
-                      f"offered {jres['offered'] / 1e6:6.3f} Mpps {jres['offered_gbps']:6.2f} "
-                      f"Gbit/s delivered {jres['delivered'] / 1e6:6.3f} Mpps "
-                      f"{jres['delivered_gbps']:6.2f} Gbit/s  {jres['cpu']:8.1f} ns CPU/packet  "
-                      f"{jres['frames_per_packet']:.2f} frames/packet  drops: ring_full "
-                      f"{jres['ring_full']:,.0f} fill_empty {jres['fill_empty']:,.0f} veth "
-                      f"{jres['veth_drops']:,.0f}", flush=True)
+                print(
+                    f"round {r + 1} {jc.size:5} B jumbo    {jc.impl:16} "
+                    f"offered {jres['offered'] / 1e6:6.3f} Mpps {jres['offered_gbps']:6.2f} "
+                    f"Gbit/s delivered {jres['delivered'] / 1e6:6.3f} Mpps "
+                    f"{jres['delivered_gbps']:6.2f} Gbit/s  {jres['cpu']:8.1f} ns CPU/packet  "
+                    f"{jres['frames_per_packet']:.2f} frames/packet  drops: ring_full "
+                    f"{jres['ring_full']:,.0f} fill_empty {jres['fill_empty']:,.0f} veth "
+                    f"{jres['veth_drops']:,.0f}",
+                    flush=True,
+                )
 
     with contextlib.ExitStack() as stack:
         if any(c.impl.endswith("-huge") for c in todo):
@@ -1021,32 +1280,46 @@ def main() -> int:
         for r in range(args.rounds if lab is not None else 0):
             assert lab is not None
             if args.pingpong:
-                pingpongs.append(run_pingpong(lab, pp_impls, args.pingpong, load_cpu,
-                                              work_cpu))
+                pingpongs.append(run_pingpong(lab, pp_impls, args.pingpong, load_cpu, work_cpu))
                 for name, res in pingpongs[-1].items():
-                    print(f"round {r + 1} pingpong {name:16} p50 {res['p50_us']} us "
-                          f"p99 {res['p99_us']} us  client CPU {res['cpu_us_per_ping']} us/ping",
-                          flush=True)
+                    print(
+                        f"round {r + 1} pingpong {name:16} p50 {res['p50_us']} us "
+                        f"p99 {res['p99_us']} us  client CPU {res['cpu_us_per_ping']} us/ping",
+                        flush=True,
+                    )
             for size, rate in zip(sizes, paced, strict=True):
-                frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9,
-                                        bytes(max(0, size - 42)))
+                frame = packet.ipv4_udp(
+                    lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9, bytes(max(0, size - 42))
+                )
                 for case in todo:  # interleaved, so drift hits every case alike
                     try:
-                        res = run_case(lab, case, frame, args.seconds, load_cpu, work_cpu,
-                                       rate if case.workload == "rx-paced" else None)
+                        res = run_case(
+                            lab,
+                            case,
+                            frame,
+                            args.seconds,
+                            load_cpu,
+                            work_cpu,
+                            rate if case.workload == "rx-paced" else None,
+                        )
                     except (RuntimeError, OSError) as e:
                         failures.append(f"round {r + 1} {size} B {case.workload} {case.impl}: {e}")
-                        print(f"round {r + 1} {size:5} B {case.workload:8} {case.impl:16} "
-                              f"FAILED: {e}", flush=True)
+                        print(
+                            f"round {r + 1} {size:5} B {case.workload:8} {case.impl:16} "
+                            f"FAILED: {e}",
+                            flush=True,
+                        )
                         continue
                     results[(size, case.workload, case.impl)].append(res)
-                    print(f"round {r + 1} {size:5} B {case.workload:8} {case.impl:16} "
-                          f"offered {res['offered'] / 1e6:6.3f} own {res['own'] / 1e6:6.3f} "
-                          f"delivered {res['delivered'] / 1e6:6.3f} Mpps  "
-                          f"{res['cpu']:8.1f} ns CPU/packet  "
-                          f"drops: ring_full {res['ring_full']:,.0f} "
-                          f"fill_empty {res['fill_empty']:,.0f} veth {res['veth_drops']:,.0f}",
-                          flush=True)
+                    print(
+                        f"round {r + 1} {size:5} B {case.workload:8} {case.impl:16} "
+                        f"offered {res['offered'] / 1e6:6.3f} own {res['own'] / 1e6:6.3f} "
+                        f"delivered {res['delivered'] / 1e6:6.3f} Mpps  "
+                        f"{res['cpu']:8.1f} ns CPU/packet  "
+                        f"drops: ring_full {res['ring_full']:,.0f} "
+                        f"fill_empty {res['fill_empty']:,.0f} veth {res['veth_drops']:,.0f}",
+                        flush=True,
+                    )
 
     load_after = os.getloadavg()
     text, med = table(results, sizes, base_impl) if todo else ("", {})
@@ -1056,15 +1329,17 @@ def main() -> int:
         subset += f" --workloads {','.join(workloads)}"
     if args.impls:
         subset += f" --impls {args.impls}"
-    header = (f"# Benchmarks: afxdp side by side with libxdp (C), the Rust core and AF_PACKET\n\n"
-              f"Written by `python3 benches/e2e.py --rounds {args.rounds} "
-              f"--seconds {args.seconds:g} --sizes {args.sizes} --batch {BATCH} "
-              f"--paced-mpps {','.join(f'{r / 1e6:g}' for r in paced)}{subset}`. "
-              f"Medians over {args.rounds} rounds of {args.seconds:g} s; ratios against "
-              f"**{base_impl}**.\n\n"
-              f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
-              f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
-              f"load CPU {load_cpu}, work CPU {work_cpu}.\n")
+    header = (
+        f"# Benchmarks: afxdp side by side with libxdp (C), the Rust core and AF_PACKET\n\n"
+        f"Written by `python3 benches/e2e.py --rounds {args.rounds} "
+        f"--seconds {args.seconds:g} --sizes {args.sizes} --batch {BATCH} "
+        f"--paced-mpps {','.join(f'{r / 1e6:g}' for r in paced)}{subset}`. "
+        f"Medians over {args.rounds} rounds of {args.seconds:g} s; ratios against "
+        f"**{base_impl}**.\n\n"
+        f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
+        f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
+        f"load CPU {load_cpu}, work CPU {work_cpu}.\n"
+    )
     if any(jumbos.values()):
         text += "\n\n" + jumbo_table(jumbos, med.get((JUMBO_BASE_SIZE, "rx", JUMBO_BASE[0])))
     if port_queues:
@@ -1073,12 +1348,14 @@ def main() -> int:
         text += "\n\n" + pingpong_table(pingpongs, pp_impls, args.pingpong)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.append:
-        header = (f"Written by `python3 benches/e2e.py {shlex.join(sys.argv[1:])}`. Medians over "
-                  f"{args.rounds} rounds of {args.seconds:g} s.\n\n"
-                  f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
-                  f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
-                  f"load CPU {load_cpu}, work CPU {work_cpu}; load average (1 min) "
-                  f"{load_before[0]:.2f} before, {load_after[0]:.2f} after.\n")
+        header = (
+            f"Written by `python3 benches/e2e.py {shlex.join(sys.argv[1:])}`. Medians over "
+            f"{args.rounds} rounds of {args.seconds:g} s.\n\n"
+            f"Machine: Linux {info['kernel']}, {info['cpu']}, {info['cores']} cores; "
+            f"{info['date']}; afxdp {info['afxdp']} (commit {info['commit']}); "
+            f"load CPU {load_cpu}, work CPU {work_cpu}; load average (1 min) "
+            f"{load_before[0]:.2f} before, {load_after[0]:.2f} after.\n"
+        )
         body = header + text
         if failures:
             body += "\n\nFailed runs:\n\n" + "\n".join(f"- {f}" for f in failures) + "\n"

@@ -69,8 +69,15 @@ def run_round(lab: Lab, scenario: str, frame: bytes, seconds: float) -> dict[str
     # a little longer so that the whole window is under load.
     rx = lab.popen(
         "b",
-        [sys.executable, str(ROOT / "benches/rxdrop.py"), lab.if_b, str(seconds), "native", "64",
-         "batch"],
+        [
+            sys.executable,
+            str(ROOT / "benches/rxdrop.py"),
+            lab.if_b,
+            str(seconds),
+            "native",
+            "64",
+            "batch",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -108,8 +115,10 @@ def main() -> int:
                 res = run_round(lab, scenario, frame, args.seconds)
                 results[scenario].append(res)
                 rx = f"  python rx {res['rx_pps'] / 1e6:6.3f} Mpps" if "rx_pps" in res else ""
-                print(f"round {r + 1} {scenario:10} generator {res['gen_pps'] / 1e6:6.3f} Mpps{rx}",
-                      flush=True)
+                print(
+                    f"round {r + 1} {scenario:10} generator {res['gen_pps'] / 1e6:6.3f} Mpps{rx}",
+                    flush=True,
+                )
 
     def median(scenario: str, key: str) -> str:
         values = [x[key] for x in results[scenario] if key in x]
@@ -118,13 +127,18 @@ def main() -> int:
     def raw(scenario: str, key: str) -> str:
         return ", ".join(f"{x[key] / 1e6:.2f}" for x in results[scenario] if key in x) or "-"
 
-    print(f"\nmedians over {args.rounds} rounds of {args.seconds:g} s, {len(frame)}-byte frames, "
-          f"{os.cpu_count()} cores, in Mpps")
-    print(f"{'scenario':10} {'generator':>10} {'python rx':>10}   "
-          "raw rounds (generator | python rx)")
+    print(
+        f"\nmedians over {args.rounds} rounds of {args.seconds:g} s, {len(frame)}-byte frames, "
+        f"{os.cpu_count()} cores, in Mpps"
+    )
+    print(
+        f"{'scenario':10} {'generator':>10} {'python rx':>10}   raw rounds (generator | python rx)"
+    )
     for s in SCENARIOS:
-        print(f"{s:10} {median(s, 'gen_pps')} {median(s, 'rx_pps')}   "
-              f"{raw(s, 'gen_pps')} | {raw(s, 'rx_pps')}")
+        print(
+            f"{s:10} {median(s, 'gen_pps')} {median(s, 'rx_pps')}   "
+            f"{raw(s, 'gen_pps')} | {raw(s, 'rx_pps')}"
+        )
     return 0
 
 

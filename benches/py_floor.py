@@ -101,7 +101,9 @@ def full_ring(lab: Lab, count: int, rounds: int) -> None:
     frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 40000, 9, bytes(22))
     burst = [frame] * 64
     drains: dict[str, Callable[[afxdp.Socket], tuple[int, int, int]]] = {
-        "drain-iter": drain_iter, "drain-with": drain_with}
+        "drain-iter": drain_iter,
+        "drain-with": drain_with,
+    }
     with lab.enter("b"):
         prog = afxdp.Program.attach(lab.if_b, mode="native")
         rx = afxdp.Socket(lab.if_b, 0, tx_size=0, program=prog)
@@ -131,17 +133,24 @@ def full_ring(lab: Lab, count: int, rounds: int) -> None:
             continue
         per_batch = statistics.median(g[0] for g in got)
         per_frame = statistics.median(g[1] for g in got)
-        print(f"{name:10} {per_batch:6.0f} ns per batch of up to 64, {per_frame:5.1f} ns per frame "
-              f"(median of {len(got)} drains of {count} frames)")
+        print(
+            f"{name:10} {per_batch:6.0f} ns per batch of up to 64, {per_frame:5.1f} ns per frame "
+            f"(median of {len(got)} drains of {count} frames)"
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--iterations", type=int, default=200_000)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--full", type=int, default=0, metavar="N",
-                   help="also drain a ring holding N frames (at most the rx ring's 2048), "
-                        "--rounds times as many rounds")
+    p.add_argument(
+        "--full",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also drain a ring holding N frames (at most the rx ring's 2048), "
+        "--rounds times as many rounds",
+    )
     args = p.parse_args()
     if not 0 <= args.full <= 2048:
         p.error(f"--full {args.full}: from 0 to 2048 (the rx ring's size)")

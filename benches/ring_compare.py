@@ -33,8 +33,12 @@ RUST_RING = "ring/produce+consume 64 descriptors"
 def c_ring(binary: Path, rounds: int, descriptors: int) -> list[float]:
     out = []
     for _ in range(rounds):
-        line = subprocess.run([str(binary), "ring", "-n", str(descriptors), "-b", "64"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        line = subprocess.run(
+            [str(binary), "ring", "-n", str(descriptors), "-b", "64"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         fields = dict(kv.split("=", 1) for kv in line.split())
         out.append(float(fields["ns_per_desc"]))
     return out
@@ -44,9 +48,20 @@ def criterion(args: argparse.Namespace, bench: str = "core") -> dict[str, tuple[
     """Runs the criterion bench target `bench` (benches/benches/<bench>.rs); returns
     {id: (median ns per iteration, elements)}."""
     started = time.time()
-    argv = ["cargo", "bench", "--quiet", "-p", "afxdp-benches", "--bench", bench, "--",
-            "--warm-up-time", str(args.warm_up_time), "--measurement-time",
-            str(args.measurement_time)]
+    argv = [
+        "cargo",
+        "bench",
+        "--quiet",
+        "-p",
+        "afxdp-benches",
+        "--bench",
+        bench,
+        "--",
+        "--warm-up-time",
+        str(args.warm_up_time),
+        "--measurement-time",
+        str(args.measurement_time),
+    ]
     if args.filter:
         argv.append(args.filter)
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -66,8 +81,9 @@ def criterion(args: argparse.Namespace, bench: str = "core") -> dict[str, tuple[
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="runs of the C ring loop (median)")
-    p.add_argument("--descriptors", type=int, default=200_000_000,
-                   help="descriptors per C ring run")
+    p.add_argument(
+        "--descriptors", type=int, default=200_000_000, help="descriptors per C ring run"
+    )
     p.add_argument("--measurement-time", type=float, default=5.0, help="criterion, seconds")
     p.add_argument("--warm-up-time", type=float, default=2.0, help="criterion, seconds")
     p.add_argument("--filter", default=None, help="criterion filter (e.g. ring)")
@@ -82,12 +98,16 @@ def main() -> int:
     rust = criterion(args)
 
     c_ns = statistics.median(c) if c else None
-    print(f"\nns per descriptor (or frame), batches of 64; C: median of {args.rounds} runs "
-          f"({', '.join(f'{x:.2f}' for x in c)}); Rust: criterion median")
+    print(
+        f"\nns per descriptor (or frame), batches of 64; C: median of {args.rounds} runs "
+        f"({', '.join(f'{x:.2f}' for x in c)}); Rust: criterion median"
+    )
     print(f"{'benchmark':66} {'ns/batch':>9} {'ns/each':>8} {'vs C ring':>10}")
     if c_ns is not None:
-        print(f"{'c (libxdp xsk.h) ring produce+consume 64 descriptors':66} {c_ns * 64:9.1f} "
-              f"{c_ns:8.2f} {1:10.2f}")
+        print(
+            f"{'c (libxdp xsk.h) ring produce+consume 64 descriptors':66} {c_ns * 64:9.1f} "
+            f"{c_ns:8.2f} {1:10.2f}"
+        )
     for name in sorted(rust, key=lambda n: (n != RUST_RING, n)):
         ns, elements = rust[name]
         ratio = f"{ns / elements / c_ns:10.2f}" if c_ns and name == RUST_RING else f"{'':10}"

@@ -34,9 +34,21 @@ def run_one(lab: Lab, receiver: list[str], seconds: float) -> dict[str, str]:
         assert rx.stdout is not None
         if rx.stdout.readline().strip() != "ready":
             raise RuntimeError(f"receiver {receiver} did not start")
-        sender = [sys.executable, str(ROOT / "examples/dns_flood.py"), lab.if_a,
-                  "--src-mac", lab.mac_a, "--dst-mac", lab.mac_b, "--src-ip", lab.ip_a,
-                  "--dst-ip", lab.ip_b, "--duration", str(seconds + 1.5)]
+        sender = [
+            sys.executable,
+            str(ROOT / "examples/dns_flood.py"),
+            lab.if_a,
+            "--src-mac",
+            lab.mac_a,
+            "--dst-mac",
+            lab.mac_b,
+            "--src-ip",
+            lab.ip_a,
+            "--dst-ip",
+            lab.ip_b,
+            "--duration",
+            str(seconds + 1.5),
+        ]
         lab.run("a", sender, timeout=seconds + 30)
         out, _ = rx.communicate(timeout=seconds + 30)
     finally:
@@ -52,8 +64,11 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--mode", choices=["native", "generic"], default="native")
     args = p.parse_args()
-    subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "afxdp", "--example", "rxdrop"],
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        ["cargo", "build", "--quiet", "--release", "-p", "afxdp", "--example", "rxdrop"],
+        cwd=ROOT,
+        check=True,
+    )
     rust = str(ROOT / "target/release/examples/rxdrop")
     py = [sys.executable, str(ROOT / "benches/rxdrop.py")]
     secs = str(args.seconds)
@@ -68,14 +83,18 @@ def main() -> int:
             for name, argv in receivers.items():  # interleaved, so drift hits every receiver alike
                 res = run_one(lab, argv(lab.if_b), args.seconds)
                 results[name].append(res)
-                print(f"round {r + 1} {name:16} {float(res['pps']):>12,.0f} pps "
-                      f"{float(res['cpu_ns_per_packet']):8.1f} ns CPU/packet "
-                      f"(drops: rx_dropped={res['rx_dropped']} ring_full={res['rx_ring_full']})",
-                      flush=True)
+                print(
+                    f"round {r + 1} {name:16} {float(res['pps']):>12,.0f} pps "
+                    f"{float(res['cpu_ns_per_packet']):8.1f} ns CPU/packet "
+                    f"(drops: rx_dropped={res['rx_dropped']} ring_full={res['rx_ring_full']})",
+                    flush=True,
+                )
     base_pps = statistics.median(float(x["pps"]) for x in results["rust"])
     base_cpu = statistics.median(float(x["cpu_ns_per_packet"]) for x in results["rust"])
-    print(f"\nmedians over {args.rounds} rounds ({args.mode} XDP, 64-byte frames, "
-          f"{os.cpu_count()} cores, sender: Python AF_XDP TX in the other namespace)")
+    print(
+        f"\nmedians over {args.rounds} rounds ({args.mode} XDP, 64-byte frames, "
+        f"{os.cpu_count()} cores, sender: Python AF_XDP TX in the other namespace)"
+    )
     print(f"{'receiver':16} {'pps':>12} {'ns CPU/pkt':>11} {'pps vs rust':>12} {'CPU vs rust':>12}")
     for name, runs in results.items():
         pps = statistics.median(float(x["pps"]) for x in runs)

@@ -28,8 +28,10 @@ def main() -> int:
     mode = sys.argv[3] if len(sys.argv) > 3 else "native"
     batch = int(sys.argv[4]) if len(sys.argv) > 4 else 64
     style = sys.argv[5] if len(sys.argv) > 5 else "batch"
-    with afxdp.Program.attach(ifname, mode=mode) as prog, \
-            afxdp.Socket(ifname, 0, program=prog, tx_size=0) as sock:
+    with (
+        afxdp.Program.attach(ifname, mode=mode) as prog,
+        afxdp.Socket(ifname, 0, program=prog, tx_size=0) as sock,
+    ):
         print("ready", flush=True)
         packets = nbytes = 0
         first = None
@@ -57,10 +59,13 @@ def main() -> int:
         secs = time.monotonic() - first[0]
         cpu = cpu_seconds() - first[1]
         s = sock.stats()
-        print(f"impl=python-{style} packets={packets} bytes={nbytes} seconds={secs:.3f} "
-              f"pps={packets / secs:.0f} cpu_ns_per_packet={cpu * 1e9 / packets:.1f} "
-              f"rx_dropped={s.rx_dropped} rx_ring_full={s.rx_ring_full} "
-              f"fill_empty={s.rx_fill_ring_empty_descs}", flush=True)
+        print(
+            f"impl=python-{style} packets={packets} bytes={nbytes} seconds={secs:.3f} "
+            f"pps={packets / secs:.0f} cpu_ns_per_packet={cpu * 1e9 / packets:.1f} "
+            f"rx_dropped={s.rx_dropped} rx_ring_full={s.rx_ring_full} "
+            f"fill_empty={s.rx_fill_ring_empty_descs}",
+            flush=True,
+        )
     return 0
 
 

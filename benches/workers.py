@@ -101,25 +101,34 @@ def cpu_seconds() -> Cpu:
     return Cpu(ru.ru_utime + ru.ru_stime, ru.ru_utime)
 
 
-def report(mode: str, packets: int, nbytes: int, secs: float, cpu: Cpu,
-           **counters: int | str) -> None:
+def report(
+    mode: str, packets: int, nbytes: int, secs: float, cpu: Cpu, **counters: int | str
+) -> None:
     """One line of figures; the CPU time per packet in all and in user space (the rest is the
     kernel's)."""
     extra = " ".join(f"{k}={v}" for k, v in counters.items())
     per = max(packets, 1)
-    print(f"impl=python mode={mode} packets={packets} bytes={nbytes} seconds={secs:.3f} "
-          f"pps={packets / secs:.0f} cpu_ns_per_packet={cpu.total * 1e9 / per:.1f} "
-          f"user_ns_per_packet={cpu.user * 1e9 / per:.1f} {extra}", flush=True)
+    print(
+        f"impl=python mode={mode} packets={packets} bytes={nbytes} seconds={secs:.3f} "
+        f"pps={packets / secs:.0f} cpu_ns_per_packet={cpu.total * 1e9 / per:.1f} "
+        f"user_ns_per_packet={cpu.user * 1e9 / per:.1f} {extra}",
+        flush=True,
+    )
 
 
 def xsk_counters(sock: afxdp.Socket) -> dict[str, int]:
     s = sock.stats()
-    return {"rx_dropped": s.rx_dropped, "rx_ring_full": s.rx_ring_full,
-            "fill_empty": s.rx_fill_ring_empty_descs, "tx_invalid": s.tx_invalid_descs}
+    return {
+        "rx_dropped": s.rx_dropped,
+        "rx_ring_full": s.rx_ring_full,
+        "fill_empty": s.rx_fill_ring_empty_descs,
+        "tx_invalid": s.tx_invalid_descs,
+    }
 
 
-def rx_batch_loop(sock: afxdp.Socket, batch: int, deadline: float,
-                  coalesce: float | None = None) -> tuple[int, int, int]:
+def rx_batch_loop(
+    sock: afxdp.Socket, batch: int, deadline: float, coalesce: float | None = None
+) -> tuple[int, int, int]:
     """rx-batch: count the frames and bytes of each batch; leaving `with` releases it."""
     recv, clock = sock.recv, time.monotonic
     packets = nbytes = 0
@@ -130,8 +139,9 @@ def rx_batch_loop(sock: afxdp.Socket, batch: int, deadline: float,
     return packets, nbytes, 0
 
 
-def rx_iter_loop(sock: afxdp.Socket, batch: int, deadline: float,
-                 coalesce: float | None = None) -> tuple[int, int, int]:
+def rx_iter_loop(
+    sock: afxdp.Socket, batch: int, deadline: float, coalesce: float | None = None
+) -> tuple[int, int, int]:
     """rx-iter: the rx-batch loop through ``sock.batches()``: one Python call per batch (each
     step releases the batch before and receives the next)."""
     clock = time.monotonic
@@ -171,8 +181,9 @@ def rx_packets_loop(sock: afxdp.Socket, batch: int, deadline: float) -> tuple[in
     return packets, nbytes, frames
 
 
-def l2fwd_loop(sock: afxdp.Socket, batch: int, deadline: float,
-               per_frame: bool) -> tuple[int, int, int]:
+def l2fwd_loop(
+    sock: afxdp.Socket, batch: int, deadline: float, per_frame: bool
+) -> tuple[int, int, int]:
     """l2fwd-batch / l2fwd-perframe: swap the MAC addresses, send the batch back out. Leaving
     `with` releases what the tx ring had no room for. With frames in flight, wait 1 ms at most
     so their completions are reclaimed soon."""
@@ -204,12 +215,19 @@ def xsk_receiver(args: argparse.Namespace) -> int:
         "l2fwd-batch": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=False),
         "l2fwd-perframe": lambda s, b, d: l2fwd_loop(s, b, d, per_frame=True),
     }[args.mode]
-    umem = afxdp.Umem(4096, args.frame_size, unaligned=args.unaligned,
-                      hugepages=args.hugepages)
-    with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
-            afxdp.Socket(args.ifname, 0, umem=umem, program=prog,
-                         tx_size=2048 if forward else 0, busy_poll_usecs=args.busy_poll,
-                         multi_buffer=args.multi_buffer) as sock:
+    umem = afxdp.Umem(4096, args.frame_size, unaligned=args.unaligned, hugepages=args.hugepages)
+    with (
+        afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog,
+        afxdp.Socket(
+            args.ifname,
+            0,
+            umem=umem,
+            program=prog,
+            tx_size=2048 if forward else 0,
+            busy_poll_usecs=args.busy_poll,
+            multi_buffer=args.multi_buffer,
+        ) as sock,
+    ):
         print("ready", flush=True)
         give_up = time.monotonic() + args.seconds + 10
         while sock.rx_available == 0 and time.monotonic() < give_up:
@@ -227,8 +245,9 @@ def xsk_receiver(args: argparse.Namespace) -> int:
 
 def rx_port(args: argparse.Namespace) -> int:
     """rx-port: the rx-batch loop on a Port over every queue, counting each queue."""
-    with afxdp.Port(args.ifname, mode=args.xdp_mode, tx_size=0,
-                    busy_poll_usecs=args.busy_poll) as port:
+    with afxdp.Port(
+        args.ifname, mode=args.xdp_mode, tx_size=0, busy_poll_usecs=args.busy_poll
+    ) as port:
         counts = dict.fromkeys(port.queues, 0)
         print("ready", flush=True)
         give_up = time.monotonic() + args.seconds + 10
@@ -253,9 +272,17 @@ def rx_port(args: argparse.Namespace) -> int:
                     counts[got.queue] += n  # type: ignore[index]
         secs, cpu = clock() - start, cpu_seconds() - c0
         s = port.stats()
-        report("rx-port", packets, nbytes, secs, cpu, rx_dropped=s.rx_dropped,
-               rx_ring_full=s.rx_ring_full, fill_empty=s.rx_fill_ring_empty_descs,
-               per_queue="/".join(str(counts[q]) for q in port.queues))
+        report(
+            "rx-port",
+            packets,
+            nbytes,
+            secs,
+            cpu,
+            rx_dropped=s.rx_dropped,
+            rx_ring_full=s.rx_ring_full,
+            fill_empty=s.rx_fill_ring_empty_descs,
+            per_queue="/".join(str(counts[q]) for q in port.queues),
+        )
     return 0
 
 
@@ -293,8 +320,14 @@ def tx_queues(args: argparse.Namespace, frame: bytes) -> int:
             while sock.in_flight and time.monotonic() < drain:
                 sock.complete()
                 time.sleep(0.0002)
-        report("tx-queues", total, total * length, secs, cpu_seconds() - c0,
-               per_queue="/".join(map(str, sent)))
+        report(
+            "tx-queues",
+            total,
+            total * length,
+            secs,
+            cpu_seconds() - c0,
+            per_queue="/".join(map(str, sent)),
+        )
     finally:
         for sock in socks:
             sock.close()
@@ -307,8 +340,10 @@ def packet_stats(sock: socket.socket) -> tuple[int, int]:
 
 
 def afpacket_rx(args: argparse.Namespace) -> int:
-    with afxdp.Program.attach(args.ifname, mode=args.xdp_mode), \
-            socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock:
+    with (
+        afxdp.Program.attach(args.ifname, mode=args.xdp_mode),
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock,
+    ):
         sock.bind((args.ifname, ETH_P_ALL))
         # Blocking with a receive timeout: one syscall per packet, sleeping in the kernel when
         # idle (a Python-level timeout would poll() before every recv).
@@ -342,8 +377,16 @@ def afpacket_rx(args: argparse.Namespace) -> int:
             return 1
         secs, cpu = time.monotonic() - first[0], cpu_seconds() - first[1]
         _, drops = packet_stats(sock)
-        report("afpacket-rx", packets, nbytes, secs, cpu, rx_dropped=drops, rx_ring_full=0,
-               fill_empty=0)
+        report(
+            "afpacket-rx",
+            packets,
+            nbytes,
+            secs,
+            cpu,
+            rx_dropped=drops,
+            rx_ring_full=0,
+            fill_empty=0,
+        )
     return 0
 
 
@@ -377,8 +420,9 @@ def tx_batch(args: argparse.Namespace, frame: bytes) -> int:
         secs = time.monotonic() - start  # the sending window; the drain adds CPU time only
         completed += drain_completions(sock)
         cpu = cpu_seconds() - c0
-        report("tx-batch", completed, completed * length, secs, cpu, sent=sent,
-               **xsk_counters(sock))
+        report(
+            "tx-batch", completed, completed * length, secs, cpu, sent=sent, **xsk_counters(sock)
+        )
     return 0
 
 
@@ -399,8 +443,16 @@ def tx_packets(args: argparse.Namespace, frame: bytes) -> int:
         cpu = cpu_seconds() - c0
         # Frames completed, in packets (every packet takes `frags` frames).
         packets = completed // frags
-        report("tx-packets", packets, packets * len(frame), secs, cpu, sent=sent,
-               frames_per_packet=frags, **xsk_counters(sock))
+        report(
+            "tx-packets",
+            packets,
+            packets * len(frame),
+            secs,
+            cpu,
+            sent=sent,
+            frames_per_packet=frags,
+            **xsk_counters(sock),
+        )
     return 0
 
 
@@ -429,23 +481,42 @@ def afpacket_tx(args: argparse.Namespace, frame: bytes) -> int:
 def gen(args: argparse.Namespace, frame: bytes) -> int:
     print("ready", flush=True)
     start = time.monotonic()
-    n = afxdp.generate(args.ifname, frame, count=args.max_count, duration=args.seconds,
-                       rate=args.rate, batch_size=args.batch)
+    n = afxdp.generate(
+        args.ifname,
+        frame,
+        count=args.max_count,
+        duration=args.seconds,
+        rate=args.rate,
+        batch_size=args.batch,
+    )
     secs = min(time.monotonic() - start, args.seconds)  # the wall time includes loading
     print(f"impl=gen mode=gen packets={n} seconds={secs:.3f} pps={n / secs:.0f}", flush=True)
     return 0
 
 
 RECEIVERS = ("rx-batch", "rx-iter", "rx-touch", "rx-packets", "l2fwd-batch", "l2fwd-perframe")
-MODES = (*RECEIVERS, "rx-port", "tx-queues", "afpacket-rx", "tx-batch", "tx-packets",
-         "afpacket-tx", "gen",
-         "pp-server", "pp-client", "pp-udp-server", "pp-udp-client")
+MODES = (
+    *RECEIVERS,
+    "rx-port",
+    "tx-queues",
+    "afpacket-rx",
+    "tx-batch",
+    "tx-packets",
+    "afpacket-tx",
+    "gen",
+    "pp-server",
+    "pp-client",
+    "pp-udp-server",
+    "pp-udp-client",
+)
 
 
 def pp_server(args: argparse.Namespace) -> int:
     """Echoes every frame back with the MAC addresses swapped until SECONDS pass."""
-    with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
-            afxdp.Socket(args.ifname, 0, program=prog, busy_poll_usecs=args.busy_poll) as sock:
+    with (
+        afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog,
+        afxdp.Socket(args.ifname, 0, program=prog, busy_poll_usecs=args.busy_poll) as sock,
+    ):
         print("ready", flush=True)
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline:
@@ -460,17 +531,21 @@ def pp_server(args: argparse.Namespace) -> int:
 def percentiles(rtts_ns: list[int], count: int, name: str, cpu: Cpu) -> None:
     rtts_ns.sort()
     p50, p99 = rtts_ns[len(rtts_ns) // 2], rtts_ns[min(len(rtts_ns) - 1, len(rtts_ns) * 99 // 100)]
-    print(f"impl={name} count={count} answered={len(rtts_ns)} p50_us={p50 / 1e3:.2f} "
-          f"p99_us={p99 / 1e3:.2f} cpu_us_per_ping={cpu.total / max(1, count) * 1e6:.2f}",
-          flush=True)
+    print(
+        f"impl={name} count={count} answered={len(rtts_ns)} p50_us={p50 / 1e3:.2f} "
+        f"p99_us={p99 / 1e3:.2f} cpu_us_per_ping={cpu.total / max(1, count) * 1e6:.2f}",
+        flush=True,
+    )
 
 
 def pp_client(args: argparse.Namespace, frame: bytes) -> int:
     """COUNT pings of one frame each (after 100 unmeasured), each waited for before the next."""
     count, warmup = int(args.seconds), 100
     rtts: list[int] = []
-    with afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog, \
-            afxdp.Socket(args.ifname, 0, program=prog, busy_poll_usecs=args.busy_poll) as sock:
+    with (
+        afxdp.Program.attach(args.ifname, mode=args.xdp_mode) as prog,
+        afxdp.Socket(args.ifname, 0, program=prog, busy_poll_usecs=args.busy_poll) as sock,
+    ):
         print("ready", flush=True)
         c0 = cpu_seconds()
         for i in range(warmup + count):
@@ -542,22 +617,44 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--mode", dest="xdp_mode", choices=["native", "generic"], default="native")
     p.add_argument("--max-count", type=int, default=10**9)
-    p.add_argument("--busy-poll", type=int, default=None, metavar="USECS",
-                   help="AF_XDP receivers: preferred busy polling (Socket(busy_poll_usecs=))")
-    p.add_argument("--coalesce", type=float, default=None, metavar="SECONDS",
-                   help="rx-batch, rx-iter: recv()/batches() with coalesce=SECONDS")
-    p.add_argument("--rate", type=float,
-                   help="gen: packets per second (default: as fast as it can)")
+    p.add_argument(
+        "--busy-poll",
+        type=int,
+        default=None,
+        metavar="USECS",
+        help="AF_XDP receivers: preferred busy polling (Socket(busy_poll_usecs=))",
+    )
+    p.add_argument(
+        "--coalesce",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="rx-batch, rx-iter: recv()/batches() with coalesce=SECONDS",
+    )
+    p.add_argument(
+        "--rate", type=float, help="gen: packets per second (default: as fast as it can)"
+    )
     p.add_argument("--peer", help="pp-udp-client: the server's address")
     p.add_argument("--queues", type=int, default=1, help="tx-queues: send on queues 0..N-1")
-    p.add_argument("--frame-size", type=int, default=4096,
-                   help="AF_XDP receivers: the Umem's frame size (4096 frames of it)")
-    p.add_argument("--unaligned", action="store_true",
-                   help="AF_XDP receivers: the Umem in unaligned chunk mode")
-    p.add_argument("--hugepages", action="store_true",
-                   help="AF_XDP receivers: the Umem on 2 MiB huge pages")
-    p.add_argument("--multi-buffer", action="store_true",
-                   help="AF_XDP receivers and tx-packets: Socket(multi_buffer=True)")
+    p.add_argument(
+        "--frame-size",
+        type=int,
+        default=4096,
+        help="AF_XDP receivers: the Umem's frame size (4096 frames of it)",
+    )
+    p.add_argument(
+        "--unaligned",
+        action="store_true",
+        help="AF_XDP receivers: the Umem in unaligned chunk mode",
+    )
+    p.add_argument(
+        "--hugepages", action="store_true", help="AF_XDP receivers: the Umem on 2 MiB huge pages"
+    )
+    p.add_argument(
+        "--multi-buffer",
+        action="store_true",
+        help="AF_XDP receivers and tx-packets: Socket(multi_buffer=True)",
+    )
     args = p.parse_args()
     if args.mode == "pp-server":
         return pp_server(args)
@@ -572,9 +669,15 @@ def main() -> int:
     if not args.packet:
         p.error(f"{args.mode} needs --packet")
     frame = bytes.fromhex(args.packet)
-    return {"tx-batch": tx_batch, "tx-packets": tx_packets, "afpacket-tx": afpacket_tx,
-            "gen": gen, "tx-queues": tx_queues, "pp-client": pp_client,
-            "pp-udp-client": pp_udp_client}[args.mode](args, frame)
+    return {
+        "tx-batch": tx_batch,
+        "tx-packets": tx_packets,
+        "afpacket-tx": afpacket_tx,
+        "gen": gen,
+        "tx-queues": tx_queues,
+        "pp-client": pp_client,
+        "pp-udp-client": pp_udp_client,
+    }[args.mode](args, frame)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ cargo fmt --all --check
 (cd xdp-ebpf && cargo fmt --all --check)
 cargo clippy --locked --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p afxdp -p afxdp-python   # doc links resolve
-python3 -m ruff check python/afxdp  # includes python/afxdp/examples
-python3 -m ruff format --check python/afxdp
+python3 -m ruff check python/afxdp tests benches  # python/afxdp includes the examples
+python3 -m ruff format --check python/afxdp tests benches
 python3 -m mypy   # files and --strict from pyproject.toml
 
 step "eBPF toolchain and the committed object"

@@ -147,7 +147,7 @@ def lab_factory(privileged: None) -> Iterator[Callable[..., Any]]:
     for made in labs:
         try:
             made.close()
-        except Exception as exc:  # noqa: BLE001 - close all, then report
+        except Exception as exc:
             errors.append(exc)
     if errors:
         raise errors[0]

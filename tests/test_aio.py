@@ -170,7 +170,6 @@ def test_close_while_awaiting_ends_recv_and_batches(lab, run) -> None:
                     time.sleep(0.05)
 
 
-
 def test_coalesce_lets_frames_gather_and_close_ends_the_sleep(lab, run) -> None:
     with socket_pair(lab) as pair:
 
@@ -194,14 +193,24 @@ def test_coalesce_lets_frames_gather_and_close_ends_the_sleep(lab, run) -> None:
             assert len(await afxdp.aio.recv(pair.rx, 4, timeout=2, coalesce=1.0)) == 4
             assert len(await afxdp.aio.recv(pair.rx, 64, timeout=0, coalesce=1.0)) == 4
             assert loop.time() - start < 0.5
-            for bad, error in ((-0.1, ValueError), (float("nan"), ValueError), (2.0, ValueError),
-                               ("0.1", TypeError), (True, TypeError)):
+            for bad, error in (
+                (-0.1, ValueError),
+                (float("nan"), ValueError),
+                (2.0, ValueError),
+                ("0.1", TypeError),
+                (True, TypeError),
+            ):
                 with pytest.raises(error, match="coalesce"):
                     await afxdp.aio.recv(pair.rx, 64, timeout=0.1, coalesce=bad)
             # A bad max is refused before the sleep, by name.
             start = loop.time()
-            for bad, error in ((-1, ValueError), (2**32, ValueError), (True, TypeError),
-                               (1.5, TypeError), ("64", TypeError)):
+            for bad, error in (
+                (-1, ValueError),
+                (2**32, ValueError),
+                (True, TypeError),
+                (1.5, TypeError),
+                ("64", TypeError),
+            ):
                 with pytest.raises(error, match=r"invalid max"):
                     await afxdp.aio.recv(pair.rx, bad, timeout=2, coalesce=1.0)
             assert loop.time() - start < 0.5
@@ -224,8 +233,9 @@ def test_coalesce_on_a_port_waits_for_its_fullest_queue(lab_factory, run) -> Non
         port = afxdp.Port(lab.if_b, mode="native")
 
     def send_q1(first: int, count: int) -> None:
-        tx.send_packets([numbered_frame(s, 64, lab.mac_a, lab.mac_b)
-                         for s in range(first, first + count)])
+        tx.send_packets(
+            [numbered_frame(s, 64, lab.mac_a, lab.mac_b) for s in range(first, first + count)]
+        )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -217,33 +217,29 @@ def check_healthy(pair: Pair, first: int = 1000, count: int = 50) -> None:
 
 @privileged
 def test_socket_unknown_interface_names_it(lab) -> None:
-    with lab.enter("b"):
-        with pytest.raises(OSError, match="afxnosuchif0"):
-            afxdp.Socket("afxnosuchif0", 0)
+    with lab.enter("b"), pytest.raises(OSError, match="afxnosuchif0"):
+        afxdp.Socket("afxnosuchif0", 0)
 
 
 @privileged
 @pytest.mark.parametrize("queue", [1, 5])
 def test_socket_queue_out_of_range_names_it(lab, queue: int) -> None:
     assert lab.queues == 1
-    with lab.enter("b"):
-        with pytest.raises(ValueError, match=rf"\b{queue}\b"):
-            afxdp.Socket(lab.if_b, queue, umem=afxdp.Umem(64, FRAME_SIZE))
+    with lab.enter("b"), pytest.raises(ValueError, match=rf"\b{queue}\b"):
+        afxdp.Socket(lab.if_b, queue, umem=afxdp.Umem(64, FRAME_SIZE))
 
 
 @privileged
 @pytest.mark.parametrize("option", ["rx_size", "tx_size", "fill_size", "comp_size"])
 def test_socket_ring_size_not_power_of_two_names_it(lab, option: str) -> None:
-    with lab.enter("b"):
-        with pytest.raises(ValueError, match="1000"):
-            afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(64, FRAME_SIZE), **{option: 1000})
+    with lab.enter("b"), pytest.raises(ValueError, match="1000"):
+        afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(64, FRAME_SIZE), **{option: 1000})
 
 
 @privileged
 def test_socket_without_rx_and_tx_ring_raises(lab) -> None:
-    with lab.enter("b"):
-        with pytest.raises(ValueError):
-            afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(64, FRAME_SIZE), rx_size=0, tx_size=0)
+    with lab.enter("b"), pytest.raises(ValueError):
+        afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(64, FRAME_SIZE), rx_size=0, tx_size=0)
 
 
 @privileged
@@ -254,25 +250,22 @@ def test_socket_without_rx_and_tx_ring_raises(lab) -> None:
 )
 def test_socket_negative_values_are_named(lab, options: dict) -> None:
     (value,) = options.values()
-    with lab.enter("b"):
-        with pytest.raises((ValueError, OverflowError), match=str(value)) as info:
-            afxdp.Socket(lab.if_b, umem=afxdp.Umem(64, FRAME_SIZE), **options)
+    with lab.enter("b"), pytest.raises((ValueError, OverflowError), match=str(value)) as info:
+        afxdp.Socket(lab.if_b, umem=afxdp.Umem(64, FRAME_SIZE), **options)
     assert info.type is ValueError, f"{info.type.__name__}, not ValueError: {info.value}"
 
 
 @privileged
 def test_program_bad_mode_names_it(lab) -> None:
-    with lab.enter("b"):
-        with pytest.raises(ValueError, match="turbo"):
-            afxdp.Program.attach(lab.if_b, mode="turbo")
+    with lab.enter("b"), pytest.raises(ValueError, match="turbo"):
+        afxdp.Program.attach(lab.if_b, mode="turbo")
     assert "xdp" not in link_info(lab)
 
 
 @privileged
 def test_program_unknown_interface_names_it(lab) -> None:
-    with lab.enter("b"):
-        with pytest.raises(OSError, match="afxnosuchif0"):
-            afxdp.Program.attach("afxnosuchif0", mode="native")
+    with lab.enter("b"), pytest.raises(OSError, match="afxnosuchif0"):
+        afxdp.Program.attach("afxnosuchif0", mode="native")
 
 
 def link_info(lab) -> dict:
@@ -657,9 +650,8 @@ def test_with_batch_releases_frames(pair: Pair) -> None:
     wait_completed(tx)
     assert tx.umem.free_frames == TX_FRAMES
     # released on exceptions too
-    with pytest.raises(RuntimeError):
-        with tx.alloc(3):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), tx.alloc(3):
+        raise RuntimeError("boom")
     assert tx.umem.free_frames == TX_FRAMES
     drain(pair.rx, timeout=0.2)
     check_healthy(pair)
@@ -702,6 +694,7 @@ def test_batch_lengths_write_at_and_set_lengths(pair: Pair) -> None:
         with pytest.raises(IndexError):
             batch[3]
         assert batch[-1].index == batch[2].index
+
 
 # The 10,000-cycle leak test is in test_leaks.py.
 

@@ -154,18 +154,17 @@ def test_register_refuses_a_socket_bound_to_another_interface(lab, how: str) -> 
     lab.run("b", ["ip", "link", "add", other, "type", "veth", "peer", f"{lab.if_b}y"])
     lab.run("b", ["ip", "link", "set", other, "up"])
     lab.run("b", ["ip", "link", "set", f"{lab.if_b}y", "up"])
-    with lab.enter("b"):
-        with afxdp.Program.attach(lab.if_b, mode="native") as prog:
-            pattern = rf"{other}.*{lab.if_b}|{lab.if_b}.*{other}"
-            if how == "register":
-                with afxdp.Socket(other, 0) as sock:
-                    with pytest.raises(ValueError, match=pattern):
-                        prog.register(sock)
-                    assert not sock.registered
-                    assert sock.program is None
-            else:
+    with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native") as prog:
+        pattern = rf"{other}.*{lab.if_b}|{lab.if_b}.*{other}"
+        if how == "register":
+            with afxdp.Socket(other, 0) as sock:
                 with pytest.raises(ValueError, match=pattern):
-                    afxdp.Socket(other, 0, program=prog)
-            # the program's own interface is still accepted
-            with afxdp.Socket(lab.if_b, 0, program=prog) as sock:
-                assert sock.registered
+                    prog.register(sock)
+                assert not sock.registered
+                assert sock.program is None
+        else:
+            with pytest.raises(ValueError, match=pattern):
+                afxdp.Socket(other, 0, program=prog)
+        # the program's own interface is still accepted
+        with afxdp.Socket(lab.if_b, 0, program=prog) as sock:
+            assert sock.registered

@@ -54,7 +54,9 @@ def raw_sender(lab, side: str = "a") -> socket.socket:
     return s
 
 
-def collect(sock: socket.socket, want: int, timeout: float = 5.0, incoming_only: bool = True) -> list[bytes]:
+def collect(
+    sock: socket.socket, want: int, timeout: float = 5.0, incoming_only: bool = True
+) -> list[bytes]:
     frames: list[bytes] = []
     deadline = time.monotonic() + timeout
     while len(frames) < want and time.monotonic() < deadline:
@@ -72,7 +74,9 @@ def collect(sock: socket.socket, want: int, timeout: float = 5.0, incoming_only:
 def start(lab, side: str, args: list[str]) -> subprocess.Popen[str]:
     """Starts `afxdp ARGS` in namespace `side`; returns once it printed its first line (its
     socket is ready)."""
-    proc = lab.popen(side, [*AFXDP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = lab.popen(
+        side, [*AFXDP, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()
     assert first, proc.stderr.read() if proc.stderr else ""
@@ -92,7 +96,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     return proc.first_line + out  # type: ignore[attr-defined]
 
 
-# --- usage errors (no privileges needed) -------------------------------------------------------
+# --- usage errors (no privileges needed) ----------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -105,13 +109,25 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
         (["gen", "eth0", "-C", "-5"], "must be > 0, not -5"),
         # Refused before anything is created; a name no host has, so a regression that got past
         # the check could not touch a real interface.
-        (["txonly", "afxdp-none0", "-s", "100000"], "--size must be at most 65549 bytes, not 100000"),
+        (
+            ["txonly", "afxdp-none0", "-s", "100000"],
+            "--size must be at most 65549 bytes, not 100000",
+        ),
         (["txonly", "afxdp-none0", "-s", "5000"], "--size 5000 does not fit a 4096-byte frame"),
         (["gen", "afxdp-none0", "-s", "70000"], "--size must be at most 65549 bytes, not 70000"),
-        (["lab", "-s", "9000"], "--size must be at most 1514 bytes (the lab's MTU is 1500), not 9000"),
+        (
+            ["lab", "-s", "9000"],
+            "--size must be at most 1514 bytes (the lab's MTU is 1500), not 9000",
+        ),
         (["rxdrop", "afxdp-none0", "-q", "-1"], "queue must be 0..4294967295, not -1"),
-        (["rxdrop", "afxdp-none0", "-q", "4294967296"], "queue must be 0..4294967295, not 4294967296"),
-        (["rxdrop", "afxdp-none0", "--frames", "4294967296"], "must be 1..4294967295, not 4294967296"),
+        (
+            ["rxdrop", "afxdp-none0", "-q", "4294967296"],
+            "queue must be 0..4294967295, not 4294967296",
+        ),
+        (
+            ["rxdrop", "afxdp-none0", "--frames", "4294967296"],
+            "must be 1..4294967295, not 4294967296",
+        ),
         (["gen", "afxdp-none0", "--src-ports", "70000"], "must be 1..65536, not 70000"),
     ],
 )
@@ -146,7 +162,10 @@ def test_user_errors_are_one_clear_line(lab) -> None:
         (["txonly", "afxdp-none0"], "afxdp: no such network interface: 'afxdp-none0'"),
         (["rxdrop", lab.if_b, "-q", "7"], f'afxdp: queue 7 out of range for "{lab.if_b}"'),
         (["info", "afxdp-none0"], "afxdp: no such network interface: 'afxdp-none0'"),
-        (["txonly", lab.if_b, "-s", "20"], "afxdp txonly: --size must be at least 60 bytes, not 20"),
+        (
+            ["txonly", lab.if_b, "-s", "20"],
+            "afxdp txonly: --size must be at least 60 bytes, not 20",
+        ),
     ]
     for args, message in cases:
         out = lab.run("b", [*AFXDP, *args], check=False, timeout=30)
@@ -156,7 +175,10 @@ def test_user_errors_are_one_clear_line(lab) -> None:
     lab.run("b", ["ip", "link", "set", lab.if_b, "down"])
     out = lab.run("b", [*AFXDP, "rxdrop", lab.if_b], check=False, timeout=30)
     assert out.returncode == 1
-    assert out.stderr.strip() == f"afxdp: interface {lab.if_b} is down (bring it up with: ip link set {lab.if_b} up)"
+    assert (
+        out.stderr.strip()
+        == f"afxdp: interface {lab.if_b} is down (bring it up with: ip link set {lab.if_b} up)"
+    )
 
 
 @pytest.mark.privileged
@@ -174,10 +196,12 @@ def test_missing_privileges_is_one_line_naming_the_capability(lab) -> None:
         assert out.returncode == 1, out
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1, out.stderr
-        assert any(w in lines[0] for w in ("CAP_NET_RAW", "CAP_BPF", "CAP_NET_ADMIN", "root")), lines
+        assert any(w in lines[0] for w in ("CAP_NET_RAW", "CAP_BPF", "CAP_NET_ADMIN", "root")), (
+            lines
+        )
 
 
-# --- the xdpsock workloads ---------------------------------------------------------------------
+# --- the xdpsock workloads ------------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -185,12 +209,17 @@ def test_missing_privileges_is_one_line_naming_the_capability(lab) -> None:
 def test_txonly_to_rxdrop_counts_exactly(lab) -> None:
     rx = start(lab, "b", ["rxdrop", lab.if_b, "-N", "--port", "9", "-C", "50000", "-d", "8"])
     assert "rules: Rule(ethertype=None, ip_proto=None, dst_port=9)" in rx.first_line  # type: ignore[attr-defined]
-    tx = lab.run("a", [*AFXDP, "txonly", lab.if_a, "-C", "50000", "-d", "20", "-b", "32"], timeout=60)
+    tx = lab.run(
+        "a", [*AFXDP, "txonly", lab.if_a, "-C", "50000", "-d", "20", "-b", "32"], timeout=60
+    )
     assert summary(tx.stdout, "sent") == 50_000
     out = finish(rx, timeout=60)
     # Every frame sent is received or counted by the kernel as dropped (a busy machine can
     # leave the receiver behind: rx_ring_full).
-    kernel = {k: number(v) for k, v in re.findall(r"(rx_dropped|rx_ring_full|rx_fill_ring_empty_descs)=(\d+)", out)}
+    kernel = {
+        k: number(v)
+        for k, v in re.findall(r"(rx_dropped|rx_ring_full|rx_fill_ring_empty_descs)=(\d+)", out)
+    }
     assert summary(out, "received") + sum(kernel.values()) == 50_000, out
     assert summary(out, "received") > 25_000
     assert re.search(r"^ +time +rx pps +tx pps +rx Mbit/s", out, re.M), out
@@ -245,7 +274,7 @@ def test_l2fwd_forwards_to_a_second_interface(lab) -> None:
         lab.run("b", ["ip", "link", "del", "fwd0"], check=False)
 
 
-# --- dump ----------------------------------------------------------------------------------------
+# --- dump -----------------------------------------------------------------------------------------
 
 
 @pytest.mark.privileged
@@ -253,13 +282,24 @@ def test_dump_writes_a_pcap_matching_what_was_sent(lab, tmp_path) -> None:
     from afxdp import pcap
 
     path = tmp_path / "capture.pcap"
-    proc = start(lab, "b", ["dump", lab.if_b, "--count", "30", "--port", "7777", "--write", str(path), "-d", "20"])
+    proc = start(
+        lab,
+        "b",
+        ["dump", lab.if_b, "--count", "30", "--port", "7777", "--write", str(path), "-d", "20"],
+    )
     frames = []
     with raw_sender(lab) as sender:
         for seq in range(60):
             port = 7777 if seq % 2 == 0 else 7778  # only even ones match the rule
-            frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 5000, port,
-                                    b"dump" + seq.to_bytes(4, "big") + bytes(seq))
+            frame = packet.ipv4_udp(
+                lab.mac_a,
+                lab.mac_b,
+                lab.ip_a,
+                lab.ip_b,
+                5000,
+                port,
+                b"dump" + seq.to_bytes(4, "big") + bytes(seq),
+            )
             frames.append(frame)
             sender.send(frame)
     out = finish(proc)
@@ -274,13 +314,20 @@ def test_dump_pcap_has_per_packet_non_decreasing_times(lab, tmp_path) -> None:
     from afxdp import pcap
 
     path = tmp_path / "times.pcap"
-    proc = start(lab, "b", ["dump", lab.if_b, "--count", "40", "--port", "7779",
-                            "--write", str(path), "-d", "20"])
+    proc = start(
+        lab,
+        "b",
+        ["dump", lab.if_b, "--count", "40", "--port", "7779", "--write", str(path), "-d", "20"],
+    )
     bursts = []  # (time.time_ns() before the burst, its 8 frames), sent 20 ms apart
     with raw_sender(lab) as sender:
         for burst in range(5):
-            frames = [packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 5000, 7779,
-                                      b"ts" + bytes([burst, i])) for i in range(8)]
+            frames = [
+                packet.ipv4_udp(
+                    lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 5000, 7779, b"ts" + bytes([burst, i])
+                )
+                for i in range(8)
+            ]
             bursts.append((time.time_ns(), frames))
             for frame in frames:
                 sender.send(frame)
@@ -307,7 +354,9 @@ def test_dump_without_write_prints_one_line_per_frame(lab) -> None:
     proc = start(lab, "b", ["dump", lab.if_b, "--count", "3", "--proto", "udp", "-d", "20"])
     with raw_sender(lab) as sender:
         for seq in range(3):
-            sender.send(packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 4000 + seq, 53, b"q"))
+            sender.send(
+                packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 4000 + seq, 53, b"q")
+            )
     out = finish(proc)
     lines = [line for line in out.splitlines() if "10.11.0.1" in line]
     assert len(lines) == 3, out
@@ -315,7 +364,7 @@ def test_dump_without_write_prints_one_line_per_frame(lab) -> None:
         assert f"{4000 + seq}" in line and "53" in line
 
 
-# --- gen and info ----------------------------------------------------------------------------------
+# --- gen and info ---------------------------------------------------------------------------------
 
 
 @pytest.mark.privileged
@@ -324,8 +373,11 @@ def test_gen_pushes_the_count_and_the_receiver_gets_it(lab) -> None:
     frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 1, 2, bytes(22))
     # 20k packets/s: the receiver's 2048-entry ring rides out a 100 ms stall of a busy machine
     # (at 50k/s CI lost 552 frames to rx_ring_full in one run with other jobs on both cores).
-    out = lab.run("a", [*AFXDP, "gen", lab.if_a, "-C", "20000", "--rate", "20000", "--packet", frame.hex()],
-                  timeout=60).stdout
+    out = lab.run(
+        "a",
+        [*AFXDP, "gen", lab.if_a, "-C", "20000", "--rate", "20000", "--packet", frame.hex()],
+        timeout=60,
+    ).stdout
     assert summary(out, "pushed") == 20_000
     assert summary(finish(rx), "received") == 20_000
 
@@ -344,14 +396,15 @@ def test_info_reports_the_driver_queues_and_programs(lab_factory) -> None:
     assert "afxdp_redirect" in attached
 
 
-# --- lab -------------------------------------------------------------------------------------------
+# --- lab ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.privileged
 def test_lab_runs_all_jobs_and_leaves_nothing_behind() -> None:
-    out = subprocess.run([*AFXDP, "lab", "--duration", "3"], capture_output=True, text=True,
-                         timeout=120, cwd="/")
+    out = subprocess.run(
+        [*AFXDP, "lab", "--duration", "3"], capture_output=True, text=True, timeout=120, cwd="/"
+    )
     assert out.returncode == 0, out.stderr
     namespaces, devices = lab_names(out.stdout)
     for job in ("gen-rx", "dns-flood", "rebroadcast"):
@@ -369,8 +422,13 @@ def test_lab_runs_all_jobs_and_leaves_nothing_behind() -> None:
 @pytest.mark.slow
 @pytest.mark.privileged
 def test_lab_interrupted_leaves_nothing_behind() -> None:
-    proc = subprocess.Popen([*AFXDP, "lab", "--duration", "60", "--job", "dns-flood"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
+    proc = subprocess.Popen(
+        [*AFXDP, "lab", "--duration", "60", "--job", "dns-flood"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
     assert proc.stdout is not None
     head = "".join(proc.stdout.readline() for _ in range(2))
     namespaces, devices = lab_names(head)
@@ -379,7 +437,9 @@ def test_lab_interrupted_leaves_nothing_behind() -> None:
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
-    assert err.strip().splitlines()[-1] == "afxdp: interrupted; everything afxdp created was removed"
+    assert (
+        err.strip().splitlines()[-1] == "afxdp: interrupted; everything afxdp created was removed"
+    )
     assert not namespaces & netns_names()
     assert not devices & link_names()
 
@@ -388,9 +448,25 @@ def test_lab_interrupted_leaves_nothing_behind() -> None:
 @pytest.mark.privileged
 def test_lab_run_executes_an_example_under_traffic() -> None:
     out = subprocess.run(
-        [*AFXDP, "lab", "--duration", "2", "--rate", "2000", "--run", str(EXAMPLES / "rebroadcast.py"),
-         "--duration", "3", "--mode", "native"],
-        capture_output=True, text=True, timeout=120, cwd="/")
+        [
+            *AFXDP,
+            "lab",
+            "--duration",
+            "2",
+            "--rate",
+            "2000",
+            "--run",
+            str(EXAMPLES / "rebroadcast.py"),
+            "--duration",
+            "3",
+            "--mode",
+            "native",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     assert out.returncode == 0, out.stderr
     offered = summary(out.stdout, "offered")
     m = re.search(r"rebroadcast ([\d,]+) frames", out.stdout)

@@ -57,11 +57,11 @@ def paced_stream(lab, chunks: int, chunk: int, gap: float) -> None:
     with ExitStack() as stack:
         with lab.enter("a"):
             tx = stack.enter_context(
-                afxdp.Socket(lab.if_a, 0, umem=afxdp.Umem(1024, 2048), rx_size=0))
+                afxdp.Socket(lab.if_a, 0, umem=afxdp.Umem(1024, 2048), rx_size=0)
+            )
         deadline = time.monotonic() + 10
         for i in range(chunks):
-            frames = [numbered_frame(i * chunk + k, 64, lab.mac_a, lab.mac_b)
-                      for k in range(chunk)]
+            frames = [numbered_frame(i * chunk + k, 64, lab.mac_a, lab.mac_b) for k in range(chunk)]
             sent = 0
             while sent < chunk:
                 assert time.monotonic() < deadline, "send stalled"
@@ -76,8 +76,23 @@ def paced_stream(lab, chunks: int, chunk: int, gap: float) -> None:
 @pytest.mark.privileged
 def test_rxdrop_coalesce_counts_exactly_with_few_wakeups(lab) -> None:
     chunks, chunk = 100, 20
-    rx, first = start_json(lab, "b", ["rxdrop", lab.if_b, "-N", "-b", "256", "--coalesce",
-                                      "50000", "-C", str(chunks * chunk), "-d", "20"])
+    rx, first = start_json(
+        lab,
+        "b",
+        [
+            "rxdrop",
+            lab.if_b,
+            "-N",
+            "-b",
+            "256",
+            "--coalesce",
+            "50000",
+            "-C",
+            str(chunks * chunk),
+            "-d",
+            "20",
+        ],
+    )
     assert first["coalesce_usecs"] == 50000
     before = switches(rx.pid)
     # A burst every 2 ms for 0.2 s or more: a wakeup per burst without coalescing (about 100),

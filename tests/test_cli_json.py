@@ -36,15 +36,18 @@ def of_type(parsed: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def start_json(lab, side: str, args: list[str]) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """Starts `afxdp ARGS --json`; returns it and its first object (written once it is ready)."""
-    proc = lab.popen(side, [*AFXDP, *args, "--json"], stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE, text=True)
+    proc = lab.popen(
+        side, [*AFXDP, *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()
     assert first, proc.stderr.read() if proc.stderr else ""
     return proc, json.loads(first)
 
 
-def finish_json(proc: subprocess.Popen[str], first: dict[str, Any], timeout: float = 60) -> list[dict[str, Any]]:
+def finish_json(
+    proc: subprocess.Popen[str], first: dict[str, Any], timeout: float = 60
+) -> list[dict[str, Any]]:
     proc.wait(timeout=timeout)
     assert proc.stdout is not None and proc.stderr is not None
     out, err = proc.stdout.read(), proc.stderr.read()
@@ -67,14 +70,32 @@ def test_every_subcommand_takes_json() -> None:
 @pytest.mark.privileged
 def test_rxdrop_and_txonly_json_agree_with_what_was_sent(lab) -> None:
     count = 20_000
-    rx, first = start_json(lab, "b", ["rxdrop", lab.if_b, "-N", "--port", "9", "-C", str(count),
-                                      "-d", "20", "--interval", "0.2"])
+    rx, first = start_json(
+        lab,
+        "b",
+        [
+            "rxdrop",
+            lab.if_b,
+            "-N",
+            "--port",
+            "9",
+            "-C",
+            str(count),
+            "-d",
+            "20",
+            "--interval",
+            "0.2",
+        ],
+    )
     assert first["type"] == "start" and first["command"] == "rxdrop"
     assert (first["ifname"], first["queue"], first["xdp_mode"]) == (lab.if_b, 0, "native")
     assert first["rules"] == ["Rule(ethertype=None, ip_proto=None, dst_port=9)"]
     time.sleep(0.5)  # the receiver prints an interval object or two while it waits
-    tx = lab.run("a", [*AFXDP, "txonly", lab.if_a, "-C", str(count), "-d", "20", "-b", "32",
-                       "--json"], timeout=60)
+    tx = lab.run(
+        "a",
+        [*AFXDP, "txonly", lab.if_a, "-C", str(count), "-d", "20", "-b", "32", "--json"],
+        timeout=60,
+    )
     sent = objects(tx.stdout)
     assert sent[0]["type"] == "start" and sent[0]["length"] == 64
     tx_summary = sent[-1]
@@ -107,19 +128,36 @@ def test_rxdrop_and_txonly_json_agree_with_what_was_sent(lab) -> None:
 def test_gen_and_dump_json(lab) -> None:
     frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 1, 2, bytes(22))
     rx, first = start_json(lab, "b", ["rxdrop", lab.if_b, "-N", "-C", "5000", "-d", "20"])
-    out = lab.run("a", [*AFXDP, "gen", lab.if_a, "-C", "5000", "--rate", "50000", "--packet",
-                        frame.hex(), "--json"], timeout=60).stdout
+    out = lab.run(
+        "a",
+        [
+            *AFXDP,
+            "gen",
+            lab.if_a,
+            "-C",
+            "5000",
+            "--rate",
+            "50000",
+            "--packet",
+            frame.hex(),
+            "--json",
+        ],
+        timeout=60,
+    ).stdout
     gen = objects(out)
     assert [o["type"] for o in gen] == ["start", "summary"]
     assert gen[0]["length"] == len(frame)
     assert gen[1]["pushed"] == 5000 and gen[1]["bytes"] == 5000 * len(frame)
     assert finish_json(rx, first)[-1]["received"] == 5000
 
-    dump, first = start_json(lab, "b", ["dump", lab.if_b, "--count", "3", "--proto", "udp",
-                                        "-d", "20"])
+    dump, first = start_json(
+        lab, "b", ["dump", lab.if_b, "--count", "3", "--proto", "udp", "-d", "20"]
+    )
     assert first["type"] == "start" and first["command"] == "dump"
-    sent = [packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 4000 + seq, 53,
-                            bytes(seq)) for seq in range(3)]
+    sent = [
+        packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 4000 + seq, 53, bytes(seq))
+        for seq in range(3)
+    ]
     with raw_sender(lab) as sender:
         for data in sent:
             sender.send(data)
@@ -144,20 +182,28 @@ def test_info_json_reports_the_interface(lab_factory) -> None:
     assert data["programs"] == []
     with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native"):
         attached = objects(lab.run("b", [*AFXDP, "info", lab.if_b, "--json"], timeout=30).stdout)
-    assert [(p["mode"], p["name"]) for p in attached[0]["programs"]] == [("native", "afxdp_redirect")]
+    assert [(p["mode"], p["name"]) for p in attached[0]["programs"]] == [
+        ("native", "afxdp_redirect")
+    ]
 
 
 @pytest.mark.slow
 @pytest.mark.privileged
 def test_lab_json_jobs_and_summary() -> None:
-    out = subprocess.run([*AFXDP, "lab", "--duration", "2", "--job", "dns-flood", "--json"],
-                         capture_output=True, text=True, timeout=120, cwd="/")
+    out = subprocess.run(
+        [*AFXDP, "lab", "--duration", "2", "--job", "dns-flood", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     assert out.returncode == 0, out.stderr
     parsed = objects(out.stdout)
     start = parsed[0]
     assert start["type"] == "start" and start["command"] == "lab"
     namespaces, devices = lab_names(
-        "".join(f"netns {start['namespaces'][s]}  dev {start['interfaces'][s]}\n" for s in "ab"))
+        "".join(f"netns {start['namespaces'][s]}  dev {start['interfaces'][s]}\n" for s in "ab")
+    )
     assert [o["type"] for o in parsed[-2:]] == ["job_summary", "summary"]
     job = parsed[-2]
     assert job["job"] == "dns-flood" and job["received"] == job["sent"] > 1000

@@ -6,6 +6,7 @@ Privileged tests run inside a private lab, like tests/test_cli.py.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
@@ -75,8 +76,10 @@ def test_dump_count_zero_means_no_limit() -> None:
         (["gen", "afxdp-none0", "--dst-ip", "10.1"], "not an IPv4 address: '10.1'"),
         (["txonly", "afxdp-none0", "--src-ip", "fe80::1"], "not an IPv4 address: 'fe80::1'"),
         (["gen", "afxdp-none0", "--dst-port", "65536"], "port must be 0..65535, not 65536"),
-        (["gen", "afxdp-none0", "--packet", "ff" * 60, "--dst-ip", "10.0.0.1"],
-         "--packet is the whole frame: leave out --dst-ip"),
+        (
+            ["gen", "afxdp-none0", "--packet", "ff" * 60, "--dst-ip", "10.0.0.1"],
+            "--packet is the whole frame: leave out --dst-ip",
+        ),
         (["dump", "afxdp-none0", "-w", "-", "--json"], "-w - writes the pcap to stdout"),
     ],
 )
@@ -88,18 +91,54 @@ def test_bad_template_options_are_usage_errors(args, message) -> None:
 
 
 def test_template_from_the_address_options() -> None:
-    args = parse(["gen", "veth9", "--src-mac", "02:00:00:00:00:01", "--dst-mac",
-                  "52:54:00:12:34:56", "--src-ip", "192.0.2.1", "--dst-ip", "192.0.2.7",
-                  "--src-port", "1234", "--dst-port", "4789", "-s", "100"])
+    args = parse(
+        [
+            "gen",
+            "veth9",
+            "--src-mac",
+            "02:00:00:00:00:01",
+            "--dst-mac",
+            "52:54:00:12:34:56",
+            "--src-ip",
+            "192.0.2.1",
+            "--dst-ip",
+            "192.0.2.7",
+            "--src-port",
+            "1234",
+            "--dst-port",
+            "4789",
+            "-s",
+            "100",
+        ]
+    )
     frame = workloads.template(args)
-    assert frame == packet.ipv4_udp("02:00:00:00:00:01", "52:54:00:12:34:56", "192.0.2.1",
-                                    "192.0.2.7", 1234, 4789, bytes(100 - 42))
+    assert frame == packet.ipv4_udp(
+        "02:00:00:00:00:01",
+        "52:54:00:12:34:56",
+        "192.0.2.1",
+        "192.0.2.7",
+        1234,
+        4789,
+        bytes(100 - 42),
+    )
     dst, src, ethertype, _ = packet.parse_ethernet(frame)
-    assert (dst, src, ethertype, len(frame)) == ("52:54:00:12:34:56", "02:00:00:00:00:01", 0x800, 100)
+    assert (dst, src, ethertype, len(frame)) == (
+        "52:54:00:12:34:56",
+        "02:00:00:00:00:01",
+        0x800,
+        100,
+    )
     # Without them: the defaults; --packet as given.
     plain = workloads.template(parse(["gen", "veth9", "--src-mac", "02:00:00:00:00:01"]))
-    assert plain == packet.ipv4_udp("02:00:00:00:00:01", options.DEFAULT_DST_MAC,
-                                    options.DEFAULT_SRC_IP, options.DEFAULT_DST_IP, 9, 9, bytes(22))
+    assert plain == packet.ipv4_udp(
+        "02:00:00:00:00:01",
+        options.DEFAULT_DST_MAC,
+        options.DEFAULT_SRC_IP,
+        options.DEFAULT_DST_IP,
+        9,
+        9,
+        bytes(22),
+    )
     assert workloads.template(parse(["txonly", "veth9", "--packet", "ab" * 20])) == b"\xab" * 20
 
 
@@ -126,14 +165,21 @@ def test_help_has_no_markup_and_each_command_a_description_and_example() -> None
 # --- in a lab ------------------------------------------------------------------------------------
 
 
-def _dump_into(lab, reader: list[str], extra: list[str]) -> tuple[subprocess.Popen[bytes], subprocess.Popen[str]]:
+def _dump_into(
+    lab, reader: list[str], extra: list[str]
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[str]]:
     """`afxdp dump -i IF_B --port 7777 -w - EXTRA | READER` in namespace b; returns once dump
     said on stderr that its socket is ready."""
-    dump = lab.popen("b", [*AFXDP, "dump", "-i", lab.if_b, "--port", "7777", "-w", "-", *extra],
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    dump = lab.popen(
+        "b",
+        [*AFXDP, "dump", "-i", lab.if_b, "--port", "7777", "-w", "-", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert dump.stdout is not None and dump.stderr is not None
-    tcpdump = subprocess.Popen(reader, stdin=dump.stdout, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    tcpdump = subprocess.Popen(
+        reader, stdin=dump.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     dump.stdout.close()  # the reader holds the only read end now
     first = dump.stderr.readline().decode()
     assert first.startswith("dump on "), first + dump.stderr.read().decode()
@@ -141,8 +187,10 @@ def _dump_into(lab, reader: list[str], extra: list[str]) -> tuple[subprocess.Pop
 
 
 def _frames(lab, ports: list[int]) -> list[bytes]:
-    return [packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 5000, port,
-                            b"dump" + bytes(seq)) for seq, port in enumerate(ports)]
+    return [
+        packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 5000, port, b"dump" + bytes(seq))
+        for seq, port in enumerate(ports)
+    ]
 
 
 @pytest.mark.privileged
@@ -179,7 +227,9 @@ def test_dump_to_stdout_is_read_by_tcpdump_from_a_pipe_until_interrupted(lab) ->
 
 @pytest.mark.privileged
 def test_dump_stops_quietly_when_the_reader_closes_the_pipe(lab) -> None:
-    dump, tcpdump = _dump_into(lab, ["tcpdump", "-n", "-c", "3", "-r", "-"], ["-C", "0", "-d", "30"])
+    dump, tcpdump = _dump_into(
+        lab, ["tcpdump", "-n", "-c", "3", "-r", "-"], ["-C", "0", "-d", "30"]
+    )
     try:
         with raw_sender(lab) as sender:
             for frame in _frames(lab, [7777] * 3):
@@ -214,16 +264,37 @@ def test_gen_address_options_reach_a_udp_socket_on_the_peer(lab) -> None:
     with prog, udp:
         udp.bind((lab.ip_b, 7777))
         udp.settimeout(0.5)
-        out = lab.run("a", [*AFXDP, "gen", "-i", lab.if_a, "--dst-mac", lab.mac_b, "--src-ip",
-                            lab.ip_a, "--dst-ip", lab.ip_b, "--src-port", "4321", "--dst-port",
-                            "7777", "-s", "80", "-C", "50", "--rate", "20000"], timeout=60).stdout
+        out = lab.run(
+            "a",
+            [
+                *AFXDP,
+                "gen",
+                "-i",
+                lab.if_a,
+                "--dst-mac",
+                lab.mac_b,
+                "--src-ip",
+                lab.ip_a,
+                "--dst-ip",
+                lab.ip_b,
+                "--src-port",
+                "4321",
+                "--dst-port",
+                "7777",
+                "-s",
+                "80",
+                "-C",
+                "50",
+                "--rate",
+                "20000",
+            ],
+            timeout=60,
+        ).stdout
         assert summary(out, "pushed") == 50
         got = []
         deadline = time.monotonic() + 5
         while len(got) < 50 and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 got.append(udp.recvfrom(2048))
-            except TimeoutError:
-                pass
     assert len(got) == 50
     assert all(addr == (lab.ip_a, 4321) and data == bytes(80 - 42) for data, addr in got)

@@ -123,8 +123,10 @@ def test_close_from_another_thread_ends_the_sleep(lab) -> None:
         # Fewer than 64 ready: both threads sleep a full second, which frames do not cut short.
         p.tx.send_packets(numbered_run(lab, 0, 3))
         assert wait_until(lambda: p.rx.rx_available == 3)
-        threads = [threading.Thread(target=receive, daemon=True),
-                   threading.Thread(target=iterate, args=(p.rx,), daemon=True)]
+        threads = [
+            threading.Thread(target=receive, daemon=True),
+            threading.Thread(target=iterate, args=(p.rx,), daemon=True),
+        ]
         for t in threads:
             t.start()
         time.sleep(0.3)
@@ -189,14 +191,16 @@ def test_a_port_lets_frames_gather_and_close_ends_its_sleep(lab_factory) -> None
     with ExitStack() as stack:
         with lab.enter("a"):
             tx = stack.enter_context(
-                afxdp.Socket(lab.if_a, 1, umem=afxdp.Umem(1024, 2048), rx_size=0))
+                afxdp.Socket(lab.if_a, 1, umem=afxdp.Umem(1024, 2048), rx_size=0)
+            )
         with lab.enter("b"):
             port = afxdp.Port(lab.if_b, mode="native")
         stack.callback(port.close)
 
         def send(first: int, count: int) -> None:
-            tx.send_packets([numbered_frame(s, 64, lab.mac_a, lab.mac_b)
-                             for s in range(first, first + count)])
+            tx.send_packets(
+                [numbered_frame(s, 64, lab.mac_a, lab.mac_b) for s in range(first, first + count)]
+            )
 
         send(0, 5)
         assert wait_until(lambda: port[1].rx_available == 5)

@@ -2,9 +2,10 @@
 
 Every test builds its own lab (two private namespaces joined by a veth, removed afterwards), creates
 the sending socket inside namespace ``a`` and the receiving socket and XDP program inside ``b``, and
-sends a bounded number of numbered frames (``afxdp.testing.numbered_frame``), whose content the receiver
-checks byte for byte (``afxdp.testing.parse_numbered`` and a comparison with what was sent). Every loop has
-a deadline, so a library bug fails a test instead of hanging it. veth runs AF_XDP in copy mode only.
+sends a bounded number of numbered frames (``afxdp.testing.numbered_frame``), whose content the
+receiver checks byte for byte (``afxdp.testing.parse_numbered`` and a comparison with what was
+sent). Every loop has a deadline, so a library bug fails a test instead of hanging it. veth runs
+AF_XDP in copy mode only.
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ def test_1500_byte_frames_in_2048_byte_umem_frames_arrive_intact(lab, size: int)
 def test_received_data_starts_after_umem_headroom_and_xdp_headroom(lab) -> None:
     headroom, frame_size, size = 256, 4096, 128
     payloads = numbered_run(lab, 0, COUNT, size=size)
-    with socket_pair(lab, mode="native", frame_size=frame_size, headroom=headroom, tx_size=0) as pair:
+    with socket_pair(
+        lab, mode="native", frame_size=frame_size, headroom=headroom, tx_size=0
+    ) as pair:
         rx_umem, tx_umem = pair.rx.umem, pair.tx.umem
         assert rx_umem.headroom == tx_umem.headroom == headroom
         assert rx_umem.rx_capacity == frame_size - headroom - XDP_PACKET_HEADROOM

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("afxdp")
 
-from helpers import EXAMPLES, lab_names, link_names, netns_names  # noqa: E402
+from helpers import EXAMPLES, lab_names, link_names, netns_names
 
 pytestmark = pytest.mark.privileged
 
@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_lab_main_job_delivers_everything_and_cleans_up(privileged) -> None:
-    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--job", "dns-flood"],
-                         capture_output=True, text=True, timeout=60, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--job", "dns-flood"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert out.returncode == 0, out.stderr
     m = re.search(r"summary \[dns-flood\]: .*received ([\d,]+) .*sent ([\d,]+)", out.stdout)
     assert m, out.stdout
@@ -37,33 +42,58 @@ def test_lab_main_job_delivers_everything_and_cleans_up(privileged) -> None:
 
 
 def test_lab_main_job_reports_bad_options_in_one_line(privileged) -> None:
-    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--size", "10"],
-                         capture_output=True, text=True, timeout=60, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-m", "afxdp", "lab", "--size", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == "afxdp: --size must be at least 60 bytes, not 10"
 
 
 @pytest.mark.slow
 def test_dns_flood_sends_and_reports_rates(privileged) -> None:
-    out = subprocess.run([sys.executable, str(EXAMPLES / "dns_flood.py"), "--lab",
-                          "--duration", "1.5"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "dns_flood.py"), "--lab", "--duration", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert re.search(r"[\d,]+ pkt/s +[\d,]+ bytes/s", out.stdout), out.stdout
     m = re.search(r"sent ([\d,]+) DNS queries", out.stdout)
     assert m and int(m.group(1).replace(",", "")) > 10_000, out.stdout
 
 
-def run_under_dns_flood(lab, script: str, args: list[str], banner: str, queries: int,
-                        flood_seconds: int) -> str:
+def run_under_dns_flood(
+    lab, script: str, args: list[str], banner: str, queries: int, flood_seconds: int
+) -> str:
     """Starts examples/`script` on end b, waits for its `banner` line, sends `queries` DNS queries
     from end a (examples/dns_flood.py) and returns what the script printed after the banner."""
-    proc = lab.popen("b", [sys.executable, str(EXAMPLES / script), lab.if_b, *args],
-                     stdout=subprocess.PIPE, text=True)
+    proc = lab.popen(
+        "b",
+        [sys.executable, str(EXAMPLES / script), lab.if_b, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().startswith(banner)
     time.sleep(0.2)
-    flood = lab.run("a", [sys.executable, str(EXAMPLES / "dns_flood.py"), lab.if_a,
-                          "--count", str(queries), "--duration", str(flood_seconds)], timeout=60)
+    flood = lab.run(
+        "a",
+        [
+            sys.executable,
+            str(EXAMPLES / "dns_flood.py"),
+            lab.if_a,
+            "--count",
+            str(queries),
+            "--duration",
+            str(flood_seconds),
+        ],
+        timeout=60,
+    )
     assert f"sent {queries:,} DNS queries" in flood.stdout
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
@@ -72,23 +102,47 @@ def run_under_dns_flood(lab, script: str, args: list[str], banner: str, queries:
 
 @pytest.mark.slow
 def test_rebroadcast_example_sends_back_what_it_receives(lab) -> None:
-    rest = run_under_dns_flood(lab, "rebroadcast.py", ["--duration", "3", "--mode", "native"],
-                               "rebroadcasting on", 1000, 2)
+    rest = run_under_dns_flood(
+        lab, "rebroadcast.py", ["--duration", "3", "--mode", "native"], "rebroadcasting on", 1000, 2
+    )
     assert "rebroadcast 1,000 frames" in rest, rest
 
 
 @pytest.mark.parametrize("args", [[], ["--per-frame"]])
 def test_l2fwd_example_forwards_back_with_macs_swapped(lab, args) -> None:
-    rest = run_under_dns_flood(lab, "l2fwd.py", ["--mode", "native", "--count", "500", "--duration", "20", *args],
-                               "l2fwd on", 500, 5)
+    rest = run_under_dns_flood(
+        lab,
+        "l2fwd.py",
+        ["--mode", "native", "--count", "500", "--duration", "20", *args],
+        "l2fwd on",
+        500,
+        5,
+    )
     assert "forwarded 500 frames" in rest, rest
 
 
 @pytest.mark.slow
 def test_l2fwd_runs_in_the_lab_with_afxdp_lab_run() -> None:
-    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1.5", "--rate", "1000",
-                          "--run", str(EXAMPLES / "l2fwd.py"), "--duration", "2.5"],
-                         capture_output=True, text=True, timeout=120, cwd="/")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "afxdp",
+            "lab",
+            "--duration",
+            "1.5",
+            "--rate",
+            "1000",
+            "--run",
+            str(EXAMPLES / "l2fwd.py"),
+            "--duration",
+            "2.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     assert out.returncode == 0, out.stderr
     offered = int(re.search(r"offered ([\d,]+) packets", out.stdout).group(1).replace(",", ""))
     forwarded = int(re.search(r"forwarded ([\d,]+) frames", out.stdout).group(1).replace(",", ""))
@@ -105,9 +159,25 @@ def test_l2fwd_runs_in_the_lab_with_afxdp_lab_run() -> None:
     ],
 )
 def test_every_example_runs_in_the_lab(script, args, expect) -> None:
-    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1", "--rate", "500",
-                          "--run", str(EXAMPLES / script), *args],
-                         capture_output=True, text=True, timeout=120, cwd="/")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "afxdp",
+            "lab",
+            "--duration",
+            "1",
+            "--rate",
+            "500",
+            "--run",
+            str(EXAMPLES / script),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert re.search(expect, out.stdout), out.stdout
     assert re.search(rf"{script} exited with 0", out.stdout)

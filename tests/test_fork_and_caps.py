@@ -74,7 +74,7 @@ def in_child(body) -> dict:
             os.close(read_end)
             result = body()
             os.write(write_end, json.dumps(result).encode())
-        except BaseException as e:  # noqa: BLE001 - reported to the parent
+        except BaseException as e:
             os.write(write_end, json.dumps({"crash": repr(e)}).encode())
             code = 1
         finally:
@@ -106,7 +106,7 @@ def in_child(body) -> dict:
 def attempt(what: str, call) -> dict:
     try:
         result = call()
-    except Exception as e:  # noqa: BLE001 - the test inspects it
+    except Exception as e:
         return {"what": what, "type": type(e).__name__, "message": str(e)}
     return {"what": what, "type": None, "message": repr(result)[:200]}
 
@@ -175,8 +175,9 @@ def test_a_batch_released_in_a_forked_child_hands_no_frame_to_the_kernel(lab) ->
     # table only. Every frame of the receiving Umem is held, so the fill ring is empty: had
     # the release reached it, the next packets would land in the parent's held frames.
     frames = 64
-    with socket_pair(lab, mode="native", rx_frames=frames, frame_size=FRAME_SIZE,
-                     tx_frames=FRAMES, tx_size=0) as pair:
+    with socket_pair(
+        lab, mode="native", rx_frames=frames, frame_size=FRAME_SIZE, tx_frames=FRAMES, tx_size=0
+    ) as pair:
         assert pair.rx.fill_target == frames
         send_numbered(pair, 0, frames)
         held = []
@@ -245,9 +246,12 @@ def test_attach_without_cap_perfmon_raises_permissionerror_naming_it(lab) -> Non
 
 @privileged
 def test_ebusy_from_our_own_program_does_not_blame_another_process(lab) -> None:
-    with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native"):
-        with pytest.raises(OSError) as caught:
-            afxdp.Program.attach(lab.if_b, mode="native")
+    with (
+        lab.enter("b"),
+        afxdp.Program.attach(lab.if_b, mode="native"),
+        pytest.raises(OSError) as caught,
+    ):
+        afxdp.Program.attach(lab.if_b, mode="native")
     assert caught.value.errno == 16, caught.value  # EBUSY
     message = str(caught.value)
     assert "another process" not in message, message

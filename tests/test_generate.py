@@ -104,7 +104,9 @@ def src_port_and_checksum_ok(frame: bytes) -> tuple[int, bool]:
     complement sum over pseudo-header and datagram, checksum field included, is all ones."""
     pseudo, udp = udp_of(frame)
     checksum = struct.unpack_from("!H", udp, 6)[0]
-    return struct.unpack_from("!H", udp)[0], checksum != 0 and packet.ipv4_checksum(pseudo + udp) == 0
+    return struct.unpack_from("!H", udp)[0], checksum != 0 and packet.ipv4_checksum(
+        pseudo + udp
+    ) == 0
 
 
 # --- kernel counters -----------------------------------------------------------------------------
@@ -140,7 +142,9 @@ def ethtool_stats(lab, side: str) -> dict[str, int]:
         struct.pack_into("II", values, 0, _ETHTOOL_GSTATS, n)
         _ethtool(sock, ifname, values)
     names = [
-        strings.raw[12 + i * _ETH_GSTRING_LEN : 12 + (i + 1) * _ETH_GSTRING_LEN].split(b"\0")[0].decode()
+        strings.raw[12 + i * _ETH_GSTRING_LEN : 12 + (i + 1) * _ETH_GSTRING_LEN]
+        .split(b"\0")[0]
+        .decode()
         for i in range(n)
     ]
     return dict(zip(names, struct.unpack_from(f"{n}Q", values, 8), strict=True))
@@ -148,7 +152,9 @@ def ethtool_stats(lab, side: str) -> dict[str, int]:
 
 def queue_sum(stats: dict[str, int], suffix: str) -> int:
     """A veth counter summed over its queues: ``rx_queue_N_<suffix>`` or ``tx_queue_N_<suffix>``."""
-    return sum(v for k, v in stats.items() if k.endswith("_" + suffix) and k.split("_")[2].isdigit())
+    return sum(
+        v for k, v in stats.items() if k.endswith("_" + suffix) and k.split("_")[2].isdigit()
+    )
 
 
 @dataclass
@@ -194,7 +200,7 @@ class Receiver:
                         self.inspect(bytes(frame))
                 self.received += len(batch)
                 self.sock.release(batch)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by stop()
+        except BaseException as exc:
             self.error = exc
 
     def counters(self) -> Counters:
@@ -458,13 +464,21 @@ def test_packet_length_is_named(length: int) -> None:
 
 
 def test_src_ports_need_a_udp_template() -> None:
-    udp = packet.ipv4_udp("02:00:00:00:00:01", "02:00:00:00:00:02", "10.0.0.1", "10.0.0.2", 1000, 2, b"")
+    udp = packet.ipv4_udp(
+        "02:00:00:00:00:01", "02:00:00:00:00:02", "10.0.0.1", "10.0.0.2", 1000, 2, b""
+    )
     arp = udp[:12] + b"\x08\x06" + udp[14:]
     tcp = udp[:23] + b"\x06" + udp[24:]
-    for template, reason in [(arp, "ethertype 0x0806"), (tcp, "protocol 6"), (udp[:38], "UDP header")]:
+    for template, reason in [
+        (arp, "ethertype 0x0806"),
+        (tcp, "protocol 6"),
+        (udp[:38], "UDP header"),
+    ]:
         with pytest.raises(ValueError, match=f"src_ports=8 needs a UDP template.*{reason}"):
             afxdp.generate("lo", template, 1, src_ports=8)
-    with pytest.raises(ValueError, match="invalid src_ports 64537: the template's source port 1000"):
+    with pytest.raises(
+        ValueError, match="invalid src_ports 64537: the template's source port 1000"
+    ):
         afxdp.generate("lo", udp, 1, src_ports=64_537)  # 1000..65536: one too many
     with pytest.raises(TypeError, match="bytes-like"):
         afxdp.generate("lo", "not bytes", 1)  # type: ignore[arg-type]
@@ -537,8 +551,13 @@ def test_stub_signature_matches_the_runtime() -> None:
     (func,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "generate"]
     args = func.args
     positional = [a.arg for a in args.args]
-    defaults = [None] * (len(positional) - len(args.defaults)) + [ast.literal_eval(d) for d in args.defaults]
-    expected = [(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, d) for name, d in zip(positional, defaults, strict=True)]
+    defaults = [None] * (len(positional) - len(args.defaults)) + [
+        ast.literal_eval(d) for d in args.defaults
+    ]
+    expected = [
+        (name, inspect.Parameter.POSITIONAL_OR_KEYWORD, d)
+        for name, d in zip(positional, defaults, strict=True)
+    ]
     expected += [
         (a.arg, inspect.Parameter.KEYWORD_ONLY, ast.literal_eval(d))
         for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)

@@ -116,10 +116,18 @@ def _made_up(**changes: object) -> object:
         zc_max_segs=1,
     )
     fields: dict[str, object] = dict(
-        name="eth9", ifindex=7, mac="02:00:00:00:00:09", mtu=1500, flags=0x1 | 0x40,
-        operstate="up", driver=ifinfo.DriverInfo("ice", "6.18", "4.40", "0000:3b:00.0"),
-        channels=ifinfo.Channels(0, 0, 1, 64, 0, 0, 1, 8), rx_queues=8, tx_queues=8,
-        queues_source="ethtool", xdp_features=features,
+        name="eth9",
+        ifindex=7,
+        mac="02:00:00:00:00:09",
+        mtu=1500,
+        flags=0x1 | 0x40,
+        operstate="up",
+        driver=ifinfo.DriverInfo("ice", "6.18", "4.40", "0000:3b:00.0"),
+        channels=ifinfo.Channels(0, 0, 1, 64, 0, 0, 1, 8),
+        rx_queues=8,
+        tx_queues=8,
+        queues_source="ethtool",
+        xdp_features=features,
     )
     fields.update(changes)
     return ifinfo.InterfaceInfo(**fields)
@@ -142,8 +150,12 @@ def test_advice_for_each_kind_of_device() -> None:
 
 def test_format_info_of_a_zero_copy_nic() -> None:
     text = ifinfo.format_info(
-        _made_up(programs=(ifinfo.XdpProgram("native", 12, None),
-                           ifinfo.XdpProgram("generic", 13, "afxdp_redirect")))
+        _made_up(
+            programs=(
+                ifinfo.XdpProgram("native", 12, None),
+                ifinfo.XdpProgram("generic", 13, "afxdp_redirect"),
+            )
+        )
     )
     assert "driver:     ice  version 6.18  firmware 4.40  bus 0000:3b:00.0" in text
     assert "combined 8/64" in text and "queues:     rx 8  tx 8" in text
@@ -154,7 +166,13 @@ def test_format_info_of_a_zero_copy_nic() -> None:
 
 def test_feature_bits_are_named_as_in_netdev_yaml() -> None:
     assert netdev._names(0x7F | 0x100, netdev._XDP_ACT_NAMES) == (
-        "basic", "redirect", "ndo-xmit", "xsk-zerocopy", "hw-offload", "rx-sg", "ndo-xmit-sg",
+        "basic",
+        "redirect",
+        "ndo-xmit",
+        "xsk-zerocopy",
+        "hw-offload",
+        "rx-sg",
+        "ndo-xmit-sg",
         "bit-8",
     )
 

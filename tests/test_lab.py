@@ -431,7 +431,10 @@ def test_lab_command_without_privileges_is_one_line() -> None:
         pytest.skip("setpriv (util-linux) is not installed")
     out = subprocess.run(
         ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "afxdp.lab"],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
     )
     assert out.returncode == 1, out
     assert "Traceback" not in out.stderr
@@ -441,8 +444,13 @@ def test_lab_command_without_privileges_is_one_line() -> None:
 
 @pytest.mark.parametrize(("args", "named"), [(["--queues", "0"], "0"), (["--mtu", "67"], "67")])
 def test_lab_command_bad_option_is_a_usage_error(args: list[str], named: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "afxdp.lab", *args], capture_output=True,
-                         text=True, timeout=30, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [sys.executable, "-m", "afxdp.lab", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 2, out
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].endswith(f"not {named}"), out.stderr

@@ -36,8 +36,15 @@ def test_10000_create_use_close_cycles_leak_nothing(lab_factory) -> None:
     def cycles(queue: int, n: int) -> None:
         with lab.enter("a"):
             for _ in range(n):
-                sock = afxdp.Socket(lab.if_a, queue, umem=umems[queue], rx_size=64, tx_size=64,
-                                    fill_size=64, comp_size=64)
+                sock = afxdp.Socket(
+                    lab.if_a,
+                    queue,
+                    umem=umems[queue],
+                    rx_size=64,
+                    tx_size=64,
+                    fill_size=64,
+                    comp_size=64,
+                )
                 with sock:
                     batch = sock.alloc(1)
                     batch[0].write(payload)

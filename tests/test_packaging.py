@@ -37,7 +37,7 @@ def test_the_package_ships_the_examples_and_py_typed() -> None:
     assert (package / "py.typed").is_file()
     assert (package / "_native.pyi").is_file()
     assert sorted(p.name for p in labjobs.EXAMPLES_DIR.glob("*.py")) == EXAMPLE_NAMES
-    assert labjobs.EXAMPLES_DIR == package / "examples"
+    assert package / "examples" == labjobs.EXAMPLES_DIR
 
 
 @pytest.mark.parametrize("spelling", ["examples/l2fwd.py", "l2fwd.py", "l2fwd"])
@@ -64,8 +64,13 @@ def test_run_names_a_missing_script_and_the_shipped_ones(script, tmp_path, monke
 
 
 def test_lab_run_with_a_missing_script_is_a_usage_error_before_any_lab(tmp_path) -> None:
-    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--run", "examples/nosuch.py"],
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "afxdp", "lab", "--run", "examples/nosuch.py"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2, out
     assert out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr
     assert "no such script: 'examples/nosuch.py'" in out.stderr
@@ -75,9 +80,26 @@ def test_lab_run_with_a_missing_script_is_a_usage_error_before_any_lab(tmp_path)
 @pytest.mark.slow
 @pytest.mark.privileged
 def test_lab_run_examples_name_runs_the_shipped_example(tmp_path) -> None:
-    out = subprocess.run([sys.executable, "-m", "afxdp", "lab", "--duration", "1", "--rate", "500",
-                          "--run", "examples/rebroadcast.py", "--duration", "2"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "afxdp",
+            "lab",
+            "--duration",
+            "1",
+            "--rate",
+            "500",
+            "--run",
+            "examples/rebroadcast.py",
+            "--duration",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"running {labjobs.EXAMPLES_DIR / 'rebroadcast.py'} " in out.stdout, out.stdout
     assert re.search(r"rebroadcast [\d,]+ frames", out.stdout), out.stdout

@@ -167,8 +167,16 @@ def test_ipv4_udp_too_big() -> None:
         (lambda: dns_query_frame(MAC_A, MAC_B, IP_A, IP_B, src_port=65536), "65536"),
         (lambda: dns_query_frame(MAC_A, MAC_B, IP_A, IP_B, dst_port=99999), "99999"),
     ],
-    ids=["src-port", "dst-port", "ttl-256", "ttl-negative", "payload", "ethertype",
-         "dns-src-port", "dns-dst-port"],
+    ids=[
+        "src-port",
+        "dst-port",
+        "ttl-256",
+        "ttl-negative",
+        "payload",
+        "ethertype",
+        "dns-src-port",
+        "dns-dst-port",
+    ],
 )
 def test_builders_refuse_out_of_range_values_naming_them(call, named: str) -> None:
     """A ValueError naming the value, not struct.error (which `except ValueError` misses)."""
@@ -313,5 +321,10 @@ def test_describe_never_raises() -> None:
         assert isinstance(describe(frame[:cut]), str)
     assert describe(frame[:5]) == "truncated frame (5 bytes)"
     assert "ethertype 0x88cc" in describe(ethernet(MAC_B, MAC_A, 0x88CC, b""))
-    vlan = ethernet(MAC_B, MAC_A, 0x8100, struct.pack("!HH", 42, ETH_P_ARP) + arp_request(MAC_A, IP_A, IP_B)[14:])
+    vlan = ethernet(
+        MAC_B,
+        MAC_A,
+        0x8100,
+        struct.pack("!HH", 42, ETH_P_ARP) + arp_request(MAC_A, IP_A, IP_B)[14:],
+    )
     assert "vlan 42 ARP who-has" in describe(vlan)

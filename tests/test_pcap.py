@@ -49,15 +49,36 @@ def ipv6_udp(sport: int, dport: int, payload: bytes) -> bytes:
 def ipv4_icmp_echo(ident: int, seq: int) -> bytes:
     icmp = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"ping"
     icmp = icmp[:2] + packet.ipv4_checksum(icmp).to_bytes(2, "big") + icmp[4:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0x4000, 64, 1, 0,
-                     packet.ip4_bytes(IP_A), packet.ip4_bytes(IP_B))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(icmp),
+        0,
+        0x4000,
+        64,
+        1,
+        0,
+        packet.ip4_bytes(IP_A),
+        packet.ip4_bytes(IP_B),
+    )
     ip = ip[:10] + packet.ipv4_checksum(ip).to_bytes(2, "big") + ip[12:]
     return packet.ethernet(MAC_B, MAC_A, packet.ETH_P_IP, ip + icmp)
 
 
 def arp_request() -> bytes:
-    arp = struct.pack("!HHBBH6s4s6s4s", 1, packet.ETH_P_IP, 6, 4, 1, packet.mac_bytes(MAC_A),
-                      packet.ip4_bytes(IP_A), bytes(6), packet.ip4_bytes(IP_B))
+    arp = struct.pack(
+        "!HHBBH6s4s6s4s",
+        1,
+        packet.ETH_P_IP,
+        6,
+        4,
+        1,
+        packet.mac_bytes(MAC_A),
+        packet.ip4_bytes(IP_A),
+        bytes(6),
+        packet.ip4_bytes(IP_B),
+    )
     return packet.ethernet("ff:ff:ff:ff:ff:ff", MAC_A, packet.ETH_P_ARP, arp)
 
 
@@ -73,8 +94,10 @@ def random_frames(n: int, seed: int = 7) -> list[bytes]:
     """``n`` random frames of 1 to 9000 bytes (an empty frame cannot be written to a pcap file:
     see test_prop_codecs.py)."""
     rng = random.Random(seed)
-    return [rng.randbytes(rng.choice([1, 2, 14, 60, 61, 1514, 3000, 1 + rng.randrange(9000)]))
-            for _ in range(n)]
+    return [
+        rng.randbytes(rng.choice([1, 2, 14, 60, 61, 1514, 3000, 1 + rng.randrange(9000)]))
+        for _ in range(n)
+    ]
 
 
 # --- writing and reading -------------------------------------------------------------------------
@@ -264,13 +287,21 @@ def test_reader_reads_both_byte_orders_and_both_magics(tmp_path: Path) -> None:
         (b"\x0a\x0d\x0d\x0a" + bytes(40), "pcapng"),
         (b"GIF89a" + bytes(40), "magic 0x47494638"),
         (struct.pack("<IHHiIII", 0xA1B2C3D4, 1, 0, 0, 0, 65535, 1), "version 1.0"),
-        (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + bytes(10),
-         "record 0 at offset 24: truncated record header"),
-        (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-         + struct.pack("<IIII", 0, 0, 100, 100) + bytes(40),
-         "record 0 at offset 24: truncated: 40 of 100 bytes"),
-        (struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-         + struct.pack("<IIII", 0, 0, 0xFFFFFFF0, 0), "exceeds 262144"),
+        (
+            struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + bytes(10),
+            "record 0 at offset 24: truncated record header",
+        ),
+        (
+            struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+            + struct.pack("<IIII", 0, 0, 100, 100)
+            + bytes(40),
+            "record 0 at offset 24: truncated: 40 of 100 bytes",
+        ),
+        (
+            struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+            + struct.pack("<IIII", 0, 0, 0xFFFFFFF0, 0),
+            "exceeds 262144",
+        ),
     ],
 )
 def test_reader_explains_bad_files(tmp_path: Path, content: bytes, message: str) -> None:
@@ -326,13 +357,23 @@ def test_tcpdump_reads_our_files(tmp_path: Path) -> None:
     frames, paths = write_reference_files(tmp_path)
     for path in paths.values():
         # -Z root: as root, Debian's tcpdump would otherwise switch to a user that may not exist.
-        out = subprocess.run(["tcpdump", "-Z", "root", "-r", str(path), "-nn", "-tt", "--nano",
-                              "-xx"], capture_output=True, text=True, timeout=60, check=True).stdout
+        out = subprocess.run(
+            ["tcpdump", "-Z", "root", "-r", str(path), "-nn", "-tt", "--nano", "-xx"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         stamps = re.findall(r"^(\d+\.\d{9}) IP 10\.11\.0\.1\.(\d+) > 10\.11\.0\.2\.53: ", out, re.M)
         assert stamps == [(f"{1_700_000_000 + i}.125000000", str(40000 + i)) for i in range(40)]
-        dumps = [bytes.fromhex("".join(re.findall(r"^\t0x[0-9a-f]{4}:  ([0-9a-f ]+)", block, re.M))
-                               .replace(" ", ""))
-                 for block in re.split(r"^\d+\.\d{9} ", out, flags=re.M)[1:]]
+        dumps = [
+            bytes.fromhex(
+                "".join(re.findall(r"^\t0x[0-9a-f]{4}:  ([0-9a-f ]+)", block, re.M)).replace(
+                    " ", ""
+                )
+            )
+            for block in re.split(r"^\d+\.\d{9} ", out, flags=re.M)[1:]
+        ]
         assert dumps == [f[:1000] for f in frames]
 
 
@@ -342,37 +383,74 @@ def test_tcpdump_reads_our_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [
-        (udp4(), "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv4 10.11.0.1:9000 > 10.11.0.2:53 "
-                 "UDP len 11 (60 bytes)"),
-        (ipv6_udp(9000, 53, b"hello"),
-         "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv6 [2001:db8::1]:9000 > [2001:db8::2]:53 "
-         "UDP len 5 (67 bytes)"),
-        (arp_request(), "02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff ARP who-has 10.11.0.2 tell "
-                        "10.11.0.1 (60 bytes)"),
-        (vlan_tagged(udp4(), 42), "02:00:00:00:00:01 > 02:00:00:00:00:02 vlan 42 IPv4 "
-                                  "10.11.0.1:9000 > 10.11.0.2:53 UDP len 11 (64 bytes)"),
-        (vlan_tagged(udp4(), 7, 0x88A8),
-         "02:00:00:00:00:01 > 02:00:00:00:00:02 802.1ad vlan 7 IPv4 10.11.0.1:9000 > "
-         "10.11.0.2:53 UDP len 11 (64 bytes)"),
-        (vlan_tagged(ipv6_udp(1, 2, b""), 4095), "02:00:00:00:00:01 > 02:00:00:00:00:02 vlan 4095 "
-                                                 "IPv6 [2001:db8::1]:1 > [2001:db8::2]:2 UDP len 0 "
-                                                 "(66 bytes)"),
-        (ipv4_icmp_echo(77, 3), "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv4 10.11.0.1 > "
-                                "10.11.0.2 ICMP echo-request id 77 seq 3 (60 bytes)"),
-        (ipv6_frame(58, struct.pack("!BBHHH", 128, 0, 0, 5, 6)),
-         "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv6 2001:db8::1 > 2001:db8::2 ICMPv6 "
-         "echo-request id 5 seq 6 (62 bytes)"),
-        (ipv6_frame(6, struct.pack("!HHIIHHHH", 443, 50000, 99, 0, 0x5012, 0, 0, 0)),
-         "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv6 [2001:db8::1]:443 > [2001:db8::2]:50000 "
-         "TCP [SA] seq 99 (74 bytes)"),
-        (ipv6_frame(0, bytes([17, 0]) + bytes(6) + struct.pack("!HHHH", 5, 4789, 8, 0)),
-         "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv6 [2001:db8::1]:5 > [2001:db8::2]:4789 "
-         "UDP len 0 (70 bytes)"),
-        (packet.ethernet(MAC_B, MAC_A, 0x88CC, b"lldp"),
-         "02:00:00:00:00:01 > 02:00:00:00:00:02 ethertype 0x88cc (60 bytes)"),
+        (
+            udp4(),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv4 10.11.0.1:9000 > 10.11.0.2:53 "
+            "UDP len 11 (60 bytes)",
+        ),
+        (
+            ipv6_udp(9000, 53, b"hello"),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv6 [2001:db8::1]:9000 > [2001:db8::2]:53 "
+            "UDP len 5 (67 bytes)",
+        ),
+        (
+            arp_request(),
+            "02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff ARP who-has 10.11.0.2 tell 10.11.0.1 (60 bytes)",
+        ),
+        (
+            vlan_tagged(udp4(), 42),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 vlan 42 IPv4 "
+            "10.11.0.1:9000 > 10.11.0.2:53 UDP len 11 (64 bytes)",
+        ),
+        (
+            vlan_tagged(udp4(), 7, 0x88A8),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 802.1ad vlan 7 IPv4 10.11.0.1:9000 > "
+            "10.11.0.2:53 UDP len 11 (64 bytes)",
+        ),
+        (
+            vlan_tagged(ipv6_udp(1, 2, b""), 4095),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 vlan 4095 "
+            "IPv6 [2001:db8::1]:1 > [2001:db8::2]:2 UDP len 0 "
+            "(66 bytes)",
+        ),
+        (
+            ipv4_icmp_echo(77, 3),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv4 10.11.0.1 > "
+            "10.11.0.2 ICMP echo-request id 77 seq 3 (60 bytes)",
+        ),
+        (
+            ipv6_frame(58, struct.pack("!BBHHH", 128, 0, 0, 5, 6)),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv6 2001:db8::1 > 2001:db8::2 ICMPv6 "
+            "echo-request id 5 seq 6 (62 bytes)",
+        ),
+        (
+            ipv6_frame(6, struct.pack("!HHIIHHHH", 443, 50000, 99, 0, 0x5012, 0, 0, 0)),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv6 [2001:db8::1]:443 > [2001:db8::2]:50000 "
+            "TCP [SA] seq 99 (74 bytes)",
+        ),
+        (
+            ipv6_frame(0, bytes([17, 0]) + bytes(6) + struct.pack("!HHHH", 5, 4789, 8, 0)),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 IPv6 [2001:db8::1]:5 > [2001:db8::2]:4789 "
+            "UDP len 0 (70 bytes)",
+        ),
+        (
+            packet.ethernet(MAC_B, MAC_A, 0x88CC, b"lldp"),
+            "02:00:00:00:00:01 > 02:00:00:00:00:02 ethertype 0x88cc (60 bytes)",
+        ),
     ],
-    ids=["ipv4-udp", "ipv6-udp", "arp", "vlan", "802.1ad", "vlan-ipv6", "icmp", "icmpv6",
-         "ipv6-tcp", "ipv6-hop-by-hop", "other"],
+    ids=[
+        "ipv4-udp",
+        "ipv6-udp",
+        "arp",
+        "vlan",
+        "802.1ad",
+        "vlan-ipv6",
+        "icmp",
+        "icmpv6",
+        "ipv6-tcp",
+        "ipv6-hop-by-hop",
+        "other",
+    ],
 )
 def test_summary_of_known_frames(frame: bytes, expected: str) -> None:
     assert pcap.summary(frame) == expected
@@ -381,8 +459,16 @@ def test_summary_of_known_frames(frame: bytes, expected: str) -> None:
 
 
 def test_summary_never_raises_on_short_or_odd_frames() -> None:
-    samples = [b"", b"\x01" * 13, udp4()[:20], ipv6_udp(1, 2, b"x")[:30], ipv6_udp(1, 2, b"x")[:55],
-               vlan_tagged(b"", 1)[:16], arp_request()[:20], ipv4_icmp_echo(1, 1)[:35]]
+    samples = [
+        b"",
+        b"\x01" * 13,
+        udp4()[:20],
+        ipv6_udp(1, 2, b"x")[:30],
+        ipv6_udp(1, 2, b"x")[:55],
+        vlan_tagged(b"", 1)[:16],
+        arp_request()[:20],
+        ipv4_icmp_echo(1, 1)[:35],
+    ]
     for frame in samples + random_frames(300, seed=11):
         line = pcap.summary(frame)
         assert isinstance(line, str) and "\n" not in line
@@ -402,7 +488,8 @@ def test_hexdump_layout() -> None:
     assert pcap.hexdump(b"ABC") == "00000000  41 42 43" + " " * 42 + "|ABC|"
     assert pcap.hexdump(bytes(range(256)))[-18:] == "|................|"
     assert pcap.hexdump(b"0123456789") == (
-        "00000000  30 31 32 33 34 35 36 37  38 39                    |0123456789|")
+        "00000000  30 31 32 33 34 35 36 37  38 39                    |0123456789|"
+    )
 
 
 def undump(lines: list[str]) -> bytes:
@@ -425,9 +512,25 @@ def test_hexdump_round_trips() -> None:
 @pytest.mark.privileged
 def test_dumpframes_prints_each_matching_frame(lab) -> None:
     pytest.importorskip("afxdp._native")
-    dumper = lab.popen("b", [sys.executable, str(DUMPFRAMES), lab.if_b, "--count", "3",
-                             "--duration", "20", "--proto", "udp", "--port", "7777"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dumper = lab.popen(
+        "b",
+        [
+            sys.executable,
+            str(DUMPFRAMES),
+            lab.if_b,
+            "--count",
+            "3",
+            "--duration",
+            "20",
+            "--proto",
+            "udp",
+            "--port",
+            "7777",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert dumper.stdout is not None
     first = dumper.stdout.readline()
     assert first.startswith("dumping "), first + dumper.communicate(timeout=30)[1]
@@ -438,8 +541,15 @@ def test_dumpframes_prints_each_matching_frame(lab) -> None:
     sent = []
     with sender:
         for seq in range(6):  # odd ones go to port 7778: no rule matches, the kernel gets them
-            frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 5000 + seq,
-                                    7777 + seq % 2, b"dumpframes" + bytes([seq]) * (seq * 45))
+            frame = packet.ipv4_udp(
+                lab.mac_a,
+                lab.mac_b,
+                lab.ip_a,
+                lab.ip_b,
+                5000 + seq,
+                7777 + seq % 2,
+                b"dumpframes" + bytes([seq]) * (seq * 45),
+            )
             if seq % 2 == 0:
                 sent.append(frame)
             sender.send(frame)
@@ -458,8 +568,12 @@ def test_dumpframes_prints_each_matching_frame(lab) -> None:
 @pytest.mark.privileged
 def test_dumpframes_unknown_interface_is_one_line(lab) -> None:
     pytest.importorskip("afxdp._native")
-    out = lab.run("b", [sys.executable, str(DUMPFRAMES), "nosuch0", "--duration", "1"],
-                  check=False, timeout=60)
+    out = lab.run(
+        "b",
+        [sys.executable, str(DUMPFRAMES), "nosuch0", "--duration", "1"],
+        check=False,
+        timeout=60,
+    )
     assert out.returncode == 1
     assert out.stderr.strip() == 'dumpframes: no such network interface: "nosuch0"', out.stderr
     assert out.stdout == ""
@@ -468,12 +582,17 @@ def test_dumpframes_unknown_interface_is_one_line(lab) -> None:
 @pytest.mark.privileged
 def test_write_batch_of_a_real_frame_batch(lab, tmp_path: Path) -> None:
     afxdp = pytest.importorskip("afxdp")
-    frames = [packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 1, 2, bytes([i]) * i * 10)
-              for i in range(8)]
+    frames = [
+        packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 1, 2, bytes([i]) * i * 10)
+        for i in range(8)
+    ]
     with lab.enter("a"):
         sock = afxdp.Socket(lab.if_a, 0, rx_size=0)
-    with sock, sock.alloc(len(frames)) as batch, \
-            pcap.PcapWriter(tmp_path / "batch.pcap", snaplen=80) as writer:
+    with (
+        sock,
+        sock.alloc(len(frames)) as batch,
+        pcap.PcapWriter(tmp_path / "batch.pcap", snaplen=80) as writer,
+    ):
         for frame, data in zip(batch, frames, strict=True):
             frame.write(data)
         assert writer.write_batch(batch, 3.5) == len(frames)

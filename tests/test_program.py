@@ -97,10 +97,9 @@ def test_with_block_detaches(lab, mode: str) -> None:
 
 
 def test_with_block_detaches_on_exception(lab) -> None:
-    with pytest.raises(RuntimeError, match="boom"):
-        with attach(lab) as prog:
-            assert_attached(lab, "native")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), attach(lab) as prog:
+        assert_attached(lab, "native")
+        raise RuntimeError("boom")
     assert not prog.attached
     assert xdp_of(lab) is None
 

@@ -26,8 +26,6 @@ from hypothesis import strategies as st
 
 from prop_support import checksum, examples, internet_sum
 
-
-
 # conftest loads these from the source tree when the installed package does not import.
 packet = importlib.import_module("afxdp.packet")
 pcap = importlib.import_module("afxdp.pcap")

@@ -5,6 +5,7 @@ scapy is optional for afxdp; the test suite installs it (scripts/install-deps.sh
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -46,8 +47,15 @@ def test_sniff_receives_exactly_the_matching_frames(lab) -> None:
         with raw_sender(lab) as sender:
             for seq in range(30):
                 port = 7777 if seq % 3 else 7778  # the others stay with the kernel stack
-                frame = packet.ipv4_udp(lab.mac_a, lab.mac_b, lab.ip_a, lab.ip_b, 5000 + seq, port,
-                                        b"scapy" + bytes([seq]) * seq)
+                frame = packet.ipv4_udp(
+                    lab.mac_a,
+                    lab.mac_b,
+                    lab.ip_a,
+                    lab.ip_b,
+                    5000 + seq,
+                    port,
+                    b"scapy" + bytes([seq]) * seq,
+                )
                 sender.send(frame)
                 if port == 7777:
                     sent.append(frame)
@@ -74,8 +82,12 @@ def test_sendp_reaches_the_peer_stack_and_an_afxdp_sniffer(lab) -> None:
         udp.settimeout(0.5)
 
         def pkt(port: int, seq: int):
-            return (Ether(src=lab.mac_a, dst=lab.mac_b) / IP(src=lab.ip_a, dst=lab.ip_b)
-                    / UDP(sport=6000 + seq, dport=port) / Raw(b"sendp" + bytes([seq])))
+            return (
+                Ether(src=lab.mac_a, dst=lab.mac_b)
+                / IP(src=lab.ip_a, dst=lab.ip_b)
+                / UDP(sport=6000 + seq, dport=port)
+                / Raw(b"sendp" + bytes([seq]))
+            )
 
         to_afxdp = [pkt(7777, seq) for seq in range(20)]
         to_stack = [pkt(7778, seq) for seq in range(20)]
@@ -84,12 +96,11 @@ def test_sendp_reaches_the_peer_stack_and_an_afxdp_sniffer(lab) -> None:
         datagrams = []
         deadline = time.monotonic() + 5
         while len(datagrams) < 20 and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 datagrams.append(udp.recvfrom(2048))
-            except TimeoutError:
-                pass
-        assert sorted(datagrams) == sorted((b"sendp" + bytes([seq]), (lab.ip_a, 6000 + seq))
-                                           for seq in range(20))
+        assert sorted(datagrams) == sorted(
+            (b"sendp" + bytes([seq]), (lab.ip_a, 6000 + seq)) for seq in range(20)
+        )
         got = scapy_all.sniff(opened_socket=rx, count=20, timeout=10)
         assert [bytes(p) for p in got] == [bytes(p) for p in to_afxdp]
     assert tx.sock.closed and rx.sock.closed
@@ -97,8 +108,11 @@ def test_sendp_reaches_the_peer_stack_and_an_afxdp_sniffer(lab) -> None:
 
 @pytest.mark.privileged
 def test_wraps_an_open_socket_and_leaves_it_open(lab) -> None:
-    with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native") as prog, \
-            afxdp.Socket(lab.if_b, 0, program=prog) as sock:
+    with (
+        lab.enter("b"),
+        afxdp.Program.attach(lab.if_b, mode="native") as prog,
+        afxdp.Socket(lab.if_b, 0, program=prog) as sock,
+    ):
         with AfxdpScapySocket(sock=sock) as s:
             assert s.fileno() == sock.fileno()
             with raw_sender(lab) as sender:

@@ -38,7 +38,7 @@ MARK = b"AFXDP-STEER"
 DEADLINE = 20.0
 OTHER_IP = "10.11.0.77"  # an address nobody in the lab has: the target of test ARP requests
 
-# --- frames ------------------------------------------------------------------------------------
+# --- frames ---------------------------------------------------------------------------------------
 
 
 def marked(seq: int) -> bytes:
@@ -111,7 +111,7 @@ def icmp_echo(lab, seq: int) -> bytes:
     return packet.ethernet(lab.mac_b, lab.mac_a, 0x0800, bytes(ip) + body)
 
 
-# --- the two observers ---------------------------------------------------------------------------
+# --- the two observers ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -178,7 +178,9 @@ def steering(lab, rules=None, mode: str = "native") -> Iterator[Steering]:
         with lab.enter("b"):
             prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode=mode, rules=rules))
             sock = stack.enter_context(afxdp.Socket(lab.if_b, 0, program=prog, tx_size=0))
-            sniffer = stack.enter_context(socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)))
+            sniffer = stack.enter_context(
+                socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            )
             sniffer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
             sniffer.bind((lab.if_b, 0))
         with lab.enter("a"):
@@ -278,7 +280,11 @@ def test_udp_port_rule_sends_the_rest_to_the_kernel_stack(lab):
 def test_no_rules_takes_everything_and_empty_rules_restore_it(lab, mode):
     with steering(lab, rules=None, mode=mode) as st:
         assert st.prog.rules == []
-        frames = {0: udp4(lab, PORT_Q, 0), 1: arp_request(lab.mac_a, lab.ip_a, OTHER_IP, marked(1)), 2: icmp_echo(lab, 2)}
+        frames = {
+            0: udp4(lab, PORT_Q, 0),
+            1: arp_request(lab.mac_a, lab.ip_a, OTHER_IP, marked(1)),
+            2: icmp_echo(lab, 2),
+        }
         st.send(list(frames.values()))
         assert_split(st.drain(3), frames, {0, 1, 2})
         assert st.prog.rule_stats() == []
@@ -391,7 +397,8 @@ def test_changing_rules_under_traffic_loses_and_misdelivers_nothing(lab):
                 continue
             later = [i for i in range(current + 1, len(sets)) if decides(i)]
             assert later, (
-                f"frame {seq} to port {port} went to the {'socket' if went_to_socket else 'stack'}, "
+                f"frame {seq} to port {port} went to the "
+                f"{'socket' if went_to_socket else 'stack'}, "
                 f"which no rule set from {sets[current]} on explains"
             )
             current = later[0]
@@ -400,7 +407,7 @@ def test_changing_rules_under_traffic_loses_and_misdelivers_nothing(lab):
         assert per_port  # (ports are known: P, Q and R)
 
 
-# --- custom programs -------------------------------------------------------------------------------
+# --- custom programs ------------------------------------------------------------------------------
 
 
 def find_clang() -> str | None:
@@ -415,15 +422,30 @@ def custom_object(tmp_path_factory) -> Path:
     """tests/fixtures/custom_xdp.c compiled with clang, as a user would build their program."""
     clang = find_clang()
     if clang is None:
-        message = "clang is needed to build the custom XDP program (scripts/install-ebpf-toolchain.sh installs clang-22)"
+        message = (
+            "clang is needed to build the custom XDP program "
+            "(scripts/install-ebpf-toolchain.sh installs clang-22)"
+        )
         if os.environ.get("AFXDP_REQUIRE_PRIVILEGED") == "1":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     out = tmp_path_factory.mktemp("bpf") / "custom_xdp.o"
-    multiarch = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True).stdout.strip()
+    multiarch = subprocess.run(
+        ["gcc", "-print-multiarch"], capture_output=True, text=True
+    ).stdout.strip()
     subprocess.run(
-        [clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{multiarch or 'x86_64-linux-gnu'}",
-         "-c", str(FIXTURE_C), "-o", str(out)],
+        [
+            clang,
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            f"-I/usr/include/{multiarch or 'x86_64-linux-gnu'}",
+            "-c",
+            str(FIXTURE_C),
+            "-o",
+            str(out),
+        ],
         check=True,
     )
     return out
@@ -436,10 +458,18 @@ def test_custom_program_steers_by_its_own_logic(lab, custom_object, as_bytes):
     with ExitStack() as stack:
         with lab.enter("b"):
             prog = stack.enter_context(
-                afxdp.Program.load(obj, lab.if_b, program="steer_even_ports", xsk_map="xsks_by_queue", mode="native")
+                afxdp.Program.load(
+                    obj,
+                    lab.if_b,
+                    program="steer_even_ports",
+                    xsk_map="xsks_by_queue",
+                    mode="native",
+                )
             )
             sock = stack.enter_context(afxdp.Socket(lab.if_b, 0, program=prog, tx_size=0))
-            sniffer = stack.enter_context(socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)))
+            sniffer = stack.enter_context(
+                socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            )
             sniffer.bind((lab.if_b, 0))
         with lab.enter("a"):
             tx = stack.enter_context(socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
@@ -465,12 +495,19 @@ def test_register_at_a_key_spreads_one_queue_over_sockets(lab, custom_object):
     with ExitStack() as stack:
         with lab.enter("b"):
             prog = stack.enter_context(
-                afxdp.Program.load(custom_object, lab.if_b, program="steer_by_parity",
-                                   xsk_map="xsks_by_parity", mode="native")
+                afxdp.Program.load(
+                    custom_object,
+                    lab.if_b,
+                    program="steer_by_parity",
+                    xsk_map="xsks_by_parity",
+                    mode="native",
+                )
             )
             umem = afxdp.Umem()
-            even, odd = (stack.enter_context(afxdp.Socket(lab.if_b, 0, umem=umem, tx_size=0))
-                         for _ in range(2))
+            even, odd = (
+                stack.enter_context(afxdp.Socket(lab.if_b, 0, umem=umem, tx_size=0))
+                for _ in range(2)
+            )
         with lab.enter("a"):
             tx = stack.enter_context(socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
             tx.bind((lab.if_a, 0))
@@ -505,8 +542,11 @@ def test_register_at_a_key_spreads_one_queue_over_sockets(lab, custom_object):
 
 @pytest.mark.privileged
 def test_the_builtin_program_registers_at_the_queue_only(lab):
-    with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native") as prog, \
-            afxdp.Socket(lab.if_b, 0, tx_size=0) as sock:
+    with (
+        lab.enter("b"),
+        afxdp.Program.attach(lab.if_b, mode="native") as prog,
+        afxdp.Socket(lab.if_b, 0, tx_size=0) as sock,
+    ):
         with pytest.raises(ValueError, match=r"key 1: the built-in program redirects .* queue 0"):
             prog.register(sock, key=1)
         assert not sock.registered
@@ -517,25 +557,40 @@ def test_the_builtin_program_registers_at_the_queue_only(lab):
 @pytest.mark.privileged
 def test_custom_object_built_with_aya_loads_by_name(lab):
     """The built-in object is an aya-built object like any user's: load it by its names."""
-    with lab.enter("b"):
-        with afxdp.Program.load(BUILTIN_OBJECT, lab.if_b, program="afxdp_redirect", xsk_map="XSKS") as prog:
-            assert prog.attached and prog.program_name == "afxdp_redirect"
-            assert prog.map_size >= 1
+    with (
+        lab.enter("b"),
+        afxdp.Program.load(
+            BUILTIN_OBJECT, lab.if_b, program="afxdp_redirect", xsk_map="XSKS"
+        ) as prog,
+    ):
+        assert prog.attached and prog.program_name == "afxdp_redirect"
+        assert prog.map_size >= 1
 
 
 @pytest.mark.privileged
 def test_custom_program_errors_name_what_is_wrong(lab, custom_object, tmp_path):
     with lab.enter("b"):
-        with pytest.raises(ValueError, match=r'no program named "nope" \(its programs: .*steer_even_ports'):
+        with pytest.raises(
+            ValueError, match=r'no program named "nope" \(its programs: .*steer_even_ports'
+        ):
             afxdp.Program.load(custom_object, lab.if_b, program="nope", xsk_map="xsks_by_queue")
         with pytest.raises(ValueError, match=r'no map named "nope" \(its maps: .*xsks_by_queue'):
             afxdp.Program.load(custom_object, lab.if_b, program="steer_even_ports", xsk_map="nope")
-        with pytest.raises(ValueError, match=r"map `even_count` .* is an array map .*not an XSKMAP"):
-            afxdp.Program.load(custom_object, lab.if_b, program="steer_even_ports", xsk_map="even_count")
-        with pytest.raises(ValueError, match=r"3 XDP programs \(steer_by_parity, steer_even_ports, unchecked_read\)"):
+        with pytest.raises(
+            ValueError, match=r"map `even_count` .* is an array map .*not an XSKMAP"
+        ):
+            afxdp.Program.load(
+                custom_object, lab.if_b, program="steer_even_ports", xsk_map="even_count"
+            )
+        with pytest.raises(
+            ValueError,
+            match=r"3 XDP programs \(steer_by_parity, steer_even_ports, unchecked_read\)",
+        ):
             afxdp.Program.load(custom_object, lab.if_b, xsk_map="xsks_by_queue")
         with pytest.raises(afxdp.VerifierError) as rejected:
-            afxdp.Program.load(custom_object, lab.if_b, program="unchecked_read", xsk_map="xsks_by_queue")
+            afxdp.Program.load(
+                custom_object, lab.if_b, program="unchecked_read", xsk_map="xsks_by_queue"
+            )
         err = rejected.value
         assert isinstance(err, OSError) and err.errno is not None
         assert err.program == "unchecked_read"
