@@ -9,6 +9,7 @@ import select
 import signal
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 
@@ -63,9 +64,10 @@ def receive_numbered(pair: Pair, count: int, timeout: float = 5.0) -> list[int]:
     return got
 
 
-def in_child(body) -> dict:
+def in_child(body, timeout: float = 20) -> dict:
     """Forks; the child runs `body()` (which returns a JSON-able dict) and exits at once without
-    returning into pytest. Returns the child's dict. A watchdog kills a child that hangs."""
+    returning into pytest. Returns the child's dict. A watchdog kills a child that hangs for
+    `timeout` seconds (the test fails)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
@@ -82,7 +84,7 @@ def in_child(body) -> dict:
     os.close(write_end)
     chunks = []
     hung = True
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + timeout
     try:
         while True:
             left = deadline - time.monotonic()
@@ -140,6 +142,13 @@ def test_forked_child_cannot_use_the_parents_objects_and_the_parent_keeps_workin
             attempt("prog.unregister", lambda: prog.unregister(0)),
             attempt("prog.rule_stats", lambda: prog.rule_stats()),
             attempt("prog.set_rules", lambda: prog.set_rules([])),
+            # Reads of the parent's shared state (the frame table, the program's rules).
+            attempt("tx.in_flight", lambda: tx.in_flight),
+            attempt("tx.tx_timestamps", lambda: tx.tx_timestamps()),
+            attempt("rx.fill_target", lambda: rx.fill_target),
+            attempt("rx.registered", lambda: rx.registered),
+            attempt("prog.rules", lambda: prog.rules),
+            attempt("prog.map_size", lambda: prog.map_size),
         ]
         # Closing the child's copies must not touch what the parent uses.
         held.release()
@@ -204,6 +213,94 @@ def test_a_batch_released_in_a_forked_child_hands_no_frame_to_the_kernel(lab) ->
             batch.release()
         send_numbered(pair, 200, 16)
         assert sorted(receive_numbered(pair, 16)) == list(range(200, 216))
+
+
+@privileged
+def test_a_child_forked_while_set_rules_waits_gets_runtimeerror_not_a_hang(lab) -> None:
+    # set_rules holds its turn while it waits for RCU without the GIL; a child forked then
+    # has a copy of the turn that nothing will ever free. Its set_rules must raise (the
+    # program is the parent's), not wait for the turn forever.
+    with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native") as prog:
+        stop = time.monotonic() + 3
+        calls = 0
+
+        def churn() -> None:
+            nonlocal calls
+            while time.monotonic() < stop:
+                prog.set_rules([afxdp.Rule(ip_proto=17)] if calls % 2 else [])
+                calls += 1
+
+        worker = threading.Thread(target=churn)
+        worker.start()
+        try:
+            time.sleep(0.1)
+            outcomes = [
+                in_child(lambda: attempt("set_rules", lambda: prog.set_rules([])), timeout=5)
+                for _ in range(4)
+            ]
+        finally:
+            worker.join(10)
+        assert not worker.is_alive() and calls > 4
+        for outcome in outcomes:
+            assert outcome.get("type") == "RuntimeError", outcome
+            assert "cannot be used after fork()" in outcome["message"], outcome
+        # The parent's program is untouched and takes new rules.
+        prog.set_rules([afxdp.Rule(ip_proto=6)])
+        assert [r.ip_proto for r in prog.rules] == [6]
+
+
+@privileged
+def test_a_child_letting_go_of_a_port_leaves_the_parents_port_waiting(lab) -> None:
+    # The child's copy of a Port shares the parent's eventfd and epoll set: its close (or its
+    # garbage collection at exit) must not signal them, or the parent's port.fileno() stays
+    # readable for good and every wait of the parent's recv returns at once (a busy loop).
+    with lab.enter("b"), afxdp.Port(lab.if_b, mode="native") as port:
+        fd = port.fileno()
+        assert not select.select([fd], [], [], 0)[0]
+
+        def child() -> dict:
+            close = attempt("port.close", port.close)
+            return {"close": close, "closed": port.closed}
+
+        outcome = in_child(child)
+        assert outcome == {
+            "close": {"what": "port.close", "type": None, "message": "None"},
+            "closed": True,
+        }, outcome
+        assert not port.closed
+        assert not select.select([fd], [], [], 0)[0], "the child's close woke the parent's port"
+        cpu, wall = time.process_time(), time.monotonic()
+        with port.recv(64, timeout=0.5) as batch:
+            assert len(batch) == 0
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        assert wall >= 0.45 and cpu < 0.25, (wall, cpu)
+
+
+@privileged
+def test_closing_one_of_two_sockets_on_a_queue_in_a_child_does_not_crash_it(lab) -> None:
+    # Two sockets of one Umem on one queue share its fill and completion rings, whose cursors
+    # run on the first socket's mapping. Closing that socket moves them to the next one's:
+    # in a forked child, which has no mapping of the rings (MADV_DONTFORK), that read
+    # crashed the child (SIGSEGV). The parent's sockets keep working.
+    with lab.enter("b"):
+        umem = afxdp.Umem(256, FRAME_SIZE)
+        first = afxdp.Socket(lab.if_b, 0, umem=umem, rx_size=64, tx_size=64)
+        second = afxdp.Socket(lab.if_b, 0, umem=umem, rx_size=64, tx_size=64)
+    try:
+        assert second.shares_fill_ring
+
+        def child() -> dict:
+            first.close()
+            second.close()
+            return {"closed": first.closed and second.closed}
+
+        assert in_child(child) == {"closed": True}
+        assert not first.closed and not second.closed
+        assert first.fill_target > 0 and second.rx_available == 0
+    finally:
+        second.close()
+        first.close()
+        umem.close()
 
 
 # --- CAP_PERFMON -------------------------------------------------------------------------------

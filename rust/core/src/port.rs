@@ -22,7 +22,7 @@ use crate::bpf::XdpProgram;
 use crate::error::{Error, Result};
 use crate::socket::{RxView, Socket, SocketConfig, Stats};
 use crate::sys::epoll::{Epoll, EventFd};
-use crate::sys::{Interface, XdpStatistics};
+use crate::sys::{ForkGuard, Interface, XdpStatistics};
 use crate::umem::{Batch, Umem, UmemConfig};
 
 /// The epoll token of the close wakeup (queue tokens are socket positions).
@@ -37,6 +37,9 @@ pub struct PortWaiter {
     epoll: Epoll,
     wake: EventFd,
     closed: AtomicBool,
+    /// A forked child shares the eventfd (and the epoll set) with the parent: its close must
+    /// not signal it, or the parent's waits would return at once for good.
+    guard: ForkGuard,
 }
 
 impl PortWaiter {
@@ -48,7 +51,7 @@ impl PortWaiter {
         for (i, fd) in fds.into_iter().enumerate() {
             epoll.add_readable(fd, i as u64)?;
         }
-        Ok(PortWaiter { epoll, wake, closed: AtomicBool::new(false) })
+        Ok(PortWaiter { epoll, wake, closed: AtomicBool::new(false), guard: ForkGuard::new() })
     }
 
     /// Waits up to `timeout` for a socket to have received frames, or for [`close`]; returns
@@ -66,10 +69,13 @@ impl PortWaiter {
     }
 
     /// Marks the port closed and wakes every thread waiting in [`wait`](PortWaiter::wait)
-    /// (the eventfd stays readable, so later waits return at once too). Idempotent.
+    /// (the eventfd stays readable, so later waits return at once too). Idempotent. In a
+    /// forked child it only marks the child's copy: the eventfd is the parent's too.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.wake.signal();
+        if !self.guard.forked() {
+            self.wake.signal();
+        }
     }
 
     /// Whether [`close`](PortWaiter::close) was called.

@@ -233,7 +233,7 @@ pub fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 
 /// The longest a waiting call sleeps without the GIL before it looks at signals (Ctrl-C) and
 /// at `close()` from another thread.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
+pub const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// The next sleep of a wait that ends at `deadline` (None: never): [`WAIT_SLICE`] or what is
 /// left, whichever is shorter (zero once the deadline has passed).

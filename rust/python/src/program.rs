@@ -97,10 +97,12 @@ impl PyProgram {
         Error::value(format!("the program on {:?} is detached", self.ifname))
     }
 
-    /// Runs `f` on the attached program, under its lock: `f` must not run Python code.
+    /// Runs `f` on the attached program, under its lock: `f` must not run Python code. In a
+    /// forked child it raises RuntimeError instead (the program is the parent's).
     fn with<R>(&self, f: impl FnOnce(&mut XdpProgram) -> afxdp::Result<R>) -> Result<R> {
         let mut g = lock(&self.prog);
         let p = g.as_mut().ok_or_else(|| self.detached())?;
+        p.check_fork()?;
         Ok(f(p)?)
     }
 }
@@ -195,7 +197,7 @@ impl PyProgram {
         // The program's lock is held for each step, never across a wait (another thread
         // holding the GIL would block on it while this one needs the GIL back). The turn keeps
         // two calls from interleaving their steps.
-        let _turn = self.rules_turn.enter(py);
+        let _turn = self.rules_turn.enter(py, || self.with(|_| Ok(())))?;
         let staged = self.with(|p| p.stage_rules(&rules))?;
         py.detach(afxdp::sys::synchronize_rcu);
         self.with(|p| p.activate_rules(staged))?;

@@ -65,10 +65,14 @@ pub struct PySocket {
 pub use afxdp::socket::{POLLIN, POLLOUT};
 
 impl PySocket {
-    /// Runs `f` on the open socket, under its lock: `f` must not run Python code.
+    /// Runs `f` on the open socket, under its lock: `f` must not run Python code. In a forked
+    /// child it raises RuntimeError instead (the socket, its rings and frames are the
+    /// parent's), also for what the core reads without a check (`in_flight`, the tx
+    /// timestamps, `fill_target`).
     fn with<R>(&self, f: impl FnOnce(&mut Socket) -> afxdp::Result<R>) -> Result<R> {
         let mut g = lock(&self.sock);
         let s = g.as_mut().ok_or_else(|| Error::closed("Socket"))?;
+        s.check_fork()?;
         Ok(f(s)?)
     }
 

@@ -9,6 +9,9 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use pyo3::Python;
 
+use crate::convert::WAIT_SLICE;
+use crate::errors::Result;
+
 /// Locks a mutex; poisoning cannot leave our state half-updated (each update is one
 /// assignment), so a poisoned lock is used as is.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -29,16 +32,26 @@ pub struct Turnstile {
 pub struct Turn<'a>(&'a Turnstile);
 
 impl Turnstile {
-    /// Waits (without the GIL) until no one else holds a turn, and takes it.
-    pub fn enter(&self, py: Python<'_>) -> Turn<'_> {
-        py.detach(|| {
-            let mut busy = lock(&self.busy);
-            while *busy {
-                busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+    /// Waits (without the GIL) until no one else holds a turn, and takes it. The wait runs in
+    /// slices of [`WAIT_SLICE`]: before each, `check` runs (with the GIL) and its error ends
+    /// the wait (the object closed, or a forked child, whose copy of the turn may be held by a
+    /// thread it does not have); after each, Python's signal handlers run.
+    pub fn enter(&self, py: Python<'_>, check: impl Fn() -> Result<()>) -> Result<Turn<'_>> {
+        loop {
+            check()?;
+            let taken = py.detach(|| {
+                let busy = lock(&self.busy);
+                let (mut busy, _) = self
+                    .freed
+                    .wait_timeout_while(busy, WAIT_SLICE, |busy| *busy)
+                    .unwrap_or_else(|e| e.into_inner());
+                !std::mem::replace(&mut *busy, true)
+            });
+            if taken {
+                return Ok(Turn(self));
             }
-            *busy = true;
-        });
-        Turn(self)
+            py.check_signals()?;
+        }
     }
 }
 

@@ -239,7 +239,14 @@ impl QueuePool {
     /// Removes member `id` (its socket is closing): when the cursors ran on its mapping, they
     /// are dropped and rebuilt on the next member's, from the indices in memory (no
     /// reservation is ever left open across the lock).
+    ///
+    /// In a forked child it does nothing: the rings are the parent's (the child has no
+    /// mapping of them, `MADV_DONTFORK`, so rebuilding the cursors on the next member's would
+    /// read unmapped memory), and the lock may have been copied held.
     pub(super) fn leave(&self, id: u64) {
+        if self.umem.check_fork().is_err() {
+            return;
+        }
         let mut rings = self.rings();
         self.topped_up.store(false, Ordering::Release);
         let Some(pos) = rings.members.iter().position(|m| m.id == id) else { return };
@@ -263,7 +270,11 @@ impl QueuePool {
 
 impl Drop for QueuePool {
     fn drop(&mut self) {
-        self.umem.remove_pool(self.id);
+        // Not in a forked child: its copy of the table is never used again, and its lock may
+        // have been copied held by a thread the child does not have.
+        if self.umem.check_fork().is_ok() {
+            self.umem.remove_pool(self.id);
+        }
     }
 }
 

@@ -428,11 +428,14 @@ impl Batch {
         }
         let n = self.frames.len();
         let frames = std::mem::take(&mut self.frames);
-        // Not in a forked child: the rings are the parent's (the child has no mapping of them,
-        // `MADV_DONTFORK`), and so are the frames on them.
-        if self.umem.check_fork().is_ok()
-            && let Some(refill) = self.refill.as_ref().and_then(Weak::upgrade)
-        {
+        // In a forked child the frames are the parent's, and so are the rings (the child has
+        // no mapping of them, `MADV_DONTFORK`): nothing is handed back, not even to the
+        // child's copy of the table, which is never used again and whose lock may have been
+        // copied held by a thread the child does not have.
+        if self.umem.check_fork().is_err() {
+            return;
+        }
+        if let Some(refill) = self.refill.as_ref().and_then(Weak::upgrade) {
             refill.put_back(frames);
             return;
         }
