@@ -28,6 +28,28 @@ PRELUDE = textwrap.dedent(
     import afxdp
     faulthandler.dump_traceback_later({WATCHDOG}, exit=True)
     ifname = sys.argv[1]
+
+    # Runs call() in a thread, lets it block for 0.3 s, then runs close(); returns call's
+    # value, its exception and the seconds from close() to its return.
+    def woken_by(call, close):
+        result = {{}}
+
+        def waiter():
+            try:
+                result["value"] = call()
+            except BaseException as e:
+                result["error"] = e
+            result["at"] = time.monotonic()
+
+        t = threading.Thread(target=waiter, daemon=True)
+        t.start()
+        time.sleep(0.3)
+        assert t.is_alive(), result
+        closed_at = time.monotonic()
+        close()
+        t.join(3)
+        assert not t.is_alive(), "the waiter is still blocked 3 s after close()"
+        return result.get("value"), result.get("error"), result["at"] - closed_at
     """
 )
 
@@ -176,26 +198,9 @@ def test_close_wakes_a_thread_waiting_forever(lab, call: str) -> None:
         lab,
         f"""
         sock = afxdp.Socket(ifname, 0)  # registered nowhere: nothing ever arrives
-        result = {{}}
-
-        def waiter():
-            try:
-                result["value"] = {call}
-            except BaseException as e:
-                result["error"] = e
-            result["at"] = time.monotonic()
-
-        t = threading.Thread(target=waiter, daemon=True)
-        t.start()
-        time.sleep(0.3)
-        assert t.is_alive(), result
-        closed_at = time.monotonic()
-        sock.close()
-        t.join(3)
-        assert not t.is_alive(), "the waiter is still blocked 3 s after close()"
-        error = result.get("error")
-        assert isinstance(error, ValueError) and "closed" in str(error), result
-        assert result["at"] - closed_at < 1.0, result["at"] - closed_at
+        value, error, took = woken_by(lambda: {call}, sock.close)
+        assert isinstance(error, ValueError) and "closed" in str(error), (value, error)
+        assert took < 1.0, took
         # The fd is closed: the same queue can be bound again (the kernel frees a queue
         # asynchronously, so EBUSY for a few ms is normal; forever is not).
         for attempt in range(100):
@@ -224,26 +229,9 @@ def test_iterator_close_wakes_a_thread_iterating_forever(lab, source: str, coale
         f"""
         src = {source}  # registered nowhere: nothing ever arrives
         it = src.batches(64, timeout=None, coalesce={coalesce})
-        result = {{"batches": 0}}
-
-        def iterate():
-            try:
-                for _ in it:
-                    result["batches"] += 1
-            except BaseException as e:
-                result["error"] = e
-            result["at"] = time.monotonic()
-
-        t = threading.Thread(target=iterate, daemon=True)
-        t.start()
-        time.sleep(0.3)
-        assert t.is_alive(), result
-        closed_at = time.monotonic()
-        it.close()
-        t.join(3)
-        assert not t.is_alive(), "the iterating thread is still blocked 3 s after it.close()"
-        assert "error" not in result and result["batches"] == 0, result
-        assert result["at"] - closed_at < 0.6, result["at"] - closed_at
+        batches, error, took = woken_by(lambda: sum(1 for _ in it), it.close)
+        assert error is None and batches == 0, (batches, error)
+        assert took < 0.6, took
         assert it.closed and not src.closed
         with src.recv(64, timeout=0) as batch:
             assert len(batch) == 0
