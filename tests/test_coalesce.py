@@ -92,8 +92,10 @@ def test_with_nothing_ready_after_the_sleep_the_first_frame_ends_the_wait(lab) -
     with socket_pair(lab) as p:
         # The sleep (0.1 s) ends with nothing ready; the frame sent at 0.5 s must end the wait
         # long before the 5 s timeout.
-        sender = later(0.5, lambda: p.tx.send_packets(numbered_run(lab, 7, 1)))
+        # The clock is read before the sender's sleep starts, so `took` cannot come out below
+        # 0.5 s when the frame ends the wait.
         start = time.monotonic()
+        sender = later(0.5, lambda: p.tx.send_packets(numbered_run(lab, 7, 1)))
         with p.rx.recv(64, timeout=5.0, coalesce=0.1) as batch:
             took = time.monotonic() - start
             assert seqs(batch) == [7]
