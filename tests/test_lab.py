@@ -414,6 +414,55 @@ def test_process_ending_removes_labs(privileged: None, ending: str) -> None:
     assert not names & existing_namespaces()
 
 
+FORKING_CHILD = """
+import multiprocessing, os
+lab = lab_module.Lab()
+print(lab.ns_a, lab.ns_b, flush=True)
+pid = os.fork()
+if pid == 0:
+    lab.close()  # the child's copy: must remove nothing
+    sys.exit(0)  # the child's exit handlers: must remove nothing either
+os.waitpid(pid, 0)
+worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(10,))
+worker.start()
+time.sleep(0.3)
+worker.terminate()  # SIGTERM: the inherited handler must not remove the parent's lab
+worker.join(5)
+print(worker.exitcode, flush=True)
+sys.stdin.readline()
+lab.close()
+"""
+
+
+@pytest.mark.privileged
+def test_a_forked_child_never_removes_its_parents_lab(privileged: None) -> None:
+    names: set[str] = set()
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD_PRELUDE + FORKING_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        try:
+            assert child.stdout is not None
+            names = set(child.stdout.readline().split())
+            assert len(names) == 2, child.stderr.read() if child.stderr else ""
+            exitcode = child.stdout.readline().strip()
+            assert exitcode == str(-signal.SIGTERM), exitcode
+            assert names <= existing_namespaces(), "a child removed the parent's lab"
+            _, stderr = child.communicate(input="\n", timeout=20)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            leftover = names & existing_namespaces()
+            for name in leftover:  # (only on a failure: then removed here)
+                subprocess.run(["ip", "netns", "delete", name], check=False)
+    assert child.returncode == 0, stderr
+    assert not leftover
+
+
 # --- unprivileged --------------------------------------------------------------------------------
 
 

@@ -24,6 +24,8 @@ What the lab sets up, and why:
 Everything is removed by :meth:`Lab.close` (idempotent, also called by ``__exit__``, at interpreter
 exit, and on SIGTERM when no other handler is installed). The veth is deleted explicitly first, so
 it is gone (and any XDP program detached) even if a process or socket keeps a namespace alive.
+A lab belongs to the process that made it: a forked child (``os.fork``, ``multiprocessing``'s
+fork) never removes it, neither by ``close()`` nor at its exit nor on its SIGTERM.
 
 This module is stdlib-only and imports only :mod:`afxdp.netdev` from the package, so the
 test-suite can load it without the compiled extension.
@@ -223,6 +225,20 @@ _terminating = False
 _sigterm_installed = False
 
 
+def _forget_labs_in_child() -> None:
+    """After ``fork()``, in the child: the labs are the parent's, so the child's exit and SIGTERM
+    cleanup must not see them, and the lock may have been copied held by a thread the child does
+    not have (a fresh one replaces it)."""
+    global _state, _sigterm_pending, _terminating
+    _state = threading.Condition(threading.RLock())
+    _live_labs.clear()
+    _busy.clear()
+    _sigterm_pending = _terminating = False
+
+
+os.register_at_fork(after_in_child=_forget_labs_in_child)
+
+
 @contextlib.contextmanager
 def _critical() -> Iterator[None]:
     """Mark lab construction or teardown, which SIGTERM cleanup must not interrupt."""
@@ -342,6 +358,7 @@ class Lab:
         self.ip_a, self.ip_b = IP_A, IP_B
         self.prefix_len = PREFIX_LEN
         self._closed = False
+        self._pid = os.getpid()  # a forked child's close() removes nothing
         self._close_lock = threading.RLock()  # serialises close() across threads
         self._children: list[subprocess.Popen[Any]] = []
         self._owned_netns: list[str] = []  # only what this lab created is ever deleted
@@ -532,9 +549,15 @@ class Lab:
         detaches XDP programs and unbinds AF_XDP sockets), then deletes each namespace, retrying
         briefly on EBUSY, and verifies that its ``/run/netns`` entry is gone.
 
+        In a forked child it removes nothing (the lab is its parent's) and only marks this
+        process's copy closed.
+
         Raises:
             RuntimeError: a namespace could not be removed (its name is in the message).
         """
+        if os.getpid() != self._pid:
+            self._closed = True
+            return
         with self._close_lock, _critical():
             if self._closed:
                 return
