@@ -3,10 +3,13 @@ built-in program without CAP_PERFMON. Each test failed on the code before the fi
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import select
 import signal
+import socket
 import sys
 import textwrap
 import threading
@@ -301,6 +304,48 @@ def test_closing_one_of_two_sockets_on_a_queue_in_a_child_does_not_crash_it(lab)
         second.close()
         first.close()
         umem.close()
+
+
+@privileged
+@pytest.mark.parametrize("ending", ["close", "collect"])
+def test_a_socket_let_go_while_a_forked_child_lives_leaves_no_stale_xskmap_entry(
+    lab, ending: str
+) -> None:
+    # The kernel removes a socket's XSKMAP entry when the socket is released, and a forked
+    # child's copy of its descriptor delays that until the child exits: meanwhile the program
+    # redirected the queue's packets to a socket nobody reads. Closing (or collecting) the
+    # socket removes its entry itself, so they reach the kernel stack again at once.
+    with lab.enter("b"):
+        prog = afxdp.Program.attach(lab.if_b, mode="native")
+        sock = afxdp.Socket(lab.if_b, 0, program=prog)
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with lab.enter("a"):
+        source = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    pid = os.fork()
+    if pid == 0:  # holds copies of every descriptor, then exits without cleanup
+        time.sleep(5)
+        os._exit(0)
+    try:
+        sink.bind((lab.ip_b, 9999))
+        sink.settimeout(0.1)
+        if ending == "close":
+            sock.close()
+        else:
+            del sock
+            gc.collect()
+        got = []
+        deadline = time.monotonic() + 2
+        while not got and time.monotonic() < deadline:
+            source.sendto(b"to the stack", (lab.ip_b, 9999))
+            with contextlib.suppress(TimeoutError):
+                got.append(sink.recv(64))
+        assert got == [b"to the stack"], "the queue still went to the socket let go of"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        sink.close()
+        source.close()
+        prog.close()
 
 
 # --- CAP_PERFMON -------------------------------------------------------------------------------

@@ -193,6 +193,17 @@ impl PySocket {
     }
 }
 
+impl Drop for PySocket {
+    /// A socket collected without `close()` leaves no XSKMAP entry behind either (see
+    /// [`PyProgram::forget_socket`]).
+    fn drop(&mut self) {
+        let sock = lock(&self.sock);
+        if let (Some(s), Some(p)) = (sock.as_ref(), lock(&self.program).as_ref()) {
+            p.get().forget_socket(s.fd());
+        }
+    }
+}
+
 #[pymethods]
 impl PySocket {
     #[new]
@@ -440,10 +451,13 @@ impl PySocket {
     /// waiting in `recv`/`poll` raises ValueError (closed) within 0.1 s, and the fd closes then.
     pub(crate) fn close(&self, py: Python<'_>) {
         let sock = lock(&self.sock).take();
+        let program = lock(&self.program).take();
+        if let (Some(s), Some(p)) = (&sock, &program) {
+            p.get().forget_socket(s.fd());
+        }
         if let Some(sock) = sock {
             py.detach(move || drop(sock));
         }
-        let program = lock(&self.program).take();
         drop(program);
     }
 
