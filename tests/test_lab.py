@@ -372,6 +372,19 @@ CHILD_PRELUDE = textwrap.dedent(f"""
     spec.loader.exec_module(lab_module)
 """)
 
+
+def lab_child(script: str) -> subprocess.Popen[str]:
+    """A Python process running CHILD_PRELUDE + `script`, its stdin, stdout and stderr piped
+    (text)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD_PRELUDE + script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 # Each child waits on stdin rather than sleeping, so it also ends when this process dies.
 CHILD_SCRIPTS = {
     "sigterm": "lab = lab_module.Lab()\nprint(lab.ns_a, lab.ns_b, flush=True)\n"
@@ -387,13 +400,7 @@ CHILD_SCRIPTS = {
 @pytest.mark.parametrize("ending", ["sigterm", "sigint", "atexit"])
 def test_process_ending_removes_labs(privileged: None, ending: str) -> None:
     names: set[str] = set()
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD_PRELUDE + CHILD_SCRIPTS[ending]],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as child:
+    with lab_child(CHILD_SCRIPTS[ending]) as child:
         try:
             assert child.stdout is not None
             names = set(child.stdout.readline().split())
@@ -437,13 +444,7 @@ lab.close()
 @pytest.mark.privileged
 def test_a_forked_child_never_removes_its_parents_lab(privileged: None) -> None:
     names: set[str] = set()
-    with subprocess.Popen(
-        [sys.executable, "-c", CHILD_PRELUDE + FORKING_CHILD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as child:
+    with lab_child(FORKING_CHILD) as child:
         try:
             assert child.stdout is not None
             names = set(child.stdout.readline().split())
