@@ -348,6 +348,30 @@ def test_a_socket_let_go_while_a_forked_child_lives_leaves_no_stale_xskmap_entry
         prog.close()
 
 
+@privileged
+def test_program_close_detaches_it_while_a_forked_child_lives(lab) -> None:
+    # A forked child holds a copy of the program's BPF link descriptor, and closing the last
+    # copy is what detaches a link: the parent's close() left the program on the interface
+    # until the child exited (a new attach failed with EBUSY). It now detaches it through the
+    # kernel (BPF_LINK_DETACH).
+    with lab.enter("b"):
+        prog = afxdp.Program.attach(lab.if_b, mode="native")
+        sock = afxdp.Socket(lab.if_b, 0, program=prog)
+    pid = os.fork()
+    if pid == 0:  # holds copies of every descriptor, then exits without cleanup
+        time.sleep(5)
+        os._exit(0)
+    try:
+        sock.close()
+        prog.close()
+        assert not prog.attached
+        with lab.enter("b"), afxdp.Program.attach(lab.if_b, mode="native") as again:
+            assert again.attached
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
 # --- CAP_PERFMON -------------------------------------------------------------------------------
 
 PERFMON_CHILD = textwrap.dedent(

@@ -350,10 +350,16 @@ impl XdpProgram {
         let Some(Attached { xsks, steering, link, mut ebpf, key }) = self.attached.take() else {
             return Ok(());
         };
+        // Closing a BPF link's descriptor detaches the program only once no forked child
+        // holds a copy of it: the parent detaches it through the kernel first (best effort:
+        // closing still does it when no copy exists).
         let detached = match link {
             // Closing the link detaches the program, unless it is a forked child's copy (then
             // only the copy closes; the parent's program stays).
             Link::DeviceBound(link) => {
+                if !self.guard.forked() {
+                    let _ = crate::sys::bpf::link_detach(link.as_fd());
+                }
                 drop(link);
                 Ok(())
             }
@@ -372,7 +378,12 @@ impl XdpProgram {
                     return Ok(());
                 }
                 match program {
-                    Some(Ok(program)) => program.detach(link),
+                    Some(Ok(program)) => {
+                        if let Ok(info) = program.info() {
+                            let _ = crate::sys::bpf::detach_xdp_links_of(info.id());
+                        }
+                        program.detach(link)
+                    }
                     Some(Err(e)) => Err(e),
                     None => Err(ProgramError::NotLoaded),
                 }

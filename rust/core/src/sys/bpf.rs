@@ -6,7 +6,7 @@
 use std::ffi::{CStr, c_void};
 use std::io;
 use std::mem::{MaybeUninit, size_of};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// `BPF_PROG_TEST_RUN` (alias `BPF_PROG_RUN`), the `bpf(2)` command, from `linux/bpf.h`
 /// (<https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/bpf.h>).
@@ -248,6 +248,104 @@ pub fn load_xdp_program(program: &XdpProgramLoad<'_>) -> Result<OwnedFd, LoadRef
             Err(LoadRefused { error, log: String::from_utf8_lossy(&log[..end]).into_owned() })
         }
     }
+}
+
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
+const BPF_LINK_DETACH: libc::c_long = 34;
+const BPF_LINK_TYPE_XDP: u32 = 6;
+
+/// The `bpf_attr` of BPF_LINK_GET_FD_BY_ID (`link_id`, `next_id`, `open_flags`).
+#[repr(C)]
+struct BpfAttrGetFdById {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// The `bpf_attr` of BPF_LINK_DETACH.
+#[repr(C)]
+struct BpfAttrLinkDetach {
+    link_fd: u32,
+}
+
+/// `bpf(BPF_LINK_GET_FD_BY_ID)`: a new descriptor of the BPF link with kernel id `id`.
+/// Needs `CAP_SYS_ADMIN`.
+fn link_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = BpfAttrGetFdById { id, next_id: 0, open_flags: 0 };
+    // SAFETY: `attr` is a fully initialised `bpf_attr` for BPF_LINK_GET_FD_BY_ID, no pointers.
+    unsafe { bpf(BPF_LINK_GET_FD_BY_ID, &mut attr) }.map(new_fd)
+}
+
+/// `bpf(BPF_LINK_DETACH)`: detaches BPF link `link` from its hook (an XDP link: its program
+/// leaves the interface) however many descriptors of it are open, a forked child's copies
+/// included; the link object itself stays, detached, until its last descriptor closes.
+pub fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = BpfAttrLinkDetach { link_fd: link.as_raw_fd() as u32 };
+    // SAFETY: `attr` is a fully initialised `bpf_attr` for BPF_LINK_DETACH, with no pointers.
+    unsafe { bpf(BPF_LINK_DETACH, &mut attr) }.map(drop)
+}
+
+/// The `bpf_attr` of BPF_OBJ_GET_INFO_BY_FD.
+#[repr(C)]
+struct BpfAttrGetInfo {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The head of `struct bpf_link_info` (type, id, prog_id), with room for the rest, which the
+/// kernel fills up to `info_len` and which is not read here.
+#[repr(C)]
+#[derive(Default)]
+struct BpfLinkInfo {
+    kind: u32,
+    id: u32,
+    prog_id: u32,
+    _rest: [u32; 29],
+}
+
+/// The id after `start` of a BPF link in the system (`BPF_LINK_GET_NEXT_ID`); None after the
+/// last one.
+fn next_link_id(start: u32) -> io::Result<Option<u32>> {
+    let mut attr = BpfAttrGetFdById { id: start, next_id: 0, open_flags: 0 };
+    // SAFETY: `attr` is a fully initialised `bpf_attr` for BPF_LINK_GET_NEXT_ID, no pointers.
+    match unsafe { bpf(BPF_LINK_GET_NEXT_ID, &mut attr) } {
+        Ok(_) => Ok(Some(attr.next_id)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// (type, program id) of BPF link `link`.
+fn link_kind_and_program(link: BorrowedFd<'_>) -> io::Result<(u32, u32)> {
+    let mut info = BpfLinkInfo::default();
+    let mut attr = BpfAttrGetInfo {
+        bpf_fd: link.as_raw_fd() as u32,
+        info_len: size_of::<BpfLinkInfo>() as u32,
+        info: std::ptr::from_mut(&mut info) as u64,
+    };
+    // SAFETY: `attr.info` points at `info`, writable for `info_len` bytes, for the call.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
+    Ok((info.kind, info.prog_id))
+}
+
+/// Detaches every XDP BPF link of program `program_id` with `BPF_LINK_DETACH`, so that the
+/// program leaves its interface now even where a forked child still holds a copy of the link's
+/// descriptor (closing the last copy is what detaches it otherwise); returns how many. Needs
+/// `CAP_SYS_ADMIN` (to open links by id). A link that goes away meanwhile is skipped.
+pub fn detach_xdp_links_of(program_id: u32) -> io::Result<u32> {
+    let (mut next, mut detached) = (0, 0);
+    while let Some(id) = next_link_id(next)? {
+        next = id;
+        let Ok(link) = link_fd_by_id(id) else { continue };
+        if link_kind_and_program(link.as_fd())? == (BPF_LINK_TYPE_XDP, program_id) {
+            link_detach(link.as_fd())?;
+            detached += 1;
+        }
+    }
+    Ok(detached)
 }
 
 /// `bpf(BPF_LINK_CREATE)` attaching XDP program `program` to interface `ifindex` with
