@@ -427,7 +427,8 @@ mod tests {
 
         use std::os::fd::RawFd;
 
-        use crate::sys::bpf::{BpfAttrTestRun, in_new_netns, prog_test_run, test_run_live};
+        use crate::sys::bpf::{BpfAttrTestRun, prog_test_run, test_run_live};
+        use crate::sys::thread::in_new_netns;
 
         /// Runs `body` on a thread in a new network namespace of its own.
         fn in_private_netns<T: Send>(body: impl FnOnce() -> T + Send) -> T {

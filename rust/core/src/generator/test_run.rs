@@ -17,7 +17,8 @@ use crate::bpf::BpfError;
 use crate::bpf::errors::{errno_of, error_chain, program_load_error};
 use crate::bpf::with_loader;
 use crate::error::Result;
-use crate::sys::bpf::{BlockedSignals, in_new_netns, test_run_live, this_thread_netns};
+use crate::sys::bpf::test_run_live;
+use crate::sys::thread::{BlockedSignals, in_new_netns, this_thread_netns};
 use crate::sys::{Interface, errno};
 
 /// The generator's XDP program (ELF object), built from `xdp-ebpf/src/gen.rs` by

@@ -31,6 +31,7 @@ pub mod netdev;
 #[cfg(test)]
 pub mod netlink;
 pub mod sockopt;
+pub mod thread;
 pub mod xsk;
 
 pub use fork::ForkGuard;
