@@ -33,6 +33,20 @@ impl PyProgram {
         lock(&self.prog).is_some() && lock(&self.entries).values().any(|&f| f == fd)
     }
 
+    /// Removes the XSKMAP entries that hold the socket `fd`, which is closing. The kernel
+    /// would remove them only when the socket is released, and a forked child's copy of its
+    /// descriptor delays that: until the child exits, its queue would be redirected to a
+    /// socket nobody reads. In a forked child nothing is removed (the map is the parent's).
+    pub(crate) fn forget_socket(&self, fd: i32) {
+        let keys: Vec<u32> =
+            lock(&self.entries).iter().filter(|&(_, &f)| f == fd).map(|(&k, _)| k).collect();
+        for key in keys {
+            if self.with(|p| p.unregister(key)).is_ok() {
+                lock(&self.entries).remove(&key);
+            }
+        }
+    }
+
     /// Puts `socket` into the XSKMAP at `key` (None: its queue); the socket then keeps the
     /// program alive.
     pub fn register_socket(
@@ -255,20 +269,6 @@ impl PyProgram {
     fn register(slf: &Bound<'_, Self>, socket: &PySocket, key: Option<Int>) -> Result<()> {
         let key = key.map(|k| u32_arg("key", k)).transpose()?;
         Self::register_socket(slf, socket, key)
-    }
-
-    /// Removes the XSKMAP entries that hold the socket `fd`, which is closing. The kernel
-    /// would remove them only when the socket is released, and a forked child's copy of its
-    /// descriptor delays that: until the child exits, its queue would be redirected to a
-    /// socket nobody reads. In a forked child nothing is removed (the map is the parent's).
-    pub(crate) fn forget_socket(&self, fd: i32) {
-        let keys: Vec<u32> =
-            lock(&self.entries).iter().filter(|&(_, &f)| f == fd).map(|(&k, _)| k).collect();
-        for key in keys {
-            if self.with(|p| p.unregister(key)).is_ok() {
-                lock(&self.entries).remove(&key);
-            }
-        }
     }
 
     /// Removes whatever socket is registered at `queue` (the XSKMAP key).
