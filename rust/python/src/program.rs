@@ -41,10 +41,16 @@ impl PyProgram {
         let keys: Vec<u32> =
             lock(&self.entries).iter().filter(|&(_, &f)| f == fd).map(|(&k, _)| k).collect();
         for key in keys {
-            if self.with(|p| p.unregister(key)).is_ok() {
-                lock(&self.entries).remove(&key);
-            }
+            // A failure (detached, a forked child) leaves the entry where it is.
+            let _ = self.remove_entry(key);
         }
+    }
+
+    /// Removes whatever socket is registered at `key` from the XSKMAP and from `entries`.
+    fn remove_entry(&self, key: u32) -> Result<()> {
+        self.with(|p| p.unregister(key))?;
+        lock(&self.entries).remove(&key);
+        Ok(())
     }
 
     /// Puts `socket` into the XSKMAP at `key` (None: its queue); the socket then keeps the
@@ -273,10 +279,7 @@ impl PyProgram {
 
     /// Removes whatever socket is registered at `queue` (the XSKMAP key).
     pub(crate) fn unregister(&self, queue: Int) -> Result<()> {
-        let queue = u32_arg("queue", queue)?;
-        self.with(|p| p.unregister(queue))?;
-        lock(&self.entries).remove(&queue);
-        Ok(())
+        self.remove_entry(u32_arg("queue", queue)?)
     }
 
     /// Per rx queue (index = queue), the packets the built-in program meant for an AF_XDP

@@ -1,6 +1,6 @@
 //! `Socket`: an AF_XDP socket bound to one queue, with the GIL released around its waits.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use afxdp::Interface;
@@ -193,14 +193,20 @@ impl PySocket {
     }
 }
 
+/// Removes the XSKMAP entries of `sock` (closing, or collected) from `program`, the one it
+/// was registered with (see [`PyProgram::forget_socket`]).
+fn forget_entries(sock: Option<&Socket>, program: Option<&Py<PyProgram>>) {
+    if let (Some(s), Some(p)) = (sock, program) {
+        p.get().forget_socket(s.fd());
+    }
+}
+
 impl Drop for PySocket {
-    /// A socket collected without `close()` leaves no XSKMAP entry behind either (see
-    /// [`PyProgram::forget_socket`]).
+    /// A socket collected without `close()` leaves no XSKMAP entry behind either.
     fn drop(&mut self) {
-        let sock = lock(&self.sock);
-        if let (Some(s), Some(p)) = (sock.as_ref(), lock(&self.program).as_ref()) {
-            p.get().forget_socket(s.fd());
-        }
+        let sock = self.sock.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let program = self.program.get_mut().unwrap_or_else(PoisonError::into_inner);
+        forget_entries(sock.as_ref(), program.as_ref());
     }
 }
 
@@ -452,9 +458,7 @@ impl PySocket {
     pub(crate) fn close(&self, py: Python<'_>) {
         let sock = lock(&self.sock).take();
         let program = lock(&self.program).take();
-        if let (Some(s), Some(p)) = (&sock, &program) {
-            p.get().forget_socket(s.fd());
-        }
+        forget_entries(sock.as_ref(), program.as_ref());
         if let Some(sock) = sock {
             py.detach(move || drop(sock));
         }

@@ -256,9 +256,10 @@ const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
 const BPF_LINK_DETACH: libc::c_long = 34;
 const BPF_LINK_TYPE_XDP: u32 = 6;
 
-/// The `bpf_attr` of BPF_LINK_GET_FD_BY_ID (`link_id`, `next_id`, `open_flags`).
+/// The `bpf_attr` of BPF_LINK_GET_FD_BY_ID and BPF_LINK_GET_NEXT_ID (`link_id` or
+/// `start_id`, `next_id`, `open_flags`).
 #[repr(C)]
-struct BpfAttrGetFdById {
+struct BpfAttrById {
     id: u32,
     next_id: u32,
     open_flags: u32,
@@ -273,7 +274,7 @@ struct BpfAttrLinkDetach {
 /// `bpf(BPF_LINK_GET_FD_BY_ID)`: a new descriptor of the BPF link with kernel id `id`.
 /// Needs `CAP_SYS_ADMIN`.
 fn link_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-    let mut attr = BpfAttrGetFdById { id, next_id: 0, open_flags: 0 };
+    let mut attr = BpfAttrById { id, next_id: 0, open_flags: 0 };
     // SAFETY: `attr` is a fully initialised `bpf_attr` for BPF_LINK_GET_FD_BY_ID, no pointers.
     unsafe { bpf(BPF_LINK_GET_FD_BY_ID, &mut attr) }.map(new_fd)
 }
@@ -309,7 +310,7 @@ struct BpfLinkInfo {
 /// The id after `start` of a BPF link in the system (`BPF_LINK_GET_NEXT_ID`); None after the
 /// last one.
 fn next_link_id(start: u32) -> io::Result<Option<u32>> {
-    let mut attr = BpfAttrGetFdById { id: start, next_id: 0, open_flags: 0 };
+    let mut attr = BpfAttrById { id: start, next_id: 0, open_flags: 0 };
     // SAFETY: `attr` is a fully initialised `bpf_attr` for BPF_LINK_GET_NEXT_ID, no pointers.
     match unsafe { bpf(BPF_LINK_GET_NEXT_ID, &mut attr) } {
         Ok(_) => Ok(Some(attr.next_id)),
