@@ -349,6 +349,46 @@ def test_a_socket_let_go_while_a_forked_child_lives_leaves_no_stale_xskmap_entry
 
 
 @privileged
+@pytest.mark.parametrize("kind", ["socket", "port"])
+def test_the_queue_is_free_again_when_the_parent_closes_while_a_forked_child_lives(
+    lab, kind: str
+) -> None:
+    # The kernel unbinds an AF_XDP socket from its queue when the socket's last reference
+    # goes, and a forked child's copy of the descriptor was one: a new socket on the queue
+    # failed with EBUSY until the child exited. The child's fork handler now puts a
+    # placeholder at the socket's descriptor number (its rings it never had).
+    def open_it():
+        if kind == "socket":
+            return afxdp.Socket(lab.if_b, 0)
+        return afxdp.Port(lab.if_b, mode="native")
+
+    with lab.enter("b"):
+        first = open_it()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # keeps its copies until the parent is done, then closes them itself
+        code = 0
+        try:
+            os.close(done_w)
+            os.read(done_r, 1)
+            first.close()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(done_r)
+    try:
+        first.close()
+        with lab.enter("b"):
+            again = open_it()  # EBUSY before the fix
+        assert not again.closed
+        again.close()
+    finally:
+        os.close(done_w)  # the child reads EOF and goes on
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's close() of its copy failed"
+
+
+@privileged
 def test_program_close_detaches_it_while_a_forked_child_lives(lab) -> None:
     # A forked child holds a copy of the program's BPF link descriptor, and closing the last
     # copy is what detaches a link: the parent's close() left the program on the interface

@@ -1,7 +1,7 @@
 //! Opening a socket: registering or sharing the UMEM, sizing and mapping the rings, binding.
 
 use std::collections::VecDeque;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -10,7 +10,7 @@ use super::pair::{BindMode, BoundFd, PoolMember, QueueKey, QueuePool, Refill, Ri
 use super::{Counters, Socket, SocketConfig};
 use crate::error::{Error, Result};
 use crate::ring::{RxRing, TxRing};
-use crate::sys::{self, ForkGuard, Interface, SockaddrXdp, XdpDesc, xsk};
+use crate::sys::{self, ForkGuard, Interface, NotInChild, SockaddrXdp, XdpDesc, xsk};
 use crate::txmeta::TX_META_LEN;
 use crate::umem::Umem;
 
@@ -202,7 +202,12 @@ impl Socket {
             }
         };
         // From here on, dropping `bound` closes the fd and lets the pair go.
-        let bound = Arc::new(BoundFd { fd: Some(fd), mode: OnceLock::new(), _pool: pool.clone() });
+        let bound = Arc::new(BoundFd {
+            not_in_child: NotInChild::register(fd.as_raw_fd()),
+            fd: Some(fd),
+            mode: OnceLock::new(),
+            _pool: pool.clone(),
+        });
         let fd = bound.fd.as_ref().expect("fd set above");
         let member = NEXT_MEMBER.fetch_add(1, Ordering::Relaxed);
         let refill = (cfg.autofill && rx.is_some()).then(|| Arc::new(Refill::new(pool.clone())));

@@ -12,7 +12,7 @@ use super::BusyPoll;
 use crate::addr::Addressing;
 use crate::error::Result;
 use crate::ring::{CompletionRing, FillRing, RingMemory};
-use crate::sys::{Mmap, XdpRingOffset, xsk};
+use crate::sys::{Mmap, NotInChild, XdpRingOffset, xsk};
 use crate::umem::{FrameDesc, FrameState, FrameTable, PoolId, Umem};
 
 /// The socket fd plus the ring pair it uses. When the last reference goes (the socket, or a
@@ -20,6 +20,8 @@ use crate::umem::{FrameDesc, FrameState, FrameTable, PoolId, Umem};
 /// go of (and with the last socket of its (interface, queue), the frames the kernel held
 /// return to the pool).
 pub(super) struct BoundFd {
+    /// So a forked child holds no reference to the socket (dropped before the fd closes).
+    pub(super) not_in_child: Option<NotInChild>,
     pub(super) fd: Option<OwnedFd>,
     /// Set after bind: the mode every socket sharing the UMEM inherits.
     pub(super) mode: OnceLock<BindMode>,
@@ -43,7 +45,9 @@ impl BoundFd {
 
 impl Drop for BoundFd {
     fn drop(&mut self) {
-        // Explicit: the fd closes before the pair (a field) can go.
+        // Explicit: unregistered before the fd closes (its number may be reused at once), and
+        // the fd closes before the pair (a field) can go.
+        drop(self.not_in_child.take());
         drop(self.fd.take());
     }
 }

@@ -34,7 +34,7 @@ pub mod sockopt;
 pub mod thread;
 pub mod xsk;
 
-pub use fork::ForkGuard;
+pub use fork::{ForkGuard, NotInChild};
 pub use if_xdp::*;
 pub use netdev::Interface;
 
