@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -107,6 +108,32 @@ def test_recv_returns_a_batch_or_an_empty_one_at_the_timeout(lab, run) -> None:
                 await afxdp.aio.recv(pair.rx, 64, timeout=-1)
 
         run(main())
+
+
+def test_max_zero_returns_at_once_with_frames_waiting(lab, run) -> None:
+    # recv(sock, 0) took nothing off a readable ring and looped without awaiting (the event
+    # loop stalled, not even wait_for could end it); batches(sock, 0) with it.
+    with socket_pair(lab) as pair:
+        send(pair, 0, 3)
+        deadline = time.monotonic() + 5
+        while pair.rx.rx_available < 3:
+            assert time.monotonic() < deadline, "the frames never arrived"
+            time.sleep(0.01)
+
+        async def main() -> tuple[int, list[afxdp.FrameBatch]]:
+            got = await afxdp.aio.recv(pair.rx, 0)
+            return len(got), [b async for b in afxdp.aio.batches(pair.rx, 0)]
+
+        outcome: list[Any] = []
+        worker = threading.Thread(target=lambda: outcome.append(run(main())), daemon=True)
+        worker.start()
+        worker.join(5)
+        if worker.is_alive():
+            pair.rx.close()  # the spinning loop's next recv raises: the thread ends
+            worker.join(5)
+            pytest.fail("aio.recv(sock, 0) or aio.batches(sock, 0) did not return")
+        assert outcome == [(0, [])]
+        assert pair.rx.rx_available == 3
 
 
 def test_cancelled_wait_loses_no_frame_and_leaks_no_fd(lab, run) -> None:

@@ -45,6 +45,38 @@ def test_bool_for_an_int_argument_is_a_typeerror_naming_it(call, name: str) -> N
         call()
 
 
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: afxdp.generate("afxnosuchif0", bytes(60), 1, duration=True), "duration"),
+        (lambda: afxdp.generate("afxnosuchif0", bytes(60), 1, rate=False), "rate"),
+    ],
+)
+def test_bool_for_a_float_argument_is_a_typeerror_naming_it(call, name: str) -> None:
+    # A bool is an int, and so a float to PyO3: `rate=True` sent at 1 packet/s.
+    with pytest.raises(TypeError, match=rf"\b{name}\b.*bool"):
+        call()
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64, -(2**63) - 1, 10**30])
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda v: afxdp.Umem(v), "frame_count"),
+        (lambda v: afxdp.Umem(64, frame_size=v), "frame_size"),
+        (lambda v: afxdp.Rule(dst_port=v), "dst_port"),
+        (lambda v: afxdp.Socket("afxnosuchif0", v), "queue"),
+        (lambda v: afxdp.generate("afxnosuchif0", bytes(60), v), "count"),
+    ],
+)
+def test_an_int_beyond_64_bits_is_a_valueerror_naming_it_and_the_value(
+    call, name: str, value: int
+) -> None:
+    # It was an OverflowError naming neither ("Python int too large to convert to C long").
+    with pytest.raises(ValueError, match=rf"\b{name}\b.*{value}"):
+        call(value)
+
+
 def test_ints_still_work_where_bools_are_refused() -> None:
     with afxdp.Umem(64, 2048, headroom=0) as umem:
         assert umem.frame_count == 64
@@ -108,6 +140,23 @@ def test_huge_recv_timeout_waits_until_close(sock, timeout: float) -> None:
     ],
 )
 def test_bool_for_a_socket_method_int_is_a_typeerror(sock, call, name: str) -> None:
+    with pytest.raises(TypeError, match=rf"\b{name}\b.*bool"):
+        call(sock)
+
+
+@privileged
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda s: s.recv(4, True), "timeout"),
+        (lambda s: s.recv(4, 0.0, coalesce=True), "coalesce"),
+        (lambda s: s.poll(True), "timeout"),
+        (lambda s: s.batches(4, timeout=False), "timeout"),
+        (lambda s: s.batches(4, coalesce=True), "coalesce"),
+    ],
+)
+def test_bool_for_a_socket_method_float_is_a_typeerror(sock, call, name: str) -> None:
+    # `recv(4, True)` waited a second, `coalesce=True` slept one.
     with pytest.raises(TypeError, match=rf"\b{name}\b.*bool"):
         call(sock)
 

@@ -398,3 +398,45 @@ def test_batches_timeout_zero_and_bad_arguments(lab_factory) -> None:
             port.batches(True)
         with pytest.raises(ValueError, match="timeout"):
             port.batches(64, timeout=float("nan"))
+
+
+def test_max_zero_returns_an_empty_batch_at_once_with_frames_waiting(lab_factory) -> None:
+    # Port.recv(0) found "nothing" on every queue, and epoll (level-triggered, the frames
+    # still there) woke it at once: it spun until its timeout, and forever with None.
+    lab = lab_factory(queues=2)
+    with ExitStack() as stack:
+        (tx,) = senders(lab, stack, 1)
+        with lab.enter("b"):
+            port = stack.enter_context(afxdp.Port(lab.if_b, mode="native"))
+        send(tx, [1, 2, 3], lab)
+        deadline = time.monotonic() + 5
+        while port.sockets[0].rx_available < 3:
+            assert time.monotonic() < deadline, "the frames never arrived"
+            time.sleep(0.01)
+        closer = threading.Timer(5, port.close)  # ends a spinning recv(0, None)
+        closer.start()
+        try:
+            started = time.monotonic()
+            assert len(port.recv(0, timeout=None)) == 0
+            assert list(port.batches(0, timeout=None)) == []
+            assert time.monotonic() - started < 2
+        finally:
+            closer.cancel()
+        with port.recv(64, timeout=1) as got:
+            assert len(got) == 3
+
+
+def test_recv_after_the_umem_handle_is_closed_times_out_with_an_empty_batch(lab_factory) -> None:
+    # Umem.close() lets go of the handle only; the sockets keep the region. The timeout path
+    # made its empty batch through the handle: ValueError "Umem is closed", frames or not.
+    lab = lab_factory(queues=2)
+    with ExitStack() as stack:
+        (tx,) = senders(lab, stack, 1)
+        with lab.enter("b"):
+            port = stack.enter_context(afxdp.Port(lab.if_b, mode="native"))
+        port.umem.close()
+        assert len(port.recv(4, timeout=0.05)) == 0
+        assert list(port.batches(4, timeout=0.05)) == []
+        send(tx, [7], lab)
+        with port.recv(4, timeout=5) as got:
+            assert [parse_numbered(memoryview(f)) for f in got] == [7]

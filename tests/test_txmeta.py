@@ -336,6 +336,11 @@ def test_bad_requests_name_the_value(lab) -> None:
         assert frame.checksum_request == (34, 6), "failed requests changed nothing"
         frame.launch_time = 10**18
         assert frame.launch_time == 10**18
+        # The whole u64 range of the kernel's field (from 2**63 it was an OverflowError).
+        frame.launch_time = 2**64 - 1
+        assert frame.launch_time == 2**64 - 1
+        with pytest.raises(ValueError, match=f"invalid launch_time {2**64}"):
+            frame.launch_time = 2**64
         frame.launch_time = None
         assert frame.launch_time is None
         # The batch-wide request is all or nothing: frame 1 is empty.

@@ -101,7 +101,7 @@ async def recv(
 
     Args:
         sock: an open :class:`afxdp.Socket` (or another :class:`Receiver`).
-        max: at most this many frames, as for ``Socket.recv``.
+        max: at most this many frames, as for ``Socket.recv`` (0: an empty batch at once).
         timeout: seconds to wait for the first frame; None (default) waits until one arrives.
             When it passes, the returned batch is empty.
         coalesce: as ``Socket.recv(coalesce=)`` (seconds, at most 1; None or 0: off): when
@@ -132,7 +132,8 @@ async def recv(
         if timeout is not None:
             timeout = builtins.max(0.0, timeout - (asyncio.get_running_loop().time() - started))
     batch = sock.recv(max, 0.0)
-    if len(batch) or timeout == 0:
+    if len(batch) or timeout == 0 or max == 0:
+        # With max 0 nothing is ever taken: the ring stays readable, so waiting would spin.
         return batch
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None or math.isinf(timeout) else loop.time() + timeout
@@ -158,13 +159,16 @@ async def batches(
     sock: Receiver, max: int = 64, *, coalesce: float | None = None
 ) -> AsyncIterator[FrameBatch]:
     """``async for batch in batches(sock, max)``: each received batch (1 to `max` frames) as it
-    arrives; the iteration ends when the socket is closed. The batches are the caller's to
-    send, release or leave in a ``with batch:`` block, as from ``Socket.recv``. `coalesce` is
-    each receive's, as in :func:`recv`.
+    arrives; the iteration ends when the socket is closed (with `max` 0: at once). The batches
+    are the caller's to send, release or leave in a ``with batch:`` block, as from
+    ``Socket.recv``. `coalesce` is each receive's, as in :func:`recv`.
 
     Raises:
         ValueError: a bad `max` or `coalesce`.
     """
+    _check_max(max)
+    if max == 0:
+        return  # no batch of 1 to 0 frames: ends at once, as ``Socket.batches(0)``
     while True:
         try:
             batch = await recv(sock, max, coalesce=coalesce)

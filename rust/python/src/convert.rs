@@ -7,28 +7,49 @@ use afxdp::bpf::{AttachMode, ParseAttachModeError};
 use afxdp::umem::HugePages;
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes};
+use pyo3::types::{PyBool, PyBytes, PyInt};
 
 use crate::errors::{Error, Result};
 
 /// An int argument as Python passed it. `bool` is a subclass of `int`, but `True` for a frame
 /// count or a port is a mistake, not a 1: it is kept apart here and refused by [`Int::get`],
-/// which names the argument (a `FromPyObject` error could not).
-#[derive(Clone, Copy, Debug)]
+/// which names the argument (a `FromPyObject` error could not). So is an int beyond 64 bits
+/// (its decimal digits), which no argument takes (an OverflowError naming neither otherwise).
+#[derive(Clone, Debug)]
 pub enum Int {
-    Int(i64),
+    Val(i64),
     Bool(bool),
+    Huge(String),
 }
 
 impl Int {
-    /// The value, or a TypeError naming the argument for a bool.
+    /// The value, or a TypeError naming the argument for a bool, a ValueError naming it and
+    /// the value for an int beyond 64 bits.
     pub fn get(self, name: &str) -> Result<i64> {
         match self {
-            Int::Int(v) => Ok(v),
+            Int::Val(v) => Ok(v),
             Int::Bool(b) => Err(Error::type_(format!(
                 "invalid {name} {}: expected an int, not bool",
                 if b { "True" } else { "False" }
             ))),
+            Int::Huge(digits) => {
+                Err(Error::value(format!("invalid {name} {digits}: out of range (64 bits)")))
+            }
+        }
+    }
+
+    /// The value as a u64 (the whole range, beyond `i64`), or the errors of [`Int::get`] and a
+    /// ValueError naming the argument and the value outside `0..2**64`.
+    pub fn get_u64(self, name: &str) -> Result<u64> {
+        let refused = |v: &dyn std::fmt::Display| {
+            Error::value(format!("invalid {name} {v}: must be from 0 to 2**64 - 1"))
+        };
+        match self {
+            Int::Huge(digits) => digits.parse().map_err(|_| refused(&digits)),
+            other => {
+                let v = other.get(name)?;
+                u64::try_from(v).map_err(|_| refused(&v))
+            }
         }
     }
 }
@@ -40,7 +61,45 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Int {
         if let Ok(b) = obj.cast::<PyBool>() {
             return Ok(Int::Bool(b.is_true()));
         }
-        Ok(Int::Int(obj.extract()?))
+        match obj.extract() {
+            Ok(v) => Ok(Int::Val(v)),
+            Err(_) if obj.is_instance_of::<PyInt>() => Ok(Int::Huge(obj.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A float argument (seconds, a rate) as Python passed it: an int or a float. A bool is kept
+/// apart and refused by [`Float::get`], naming the argument, as [`Int`] does (`timeout=True`
+/// is a mistake, not a second).
+#[derive(Clone, Copy, Debug)]
+pub enum Float {
+    Val(f64),
+    Bool(bool),
+}
+
+impl Float {
+    /// The value of an optional one, or a TypeError naming the argument for a bool.
+    pub fn get(value: Option<Float>, name: &str) -> Result<Option<f64>> {
+        match value {
+            None => Ok(None),
+            Some(Float::Val(v)) => Ok(Some(v)),
+            Some(Float::Bool(b)) => Err(Error::type_(format!(
+                "invalid {name} {}: expected a number, not bool",
+                if b { "True" } else { "False" }
+            ))),
+        }
+    }
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Float {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = obj.cast::<PyBool>() {
+            return Ok(Float::Bool(b.is_true()));
+        }
+        Ok(Float::Val(obj.extract()?))
     }
 }
 
@@ -155,9 +214,10 @@ pub struct RecvArgs {
 impl RecvArgs {
     /// Checks each argument, naming the bad one ([`u32_arg`], [`timeout_arg`],
     /// [`coalesce_arg`]).
-    pub fn new(max: Int, timeout: Option<f64>, coalesce: Option<f64>) -> Result<Self> {
-        let (max, timeout) = (u32_arg("max", max)?, timeout_arg(timeout)?);
-        Ok(RecvArgs { max, timeout, coalesce: coalesce_arg(coalesce)? })
+    pub fn new(max: Int, timeout: Option<Float>, coalesce: Option<Float>) -> Result<Self> {
+        let max = u32_arg("max", max)?;
+        let timeout = timeout_arg(Float::get(timeout, "timeout")?)?;
+        Ok(RecvArgs { max, timeout, coalesce: coalesce_arg(Float::get(coalesce, "coalesce")?)? })
     }
 
     /// How long to let frames gather before receiving: `coalesce`, except with timeout 0

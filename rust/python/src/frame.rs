@@ -215,17 +215,7 @@ impl PyFrame {
 
     #[setter]
     fn set_launch_time(&self, launch_time: Option<Int>) -> Result<()> {
-        let launch_time = match launch_time {
-            Some(t) => {
-                let t = t.get("launch_time")?;
-                Some(u64::try_from(t).map_err(|_| {
-                    Error::value(format!(
-                        "invalid launch_time {t}: must be >= 0 (ns since the epoch)"
-                    ))
-                })?)
-            }
-            None => None,
-        };
+        let launch_time = launch_time.map(|t| t.get_u64("launch_time")).transpose()?;
         self.with(|b, i| Ok(b.set_launch_time(i, launch_time)?))
     }
 

@@ -7,7 +7,7 @@ use afxdp::Interface;
 use afxdp::generator::{GenerateOptions, Generator};
 use pyo3::prelude::*;
 
-use crate::convert::{Int, with_bytes};
+use crate::convert::{Float, Int, with_bytes};
 use crate::errors::{Error, Result};
 
 /// How long packets are pushed without the GIL before it is taken back to check for signals
@@ -41,7 +41,7 @@ const SLICE: Duration = Duration::from_millis(50);
 /// ENODEV (unknown interface), PermissionError (no CAP_BPF/CAP_NET_ADMIN), OSError EINVAL
 /// (kernel older than 5.18), VerifierError.
 #[pyfunction]
-#[pyo3(signature = (ifname, packet, count = None, *, duration = None, rate = None, src_ports = Int::Int(1), batch_size = Int::Int(64)),
+#[pyo3(signature = (ifname, packet, count = None, *, duration = None, rate = None, src_ports = Int::Val(1), batch_size = Int::Val(64)),
        text_signature = "(ifname, packet, count=None, *, duration=None, rate=None, src_ports=1, batch_size=64)")]
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
@@ -49,8 +49,8 @@ pub fn generate(
     ifname: String,
     packet: &Bound<'_, PyAny>,
     count: Option<Int>,
-    duration: Option<f64>,
-    rate: Option<f64>,
+    duration: Option<Float>,
+    rate: Option<Float>,
     src_ports: Int,
     batch_size: Int,
 ) -> Result<u64> {
@@ -62,6 +62,7 @@ pub fn generate(
                 .map_err(|_| Error::value(format!("invalid count {c}: must be >= 0 or None")))
         })
         .transpose()?;
+    let (duration, rate) = (Float::get(duration, "duration")?, Float::get(rate, "rate")?);
     let duration = match duration {
         None => None,
         Some(d) => Some(Duration::try_from_secs_f64(d).map_err(|_| {

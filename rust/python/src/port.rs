@@ -8,14 +8,16 @@ use afxdp::Interface;
 use afxdp::port::{
     PortWaiter, RoundRobin, port_fill_size, port_queues, port_umem_config, sum_stats,
 };
-use afxdp::umem::Batch;
+use afxdp::umem::{Batch, Umem};
 use pyo3::exceptions::PyRuntimeWarning;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
-use crate::convert::{Int, RecvArgs, Stop, deadline, end_of_slice, linger, u32_arg, wait_slice};
+use crate::convert::{
+    Float, Int, RecvArgs, Stop, deadline, end_of_slice, linger, u32_arg, wait_slice,
+};
 use crate::errors::{Error, Result};
 use crate::program::PyProgram;
 use crate::socket::PySocket;
@@ -48,6 +50,9 @@ pub struct PyPort {
     queues: Vec<u32>,
     sockets: Vec<Py<PySocket>>,
     umem: Py<PyUmem>,
+    /// The region itself, which the sockets keep when the handle `umem` is closed (an empty
+    /// batch is made of it); `None` once the Port is closed.
+    region: Mutex<Option<Umem>>,
     program: Py<PyProgram>,
     /// Whether the Port attached `program` (and so detaches it on close).
     attached: bool,
@@ -82,6 +87,11 @@ impl PyPort {
         let max = args.max;
         let deadline = deadline(args.timeout);
         let waiter = self.waiter()?;
+        if max == 0 {
+            // As a socket's: nothing to take, so nothing to wait for (the frames ready would
+            // keep the wait waking).
+            return Ok((self.empty()?, None));
+        }
         if let Some(span) = args.coalescing() {
             if let Some(batch) = self.try_recv(max, max)? {
                 return Ok(batch);
@@ -94,12 +104,17 @@ impl PyPort {
             }
             let slice = wait_slice(deadline);
             if slice.is_zero() || stop.is_set() {
-                return Ok((self.umem.get().get()?.alloc(0), None));
+                return Ok((self.empty()?, None));
             }
             let w = waiter.clone();
             let failed = py.detach(move || w.wait(slice)).err();
             end_of_slice(py, failed, "epoll_wait", "Port", || waiter.is_closed())?;
         }
+    }
+
+    /// An empty batch (of the region, not of the handle, which may be closed).
+    fn empty(&self) -> Result<Batch> {
+        lock(&self.region).as_ref().map(|u| u.alloc(0)).ok_or_else(|| Error::closed("Port"))
     }
 
     /// One batch from the first queue with frames (with at least `need` on its rx ring), in
@@ -196,13 +211,14 @@ impl PyPort {
             Some(u) => u,
             None => Py::new(py, PyUmem::create(port_umem_config(queues.len()))?)?,
         };
+        let region = umem.get().get()?;
         if !options.contains("fill_size")? {
             // The Socket default (twice the rx ring, at least 64), cut to an equal share.
             let rx_size = match options.get_item("rx_size")? {
                 Some(v) => u32_arg("rx_size", v.extract()?)?,
                 None => 2048,
             };
-            let frames = umem.get().get()?.config().frame_count;
+            let frames = region.config().frame_count;
             let fill = port_fill_size(frames, queues.len(), rx_size.saturating_mul(2).max(64))?;
             options.set_item("fill_size", fill)?;
         }
@@ -250,6 +266,7 @@ impl PyPort {
             queues,
             sockets,
             umem,
+            region: Mutex::new(Some(region)),
             program,
             attached,
             waiter: Mutex::new(Some(Arc::new(waiter))),
@@ -271,13 +288,13 @@ impl PyPort {
     /// ends the wait within 0.1 s with ValueError (closed). `coalesce` (seconds, at most 1) is
     /// as in `Socket.recv`: when no queue has `max` frames ready, the Port first lets frames
     /// gather for that long, then takes from the next queue with any.
-    #[pyo3(signature = (max = Int::Int(64), timeout = 0.0, *, coalesce = None), text_signature = "($self, max=64, timeout=0.0, *, coalesce=None)")]
+    #[pyo3(signature = (max = Int::Val(64), timeout = Some(Float::Val(0.0)), *, coalesce = None), text_signature = "($self, max=64, timeout=0.0, *, coalesce=None)")]
     fn recv(
         &self,
         py: Python<'_>,
         max: Int,
-        timeout: Option<f64>,
-        coalesce: Option<f64>,
+        timeout: Option<Float>,
+        coalesce: Option<Float>,
     ) -> Result<PyFrameBatch> {
         let (batch, queue) =
             self.recv_batch(py, RecvArgs::new(max, timeout, coalesce)?, Stop::NEVER)?;
@@ -294,12 +311,12 @@ impl PyPort {
     /// within 0.1 s), or on the iterator's `close()`. As with `Socket.batches()`, the steps
     /// hand out one FrameBatch object, refilled (its `queue` follows each batch), and
     /// `coalesce` is each step's, as in `Port.recv`.
-    #[pyo3(signature = (max = Int::Int(64), timeout = None, *, coalesce = None), text_signature = "($self, max=64, timeout=None, *, coalesce=None)")]
+    #[pyo3(signature = (max = Int::Val(64), timeout = None, *, coalesce = None), text_signature = "($self, max=64, timeout=None, *, coalesce=None)")]
     fn batches(
         slf: Py<Self>,
         max: Int,
-        timeout: Option<f64>,
-        coalesce: Option<f64>,
+        timeout: Option<Float>,
+        coalesce: Option<Float>,
     ) -> Result<PyBatches> {
         Ok(PyBatches::new(Source::Port(slf), RecvArgs::new(max, timeout, coalesce)?))
     }
@@ -456,13 +473,15 @@ impl PyPort {
                     && program.has_entry(fd)
                 {
                     // The program may be detached already; nothing is registered then.
-                    let _ = program.unregister(Int::Int(queue.into()));
+                    let _ = program.unregister(Int::Val(queue.into()));
                 }
             }
         }
         for s in self.sockets.iter().rev() {
             s.get().close(py);
         }
+        let region = lock(&self.region).take();
+        drop(region);
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use pyo3::types::PyBytes;
 use crate::batch::PyFrameBatch;
 use crate::batches::{PyBatches, Source};
 use crate::convert::{
-    Int, RecvArgs, Stop, deadline, end_of_slice, linger, time_left, timeout_arg, u32_arg,
+    Float, Int, RecvArgs, Stop, deadline, end_of_slice, linger, time_left, timeout_arg, u32_arg,
     wait_slice, with_bytes,
 };
 use crate::errors::{Error, Result};
@@ -213,7 +213,7 @@ impl Drop for PySocket {
 #[pymethods]
 impl PySocket {
     #[new]
-    #[pyo3(signature = (ifname, queue = Int::Int(0), umem = None, program = None, *, rx_size = Int::Int(2048), tx_size = Int::Int(2048),
+    #[pyo3(signature = (ifname, queue = Int::Val(0), umem = None, program = None, *, rx_size = Int::Val(2048), tx_size = Int::Val(2048),
                         fill_size = None, comp_size = None, zerocopy = None, need_wakeup = true, autofill = true,
                         busy_poll_usecs = None, busy_poll_budget = None, multi_buffer = false))]
     #[pyo3(
@@ -294,13 +294,13 @@ impl PySocket {
     /// what is ready, and only with nothing ready waits for the first frame as above. Under
     /// steady traffic one wakeup then takes about rate × coalesce frames instead of a few.
     /// With timeout 0 it never sleeps.
-    #[pyo3(signature = (max = Int::Int(64), timeout = 0.0, *, coalesce = None), text_signature = "($self, max=64, timeout=0.0, *, coalesce=None)")]
+    #[pyo3(signature = (max = Int::Val(64), timeout = Some(Float::Val(0.0)), *, coalesce = None), text_signature = "($self, max=64, timeout=0.0, *, coalesce=None)")]
     fn recv(
         &self,
         py: Python<'_>,
         max: Int,
-        timeout: Option<f64>,
-        coalesce: Option<f64>,
+        timeout: Option<Float>,
+        coalesce: Option<Float>,
     ) -> Result<PyFrameBatch> {
         let batch = self.recv_batch(py, RecvArgs::new(max, timeout, coalesce)?, Stop::NEVER)?;
         Ok(PyFrameBatch::received(batch, Some(self.queue)))
@@ -317,12 +317,12 @@ impl PySocket {
     /// earlier batch raises ValueError (its frames are gone). A batch you keep a view of
     /// stays yours, and the next step hands out a new object. `coalesce` is each step's, as
     /// in `recv()`.
-    #[pyo3(signature = (max = Int::Int(64), timeout = None, *, coalesce = None), text_signature = "($self, max=64, timeout=None, *, coalesce=None)")]
+    #[pyo3(signature = (max = Int::Val(64), timeout = None, *, coalesce = None), text_signature = "($self, max=64, timeout=None, *, coalesce=None)")]
     fn batches(
         slf: Py<Self>,
         max: Int,
-        timeout: Option<f64>,
-        coalesce: Option<f64>,
+        timeout: Option<Float>,
+        coalesce: Option<Float>,
     ) -> Result<PyBatches> {
         Ok(PyBatches::new(Source::Socket(slf), RecvArgs::new(max, timeout, coalesce)?))
     }
@@ -413,13 +413,13 @@ impl PySocket {
     /// Waits up to `timeout` seconds (None or inf: forever; negative or NaN: ValueError) for
     /// `events` (select.POLLIN/POLLOUT); returns the ready mask, 0 on timeout. `close()` from
     /// another thread ends the wait within 0.1 s with ValueError (closed).
-    #[pyo3(signature = (timeout = 0.0, events = Int::Int(POLLIN.into())))]
-    fn poll(&self, py: Python<'_>, timeout: Option<f64>, events: Int) -> Result<i16> {
+    #[pyo3(signature = (timeout = Some(Float::Val(0.0)), events = Int::Val(POLLIN.into())), text_signature = "($self, timeout=0.0, events=...)")]
+    fn poll(&self, py: Python<'_>, timeout: Option<Float>, events: Int) -> Result<i16> {
         let events = events.get("events")?;
         let events = i16::try_from(events).map_err(|_| {
             Error::value(format!("invalid events {events:#x}: poll(2) events are 16 bits"))
         })?;
-        let timeout = timeout_arg(timeout)?;
+        let timeout = timeout_arg(Float::get(timeout, "timeout")?)?;
         self.wait(py, events, timeout, Stop::NEVER)
     }
 

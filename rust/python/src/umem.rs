@@ -51,7 +51,7 @@ impl PyUmem {
 #[pymethods]
 impl PyUmem {
     #[new]
-    #[pyo3(signature = (frame_count = Int::Int(4096), frame_size = Int::Int(4096), headroom = Int::Int(0), *, unaligned = None, hugepages = HugePagesArg(HugePages::No), tx_metadata = None, tx_sw_csum = None),
+    #[pyo3(signature = (frame_count = Int::Val(4096), frame_size = Int::Val(4096), headroom = Int::Val(0), *, unaligned = None, hugepages = HugePagesArg(HugePages::No), tx_metadata = None, tx_sw_csum = None),
            text_signature = "(frame_count=4096, frame_size=4096, headroom=0, *, unaligned=False, hugepages=False, tx_metadata=False, tx_sw_csum=False)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
