@@ -22,7 +22,9 @@ What the lab sets up, and why:
   milliseconds, not the ~1 s of a rate-limited linkwatch run.
 
 Everything is removed by :meth:`Lab.close` (idempotent, also called by ``__exit__``, at interpreter
-exit, and on SIGTERM when no other handler is installed). The veth is deleted explicitly first, so
+exit, and on SIGTERM when no other handler is installed: the module installs its own when it is
+imported in the main thread, for labs made in any thread). A KeyboardInterrupt never cuts an
+``ip`` command or a namespace switch in half. The veth is deleted explicitly first, so
 it is gone (and any XDP program detached) even if a process or socket keeps a namespace alive.
 A lab belongs to the process that made it: a forked child (``os.fork``, ``multiprocessing``'s
 fork) never removes it, neither by ``close()`` nor at its exit nor on its SIGTERM.
@@ -33,6 +35,7 @@ test-suite can load it without the compiled extension.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # the C half of signal: no Python frames
 import argparse
 import atexit
 import contextlib
@@ -190,22 +193,146 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns(CLONE_NEWNET): {os.strerror(err)}")
 
 
+class _SigintGuard:
+    """Holds a KeyboardInterrupt back while the main thread is where it must not land, and
+    raises it (or does whatever the SIGINT handler did) once that is over.
+
+    Python raises a KeyboardInterrupt only in the main thread, between any two bytecodes: in
+    the middle of ``subprocess.run`` (after the fork, before run() has the process to kill or
+    wait for: an ``ip netns add`` then finishes after close() looked for its namespace), or
+    between a ``setns`` and the code that switches back (even at the first instruction of an
+    ``__exit__``). The guard's handler, installed by a C call (``_signal.signal``: nothing in
+    Python runs between the installation and the next check), holds the interrupt back
+    everywhere (``everywhere``), or only when it lands in one of :data:`_GUARDED` (the
+    namespace switch's own code), else passes it on at once. In other threads it does nothing.
+    """
+
+    def __init__(self, everywhere: bool) -> None:
+        self.everywhere = everywhere
+        self.previous: Any = None
+        self.installed = False
+        self.held = False
+        self.frame: FrameType | None = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            self.previous = _signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # the main thread of a subinterpreter
+            return
+        self.installed = True
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.everywhere or (frame is not None and frame.f_code in _GUARDED):
+            self.held, self.frame = True, frame
+        else:
+            self._deliver(frame)
+
+    def _deliver(self, frame: FrameType | None) -> None:
+        """Does what the handler before this guard does with a SIGINT."""
+        previous = self.previous
+        if callable(previous):
+            previous(signal.SIGINT, frame)
+        elif previous in (signal.SIG_DFL, None):
+            # None: a handler not installed from Python; treated as the default (death).
+            _signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def uninstall(self) -> None:
+        """Puts the previous handler back (unless the body replaced this one), then delivers
+        a SIGINT held back."""
+        if not self.installed:
+            return
+        self.installed = False
+        if _signal.getsignal(signal.SIGINT) == self._handle:
+            previous = signal.SIG_DFL if self.previous is None else self.previous
+            _signal.signal(signal.SIGINT, previous)
+        if self.held:
+            self.held = False
+            self._deliver(self.frame)
+
+
 @contextlib.contextmanager
-def _thread_in_netns(path: str) -> Iterator[None]:
-    """Run the body with the current thread in the netns at ``path``; always switch back."""
-    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+def _sigint_deferred() -> Iterator[None]:
+    """Holds a KeyboardInterrupt back until the body has ended (:class:`_SigintGuard`). One that
+    comes before the body starts is raised before it starts."""
+    guard = _SigintGuard(everywhere=True)
+    guard.install()
     try:
-        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _setns(original)
+        yield
     finally:
-        os.close(original)
+        guard.uninstall()
+
+
+class _NetnsSwitch:
+    """The body of the ``with`` with the current thread in the netns at ``path``, always switched
+    back, also when a KeyboardInterrupt comes at any moment: one during the switch undoes it
+    and is raised before the body, one during the switch back is raised after it."""
+
+    def __init__(self, path: str, value: Any) -> None:
+        self._path = path
+        self._value = value
+        self._original = -1
+        self._switched = False
+        self._guard = _SigintGuard(everywhere=False)
+
+    def __enter__(self) -> Any:
+        self._guard.install()
+        try:
+            self._original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            target = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _setns(target)
+                self._switched = True
+            finally:
+                os.close(target)
+            if self._guard.held:  # an interrupt while switching: no body, back at once
+                self._switch_back()
+        except BaseException:
+            self._switch_back()
+            raise
+        return self._value
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._switch_back()
+
+    def _switch_back(self) -> None:
+        try:
+            if self._switched:
+                self._switched = False
+                _setns(self._original)
+        finally:
+            if self._original >= 0:
+                os.close(self._original)
+                self._original = -1
+            self._guard.uninstall()
+
+
+def _thread_in_netns(path: str) -> _NetnsSwitch:
+    """A ``with`` whose body runs with the current thread in the netns at ``path``."""
+    return _NetnsSwitch(path, None)
+
+
+#: Code where a KeyboardInterrupt would leave the thread in the wrong namespace.
+_GUARDED = frozenset(
+    f.__code__
+    for f in (
+        _SigintGuard.install,
+        _SigintGuard._handle,
+        _SigintGuard._deliver,
+        _SigintGuard.uninstall,
+        _NetnsSwitch.__enter__,
+        _NetnsSwitch.__exit__,
+        _NetnsSwitch._switch_back,
+        _setns,
+    )
+)
 
 
 # --- process-wide cleanup ------------------------------------------------------------------------
@@ -299,7 +426,9 @@ def _remove_all_labs_for_good() -> bool:
 
 
 def _install_sigterm_handler() -> None:
-    """Clean up on SIGTERM, but only from the main thread and only if nobody else handles it."""
+    """Clean up on SIGTERM, but only from the main thread and only if nobody else handles it.
+    Called at import (in the main thread, usually) and by every Lab (a lab made in another
+    thread of a process that imported this module there has it from the import)."""
     global _sigterm_installed
     if _sigterm_installed or threading.current_thread() is not threading.main_thread():
         return
@@ -309,6 +438,7 @@ def _install_sigterm_handler() -> None:
 
 
 atexit.register(_remove_all_labs_for_good)
+_install_sigterm_handler()
 
 
 # --- the lab -------------------------------------------------------------------------------------
@@ -380,8 +510,9 @@ class Lab:
     def _build(self, static_neighbours: bool, ready_timeout: float) -> None:
         """Create namespaces, sysctls, veth, addresses and links, in the order that matters."""
         for name in (self.ns_a, self.ns_b):
-            # Owned from before the call, so an interruption during it cannot leak the namespace;
-            # disowned when `ip` refuses because the name exists (then it is someone else's).
+            # Owned from before the call, and the call is never cut short (`_run_ip`), so an
+            # interruption cannot leak the namespace; disowned when `ip` refuses because the
+            # name exists (then it is someone else's).
             self._owned_netns.append(name)
             try:
                 _run_checked([self._ip, "netns", "add", name])
@@ -481,8 +612,7 @@ class Lab:
 
     # -- using the namespaces --
 
-    @contextlib.contextmanager
-    def enter(self, side: Side) -> Iterator[Lab]:
+    def enter(self, side: Side) -> contextlib.AbstractContextManager[Lab]:
         """Move the *current thread* into namespace ``side`` for the body of the ``with``.
 
         Uses ``setns(fd, CLONE_NEWNET)`` on ``/run/netns/<name>`` and restores the thread's original
@@ -497,8 +627,7 @@ class Lab:
         """
         if self._closed:
             raise ValueError(f"{self!r} is closed")
-        with _thread_in_netns(f"{NETNS_DIR}/{self.netns(side)}"):
-            yield self
+        return _NetnsSwitch(f"{NETNS_DIR}/{self.netns(side)}", self)
 
     def _netns_argv(self, side: Side, argv: Sequence[str]) -> list[str]:
         if self._closed:
@@ -586,11 +715,7 @@ class Lab:
     def _delete_veth(self) -> None:
         """Delete the veth pair (both ends go together); absent namespaces or links are fine."""
         if self.ns_a in self._owned_netns and os.path.exists(f"{NETNS_DIR}/{self.ns_a}"):
-            subprocess.run(
-                [self._ip, "-n", self.ns_a, "link", "del", self.if_a],
-                capture_output=True,
-                check=False,
-            )
+            _run_ip([self._ip, "-n", self.ns_a, "link", "del", self.if_a])
 
     def __enter__(self) -> Lab:
         return self
@@ -631,9 +756,16 @@ def _unused_tag() -> str:
             return tag
 
 
+def _run_ip(argv: list[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run an ``ip`` command to its end, stdout and stderr captured: a KeyboardInterrupt waits
+    until it has ended (one interrupted at the wrong moment would finish unseen)."""
+    with _sigint_deferred():
+        return subprocess.run(argv, input=input, capture_output=True, text=True, check=False)
+
+
 def _run_checked(argv: list[str], input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``argv``; raise :class:`LabCommandError` (with stderr) when it fails."""
-    done = subprocess.run(argv, input=input, capture_output=True, text=True, check=False)
+    done = _run_ip(argv, input)
     if done.returncode != 0:
         raise LabCommandError(done.returncode, argv, done.stdout, done.stderr)
     return done
@@ -646,9 +778,7 @@ def _delete_netns(ip: str, name: str, attempts: int = 50) -> bool:
     for _ in range(attempts):
         if not os.path.exists(path):
             return True
-        done = subprocess.run(
-            [ip, "netns", "delete", name], capture_output=True, text=True, check=False
-        )
+        done = _run_ip([ip, "netns", "delete", name])
         stderr = done.stderr.strip()
         if not os.path.exists(path):
             return True
