@@ -150,6 +150,37 @@ def test_afxdp_sends_chains_that_arrive_intact(lab_factory, mode: str) -> None:
         assert pair.tx.umem.free_frames == pair.tx.umem.frame_count
 
 
+def test_batch_edits_touch_a_chain_only_in_its_first_frame_and_copies_keep_it(
+    lab_factory,
+) -> None:
+    # swap_macs and write_at edited bytes 0..12 of every frame of a chain (payload), and
+    # swap_macs refused a packet whose last frame held fewer than 12 bytes; copy_from dropped
+    # the chain flags, so a copied jumbo packet went out as one packet per frame.
+    lab = lab_factory(mtu=MTU)
+    sizes = [MTU + 14, RX_CAPACITY + 5, 60]
+    sent = [jumbo(lab, seq, size) for seq, size in enumerate(sizes)]
+    with mb_pair(lab, "native") as pair:
+        assert pair.tx.send_packets(sent) == len(sent)
+        wait_completed(pair.tx)
+        deadline = time.monotonic() + 5
+        frames = sum(-(-size // RX_CAPACITY) for size in sizes)
+        while pair.rx.rx_available < frames and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pair.rx.recv(64, timeout=1) as batch:
+            assert [len(p) for p in batch.packets()] == sizes
+            batch.swap_macs()
+            batch.write_at(12, b"\x88\xb5")  # the EtherType, a local experimental one
+            want = [d[6:12] + d[:6] + b"\x88\xb5" + d[14:] for d in sent]
+            assert [bytes(p) for p in batch.packets()] == want
+            copy = pair.tx.alloc(len(batch))
+            assert copy.copy_from(batch) == len(batch)
+            assert [len(p) for p in copy.packets()] == sizes
+            assert pair.tx.send(copy) == len(batch)
+        wait_completed(pair.tx)
+        got = receive_packets(pair.rx, len(sizes))
+        assert [g[0] for g in got] == want
+
+
 def test_a_chain_built_frame_by_frame_is_sent_with_more(lab_factory) -> None:
     lab = lab_factory(mtu=MTU)
     data = jumbo(lab, 7, 6000)

@@ -291,11 +291,13 @@ class FrameBatch:
     def write_all(self, packet: Buffer) -> None:
         """Copy `packet` into every frame and set every length (all or none)."""
     def write_at(self, offset: int, data: Buffer) -> None:
-        """Write `data` at `offset` of every frame's packet, lengths unchanged."""
+        """Write `data` at `offset` of every packet (its first frame), lengths unchanged."""
     def swap_macs(self) -> None:
-        """Swap destination and source MAC of every frame in place (all or none)."""
+        """Swap destination and source MAC of every packet (its first frame) in place (all or
+        none)."""
     def copy_from(self, src: FrameBatch) -> int:
-        """Copy `src`'s packets (any UMEM) into these frames; returns min(len(self), len(src))."""
+        """Copy `src`'s packets (any UMEM) into these frames, chains kept; returns how many
+        frames: min(len(self), len(src)), less a multi-buffer packet that would not fit whole."""
     @property
     def nbytes(self) -> int:
         """Total packet length of the frames, in bytes."""

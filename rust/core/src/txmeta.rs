@@ -261,20 +261,6 @@ impl Batch {
         Ok(())
     }
 
-    /// The positions of the frames that start a packet (every frame but those after a frame
-    /// with `more`).
-    fn packet_starts(&self) -> Vec<usize> {
-        let mut first = true;
-        let mut out = Vec::with_capacity(self.len());
-        for (i, d) in self.descs().iter().enumerate() {
-            if first {
-                out.push(i);
-            }
-            first = !d.more();
-        }
-        out
-    }
-
     /// Drops frame `i`'s request, if any (the frame is then sent without metadata).
     ///
     /// # Errors

@@ -228,22 +228,25 @@ impl PyFrameBatch {
         with_bytes(packet, |p| self.with(|b| Ok(b.write_all(p)?)))
     }
 
-    /// Writes `data` at byte `offset` of every frame's packet (e.g. a MAC address), leaving the
-    /// lengths as they are. Every frame must be at least `offset + len(data)` long.
+    /// Writes `data` at byte `offset` of every packet (e.g. a MAC address), leaving the lengths
+    /// as they are: in its first frame, where a packet spans several (multi-buffer). Every
+    /// packet's first frame must be at least `offset + len(data)` long.
     fn write_at(&self, offset: Int, data: &Bound<'_, PyAny>) -> Result<()> {
         let offset = u32_arg("offset", offset)? as usize;
         with_bytes(data, |d| self.with(|b| Ok(b.write_at(offset, d)?)))
     }
 
-    /// Swaps the destination and source MAC addresses of every frame in place (l2fwd), in
-    /// one Rust loop. Either every frame is edited or, if one is shorter than 12 bytes, none.
+    /// Swaps the destination and source MAC addresses of every packet in place (l2fwd), in
+    /// one Rust loop: in its first frame, where a packet spans several (multi-buffer). Either
+    /// every packet is edited or, if a first frame is shorter than 12 bytes, none.
     fn swap_macs(&self) -> Result<()> {
         self.with(|b| Ok(b.swap_macs()?))
     }
 
     /// Copies the packets of `src` (a batch of any socket, e.g. received on another
-    /// interface) into this batch's frames and sets their lengths; returns how many:
-    /// min(len(self), len(src)). `src` is left as it was.
+    /// interface) into this batch's frames with their lengths and chain flags (`more`);
+    /// returns how many frames: min(len(self), len(src)), less those of a multi-buffer packet
+    /// that would not fit whole. `src` is left as it was.
     fn copy_from(&self, src: &PyFrameBatch) -> Result<usize> {
         if std::ptr::eq(self, src) {
             return Err(Error::value("copy_from: the source is this batch"));

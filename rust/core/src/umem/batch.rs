@@ -288,12 +288,13 @@ impl Batch {
         Ok(())
     }
 
-    /// Writes `data` at byte `offset` of every frame's packet (e.g. a MAC address), leaving the
-    /// lengths as they are. Checked first, so either every frame is written or none.
+    /// Writes `data` at byte `offset` of every packet (e.g. a MAC address), leaving the lengths
+    /// as they are: in its first frame, where a packet spans several (multi-buffer; the rest
+    /// are payload). Checked first, so either every packet is written or none.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming the first frame whose packet is shorter than
+    /// [`Error::InvalidArgument`] naming the first packet's first frame that is shorter than
     /// `offset + data.len()`.
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
         let end = offset.checked_add(data.len()).ok_or_else(|| Error::InvalidArgument {
@@ -301,7 +302,8 @@ impl Batch {
             value: offset.to_string(),
             why: format!("offset + {} bytes overflows", data.len()),
         })?;
-        for i in 0..self.frames.len() {
+        let firsts = self.packet_starts();
+        for &i in &firsts {
             // `data` refuses a length beyond the frame, so `end <= len` keeps the write inside.
             let len = self.data(i)?.len();
             if end > len {
@@ -316,10 +318,24 @@ impl Batch {
                 });
             }
         }
-        for i in 0..self.frames.len() {
+        for i in firsts {
             self.area_mut(i)?[offset..end].copy_from_slice(data);
         }
         Ok(())
+    }
+
+    /// The positions of the frames that start a packet: every frame, except those that
+    /// continue a multi-buffer chain (after a frame with [`FrameDesc::MORE`]).
+    pub(crate) fn packet_starts(&self) -> Vec<usize> {
+        let mut first = true;
+        let mut out = Vec::with_capacity(self.len());
+        for (i, d) in self.frames.iter().enumerate() {
+            if first {
+                out.push(i);
+            }
+            first = !d.more();
+        }
+        out
     }
 
     /// Copies `packet` into every frame; checked against the smallest capacity first, so either
@@ -337,16 +353,24 @@ impl Batch {
         Ok(())
     }
 
-    /// Swaps the destination and source MAC addresses (bytes 0..6 and 6..12) of every frame,
-    /// in place: the l2fwd edit. Checked first, so either every frame is edited or none.
+    /// Swaps the destination and source MAC addresses (bytes 0..6 and 6..12) of every packet,
+    /// in place: the l2fwd edit. A packet spanning several frames (multi-buffer) is edited in
+    /// its first (the rest are payload). Checked first, so either every packet is edited or
+    /// none.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] naming the first frame shorter than 12 bytes;
+    /// [`Error::InvalidArgument`] naming the first packet's first frame shorter than 12 bytes;
     /// [`Error::PacketTooLong`] for a length written in place past its frame.
     pub fn swap_macs(&mut self) -> Result<()> {
         self.umem.check_fork()?;
+        let mut continues = false;
         for (i, d) in self.frames.iter().enumerate() {
+            let first = !continues;
+            continues = d.more();
+            if !first {
+                continue;
+            }
             if d.len < 12 {
                 return Err(Error::InvalidArgument {
                     name: "frame length",
@@ -365,7 +389,13 @@ impl Batch {
         // The region's start read once: the writes below could alias the UMEM's fields as far
         // as the compiler knows, so it would reload them for every frame.
         let region = self.umem.as_ptr();
+        let mut continues = false;
         for d in &self.frames {
+            let first = !continues;
+            continues = d.more();
+            if !first {
+                continue;
+            }
             // SAFETY: the batch owns the frame exclusively (state User), `packet_offset` is
             // inside the region and `offset + 12 <= offset + len <= frame_size` (checked
             // above), so the 12 bytes are inside this frame, and nothing else accesses them
@@ -378,16 +408,23 @@ impl Batch {
         Ok(())
     }
 
-    /// Copies the packets of `src` into this batch's frames, in order, and sets their lengths:
-    /// `min(self.len(), src.len())` frames, the count returned. The two batches may belong to
-    /// different UMEMs (forwarding between interfaces). Checked first, so either every frame
-    /// is written or none.
+    /// Copies the packets of `src` into this batch's frames, in order, with their lengths and
+    /// chain flags ([`FrameDesc::MORE`]): `min(self.len(), src.len())` frames, less those of a
+    /// multi-buffer packet that would not fit whole; the count of frames is returned. The two
+    /// batches may belong to different UMEMs (forwarding between interfaces). Checked first,
+    /// so either every frame is written or none.
     ///
     /// # Errors
     ///
-    /// [`Error::PacketTooLong`] when a packet of `src` does not fit its destination frame.
+    /// [`Error::PacketTooLong`] when a frame of `src` does not fit its destination frame.
     pub fn copy_from(&mut self, src: &Batch) -> Result<usize> {
-        let n = self.len().min(src.len());
+        let mut n = self.len().min(src.len());
+        if n < src.len() {
+            // Whole packets only: a chain cut short would end this batch mid-packet.
+            while n > 0 && src.frames[n - 1].more() {
+                n -= 1;
+            }
+        }
         for i in 0..n {
             // `src.data` checks the source length against its own frame here, in the checking
             // pass, so the copying pass cannot fail half way.
@@ -399,6 +436,7 @@ impl Batch {
         for i in 0..n {
             let packet = src.data(i)?;
             self.write(i, packet)?;
+            self.set_more(i, src.frames[i].more())?;
         }
         Ok(n)
     }

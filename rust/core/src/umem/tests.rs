@@ -419,6 +419,43 @@ fn write_chain_splits_a_packet_and_packets_regroups_it() {
 }
 
 #[test]
+fn batch_edits_touch_a_chained_packet_only_in_its_first_frame() {
+    // swap_macs and write_at edited bytes 0..12 of every frame of a multi-buffer packet
+    // (payload, past the first frame), and swap_macs refused a packet whose last frame held
+    // fewer than 12 bytes; copy_from dropped the chain flags (one jumbo packet went out as
+    // several). 2048-byte frames: a 2048 + 5 byte packet, then a one-frame packet.
+    let u = umem(8);
+    let mut b = u.alloc(3);
+    let jumbo: Vec<u8> = (0..2053u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(b.write_chain(0, &jumbo).unwrap(), 2);
+    let single: Vec<u8> = (100..160).collect();
+    b.write(2, &single).unwrap();
+    b.swap_macs().unwrap();
+    b.write_at(12, &[0xee, 0xff]).unwrap();
+    let mut want = jumbo.clone();
+    want[..12].copy_from_slice(&[&jumbo[6..12], &jumbo[..6]].concat());
+    want[12..14].copy_from_slice(&[0xee, 0xff]);
+    let got: Vec<u8> = (0..2).flat_map(|i| b.data(i).unwrap().to_vec()).collect();
+    assert_eq!(got, want, "only the first frame of the chain is edited");
+    assert_eq!(&b.data(2).unwrap()[..6], &single[6..12]);
+    assert_eq!(&b.data(2).unwrap()[12..14], &[0xee, 0xff]);
+    // A write past a packet's first frame is refused, naming the frame.
+    let e = b.write_at(2047, &[1, 2]).unwrap_err();
+    assert!(e.to_string().contains("frame 0"), "{e}");
+    // copy_from keeps the chains, and copies whole packets only.
+    let mut dst = umem(8).alloc(3);
+    assert_eq!(dst.copy_from(&b).unwrap(), 3);
+    assert_eq!(dst.packets().unwrap(), [0..2, 2..3]);
+    let copied: Vec<u8> = (0..2).flat_map(|i| dst.data(i).unwrap().to_vec()).collect();
+    assert_eq!(copied, want);
+    let mut short = umem(8).alloc(1);
+    assert_eq!(short.copy_from(&b).unwrap(), 0, "the first packet needs two frames");
+    let mut two = umem(8).alloc(2);
+    assert_eq!(two.copy_from(&b).unwrap(), 2);
+    assert_eq!(two.packets().unwrap(), vec![std::ops::Range { start: 0, end: 2 }]);
+}
+
+#[test]
 fn a_received_chain_with_a_bad_descriptor_is_dropped_whole() {
     let u = umem(8);
     let addressing = u.addressing();
