@@ -870,9 +870,10 @@ def generate(
             needs an Ethernet (at most one 802.1Q/802.1ad tag) / IPv4 or IPv6 / UDP template.
         batch_size: packets per kernel batch, 1 to 256.
 
-    A veth drops every copy, without counting it, unless its peer has an XDP program attached
-    (an afxdp.Program will do) or GRO on. Copies the interface cannot take (a full veth ring)
-    are counted by the interface, e.g. `ethtool -S` tx_queue_N_xdp_xmit_errors.
+    A veth drops every copy, without counting it, unless its peer runs a native-mode XDP
+    program (a generic-mode one does not count) or has GRO on. Copies the interface cannot
+    take (a full veth ring) are counted by the interface, e.g. `ethtool -S`
+    tx_queue_N_xdp_xmit_errors.
 
     The GIL is released while packets are pushed; Ctrl-C raises KeyboardInterrupt within 50 ms
     (the count so far is then lost).

@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Literal
 
-from afxdp.netdev import is_running, link
+from afxdp.netdev import _set_gro, is_running, link
 
 __all__ = [
     "IFINDEX_A",
@@ -628,6 +628,18 @@ class Lab:
         if self._closed:
             raise ValueError(f"{self!r} is closed")
         return _NetnsSwitch(f"{NETNS_DIR}/{self.netns(side)}", self)
+
+    def set_gro(self, side: Side, enabled: bool = True) -> None:
+        """Turn GRO on (or off) at end ``side``. A veth drops every frame redirected into it by
+        XDP (what :func:`afxdp.generate` sends) unless its peer runs a *native* XDP program or
+        has GRO on: with a generic-mode program at the receiving end, turn GRO on there.
+
+        Raises:
+            OSError: the kernel refused (the message names the interface).
+        """
+        with self.enter(side):
+            if not _set_gro(self.ifname(side), enabled):
+                raise OSError(errno.EOPNOTSUPP, f"could not turn GRO on {self.ifname(side)}")
 
     def _netns_argv(self, side: Side, argv: Sequence[str]) -> list[str]:
         if self._closed:

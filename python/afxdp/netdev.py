@@ -172,6 +172,7 @@ _XSK_FLAG_NAMES = ((0x1, "tx-timestamp"), (0x2, "tx-checksum"), (0x4, "tx-launch
 _SIOCETHTOOL = 0x8946
 _ETHTOOL_GDRVINFO = 0x03
 _ETHTOOL_GCHANNELS = 0x3C
+_ETHTOOL_SGRO = 0x2C
 #: struct ethtool_drvinfo: cmd, driver[32], version[32], fw_version[32], bus_info[32],
 #: erom_version[32], reserved2[12], n_priv_flags, n_stats, testinfo_len, eedump_len, regdump_len.
 _ETHTOOL_DRVINFO = struct.Struct("=I32s32s32s32s32s12s5I")
@@ -466,6 +467,13 @@ def _ethtool(ifname: str, request: bytearray) -> bytearray | None:
     finally:
         del buffer  # release the export of `request`
     return request
+
+
+def _set_gro(ifname: str, enabled: bool) -> bool:
+    """``ETHTOOL_SGRO``: turn generic receive offload on or off; False when the driver refuses
+    (or there is no such interface)."""
+    request = bytearray(struct.pack("=II", _ETHTOOL_SGRO, int(enabled)))
+    return _ethtool(ifname, request) is not None
 
 
 def _driver_info(ifname: str) -> DriverInfo | None:

@@ -131,6 +131,9 @@ def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict
     )
     frame = _lab_frame(the_lab, args.size)
     prog, rx = _lab_receiver(the_lab, args.mode)
+    if args.mode == "generic":
+        # The generator's frames reach a veth's peer only through a native program or GRO.
+        the_lab.set_gro("b")
     # veth puts a frame redirected by XDP on the rx queue of the CPU that sent it: with several
     # queues, one generator per CPU (pinned) spreads the load over min(queues, CPUs) queues.
     cpus = sorted(os.sched_getaffinity(0))

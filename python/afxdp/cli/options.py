@@ -424,8 +424,8 @@ JSON = (
     _opt(
         "--json",
         action="store_true",
-        help="print JSON Lines: a start object, one object per rate line and a final summary "
-        "(raw integers; fields in README.md)",
+        help="print JSON Lines instead of text (raw integers): the objects README.md lists for "
+        "this command, the last a summary",
     ),
 )
 

@@ -31,8 +31,8 @@ const SLICE: Duration = Duration::from_millis(50);
 /// 14 to 3408 bytes (with 4 KiB pages) and fit the interface's MTU. The count is of copies handed
 /// to the redirect: a copy the interface cannot take is dropped there and counted, if at all, by
 /// the interface (veth: `ethtool -S` tx_queue_N_xdp_xmit_errors). A veth drops every copy,
-/// without counting, unless its peer has an XDP program attached (e.g. an afxdp.Program) or
-/// GRO on.
+/// without counting, unless its peer runs a native-mode XDP program (a generic-mode one does
+/// not count) or has GRO on.
 ///
 /// The GIL is released while packets are pushed. Ctrl-C raises KeyboardInterrupt within 50 ms
 /// (the count so far is then lost).
