@@ -162,6 +162,23 @@ def test_bool_for_a_socket_method_float_is_a_typeerror(sock, call, name: str) ->
 
 
 @privileged
+@pytest.mark.parametrize("index", [2**70, -(2**70), 2**63])
+def test_an_index_beyond_64_bits_is_an_indexerror_naming_it(sock, index: int) -> None:
+    # It was an OverflowError naming nothing ("Python int too large to convert to C long");
+    # Python's own sequences raise IndexError.
+    with sock.alloc(2) as batch:
+        frame = batch[0]
+        for index_it in (
+            lambda: batch[index],
+            lambda: frame[index],
+            lambda: frame.__setitem__(index, 1),
+            lambda: batch.lengths[index],
+        ):
+            with pytest.raises(IndexError, match=str(index)):
+                index_it()
+
+
+@privileged
 def test_bool_for_a_batch_or_frame_int_is_a_typeerror(sock) -> None:
     with sock.alloc(2) as batch:
         with pytest.raises(TypeError, match=r"\blength\b.*bool"):

@@ -12,7 +12,7 @@ use pyo3::types::{PyList, PyTuple};
 
 use crate::batch::PyFrameBatch;
 use crate::buffer::{Shaped, fill_shaped_view};
-use crate::convert::norm_index;
+use crate::convert::{Index, norm_index};
 use crate::errors::{Error, Result};
 
 /// Which u32 field of the descriptors a view shows.
@@ -133,8 +133,8 @@ impl PyUIntArray {
         self.len()
     }
 
-    fn __getitem__(&self, i: isize) -> Result<u64> {
-        let len = self.len();
+    fn __getitem__(&self, i: Index) -> Result<u64> {
+        let (Index(i), len) = (i, self.len());
         let j = norm_index(i, len)
             .ok_or_else(|| Error::index(format!("index {i} out of range for {len} items")))?;
         match &self.values {

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
 use crate::array::{Field, PyUIntArray};
-use crate::convert::{Int, norm_index, u32_arg, with_bytes};
+use crate::convert::{Index, Int, norm_index, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 use crate::frame::PyFrame;
 use crate::packet::PyPacket;
@@ -198,7 +198,8 @@ impl PyFrameBatch {
         self.queue()
     }
 
-    fn __getitem__(slf: &Bound<'_, Self>, i: isize) -> Result<PyFrame> {
+    fn __getitem__(slf: &Bound<'_, Self>, i: Index) -> Result<PyFrame> {
+        let Index(i) = i;
         let me = slf.get();
         let (pos, index, generation) = me.with(|b| {
             let pos = frame_position(i, b.len())?;

@@ -69,6 +69,26 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Int {
     }
 }
 
+/// A position (`obj[i]`): an `isize`, or for an int beyond it the IndexError Python's own
+/// sequences raise, naming it (an OverflowError naming nothing otherwise).
+#[derive(Clone, Copy, Debug)]
+pub struct Index(pub isize);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Index {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        match obj.extract() {
+            Ok(i) => Ok(Index(i)),
+            Err(_) if obj.is_instance_of::<PyInt>() => {
+                let index = obj.to_string();
+                Err(pyo3::exceptions::PyIndexError::new_err(format!("index {index} out of range")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// A float argument (seconds, a rate) as Python passed it: an int or a float. A bool is kept
 /// apart and refused by [`Float::get`], naming the argument, as [`Int`] does (`timeout=True`
 /// is a mistake, not a second).

@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyInt, PySlice};
 
 use crate::batch::PyFrameBatch;
 use crate::buffer::fill_view;
-use crate::convert::{Int, u32_arg, with_bytes};
+use crate::convert::{Index, Int, u32_arg, with_bytes};
 use crate::errors::{Error, Result};
 
 /// One frame of a batch: `len(frame)`, `bytes(frame)`, `frame[a:b]`, `frame[a:b] = ...`,
@@ -54,7 +54,7 @@ enum Key {
 impl Key {
     fn convert(key: &Bound<'_, PyAny>) -> Result<Key> {
         let Ok(slice) = key.cast::<PySlice>() else {
-            return Ok(Key::Index(key.extract()?));
+            return Ok(Key::Index(key.extract::<Index>()?.0));
         };
         let (mut start, mut stop, mut step) = (0, 0, 0);
         // SAFETY: `slice` is a live slice object (we hold a reference and the GIL) and the
