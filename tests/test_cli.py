@@ -129,6 +129,23 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
             "must be 1..4294967295, not 4294967296",
         ),
         (["gen", "afxdp-none0", "--src-ports", "70000"], "must be 1..65536, not 70000"),
+        # These the library refused only after the program was attached (exit status 1).
+        (
+            ["rxdrop", "afxdp-none0", "--frames", "20000000"],
+            "--frames must be at most 16777216, not 20000000",
+        ),
+        (
+            ["rxdrop", "afxdp-none0", "-f", "3000"],
+            "--frame-size must be a power of two from 2048 to 4096 (the page size), not 3000",
+        ),
+        (
+            ["l2fwd", "afxdp-none0", "-f", "8192"],
+            "--frame-size must be a power of two from 2048 to 4096 (the page size), not 8192",
+        ),
+        (
+            ["gen", "afxdp-none0", "--src-ports", "65536"],
+            "--src-ports 65536 from source port 9 runs past 65535 (at most 65527)",
+        ),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(args, message) -> None:

@@ -83,6 +83,11 @@ def test_rxdrop_on_some_queues_warns_about_traffic_on_the_others(lab_factory) ->
     assert rx.returncode == 0, err
     assert per_queue(out) == {0: 50}
     assert "traffic on queue 1" in err and "has no socket: 30 packet" in err, err
+    # One line per report, like every other message of the command (it was Python's warning
+    # format: the file and line of the library call, then the source line).
+    reports = [line for line in err.splitlines() if "has no socket" in line]
+    assert reports and all(line.startswith("afxdp: warning: traffic on queue") for line in reports)
+    assert "RuntimeWarning" not in err and ".py:" not in err, err
 
 
 @pytest.mark.privileged

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import afxdp
 from afxdp.cli import labjobs, workloads
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = "afxdp" if args.command == "lab" else f"afxdp {args.command}"
         print(f"{where}: {e}", file=sys.stderr)
         return 2
+    shown = warnings.showwarning
+    warnings.showwarning = _warning_line
     try:
         COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -68,7 +71,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, TypeError, RuntimeError) as e:
         print(f"afxdp: {_one_line(e)}", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = shown
     return 0
+
+
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning (e.g. the Port's "traffic on queue N has no socket") as one line on stderr,
+    like the command's other messages, not Python's file, line and source."""
+    print(f"afxdp: warning: {message}", file=file or sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

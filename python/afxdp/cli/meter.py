@@ -24,7 +24,9 @@ Receiver = afxdp.Socket | afxdp.Port
 
 def emit(kind: str, command: str, /, **fields: Any) -> None:
     """Prints one JSON object ``{"type": kind, "command": command, **fields}`` to stdout."""
-    print(json.dumps({"type": kind, "command": command, **fields}), flush=True)
+    # One write, newline included: an interrupt cannot separate a line from its end.
+    sys.stdout.write(json.dumps({"type": kind, "command": command, **fields}) + "\n")
+    sys.stdout.flush()
 
 
 def say(

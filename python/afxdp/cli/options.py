@@ -7,6 +7,7 @@ and exit status 2 (argparse's own convention), never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,7 +269,7 @@ SOCKET = (
         "--frame-size",
         type=_positive_u32,
         default=4096,
-        help="UMEM frame size: 2048 or 4096 (4096)",
+        help="UMEM frame size: a power of two from 2048 to the page size (4096)",
     ),
     _opt(
         "-m",
@@ -646,10 +647,45 @@ def resolve_interface(args: argparse.Namespace) -> None:
         raise UsageError("which interface? give IFACE or -i IFACE")
 
 
+#: The most frames a Umem takes (the library refuses more).
+MAX_FRAMES = 1 << 24
+
+
+def check_umem(args: argparse.Namespace) -> None:
+    """Refuses a ``--frames`` or ``--frame-size`` the Umem would refuse, before anything exists."""
+    frames = getattr(args, "frames", None)
+    if frames is not None and frames > MAX_FRAMES:
+        raise UsageError(f"--frames must be at most {MAX_FRAMES}, not {frames}")
+    frame_size = getattr(args, "frame_size", None)
+    page = os.sysconf("SC_PAGE_SIZE")
+    if frame_size is not None and (
+        frame_size < 2048 or frame_size > page or frame_size & (frame_size - 1)
+    ):
+        raise UsageError(
+            f"--frame-size must be a power of two from 2048 to {page} (the page size), "
+            f"not {frame_size}"
+        )
+
+
+def check_src_ports(args: argparse.Namespace) -> None:
+    """Refuses a ``--src-ports`` that runs past port 65535 from the template's source port."""
+    count = getattr(args, "src_ports", None)
+    if count is None or getattr(args, "packet", None) is not None:
+        return  # a --packet's own port is checked by the generator
+    first = args.src_port if args.src_port is not None else DEFAULT_PORT
+    if first + count - 1 > 65535:
+        raise UsageError(
+            f"--src-ports {count} from source port {first} runs past 65535 "
+            f"(at most {65536 - first})"
+        )
+
+
 def check(args: argparse.Namespace) -> None:
     """The checks argparse cannot make alone; raises UsageError."""
     resolve_interface(args)
     check_size(args)
+    check_umem(args)
+    check_src_ports(args)
     if getattr(args, "packet", None) is not None:
         given = [f"--{name.replace('_', '-')}" for name in TEMPLATE_FIELDS if getattr(args, name)]
         if given:

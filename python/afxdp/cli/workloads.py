@@ -359,6 +359,7 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
     a pcap reader closing the pipe) ends the capture normally, with the summary, as in tcpdump.
     """
     from afxdp import pcap
+    from afxdp.lab import _sigint_deferred
 
     to_stdout = args.write == "-"
     count = args.count or None
@@ -385,7 +386,11 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 while (count is None or captured < count) and (time.monotonic() - start < duration):
                     want = args.batch if count is None else min(args.batch, count - captured)
-                    with sock.recv(want, timeout=0.1, coalesce=coalesce) as batch:
+                    # Ctrl-C waits for the batch: no line cut short, no frame uncounted.
+                    with (
+                        sock.recv(want, timeout=0.1, coalesce=coalesce) as batch,
+                        _sigint_deferred(),
+                    ):
                         _dump_batch(args, writer, batch)
                         captured += len(batch)
             except KeyboardInterrupt:
