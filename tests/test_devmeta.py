@@ -9,6 +9,7 @@ sockets of the peer namespace, so every packet is skb-backed.
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import struct
@@ -157,6 +158,18 @@ def test_generic_mode_is_refused_naming_the_mode(lab) -> None:
             afxdp.Program.attach(lab.if_b, mode="generic", device_metadata=True)
         # Nothing was left attached: a plain program attaches in either mode.
         afxdp.Program.attach(lab.if_b, mode="generic").close()
+
+
+def test_an_interface_without_device_bound_programs_is_an_oserror_not_a_verifier_error(
+    lab,
+) -> None:
+    # lo has no native XDP: the kernel refuses the device-bound load with EOPNOTSUPP before
+    # any verification, which was reported as a VerifierError with an empty log.
+    with lab.enter("b"), pytest.raises(OSError) as refused:
+        afxdp.Program.attach("lo", device_metadata=True)
+    assert not isinstance(refused.value, afxdp.VerifierError), refused.value
+    assert refused.value.errno == errno.EOPNOTSUPP
+    assert "on lo" in str(refused.value) and "device metadata" in str(refused.value)
 
 
 def xdp_prog_id(lab) -> int | None:

@@ -83,6 +83,9 @@ def assert_same_as_ip(iface: Any, shown: dict[str, Any]) -> None:
         ("x" * 16, '"xxxxxxxxxxxxxxxx"'),
         ("a\0b", '"a\\0b"'),
         ("a/b", '"a/b"'),
+        # An alias suffix: if_nametoindex resolved it to lo (it cuts ":x" off).
+        ("lo:x", '"lo:x"'),
+        ("lo\tx", '"lo\\tx"'),
     ],
 )
 def test_native_interface_unknown_name_is_enodev_naming_it(name: str, shown: str) -> None:
@@ -97,13 +100,25 @@ def test_native_interface_name_must_be_str() -> None:
         _native().Interface(b"lo")
 
 
-@pytest.mark.parametrize("name", ["afxdp-none0", "x" * 16, "a\udcffb"])
+@pytest.mark.parametrize("name", ["afxdp-none0", "x" * 16, "a\udcffb", "lo:x", "lo x"])
 def test_netdev_unknown_name_is_enodev_naming_it(name: str) -> None:
     for query in (netdev.interface, netdev.link, netdev.attached_programs):
         with pytest.raises(OSError) as caught:
             query(name)
         assert caught.value.errno == errno.ENODEV
         assert str(caught.value) == f"[Errno {errno.ENODEV}] no such network interface: {name!r}"
+
+
+@pytest.mark.privileged
+def test_ethtool_queries_answer_none_for_a_name_no_interface_can_have(lab) -> None:
+    # The ethtool ioctls cut an alias suffix (":x") off, as they cut the bytes past the 15th,
+    # and answered for the interface whose name was left.
+    with lab.enter("b"):
+        assert netdev.driver_info(lab.if_b) is not None
+        assert netdev.channels(lab.if_b) is not None
+        for name in (f"{lab.if_b}:x", f"{lab.if_b}:0"):
+            assert netdev.driver_info(name) is None
+            assert netdev.channels(name) is None
 
 
 def test_netdev_asks_the_core_when_the_extension_is_there() -> None:

@@ -315,6 +315,16 @@ def test_describe() -> None:
     assert "IPv4 10.11.0.1:80 > 10.11.0.2:443 TCP [SA] seq 1000" in describe(tcp)
 
 
+@pytest.mark.parametrize("ihl", [0, 2, 4])
+def test_describe_calls_an_ipv4_header_shorter_than_20_bytes_malformed(ihl: int) -> None:
+    # It showed ports and a UDP length read from inside the IPv4 header.
+    udp = bytearray(ipv4_udp(MAC_A, MAC_B, IP_A, IP_B, 1111, 2222, b""))
+    udp[14] = 0x40 | ihl
+    assert describe(bytes(udp)).endswith(
+        f"IPv4 {IP_A} > {IP_B} malformed (header length {ihl * 4}) proto 17 (60 bytes)"
+    )
+
+
 def test_describe_never_raises() -> None:
     frame = numbered_frame(1, 100, MAC_A, MAC_B)
     for cut in range(len(frame)):

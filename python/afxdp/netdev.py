@@ -455,7 +455,9 @@ def _xdp_features(ifindex: int) -> XdpFeatures | None:
 
 def _ethtool(ifname: str, request: bytearray) -> bytearray | None:
     """SIOCETHTOOL with ``request`` (its first u32 is the command); None when it fails
-    (EOPNOTSUPP: the driver does not implement the command)."""
+    (EOPNOTSUPP: the driver does not implement the command, or no such interface)."""
+    if not _valid_name(ifname):
+        return None
     buffer = (ctypes.c_char * len(request)).from_buffer(request)
     ifreq = struct.pack("16sP", os.fsencode(ifname), ctypes.addressof(buffer))
     ifreq = ifreq.ljust(_IFREQ_SIZE, b"\0")
@@ -575,9 +577,15 @@ def _programs(xdp: bytes | None) -> tuple[XdpProgram, ...]:
 
 
 def _valid_name(ifname: str) -> bool:
+    """The kernel's rule (``dev_valid_name``): 1 to 15 bytes, not "." or "..", no "/", ":" or
+    whitespace. Checked before any ioctl: ``SIOCGIFINDEX`` and the ethtool ioctls would cut an
+    alias suffix ("eth0:x") or a 16th byte off and answer for another interface."""
     encoded = os.fsencode(ifname)
     return (
-        bool(encoded) and len(encoded) < _IFNAMSIZ and b"/" not in encoded and b"\0" not in encoded
+        bool(encoded)
+        and len(encoded) < _IFNAMSIZ
+        and encoded not in (b".", b"..")
+        and not any(c in encoded for c in b"/:\0 \t\n\v\f\r")
     )
 
 

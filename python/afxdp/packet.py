@@ -368,8 +368,11 @@ def _describe_arp(arp: bytes) -> str:
 def _describe_ipv4(ip: bytes) -> str:
     ver_ihl, _tos, total, _ident, frag, ttl, proto, _csum, src, dst = _IPV4.unpack_from(ip)
     ihl = (ver_ihl & 0x0F) * 4
-    body = ip[ihl:total] if ihl <= total <= len(ip) else ip[ihl:]
     src_text, dst_text = _ip4_text(src), _ip4_text(dst)
+    if ihl < _IPV4.size:
+        # No transport header can be found: its "ports" would be bytes of the IPv4 header.
+        return f"IPv4 {src_text} > {dst_text} malformed (header length {ihl}) proto {proto}"
+    body = ip[ihl:total] if ihl <= total <= len(ip) else ip[ihl:]
     if frag & 0x1FFF:
         return f"IPv4 {src_text} > {dst_text} fragment proto {proto} ttl {ttl}"
     if proto == IPPROTO_UDP:

@@ -35,10 +35,10 @@ use aya_obj::generated::bpf_insn;
 use super::errors::{BpfError, load_error, missing_in_object, refused_load_error};
 use super::object::PROGRAM_OBJECT;
 use crate::error::Result;
-use crate::sys::Interface;
 use crate::sys::bpf::{
     BPF_F_XDP_DEV_BOUND_ONLY, BPF_F_XDP_HAS_FRAGS, XdpProgramLoad, load_xdp_program,
 };
+use crate::sys::{Interface, errno};
 
 /// `BPF_PSEUDO_KFUNC_CALL` (`linux/bpf.h`): a call's `src_reg` for a kernel function, whose
 /// `imm` is a BTF id (of vmlinux when `off` is 0).
@@ -79,7 +79,16 @@ pub(crate) fn load(insns: &[u64], iface: &Interface) -> Result<OwnedFd> {
         flags: BPF_F_XDP_DEV_BOUND_ONLY | BPF_F_XDP_HAS_FRAGS,
         ifindex: iface.index(),
     })
-    .map_err(|refused| refused_load_error(names::PROGRAM, refused.error, refused.log))?)
+    .map_err(|refused| match refused.error.raw_os_error() {
+        // Refused before any verification (no log): the driver has no device-bound programs.
+        Some(errno::EOPNOTSUPP) if refused.log.trim().is_empty() => BpfError::DeviceMetadata {
+            ifname: iface.name().to_owned(),
+            reason: "the kernel refused a program bound to it (EOPNOTSUPP): its driver has no \
+                     native XDP with device metadata"
+                .into(),
+        },
+        _ => refused_load_error(names::PROGRAM, refused.error, refused.log),
+    })?)
 }
 
 /// The built-in program's instructions with its maps relocated to `ebpf`'s maps and its calls

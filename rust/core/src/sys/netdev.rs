@@ -81,7 +81,15 @@ impl Interface {
     /// (empty, `IFNAMSIZ` bytes or longer, or with a NUL byte).
     pub fn by_name(name: &str) -> Result<Interface> {
         let no_such = || Error::NoSuchInterface { ifname: name.to_owned() };
-        if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        // The kernel's own rule (`dev_valid_name`): `if_nametoindex` would resolve "eth0:x" to
+        // eth0 (SIOCGIFINDEX cuts an alias suffix off), so such a name must not get that far.
+        let invalid = |c: char| matches!(c, '/' | ':' | ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r');
+        if name.is_empty()
+            || name.len() >= libc::IFNAMSIZ
+            || name == "."
+            || name == ".."
+            || name.contains(invalid)
+        {
             return Err(no_such());
         }
         let cname = CString::new(name).map_err(|_| no_such())?;
@@ -239,7 +247,10 @@ mod tests {
 
     #[test]
     fn unknown_and_impossible_names() {
-        for name in ["afxdp-none0", "", "bad\0name", "a-name-far-too-long-for-linux"] {
+        // "lo:x", "lo/x" and "lo x" were resolved to lo by if_nametoindex (an alias suffix is
+        // cut off there); no interface can be named so.
+        let impossible = ["", "bad\0name", "a-name-far-too-long-for-linux", "lo:x", "lo/x", "lo x"];
+        for name in ["afxdp-none0", ".", ".."].into_iter().chain(impossible) {
             match Interface::by_name(name) {
                 Err(Error::NoSuchInterface { ifname }) => assert_eq!(ifname, name),
                 other => panic!("{name:?}: expected NoSuchInterface, got {other:?}"),
