@@ -88,6 +88,8 @@ def model_fields(frame: bytes) -> Fields:
             if proto == 44:
                 first_fragment = be16(frame, l4 + 2) & 0xFFF8 == 0
                 proto, l4 = frame[l4], l4 + 8
+                if not first_fragment:
+                    break  # a later fragment carries data: what follows is no header
             else:
                 proto, l4 = frame[l4], l4 + (frame[l4 + 1] + 1) * 8
     else:

@@ -320,6 +320,29 @@ def test_ipv6_frames_match_as_documented(lab):
 
 
 @pytest.mark.privileged
+def test_a_later_ipv6_fragment_is_not_walked_past_its_fragment_header(lab):
+    # What follows the fragment header of a fragment other than the first is data, and the
+    # program walked it as headers: here 8 data bytes that look like a destination-options
+    # header naming UDP made the fragment's ip_proto 17 (a TCP packet's fragments went half to
+    # the socket, half to the stack). Its ip_proto is the fragment header's next header.
+    rule = afxdp.Rule(ethertype=0x86DD, ip_proto=60)
+    with steering(lab, rules=[rule]) as st:
+        looks_like_a_header = hop_by_hop(17)
+        frames = {
+            0: udp6(
+                lab, PORT_P, 0, ext=fragment_header(60, 100) + looks_like_a_header, first_next=44
+            ),
+            # The first fragment's headers are walked: destination options, then UDP.
+            1: udp6(
+                lab, PORT_P, 1, ext=fragment_header(60, 0) + looks_like_a_header, first_next=44
+            ),
+        }
+        st.send(list(frames.values()))
+        assert_split(st.drain(len(frames)), frames, {0})
+        assert st.prog.rule_stats() == [(rule, 1)]
+
+
+@pytest.mark.privileged
 def test_vlan_tagged_frames_match_on_the_inner_headers(lab):
     rules = [afxdp.Rule(ethertype=0x0800, dst_port=PORT_P)]
     with steering(lab, rules=rules) as st:

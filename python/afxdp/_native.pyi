@@ -423,7 +423,8 @@ class Rule:
 
     ethertype: after at most one 802.1Q/802.1ad VLAN tag (0x0800 IPv4, 0x86DD IPv6, ...).
     ip_proto: the IPv4 protocol or IPv6 next header, after up to four hop-by-hop, routing,
-    fragment and destination-options extension headers (17 UDP, 6 TCP, 1 ICMP, 58 ICMPv6).
+    fragment and destination-options extension headers (17 UDP, 6 TCP, 1 ICMP, 58 ICMPv6);
+    in a non-first fragment, the fragment header's next header (what follows is data).
     dst_port: the TCP/UDP/UDP-Lite/SCTP/DCCP destination port; never matches a non-first
     fragment or an IPv4 header shorter than 20 bytes (IHL < 5). Rule() matches every packet.
     Each condition is an int (a bool raises TypeError).

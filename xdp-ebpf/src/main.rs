@@ -183,7 +183,8 @@ fn parse(ctx: &XdpContext) -> Headers {
                 let Some(ext) = header::<8>(ctx, offset) else {
                     return headers;
                 };
-                if next == 44 {
+                let fragment = next == 44;
+                if fragment {
                     // Fragment header: 8 octets; fragment offset in the upper 13 bits.
                     first_fragment = be16(&ext, 2) & 0xfff8 == 0;
                     offset += 8;
@@ -193,6 +194,11 @@ fn parse(ctx: &XdpContext) -> Headers {
                     offset += (usize::from(ext[1]) + 1) * 8;
                 }
                 next = ext[0];
+                if fragment && !first_fragment {
+                    // A later fragment carries data, not headers (RFC 8200): its protocol is
+                    // the fragment header's next header, and nothing after it is walked.
+                    break;
+                }
             }
             (next, offset, first_fragment)
         }
