@@ -160,6 +160,105 @@ def test_cancelled_wait_loses_no_frame_and_leaks_no_fd(lab, run) -> None:
         run(main())
 
 
+class PipeReceiver:
+    """A Receiver over a pipe (aio's protocol: recv, fileno, closed): readable while bytes
+    wait; recv(max, 0) takes up to `max` of them (its "batch" is bytes)."""
+
+    def __init__(self) -> None:
+        self.read, self.write = os.pipe()
+        os.set_blocking(self.read, False)
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.read
+
+    def recv(self, max: int = 64, timeout: float | None = 0.0) -> bytes:
+        try:
+            return os.read(self.read, max) if max else b""
+        except BlockingIOError:
+            return b""
+
+    def close(self) -> None:
+        os.close(self.read)
+        os.close(self.write)
+        self.closed = True
+
+
+@pytest.mark.parametrize("hops", [0, 1, 2, 3])
+def test_a_cancel_as_the_wait_ends_is_never_lost(run, hops: int) -> None:
+    # Python 3.11's asyncio.wait_for, around the wait for readability, returned the inner
+    # result when the task was cancelled after that wait had finished: recv returned a batch
+    # and batches() went on iterating, the cancel lost. The cancel comes from a reader of the
+    # same pipe, `hops` loop turns after it became readable.
+    receiver = PipeReceiver()
+    try:
+
+        async def main() -> tuple[bool, bool]:
+            loop = asyncio.get_running_loop()
+            victim = asyncio.ensure_future(afxdp.aio.recv(receiver, 64))  # type: ignore[arg-type]
+            await asyncio.sleep(0.05)  # it waits for the pipe now
+            watch = os.dup(receiver.read)
+            accepted: list[bool] = []
+
+            def hop(k: int) -> None:
+                if k == 0:
+                    accepted.append(victim.cancel())  # False: it had returned already
+                else:
+                    loop.call_soon(hop, k - 1)
+
+            def readable() -> None:
+                loop.remove_reader(watch)
+                hop(hops)
+
+            loop.add_reader(watch, readable)
+            os.write(receiver.write, b"x")
+            try:
+                done, _ = await asyncio.wait({victim}, timeout=2)
+            finally:
+                os.close(watch)
+            assert done, "the cancelled recv still waits"
+            return accepted == [True], victim.cancelled()
+
+        accepted, cancelled = run(main())
+        assert cancelled == accepted, "cancel() took, but recv returned a batch all the same"
+    finally:
+        receiver.close()
+
+
+def test_a_socket_closed_by_another_thread_before_the_wait_is_a_valueerror(lab, run) -> None:
+    # The close could come between aio's first receive and its os.dup(sock.fileno()): the
+    # fileno was then -1 and the dup raised OSError(EBADF), which batches() did not take for
+    # the end of the iteration either.
+    class ClosedAfterFirstRecv:
+        def __init__(self, sock: afxdp.Socket) -> None:
+            self.sock = sock
+
+        def recv(self, max: int = 64, timeout: float | None = 0.0) -> afxdp.FrameBatch:
+            batch = self.sock.recv(max, timeout)
+            self.sock.close()
+            return batch
+
+        def fileno(self) -> int:
+            return self.sock.fileno()
+
+        @property
+        def closed(self) -> bool:
+            return self.sock.closed
+
+    for ending in ("recv", "batches"):
+        with socket_pair(lab) as pair:
+            receiver = ClosedAfterFirstRecv(pair.rx)
+
+            async def main(ending: str = ending, receiver: Any = receiver) -> list[Any]:
+                if ending == "recv":
+                    with pytest.raises(ValueError, match="closed"):
+                        await afxdp.aio.recv(receiver, 64, timeout=1)
+                    return []
+                return [b async for b in afxdp.aio.batches(receiver, 64)]
+
+            assert run(main()) == []
+
+
 def test_close_while_awaiting_ends_recv_and_batches(lab, run) -> None:
     with socket_pair(lab) as pair:
         before = open_fds()

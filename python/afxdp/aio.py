@@ -138,14 +138,18 @@ async def recv(
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None or math.isinf(timeout) else loop.time() + timeout
     readable = asyncio.Event()
-    fd = os.dup(sock.fileno())
+    fd = _watch(sock)
     loop.add_reader(fd, readable.set)
     try:
         while True:
             wait = CLOSE_CHECK if deadline is None else min(CLOSE_CHECK, deadline - loop.time())
             if wait > 0 and not readable.is_set():
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for returned the wait's
+                # result when the task was cancelled just after the wait had ended, and the
+                # cancel was lost.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(readable.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await readable.wait()
             readable.clear()
             batch = sock.recv(max, 0.0)  # ValueError once the socket is closed
             if len(batch) or (deadline is not None and loop.time() >= deadline):
@@ -153,6 +157,18 @@ async def recv(
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+def _watch(sock: Receiver) -> int:
+    """A duplicate of the socket's descriptor for the event loop to watch (the socket's own
+    may close meanwhile). A socket closed by another thread since the last receive is the
+    ValueError a receive raises, not the OSError (EBADF) of duplicating descriptor -1."""
+    try:
+        return os.dup(sock.fileno())
+    except OSError:
+        if sock.closed:
+            raise ValueError(f"{type(sock).__name__} is closed") from None
+        raise
 
 
 async def batches(
