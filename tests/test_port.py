@@ -400,14 +400,19 @@ def test_batches_timeout_zero_and_bad_arguments(lab_factory) -> None:
             port.batches(64, timeout=float("nan"))
 
 
+def sender_and_port(lab, stack: ExitStack) -> tuple[afxdp.Socket, afxdp.Port]:
+    """A tx socket on queue 0 of end a, and a Port on every queue of end b."""
+    (tx,) = senders(lab, stack, 1)
+    with lab.enter("b"):
+        return tx, stack.enter_context(afxdp.Port(lab.if_b, mode="native"))
+
+
 def test_max_zero_returns_an_empty_batch_at_once_with_frames_waiting(lab_factory) -> None:
     # Port.recv(0) found "nothing" on every queue, and epoll (level-triggered, the frames
     # still there) woke it at once: it spun until its timeout, and forever with None.
     lab = lab_factory(queues=2)
     with ExitStack() as stack:
-        (tx,) = senders(lab, stack, 1)
-        with lab.enter("b"):
-            port = stack.enter_context(afxdp.Port(lab.if_b, mode="native"))
+        tx, port = sender_and_port(lab, stack)
         send(tx, [1, 2, 3], lab)
         deadline = time.monotonic() + 5
         while port.sockets[0].rx_available < 3:
@@ -431,9 +436,7 @@ def test_recv_after_the_umem_handle_is_closed_times_out_with_an_empty_batch(lab_
     # made its empty batch through the handle: ValueError "Umem is closed", frames or not.
     lab = lab_factory(queues=2)
     with ExitStack() as stack:
-        (tx,) = senders(lab, stack, 1)
-        with lab.enter("b"):
-            port = stack.enter_context(afxdp.Port(lab.if_b, mode="native"))
+        tx, port = sender_and_port(lab, stack)
         port.umem.close()
         assert len(port.recv(4, timeout=0.05)) == 0
         assert list(port.batches(4, timeout=0.05)) == []
