@@ -245,7 +245,7 @@ def test_two_sockets_on_one_queue_share_its_fill_and_completion_rings(lab) -> No
 THREADS_CHILD = """
 import sys, threading, time
 import afxdp
-from afxdp.lab import _thread_in_netns
+from afxdp._netns import _thread_in_netns
 from afxdp.testing import numbered_frame, parse_numbered
 
 ns_a, ns_b, if_a, if_b, mac_a, mac_b, total = sys.argv[1:8]

@@ -359,7 +359,7 @@ def dump(args: argparse.Namespace) -> dict[str, Any]:
     a pcap reader closing the pipe) ends the capture normally, with the summary, as in tcpdump.
     """
     from afxdp import pcap
-    from afxdp.lab import _sigint_deferred
+    from afxdp._netns import _sigint_deferred
 
     to_stdout = args.write == "-"
     count = args.count or None
