@@ -78,15 +78,18 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Index {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        match obj.extract() {
-            Ok(i) => Ok(Index(i)),
-            Err(_) if obj.is_instance_of::<PyInt>() => {
-                let index = obj.to_string();
-                Err(pyo3::exceptions::PyIndexError::new_err(format!("index {index} out of range")))
-            }
-            Err(e) => Err(e),
+        // A bool is an index as in any sequence; an int beyond 64 bits is told apart by `Int`.
+        match obj.extract::<Int>()? {
+            Int::Val(i) => isize::try_from(i).map(Index).map_err(|_| out_of_range(&i)),
+            Int::Bool(b) => Ok(Index(isize::from(b))),
+            Int::Huge(digits) => Err(out_of_range(&digits)),
         }
     }
+}
+
+/// The IndexError of an index no sequence here can have.
+fn out_of_range(index: &dyn std::fmt::Display) -> PyErr {
+    pyo3::exceptions::PyIndexError::new_err(format!("index {index} out of range"))
 }
 
 /// A float argument (seconds, a rate) as Python passed it: an int or a float. A bool is kept
