@@ -386,6 +386,18 @@ def lab_child(script: str) -> subprocess.Popen[str]:
     )
 
 
+def reap(child: subprocess.Popen[str], names: set[str]) -> set[str]:
+    """Kills `child` if it still runs, then removes and returns those of `names` (its lab's
+    namespaces) that are still there: only after a failure, which the caller asserts."""
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    leftover = names & existing_namespaces()
+    for name in leftover:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+    return leftover
+
+
 # Each child waits on stdin rather than sleeping, so it also ends when this process dies.
 CHILD_SCRIPTS = {
     "sigterm": "lab = lab_module.Lab()\nprint(lab.ns_a, lab.ns_b, flush=True)\n"
@@ -418,12 +430,7 @@ def test_process_ending_removes_labs(privileged: None, ending: str) -> None:
                 child.send_signal(signal.SIGINT)
             _, stderr = child.communicate(input="\n" if ending == "atexit" else None, timeout=20)
         finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            leftover = names & existing_namespaces()
-            for name in leftover:  # (only on a failure: then removed here)
-                subprocess.run(["ip", "netns", "delete", name], check=False)
+            leftover = reap(child, names)
     expected = {"sigint": -signal.SIGINT, "atexit": 0}.get(ending, -signal.SIGTERM)
     assert child.returncode == expected, stderr
     assert not leftover
@@ -464,14 +471,9 @@ def test_a_lab_interrupted_while_it_is_made_leaves_no_namespace(privileged: None
                 tag = child.stdout.readline().strip()
                 child.communicate(timeout=20)
             finally:
-                if child.poll() is None:
-                    child.kill()
-                    child.wait()
+                reap(child, set())
         time.sleep(0.15)  # an orphaned `ip netns add` would have finished by now
-        for name in (f"afxdp-{tag}-a", f"afxdp-{tag}-b") if tag else ():
-            if name in existing_namespaces():
-                leaked.append(name)
-                subprocess.run(["ip", "netns", "delete", name], check=False)
+        leaked += reap(child, {f"afxdp-{tag}-a", f"afxdp-{tag}-b"} if tag else set())
     assert not leaked, f"{len(leaked)} namespace(s) left by interrupted labs: {leaked}"
 
 
@@ -548,12 +550,7 @@ def test_a_forked_child_never_removes_its_parents_lab(privileged: None) -> None:
             assert names <= existing_namespaces(), "a child removed the parent's lab"
             _, stderr = child.communicate(input="\n", timeout=20)
         finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-            leftover = names & existing_namespaces()
-            for name in leftover:  # (only on a failure: then removed here)
-                subprocess.run(["ip", "netns", "delete", name], check=False)
+            leftover = reap(child, names)
     assert child.returncode == 0, stderr
     assert not leftover
 
