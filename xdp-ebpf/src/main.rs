@@ -165,8 +165,12 @@ fn parse(ctx: &XdpContext) -> Headers {
             };
             let ihl = usize::from(ip[0] & 0x0f) * 4;
             // A header length below 20 bytes is malformed: `l3 + ihl` would point inside the
-            // IPv4 header, whose bytes 2..4 (the total length) would pass for a port.
-            (ip[9], l3 + ihl, ihl >= 20 && be16(&ip, 6) & 0x1fff == 0)
+            // IPv4 header, whose bytes 2..4 (the total length) would pass for a port. The ports
+            // must also lie inside the packet's total length: a short packet's frame is padded
+            // (to 60 bytes on Ethernet), and the padding is no header.
+            let total = usize::from(be16(&ip, 2));
+            let first = be16(&ip, 6) & 0x1fff == 0;
+            (ip[9], l3 + ihl, ihl >= 20 && first && ihl + 4 <= total)
         }
         ETH_P_IPV6 => {
             let Some(ip) = header::<IPV6_HLEN>(ctx, l3) else {
@@ -200,7 +204,9 @@ fn parse(ctx: &XdpContext) -> Headers {
                     break;
                 }
             }
-            (next, offset, first_fragment)
+            // As for IPv4, the ports must lie inside the payload the header announces.
+            let payload = usize::from(be16(&ip, 4));
+            (next, offset, first_fragment && offset + 4 <= l3 + IPV6_HLEN + payload)
         }
         _ => return headers,
     };
