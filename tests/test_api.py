@@ -428,6 +428,40 @@ def test_frame_after_its_batch_is_gone_raises(pair: Pair, how: str) -> None:
 
 
 @privileged
+def test_frames_and_packets_of_a_partly_sent_batch_still_reach_their_frames(lab) -> None:
+    """A partial send (the tx ring holds 64 of 200) takes frames off the batch's front: the
+    Frame and Packet objects of the frames still in it kept their old positions and raised
+    "it was sent" for frames that were not."""
+    with lab.enter("a"):
+        tx = afxdp.Socket(
+            lab.if_a, 0, umem=afxdp.Umem(512, 2048), rx_size=0, tx_size=64, comp_size=512
+        )
+    with tx:
+        batch = tx.alloc(200)
+        for i, frame in enumerate(batch):
+            frame.write(numbered(lab, i))
+        frames, packets = list(batch), batch.packets()
+        assert tx.send(batch) == 64 and len(batch) == 136 and not batch.closed
+        for i in (0, 63):
+            with pytest.raises(ValueError, match=r"no longer in this batch \(it was sent"):
+                len(frames[i])
+            with pytest.raises(ValueError, match=r"no longer in this batch \(it was sent"):
+                bytes(packets[i])
+        for i in (64, 150, 199):
+            assert bytes(frames[i]) == bytes(memoryview(frames[i])) == numbered(lab, i)
+            assert bytes(packets[i]) == numbered(lab, i) and len(packets[i]) == len(frames[i])
+            assert packets[i].frames[0].index == frames[i].index
+        frames[199][0:6] = b"\xff" * 6  # an edit lands in the frame still in the batch
+        assert bytes(batch[135])[:6] == b"\xff" * 6
+        wait_completed(tx)
+        assert tx.send(batch) == 64
+        assert bytes(frames[199])[:6] == b"\xff" * 6
+        with pytest.raises(ValueError, match="it was sent"):
+            bytes(frames[64])
+        batch.release()
+
+
+@privileged
 def test_packet_longer_than_frame_raises_and_changes_nothing(pair: Pair) -> None:
     tx = pair.tx
     batch = tx.alloc(2)

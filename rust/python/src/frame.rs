@@ -31,13 +31,21 @@ impl PyFrame {
     }
 
     /// Runs `f` with the batch and this frame's position, after checking the batch still owns it.
+    /// A partial send takes frames off the batch's front, so the frame may have moved down; its
+    /// index is unique in the batch, so it is found by that.
     fn with<R>(&self, f: impl FnOnce(&mut Batch, usize) -> Result<R>) -> Result<R> {
         let index = self.index;
         let pos = self.pos;
-        self.batch.get().with_generation(self.generation, |b| match b.descs().get(pos) {
-            Some(d) if d.index == index => f(b, pos),
-            _ => {
-                Err(Error::value(format!("frame {index} is no longer in this batch (it was sent)")))
+        self.batch.get().with_generation(self.generation, |b| {
+            let found = match b.descs().get(pos) {
+                Some(d) if d.index == index => Some(pos),
+                _ => b.descs().iter().position(|d| d.index == index),
+            };
+            match found {
+                Some(pos) => f(b, pos),
+                None => Err(Error::value(format!(
+                    "frame {index} is no longer in this batch (it was sent)"
+                ))),
             }
         })
     }

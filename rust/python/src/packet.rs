@@ -30,17 +30,27 @@ impl PyPacket {
         PyPacket { batch, start, indices, generation }
     }
 
-    /// Runs `f` on the batch after checking it still holds the packet's frames.
-    fn with<R>(&self, f: impl FnOnce(&afxdp::umem::Batch) -> Result<R>) -> Result<R> {
+    /// Runs `f` on the batch and the packet's first position after checking the batch still
+    /// holds the packet's frames. A partial send takes frames off the batch's front, so the
+    /// packet may have moved down; the frame indices are unique in a batch, so the first one
+    /// finds it.
+    fn with<R>(&self, f: impl FnOnce(&afxdp::umem::Batch, usize) -> Result<R>) -> Result<R> {
         let (start, indices) = (self.start, &self.indices);
         self.batch.get().with_generation(self.generation, |b| {
-            let here = b.descs().get(start..start + indices.len());
-            if here.is_some_and(|ds| ds.iter().zip(indices).all(|(d, &i)| d.index == i)) {
-                f(b)
-            } else {
-                Err(Error::value(format!(
+            let at = |start: usize| {
+                b.descs()
+                    .get(start..start + indices.len())
+                    .is_some_and(|ds| ds.iter().zip(indices).all(|(d, &i)| d.index == i))
+            };
+            let found = match at(start) {
+                true => Some(start),
+                false => b.descs().iter().position(|d| d.index == indices[0]).filter(|&s| at(s)),
+            };
+            match found {
+                Some(start) => f(b, start),
+                None => Err(Error::value(format!(
                     "the packet of frames {indices:?} is no longer in this batch (it was sent)"
-                )))
+                ))),
             }
         })
     }
@@ -51,17 +61,15 @@ impl PyPacket {
     /// Packet length in bytes: the sum of its frames' lengths.
     fn __len__(&self) -> Result<usize> {
         let n = self.indices.len();
-        self.with(|b| {
-            Ok(b.descs()[self.start..self.start + n].iter().map(|d| d.len as usize).sum())
-        })
+        self.with(|b, start| Ok(b.descs()[start..start + n].iter().map(|d| d.len as usize).sum()))
     }
 
     /// The packet's bytes, its frames' bytes joined (a copy).
     fn __bytes__<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyBytes>> {
         // Copy under the lock; build the Python object after (allocating may run a __del__).
-        let data = self.with(|b| {
+        let data = self.with(|b, start| {
             let mut out = Vec::new();
-            for i in self.start..self.start + self.indices.len() {
+            for i in start..start + self.indices.len() {
                 out.extend_from_slice(b.data(i)?);
             }
             Ok(out)
@@ -72,9 +80,9 @@ impl PyPacket {
     /// The packet's frames, in order (all but the last have `more` set).
     #[getter]
     fn frames<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyList>> {
-        self.with(|_| Ok(()))?;
+        let start = self.with(|_, start| Ok(start))?;
         let frames = self.indices.iter().enumerate().map(|(k, &index)| {
-            PyFrame::new(self.batch.clone_ref(py), self.start + k, index, self.generation)
+            PyFrame::new(self.batch.clone_ref(py), start + k, index, self.generation)
         });
         Ok(PyList::new(py, frames)?)
     }
