@@ -138,7 +138,7 @@ def test_native_facts_equal_ip_link_for_a_veth(lab) -> None:
     assert iface.index == lab.ifindex("b")
     assert repr(iface) == (
         f'Interface(name="{lab.if_b}", index={iface.index}, mtu={lab.mtu}, '
-        f"flags={iface.flags:#x}, up=True, queue_count=1)"
+        f"flags={iface.flags:#x}, up=True, queue_count=1, rx_queues=1, tx_queues=1)"
     )
 
 
@@ -160,7 +160,8 @@ def test_native_facts_of_lo_in_a_lab_namespace(lab) -> None:
     with lab.enter("a"):
         iface = _native().Interface("lo")
     assert iface.index == 1 and iface.up and iface.flags & IP_FLAG_BITS["LOOPBACK"]
-    assert iface.queue_count == 1  # loopback has no ETHTOOL_GCHANNELS: the core says 1
+    # Loopback has no ETHTOOL_GCHANNELS: the core says 1.
+    assert iface.queue_count == iface.rx_queues == iface.tx_queues == 1
     assert_same_as_ip(iface, ip_link(lab, "a", "lo"))
 
 
@@ -170,7 +171,8 @@ def test_native_queue_count_is_the_veth_queue_count(lab_factory, queues: int) ->
     lab = lab_factory(queues=queues)
     for side in ("a", "b"):
         with lab.enter(side):
-            assert _native().Interface(lab.ifname(side)).queue_count == queues
+            iface = _native().Interface(lab.ifname(side))
+            assert iface.queue_count == iface.rx_queues == iface.tx_queues == queues
 
 
 @pytest.mark.privileged

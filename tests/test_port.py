@@ -8,8 +8,10 @@ has a deadline.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import selectors
+import struct
 import threading
 import time
 import warnings
@@ -443,3 +445,83 @@ def test_recv_after_the_umem_handle_is_closed_times_out_with_an_empty_batch(lab_
         send(tx, [7], lab)
         with port.recv(4, timeout=5) as got:
             assert [parse_numbered(memoryview(f)) for f in got] == [7]
+
+
+def test_coalescing_serves_a_queue_short_of_a_batch_in_its_turn(lab_factory) -> None:
+    """With `coalesce`, the fast path took the first queue holding a whole batch: under a
+    backlog on queue 0, queue 1's 10 frames (fewer than `max`) waited for all of queue 0's
+    (93 batches). A queue with frames waits at most one batch of the other, as without it."""
+    lab = lab_factory(queues=2)
+    with ExitStack() as stack:
+        tx = senders(lab, stack, 2)
+        with lab.enter("b"):
+            port = stack.enter_context(afxdp.Port(lab.if_b, mode="native"))
+        send(tx[0], list(range(1500)), lab)
+        send(tx[1], [STRIDE + i for i in range(10)], lab)
+        deadline = time.monotonic() + 5
+        while sum(s.rx_available for s in port.sockets) < 1510:
+            assert time.monotonic() < deadline, "the frames never arrived"
+            time.sleep(0.01)
+        order: list[int] = []
+        while 1 not in order and time.monotonic() < deadline:
+            with port.recv(16, timeout=0.1, coalesce=0.001) as batch:
+                order.append(batch.queue)
+        assert order.index(1) <= 1, order
+
+
+def set_channels(lab, side: str, count: int) -> None:
+    """`ethtool -L IF rx N tx N` (veth: rx and tx channels)."""
+    from afxdp import netdev
+
+    request = bytearray(struct.pack("=9I", 0x3D, 0, 0, 0, 0, count, count, 0, 0))  # SCHANNELS
+    with lab.enter(side):
+        assert netdev._ethtool(lab.ifname(side), request) is not None
+
+
+def test_a_port_opens_on_the_queues_in_use_not_the_maximum(lab_factory) -> None:
+    """A NIC's channel count may be below its maximum (`ethtool -L`): the Port took the
+    maximum and failed to bind the queues beyond the count (EINVAL), and a socket there got the
+    kernel's bare EINVAL instead of the queue range error."""
+    lab = lab_factory(queues=4)
+    for side in ("a", "b"):  # native XDP on veth wants the peer's tx queues <= its rx queues
+        set_channels(lab, side, 2)
+    with lab.enter("b"):
+        iface = afxdp._native.Interface(lab.if_b)
+        assert (iface.queue_count, iface.rx_queues, iface.tx_queues) == (4, 2, 2)
+        with afxdp.Port(lab.if_b, mode="native") as port:
+            assert port.queues == [0, 1]
+        for queue in (2, 3):
+            with pytest.raises(ValueError, match=f"queue {queue} out of range.*2 queue"):
+                afxdp.Socket(lab.if_b, queue)
+            with pytest.raises(ValueError, match=f"queue {queue} out of range"):
+                afxdp.Port(lab.if_b, [queue])
+    set_channels(lab, "b", 4)
+    set_channels(lab, "a", 4)
+    with lab.enter("b"), afxdp.Port(lab.if_b, mode="native") as port:
+        assert port.queues == [0, 1, 2, 3]
+
+
+def test_a_port_that_fails_to_open_leaves_registered_sockets_registered(lab_factory) -> None:
+    """Port(program=) registered each socket as it bound it: when a later queue was taken
+    (EBUSY), its queue-0 socket had already replaced the user's there, and closing it emptied
+    the slot, so queue 0's traffic went to the kernel stack."""
+    lab = lab_factory(queues=2)
+    with ExitStack() as stack:
+        tx = senders(lab, stack, 2)
+        with lab.enter("b"):
+            prog = stack.enter_context(afxdp.Program.attach(lab.if_b, mode="native"))
+            umem = afxdp.Umem(1024, 2048)
+            mine = stack.enter_context(afxdp.Socket(lab.if_b, 0, umem=umem, program=prog))
+            stack.enter_context(afxdp.Socket(lab.if_b, 1))  # queue 1 taken by another Umem
+            with pytest.raises(OSError) as failed:
+                afxdp.Port(lab.if_b, [0, 1], umem=umem, program=prog)
+        assert failed.value.errno == errno.EBUSY
+        assert mine.registered
+        send(tx[0], list(range(10)), lab)
+        got: list[int | None] = []
+        deadline = time.monotonic() + 3
+        while len(got) < 10 and time.monotonic() < deadline:
+            with mine.recv(64, timeout=0.1) as batch:
+                got += [parse_numbered(memoryview(f)) for f in batch]
+        assert got == list(range(10))
+        assert prog.no_socket_counts()[0] == 0

@@ -221,6 +221,29 @@ def test_socket_created_with_program_registers_itself(lab) -> None:
         assert not rx.registered and rx.program is None
 
 
+def test_a_socket_without_an_rx_ring_is_never_registered(lab) -> None:
+    """The kernel drops every packet redirected to a socket without an rx ring: registering
+    one (register, Socket(program=), a Port with rx_size=0, which now refuses) turned its queue
+    into a black hole: pings to end b were lost, counted as rx_dropped."""
+
+    def ping() -> int:
+        argv = ["ping", "-c", "2", "-W", "1", "-i", "0.2", lab.ip("b")]
+        return lab.run("a", argv, check=False).returncode
+
+    with lab.enter("b"):
+        prog = afxdp.Program.attach(lab.if_b, mode="native")
+        tx_only = afxdp.Socket(lab.if_b, 0, umem=afxdp.Umem(64, 2048), rx_size=0)
+    with prog, tx_only:
+        with pytest.raises(ValueError, match=r"queue 0 .* no rx ring \(rx_size=0\)"):
+            prog.register(tx_only)
+        assert not tx_only.registered
+        with lab.enter("b"), pytest.raises(ValueError, match="no rx ring"):
+            afxdp.Socket(lab.if_b, 0, umem=tx_only.umem, rx_size=0, program=prog)
+        assert ping() == 0, "traffic of the queue still reaches the kernel stack"
+    with lab.enter("b"), pytest.raises(ValueError, match="rx_size=0: a Port receives"):
+        afxdp.Port(lab.if_b, rx_size=0, mode="native")
+
+
 def test_unregister_of_never_used_slots_is_fine(lab) -> None:
     """Unregistering empty XSKMAP slots raises nothing and leaves the program working: still
     attached, and a socket registered afterwards receives."""

@@ -334,6 +334,21 @@ print(f"OK {total} frames in {elapsed:.1f} s")
 """
 
 
+def test_a_sharing_sockets_fill_target_is_cut_to_the_ring_it_shares(lab) -> None:
+    """A socket joining a queue's pair maps that pair's fill ring, ignoring its own
+    `fill_size`. Its larger target was taken as the pair's (1024 on a 64-entry ring): one the
+    ring can never reach, so no receive ever found it topped up."""
+    with lab.enter("b"):
+        umem = afxdp.Umem(4096, 2048)
+        first = afxdp.Socket(lab.if_b, 0, umem=umem, fill_size=64)
+        second = afxdp.Socket(lab.if_b, 0, umem=umem, fill_size=1024)
+    with first, second:
+        assert second.shares_fill_ring
+        assert first.fill_target == second.fill_target == 64
+        assert umem.frame_count - umem.free_frames == 64
+        assert second.fill() == 0  # the target is met
+
+
 @pytest.mark.slow
 def test_sockets_of_one_umem_in_threads_lose_and_duplicate_nothing(lab_factory) -> None:
     """Four threads: on end a one per queue sends its numbered range and receives; on end b one

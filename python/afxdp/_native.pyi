@@ -499,7 +499,8 @@ class Program:
     def program_name(self) -> str: ...
     def register(self, socket: Socket, key: int | None = None) -> None:
         """Put `socket` into the XSKMAP at `key`, by default its queue. ValueError if it is
-        bound to another interface than the program's, or if `key` is out of range (0 to
+        bound to another interface than the program's, has no rx ring (rx_size=0: the kernel
+        would drop every packet redirected to it), or if `key` is out of range (0 to
         map_size - 1). The built-in program redirects each packet to the entry of its rx
         queue, so with it `key` must be the socket's queue (ValueError otherwise); a program
         loaded from an object picks keys its own way, e.g. to spread one queue's packets over
@@ -569,6 +570,8 @@ class Socket:
                 Umem's first socket (another value raises ValueError).
             program: a Program to register with at once; None: registered nowhere, so the
                 socket can transmit but receives nothing until a Program registers it.
+                ValueError with rx_size=0 (the kernel drops what it redirects to a socket
+                without an rx ring).
             rx_size: rx ring entries (a power of two; 0: no rx ring).
             tx_size: tx ring entries (a power of two; 0: no tx ring).
             fill_size: fill ring entries; None: twice rx_size, at least 64.
@@ -732,7 +735,8 @@ class Port:
 
         Args:
             ifname: the interface, in the calling thread's network namespace.
-            queues: the rx queues; None: all of the interface's.
+            queues: the rx queues; None: every rx queue in use (the current channel count,
+                `Interface.rx_queues`, which may be below the NIC's maximum).
             umem: the frames of every socket; None: a private Umem of 4096 frames of 4096
                 bytes per queue. Unless `fill_size` is given, each queue's fill ring gets an
                 equal share of half of its frames.
@@ -743,7 +747,9 @@ class Port:
             mode: attach mode of the program the Port attaches.
             socket_options: the keyword options of `Socket` (rx_size, tx_size, fill_size,
                 comp_size, zerocopy, need_wakeup, autofill, busy_poll_usecs,
-                busy_poll_budget), for every socket.
+                busy_poll_budget), for every socket; rx_size=0 is a ValueError (a Port
+                receives). The sockets are registered once all are bound, so a Port that
+                fails to open (a queue in use) replaces no registered socket.
         """
     def recv(
         self, max: int = 64, timeout: float | None = 0.0, *, coalesce: float | None = None
@@ -753,7 +759,9 @@ class Port:
         Waits (without the GIL, on every queue at once) up to `timeout` seconds; None waits
         until a frame arrives. An empty batch on timeout. `close()` from another thread ends
         the wait with ValueError (closed). `coalesce` as in `Socket.recv`: when no queue has
-        `max` frames ready, frames first gather for that long."""
+        `max` frames ready, frames first gather for that long; a queue with fewer than `max`
+        frames is still served in its turn (after that wait), not passed over for a fuller
+        one."""
     def batches(
         self, max: int = 64, timeout: float | None = None, *, coalesce: float | None = None
     ) -> BatchIterator:
@@ -814,7 +822,7 @@ class Port:
 @final
 class Interface:
     """A network interface of the calling thread's network namespace, as the core sees it: the
-    name resolved once to its index, then the MTU, the flags and the queue count, all read when
+    name resolved once to its index, then the MTU, the flags and the queue counts, all read when
     the object is made (a snapshot: make a new one to see changes).
 
     An unknown name (or one that cannot be an interface name) raises OSError(ENODEV) naming it,
@@ -839,8 +847,16 @@ class Interface:
         """Whether the interface is administratively up (`IFF_UP` in `flags`)."""
     @property
     def queue_count(self) -> int:
-        """The queue count the core works with: the XSKMAP size and the bound for queue ids (the
-        largest ethtool channel count, maximum or current; 1 when the driver reports none)."""
+        """The XSKMAP size: the largest ethtool channel count, maximum or current (1 when the
+        driver reports none), so the map has an entry for every queue the NIC can have."""
+    @property
+    def rx_queues(self) -> int:
+        """The rx queues in use now (current ethtool channels: combined + rx): a Port on every
+        queue opens these."""
+    @property
+    def tx_queues(self) -> int:
+        """The tx queues in use now (combined + tx). A socket binds to a queue below the larger
+        of `rx_queues` and `tx_queues`."""
 
 def generate(
     ifname: str,

@@ -10,8 +10,9 @@ Where each fact comes from:
   ``afxdp._native.Interface`` (:func:`interface`; also the ``ifindex``, ``mtu`` and ``flags`` of
   :func:`link`). The core resolves a name exactly as ``Socket`` and ``Program`` do, so the CLI's
   checks and the library agree. ``flags`` are the ``SIOCGIFFLAGS`` bits (the low 16: ``IFF_UP``,
-  ``IFF_RUNNING``, ...). The core's ``queue_count`` (the XSKMAP size and the bound for queue
-  ids) is on ``afxdp._native.Interface`` too.
+  ``IFF_RUNNING``, ...). The core's ``queue_count`` (the XSKMAP size) and ``rx_queues`` /
+  ``tx_queues`` (the queues in use, which bound the queue ids) are on
+  ``afxdp._native.Interface`` too.
 * The one stdlib fallback: only when ``afxdp._native`` cannot be imported (the test-suite and
   ``python -m afxdp.lab`` load the lab, ``afxdp.testing`` and this module from a source tree
   without the compiled extension), index, MTU and flags are read from the ``RTM_GETLINK``

@@ -75,7 +75,7 @@ def _port_queues(args: argparse.Namespace) -> list[int] | None:
     """The queues of ``--queues`` (every queue of the interface for ``all``); None without it."""
     queues: list[int] | str | None = getattr(args, "queues", None)
     if queues == "all":
-        return list(range(Interface(args.ifname).queue_count))
+        return list(range(Interface(args.ifname).rx_queues))
     return queues if isinstance(queues, list) else None
 
 

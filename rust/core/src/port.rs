@@ -113,10 +113,11 @@ impl RoundRobin {
     }
 }
 
-/// The queues of a port on `iface`: `queues`, checked (each below the interface's queue count,
-/// no repeats, at least one), or every queue when `None`.
+/// The queues of a port on `iface`: `queues`, checked (each below the interface's rx queues in
+/// use, no repeats, at least one), or every rx queue in use when `None`
+/// ([`Interface::active_queues`]: a NIC's channel count may be below its maximum).
 pub fn port_queues(iface: &Interface, queues: Option<&[u32]>) -> Result<Vec<u32>> {
-    let count = iface.queue_count()?;
+    let count = iface.active_queues()?.0;
     let Some(queues) = queues else { return Ok((0..count).collect()) };
     if queues.is_empty() {
         return Err(Error::InvalidArgument {

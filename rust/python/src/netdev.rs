@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use crate::errors::Result;
 
 /// A network interface of the calling thread's network namespace, as the core sees it: the
-/// name resolved once to its index, then the MTU, the flags and the queue count, all read when
+/// name resolved once to its index, then the MTU, the flags and the queue counts, all read when
 /// the object is made (a snapshot: make a new one to see changes).
 ///
 /// An unknown name (or one that cannot be an interface name) raises OSError(ENODEV) naming it,
@@ -22,9 +22,15 @@ pub struct PyInterface {
     mtu: u32,
     /// The interface flags (`SIOCGIFFLAGS`, the low 16 bits: IFF_UP, IFF_RUNNING, ...).
     flags: u32,
-    /// The queue count the core works with: the XSKMAP size and the bound for queue ids (the
-    /// largest ethtool channel count, maximum or current; 1 when the driver reports none).
+    /// The XSKMAP size: the largest ethtool channel count, maximum or current (1 when the
+    /// driver reports none), so the map has an entry for every queue the NIC can have.
     queue_count: u32,
+    /// The rx queues in use now (current ethtool channels: combined + rx): a Port on every
+    /// queue opens these.
+    rx_queues: u32,
+    /// The tx queues in use now (combined + tx). A socket binds to a queue below the larger
+    /// of `rx_queues` and `tx_queues`.
+    tx_queues: u32,
 }
 
 #[pymethods]
@@ -32,7 +38,10 @@ impl PyInterface {
     #[new]
     fn new(ifname: &str) -> Result<Self> {
         let iface = Interface::by_name(ifname)?;
+        let (rx_queues, tx_queues) = iface.active_queues()?;
         Ok(PyInterface {
+            rx_queues,
+            tx_queues,
             mtu: iface.mtu()?,
             flags: iface.flags()?,
             queue_count: iface.queue_count()?,
@@ -49,13 +58,16 @@ impl PyInterface {
 
     fn __repr__(&self) -> String {
         format!(
-            "Interface(name={:?}, index={}, mtu={}, flags={:#x}, up={}, queue_count={})",
+            "Interface(name={:?}, index={}, mtu={}, flags={:#x}, up={}, queue_count={}, \
+             rx_queues={}, tx_queues={})",
             self.name,
             self.index,
             self.mtu,
             self.flags,
             if self.up() { "True" } else { "False" },
-            self.queue_count
+            self.queue_count,
+            self.rx_queues,
+            self.tx_queues
         )
     }
 }

@@ -31,13 +31,14 @@ use crate::umem::PyUmem;
 /// Port(ifname, queues=None, *, umem=None, program=None, rules=None, mode="auto",
 /// **socket_options)
 ///
-/// queues: the queues (None: all of the interface's). umem: the frames of every socket (None: a
+/// queues: the queues (None: every rx queue in use, `Interface.rx_queues`). umem: the frames of every socket (None: a
 /// private Umem of 4096 frames of 4096 bytes per queue); unless `fill_size` is given, each
 /// queue's fill ring gets an equal share of half of its frames. program: a Program on `ifname`
 /// to register the sockets with (None: the Port attaches the built-in program, with `rules` and
 /// `mode`, and detaches it on close). socket_options: the keyword options of `Socket` (rx_size,
 /// tx_size, fill_size, comp_size, zerocopy, need_wakeup, autofill, busy_poll_usecs,
-/// busy_poll_budget, multi_buffer), for every socket.
+/// busy_poll_budget, multi_buffer), for every socket (rx_size=0 is a ValueError: a Port
+/// receives). The sockets are registered once all are bound.
 ///
 /// `recv()` returns a batch from one queue with frames, trying the queues in turn from the one
 /// after the queue served last, so no queue starves; `batch.queue` says which, and `send(batch)`
@@ -117,8 +118,10 @@ impl PyPort {
         lock(&self.region).as_ref().map(|u| u.alloc(0)).ok_or_else(|| Error::closed("Port"))
     }
 
-    /// One batch from the first queue with frames (with at least `need` on its rx ring), in
-    /// round-robin order; None when none has.
+    /// One batch from the first queue with frames, in round-robin order, if it has at least
+    /// `need` on its rx ring; None when no queue has frames or that queue has fewer. (A queue
+    /// short of `need` is not passed over for a fuller one: under a flood on another queue it
+    /// would never be served.)
     fn try_recv(&self, max: u32, need: u32) -> Result<Option<(Batch, Option<u32>)>> {
         let n = self.sockets.len();
         for i in self.next.order(n) {
@@ -127,7 +130,14 @@ impl PyPort {
             if socket.closed() || !socket.has_rx() {
                 continue;
             }
-            let Some(batch) = socket.recv_if(max, need)? else { continue };
+            if need > 0 {
+                match socket.rx_available()? {
+                    0 => continue,
+                    ready if ready < need => return Ok(None),
+                    _ => {}
+                }
+            }
+            let batch = socket.recv_now(max)?;
             if !batch.is_empty() {
                 self.next.served(i, n);
                 return Ok(Some((batch, Some(self.queues[i]))));
@@ -204,6 +214,14 @@ impl PyPort {
                  set them on that program",
             ));
         }
+        if let Some(rx_size) = options.get_item("rx_size")?
+            && u32_arg("rx_size", rx_size.extract()?)? == 0
+        {
+            return Err(Error::value(
+                "rx_size=0: a Port receives on its queues (for sockets that only transmit, \
+                 open Socket(ifname, queue, rx_size=0) on each)",
+            ));
+        }
         let name = ifname.clone();
         let queues =
             py.detach(move || port_queues(&Interface::by_name(&name)?, queues.as_deref()))?;
@@ -234,7 +252,6 @@ impl PyPort {
             }
         };
         options.set_item("umem", umem.clone_ref(py))?;
-        options.set_item("program", program.clone_ref(py))?;
         let mut sockets: Vec<Py<PySocket>> = Vec::with_capacity(queues.len());
         let mut fds = Vec::with_capacity(queues.len());
         let opened = (|| -> Result<()> {
@@ -243,6 +260,11 @@ impl PyPort {
                 let s = s.cast_into::<PySocket>().map_err(PyErr::from)?.unbind();
                 fds.push(s.get().queue_fd_ifindex()?.1);
                 sockets.push(s);
+            }
+            // Registered once every queue is bound: a Port that fails to bind one (a queue in
+            // use) has replaced no socket registered there.
+            for s in &sockets {
+                PyProgram::register_socket(program.bind(py), s.get(), None)?;
             }
             Ok(())
         })();

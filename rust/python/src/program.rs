@@ -74,6 +74,14 @@ impl PyProgram {
                 me.ifname
             )));
         }
+        if !socket.has_rx() {
+            // The kernel drops every packet redirected to a socket without an rx ring.
+            return Err(Error::value(format!(
+                "cannot register the socket on queue {queue} of {:?}: it has no rx ring \
+                 (rx_size=0), so the kernel would drop every packet redirected to it",
+                socket.ifname()
+            )));
+        }
         let key = key.unwrap_or(queue);
         if builtin && key != queue {
             // The built-in program redirects a packet to the entry of its rx queue, and the
@@ -268,8 +276,8 @@ impl PyProgram {
     }
 
     /// Puts `socket` into the XSKMAP at `key`, by default its queue: packets the program
-    /// redirects there now reach it. The socket must be bound to this program's interface
-    /// (ValueError otherwise). The built-in program redirects by rx queue, so with it `key`
+    /// redirects there now reach it. The socket must be bound to this program's interface and
+    /// have an rx ring (ValueError otherwise). The built-in program redirects by rx queue, so with it `key`
     /// must be the socket's queue; a program from an object may use any key below `map_size`.
     #[pyo3(signature = (socket, key=None))]
     fn register(slf: &Bound<'_, Self>, socket: &PySocket, key: Option<Int>) -> Result<()> {

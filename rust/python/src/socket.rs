@@ -442,7 +442,7 @@ impl PySocket {
 
     /// Frames waiting on the rx ring.
     #[getter]
-    fn rx_available(&self) -> Result<u32> {
+    pub(crate) fn rx_available(&self) -> Result<u32> {
         self.with(|s| s.rx_available())
     }
 

@@ -50,7 +50,9 @@ impl Socket {
     pub fn open(iface: &Interface, queue: u32, umem: Umem, cfg: SocketConfig) -> Result<Socket> {
         cfg.validate()?;
         umem.check_fork()?;
-        let count = iface.queue_count()?;
+        // The kernel's bound (`xsk_bind`): the queues in use, rx or tx.
+        let (rx_queues, tx_queues) = iface.active_queues()?;
+        let count = rx_queues.max(tx_queues);
         if queue >= count {
             return Err(Error::QueueOutOfRange { ifname: iface.name().into(), queue, count });
         }

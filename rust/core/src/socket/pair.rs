@@ -235,7 +235,10 @@ impl QueuePool {
             rings.fill = Some(FillRing::new(member.fill.memory()));
             rings.comp = Some(CompletionRing::new(member.comp.memory()));
         }
-        rings.fill_target = rings.fill_target.max(fill_target);
+        // A sharing socket's own `fill_size` is ignored (it maps the pair's ring), so its
+        // target is cut to the ring: a target above it could never be reached.
+        let ring = rings.fill.as_ref().map_or(u32::MAX, FillRing::size);
+        rings.fill_target = rings.fill_target.max(fill_target.min(ring));
         rings.members.push(member);
         self.topped_up.store(false, Ordering::Release);
     }

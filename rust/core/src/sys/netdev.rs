@@ -146,33 +146,60 @@ impl Interface {
         Ok(self.flags()? & IFF_UP != 0)
     }
 
-    /// The number of queues to size an XSKMAP for, and the bound for queue ids.
+    /// The number of queues to size an XSKMAP for.
     ///
     /// Asks the driver with `ETHTOOL_GCHANNELS` and returns the largest of the maximum and
     /// current combined and rx channel counts, at least 1; 1 when the driver does not implement
-    /// the request (`EOPNOTSUPP`, e.g. loopback). This is an upper bound like libxdp's: a veth
-    /// reports the queues it was created with.
+    /// the request (`EOPNOTSUPP`, e.g. loopback). This is an upper bound like libxdp's, so
+    /// the map still has an entry for every queue after the channel count is raised (`ethtool
+    /// -L`); a veth reports the queues it was created with.
     ///
     /// # Errors
     ///
     /// As [`mtu`](Self::mtu).
     pub fn queue_count(&self) -> Result<u32> {
+        let Some(ch) = self.channels()? else { return Ok(1) };
+        Ok([ch.max_combined, ch.max_rx, ch.combined_count, ch.rx_count, 1]
+            .into_iter()
+            .max()
+            .unwrap_or(1))
+    }
+
+    /// The queues in use now: `(rx, tx)`, each the combined channels plus those of its own
+    /// direction (the driver's current `ETHTOOL_GCHANNELS` counts, which `ethtool -L` sets, at
+    /// most [`queue_count`](Self::queue_count)). A socket binds to a queue below the larger of
+    /// the two, as the kernel checks; a queue at or above them has no traffic. (1, 1) when the
+    /// driver does not implement the request, and [`queue_count`](Self::queue_count) for both
+    /// when it reports no current counts.
+    ///
+    /// # Errors
+    ///
+    /// As [`mtu`](Self::mtu).
+    pub fn active_queues(&self) -> Result<(u32, u32)> {
+        let Some(ch) = self.channels()? else { return Ok((1, 1)) };
+        let rx = ch.combined_count.saturating_add(ch.rx_count);
+        let tx = ch.combined_count.saturating_add(ch.tx_count);
+        if rx == 0 && tx == 0 {
+            let all = self.queue_count()?;
+            return Ok((all, all));
+        }
+        Ok((rx, tx))
+    }
+
+    /// `ETHTOOL_GCHANNELS`: None when the driver does not implement it (`EOPNOTSUPP`).
+    fn channels(&self) -> Result<Option<EthtoolChannels>> {
         let mut channels = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..EthtoolChannels::default() };
         let mut request = self.ifreq();
         request.ifr_ifru.ifru_data = (&raw mut channels).cast::<c_char>();
         match self.ioctl(libc::SIOCETHTOOL, &mut request, "ioctl(SIOCETHTOOL, ETHTOOL_GCHANNELS)") {
-            Ok(()) => {}
+            Ok(()) => Ok(Some(channels)),
             Err(Error::Syscall { source, .. })
                 if source.raw_os_error() == Some(libc::EOPNOTSUPP) =>
             {
-                return Ok(1);
+                Ok(None)
             }
-            Err(e) => return Err(e),
+            Err(e) => Err(e),
         }
-        Ok([channels.max_combined, channels.max_rx, channels.combined_count, channels.rx_count, 1]
-            .into_iter()
-            .max()
-            .unwrap_or(1))
     }
 
     /// A zeroed `struct ifreq` carrying the name.
