@@ -42,12 +42,19 @@ class MbPair:
 
 
 @contextmanager
-def mb_pair(lab: Any, mode: str, *, rx_multi_buffer: bool = True) -> Iterator[MbPair]:
+def mb_pair(
+    lab: Any, mode: str, *, rx_multi_buffer: bool = True, **tx_options: Any
+) -> Iterator[MbPair]:
     with ExitStack() as stack:
         with lab.enter("a"):
             tx = stack.enter_context(
                 afxdp.Socket(
-                    lab.if_a, 0, umem=afxdp.Umem(2048, 4096, 0), rx_size=0, multi_buffer=True
+                    lab.if_a,
+                    0,
+                    umem=afxdp.Umem(2048, 4096, 0),
+                    rx_size=0,
+                    multi_buffer=True,
+                    **tx_options,
                 )
             )
         with lab.enter("b"):
@@ -287,6 +294,108 @@ def test_too_many_frags_are_refused_and_the_kernel_limit_itself_works(lab_factor
         too_long.release()
         assert pair.tx.stats().tx_invalid_descs == 0
         assert pair.tx.umem.free_frames == pair.tx.umem.frame_count, "ownership exact afterwards"
+
+
+def test_a_chain_longer_than_the_completion_ring_is_refused(lab_factory) -> None:
+    """The kernel reserves a completion slot per frame of a packet before the packet
+    completes: a 5-frame chain through a 4-entry completion ring was queued, never completed,
+    and every later packet of the socket waited behind it (in_flight forever)."""
+    lab = lab_factory(mtu=MTU)
+    with ExitStack() as stack, mb_pair(lab, "native", tx_size=64, comp_size=4) as pair:
+        tx = pair.tx
+        with lab.enter("a"):
+            # A second socket on the queue shares the first's completion ring (its own
+            # comp_size is ignored), so its limit is that ring's too.
+            sharing = stack.enter_context(
+                afxdp.Socket(lab.if_a, 0, umem=tx.umem, rx_size=0, comp_size=512,
+                             multi_buffer=True)
+            )  # fmt: skip
+        assert tx.max_frags == sharing.max_frags == 4
+        piece = 64
+        for sock, chain in ((tx, 5), (sharing, 5)):
+            batch = sock.alloc(chain)
+            batch.write_all(b"\x05" * piece)
+            for frame in list(batch)[:-1]:
+                frame.more = True
+            with pytest.raises(ValueError, match=r"more than 4 frames.*completion ring's 4"):
+                sock.send(batch)
+            batch.release()
+        with pytest.raises(ValueError, match=r"packet 0 needs 5 frames.*completion ring's 4"):
+            tx.send_packets([b"\x06" * (4096 * 4 + 1)])
+        # The longest chain the ring takes goes through, and so does the packet after it.
+        data = jumbo(lab, 1, 4 * piece)
+        batch = tx.alloc(4)
+        for i, frame in enumerate(batch):
+            frame.write(data[i * piece : (i + 1) * piece])
+            frame.more = i < 3
+        assert tx.send(batch) == 4
+        wait_completed(tx)
+        assert tx.send_packets([jumbo(lab, 2, 100)]) == 1
+        wait_completed(tx)
+        assert [g[0] for g in receive_packets(pair.rx, 2)] == [data, jumbo(lab, 2, 100)]
+
+
+def test_recv_of_zero_frames_takes_no_packet(lab_factory) -> None:
+    """`recv(0)` asks for nothing; on a multi-buffer socket it took the first packet whole
+    (the "a packet longer than max comes whole" rule), unlike a plain socket or a Port."""
+    lab = lab_factory(mtu=MTU)
+    with mb_pair(lab, "native") as pair:
+        sent = [jumbo(lab, 0), jumbo(lab, 1, 100)]
+        assert pair.tx.send_packets(sent) == 2
+        wait_completed(pair.tx)
+        deadline = time.monotonic() + 3
+        while pair.rx.rx_available < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pair.rx.rx_available == 4
+        assert len(pair.rx.recv(0)) == 0 and len(pair.rx.recv(0, timeout=0.2)) == 0
+        assert pair.rx.rx_available == 4
+        assert [g[0] for g in receive_packets(pair.rx, 2)] == sent
+
+
+def test_to_list_and_pcap_records_are_whole_packets(lab_factory, tmp_path) -> None:
+    """`to_list()` ("the packets as a list of bytes") gave each frame of a chain as its own
+    item, so `PcapWriter.write_batch` wrote a 9014-byte packet as 3 records."""
+    from afxdp import pcap
+
+    lab = lab_factory(mtu=MTU)
+    with mb_pair(lab, "native") as pair:
+        sent = [jumbo(lab, 0), jumbo(lab, 1, 100)]
+        assert pair.tx.send_packets(sent) == 2
+        wait_completed(pair.tx)
+        deadline = time.monotonic() + 3
+        while pair.rx.rx_available < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pair.rx.recv(64, timeout=1) as batch, pcap.PcapWriter(tmp_path / "mb.pcap") as w:
+            assert len(batch) == 4
+            assert batch.to_list() == [bytes(p) for p in batch.packets()] == sent
+            stamps = [10**18 + k for k in range(len(batch))]  # one per frame: firsts are kept
+            assert w.write_batch(batch, timestamps_ns=stamps) == 2
+        records = pcap.read_pcap(tmp_path / "mb.pcap")
+        assert [(data, length) for _, data, length in records] == [(p, len(p)) for p in sent]
+        assert [round(t) for t, _, _ in records] == [10**9, 10**9]
+        tx = pair.tx.alloc(2)
+        tx.write_all(b"\x01" * 60)
+        tx[0].more = True
+        tx[1].more = True  # the last frame continues: no packet ends
+        with pytest.raises(ValueError, match="more"):
+            tx.to_list()
+        tx.release()
+
+
+def test_scapy_adapter_receives_and_sends_jumbo_packets_whole(lab_factory) -> None:
+    """The scapy adapter handed each frame of a chain to scapy as a packet, and could not send
+    a packet longer than one frame."""
+    pytest.importorskip("scapy")
+    from afxdp.scapy import AfxdpScapySocket
+
+    lab = lab_factory(mtu=MTU)
+    with mb_pair(lab, "native") as pair:
+        rx, tx = AfxdpScapySocket(sock=pair.rx), AfxdpScapySocket(sock=pair.tx)
+        assert tx.send(jumbo(lab, 0)) == MTU + 14
+        got, deadline = None, time.monotonic() + 3
+        while got is None and time.monotonic() < deadline:
+            _cls, got, _stamp = rx.recv_raw()
+        assert got == jumbo(lab, 0)
 
 
 def test_a_socket_without_multi_buffer_drops_jumbo_packets(lab_factory) -> None:

@@ -342,7 +342,8 @@ class FrameBatch:
         never ends in the middle of a packet; a batch whose last frame has `more` set raises
         ValueError."""
     def to_list(self) -> list[bytes]:
-        """The packets as a list of bytes (copies)."""
+        """The packets as a list of bytes (copies): one per frame, or per chain of frames on a
+        multi-buffer socket (as `packets()`; ValueError if the last frame has `more` set)."""
     def release(self) -> None:
         """Return the frames now: to the free pool, or, for a batch received on a socket with
         autofill that is still open, straight to its fill ring as far as the ring lacks frames.
@@ -680,8 +681,9 @@ class Socket:
     @property
     def max_frags(self) -> int:
         """The most frames one packet may span when sent: 1 without multi_buffer; with it, in
-        copy mode, the kernel's MAX_SKB_FRAGS + 1 (18 by default). The kernel would drop a
-        longer chain whole (tx_invalid_descs), so `send` refuses it."""
+        copy mode, the kernel's MAX_SKB_FRAGS + 1 (18 by default), at most the tx ring's and the
+        completion ring's sizes. The kernel would drop a longer chain whole (tx_invalid_descs),
+        or never complete it, so `send` refuses it."""
     @property
     def umem(self) -> Umem: ...
     @property

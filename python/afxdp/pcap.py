@@ -20,6 +20,7 @@ This module imports nothing from the compiled extension, so it works without it.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
@@ -221,16 +222,19 @@ class PcapWriter:
         *,
         timestamps_ns: Iterable[int] | None = None,
     ) -> int:
-        """Append every frame of an afxdp ``FrameBatch`` (or any iterable of frames), all with one
-        timestamp (None: now); returns how many. The batch is only read, never released.
+        """Append every packet of an afxdp ``FrameBatch`` (one record per packet: on a
+        multi-buffer socket a chain of frames is one packet) or of any iterable of frames, all
+        with one timestamp (None: now); returns how many records. The batch is only read, never
+        released.
 
-        ``timestamps_ns``: one time per frame, in nanoseconds since the epoch (e.g. a batch's
-        ``rx_timestamps``, the time the XDP program saw each packet); a 0 entry takes the
-        batch's timestamp. Written to the file's resolution (ns, or us truncated).
+        ``timestamps_ns``: one time per record, in nanoseconds since the epoch (e.g. a batch's
+        ``rx_timestamps``, the time the XDP program saw each packet; for a ``FrameBatch`` of
+        chains, one per frame is taken too: each packet gets its first frame's); a 0 entry
+        takes the batch's timestamp. Written to the file's resolution (ns, or us truncated).
 
         A ``FrameBatch`` is copied out in one call (``to_list()``), not frame by frame. Raises
         as :meth:`write` does, and ValueError when ``timestamps_ns`` does not have one entry per
-        frame, before anything of the batch is written.
+        record (or per frame), before anything of the batch is written.
         """
         file = self._file_or_raise()
         to_list = getattr(batch, "to_list", None)
@@ -240,6 +244,12 @@ class PcapWriter:
             stamps = [(seconds, fraction)] * len(frames)
         else:
             times = list(timestamps_ns)
+            packets = getattr(batch, "packets", None)
+            if len(times) != len(frames) and callable(packets):
+                # Chains: one time per frame of the batch, one record per packet.
+                spans = [len(p.frames) for p in packets()]
+                if len(times) == sum(spans):
+                    times = [times[start] for start in itertools.accumulate([0, *spans[:-1]])]
             if len(times) != len(frames):
                 raise ValueError(
                     f"timestamps_ns has {len(times)} entries for a batch of {len(frames)} frames"

@@ -95,7 +95,8 @@ class AfxdpScapySocket(SuperSocket):
     def _take(self) -> None:
         with self.sock.recv(self._batch, 0.0) as batch:
             now = time.time()
-            self._received.extend((bytes(frame), now) for frame in batch)
+            # Whole packets: a multi-buffer socket's chains joined.
+            self._received.extend((packet, now) for packet in batch.to_list())
 
     def recv_raw(self, x: int = 65535) -> tuple[type[Packet] | None, bytes | None, float | None]:
         """The next received frame as (Ether, bytes, time), or (None, None, None) when none is
@@ -125,10 +126,11 @@ class AfxdpScapySocket(SuperSocket):
     # -- sending --
 
     def send(self, x: Packet | bytes) -> int:
-        """Copies the packet into a free frame and transmits it; returns its length.
+        """Copies the packet into a free frame (on a multi-buffer socket, as many chained
+        frames as it needs) and transmits it; returns its length.
 
         Raises:
-            ValueError: the packet does not fit a frame.
+            ValueError: the packet does not fit a frame (or `max_frags` chained frames).
             OSError: ENOBUFS when no frame came free within :data:`SEND_TIMEOUT` seconds.
         """
         data = bytes(x)
@@ -137,11 +139,8 @@ class AfxdpScapySocket(SuperSocket):
         deadline = time.monotonic() + SEND_TIMEOUT
         while True:
             self.sock.complete()
-            with self.sock.alloc(1) as out:
-                if len(out):
-                    out[0].write(data)
-                    if self.sock.send(out) == 1:
-                        break
+            if self.sock.send_packets([data]) == 1:
+                break
             if time.monotonic() >= deadline:
                 raise OSError(errno.ENOBUFS, "no free frame to send (the TX ring is full)")
             self.sock.poll(0.01, afxdp.POLLOUT)

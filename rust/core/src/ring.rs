@@ -455,8 +455,12 @@ impl<T: Copy> Consumer<T> {
     /// entries up to one for which `ends` holds, e.g. a multi-buffer packet's descriptors):
     /// the most whole units within `max` entries; when the first unit alone is longer than
     /// `max`, that whole unit (so a small `max` cannot stall the ring); 0 while the first unit
-    /// is not all on the ring yet. Reads the entries without consuming them.
+    /// is not all on the ring yet, and for `max` 0 (asked for nothing). Reads the entries
+    /// without consuming them.
     pub fn whole_units(&mut self, max: u32, ends: impl Fn(&T) -> bool) -> u32 {
+        if max == 0 {
+            return 0;
+        }
         let avail = self.available(max);
         let start = self.cached_cons;
         let mem = &self.mem;
@@ -763,7 +767,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(rx.peek(1, &mut out), 1);
         rx.release(1);
-        // The first packet is longer than max: it comes whole rather than never.
+        // The first packet is longer than max: it comes whole rather than never; max 0 asks
+        // for nothing (it took the first packet).
+        assert_eq!(rx.whole_packets(0), 0);
         assert_eq!(rx.whole_packets(1), 3);
         assert_eq!(rx.peek(3, &mut out), 3);
         rx.release(3);

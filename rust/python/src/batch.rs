@@ -383,13 +383,21 @@ impl PyFrameBatch {
         Ok(PyList::new(py, packets)?.unbind())
     }
 
-    /// The packets as a list of bytes (copies).
+    /// The packets as a list of bytes (copies): one per frame, or per chain of frames on a
+    /// multi-buffer socket (as `packets()`; ValueError if the last frame has `more` set).
     fn to_list(slf: &Bound<'_, Self>) -> Result<Py<PyList>> {
         let py = slf.py();
         // Copy under the lock; build the Python objects after (allocating may run a __del__).
-        let packets = slf
-            .get()
-            .with(|b| (0..b.len()).map(|i| Ok(b.data(i)?.to_vec())).collect::<Result<Vec<_>>>())?;
+        let packets = slf.get().with(|b| {
+            let join = |frames: std::ops::Range<usize>| -> Result<Vec<u8>> {
+                let mut out = b.data(frames.start)?.to_vec();
+                for i in frames.skip(1) {
+                    out.extend_from_slice(b.data(i)?);
+                }
+                Ok(out)
+            };
+            b.packets()?.into_iter().map(join).collect::<Result<Vec<_>>>()
+        })?;
         let items = packets.iter().map(|p| PyBytes::new(py, p));
         Ok(PyList::new(py, items)?.unbind())
     }

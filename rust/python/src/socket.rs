@@ -487,8 +487,9 @@ impl PySocket {
     }
 
     /// The most frames one packet may span when sent: 1 without multi_buffer; with it, in copy
-    /// mode, the kernel's MAX_SKB_FRAGS + 1 (18 by default). A longer chain would be dropped
-    /// whole by the kernel (counted in tx_invalid_descs), so `send` refuses it.
+    /// mode, the kernel's MAX_SKB_FRAGS + 1 (18 by default), at most the tx ring's and the
+    /// completion ring's sizes. The kernel would drop a longer chain whole (tx_invalid_descs),
+    /// or never complete it, so `send` refuses it.
     #[getter]
     fn max_frags(&self) -> Result<u32> {
         self.with(|s| Ok(s.max_frags()))

@@ -251,7 +251,7 @@ impl Socket {
     /// on the last frame, and no chain longer than the kernel (or the tx ring) takes.
     fn check_chains(&self, batch: &Batch) -> Result<()> {
         let descs = batch.descs();
-        let limit = if self.cfg.multi_buffer { self.max_frags.min(self.cfg.tx_size) } else { 1 };
+        let limit = self.max_frags;
         let mut start = 0;
         for (i, d) in descs.iter().enumerate() {
             if d.more() && !self.cfg.multi_buffer {
@@ -271,8 +271,11 @@ impl Socket {
                     why: format!(
                         "the packet starting at frame {start} of the batch spans more than \
                          {limit} frames (frame {i} and on), the most one packet may span on \
-                         this socket (max_frags {}, tx ring {}); the kernel would drop it whole",
-                        self.max_frags, self.cfg.tx_size
+                         this socket (max_frags: the kernel's limit, the tx ring's {} and the \
+                         completion ring's {} entries); the kernel would drop it whole or \
+                         never complete it",
+                        self.cfg.tx_size,
+                        self.pool.sizes().1
                     ),
                 });
             }
@@ -311,8 +314,7 @@ impl Socket {
             return Err(Self::no_ring("tx_size"));
         }
         let capacity = self.umem.config().tx_capacity() as usize;
-        let limit =
-            if self.cfg.multi_buffer { self.max_frags.min(self.cfg.tx_size) as usize } else { 1 };
+        let limit = self.max_frags as usize;
         let mut frames = Vec::with_capacity(packets.len());
         for (i, p) in packets.iter().enumerate() {
             if p.is_empty() {
@@ -332,8 +334,10 @@ impl Socket {
                     value: p.len().to_string(),
                     why: format!(
                         "packet {i} needs {need} frames of {capacity} bytes; a packet may span \
-                         at most {limit} on this socket (max_frags {}, tx ring {})",
-                        self.max_frags, self.cfg.tx_size
+                         at most {limit} on this socket (max_frags: the kernel's limit, the tx \
+                         ring's {} and the completion ring's {} entries)",
+                        self.cfg.tx_size,
+                        self.pool.sizes().1
                     ),
                 });
             }

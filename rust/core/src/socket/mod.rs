@@ -160,7 +160,9 @@ impl Socket {
     /// The most frames one packet may span when sent: 1 without multi-buffer; with it, in copy
     /// mode, the kernel's `MAX_SKB_FRAGS` + 1 (18 by default; see
     /// [`sys::netdev::max_skb_frags`]), beyond which the kernel drops the whole packet and
-    /// counts its descriptors in `tx_invalid_descs` without ever completing them. A
+    /// counts its descriptors in `tx_invalid_descs` without ever completing them; and no more
+    /// than the tx ring's and the completion ring's entries (the kernel reserves a completion
+    /// slot for each frame before the packet completes: a longer chain never would). A
     /// zero-copy driver's own limit (`xdp_zc_max_segs`) may be lower: afxdp does not read it.
     pub fn max_frags(&self) -> u32 {
         self.max_frags

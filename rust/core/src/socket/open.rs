@@ -300,8 +300,13 @@ impl Socket {
         let opts = xsk::options(fd)?;
         sock.zerocopy = opts.flags & sys::XDP_OPTIONS_ZEROCOPY != 0;
         if cfg.multi_buffer {
-            // Copy mode's limit (`xsk_build_skb`): the linear part plus MAX_SKB_FRAGS.
-            sock.max_frags = sys::netdev::max_skb_frags() + 1;
+            // Copy mode's limit (`xsk_build_skb`): the linear part plus MAX_SKB_FRAGS. A packet
+            // must also fit the tx ring, and the completion ring, where the kernel reserves a
+            // slot per descriptor before any of the packet completes: a longer chain would
+            // never complete and every later packet would wait behind it.
+            let (_, comp_size) = sock.pool.sizes();
+            sock.max_frags =
+                (sys::netdev::max_skb_frags() + 1).min(cfg.tx_size.max(1)).min(comp_size.max(1));
         }
         let _ = bound.mode.set(BindMode {
             need_wakeup: cfg.need_wakeup,
