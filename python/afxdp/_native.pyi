@@ -4,7 +4,7 @@ Checked against the runtime by ``python -m mypy.stubtest afxdp`` (tests/test_stu
 few exceptions listed and explained in python/stubtest-allowlist.txt.
 """
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from os import PathLike
 from types import TracebackType
 from typing import ClassVar, Literal, Self, SupportsIndex, final, overload
@@ -869,6 +869,7 @@ def generate(
     rate: float | None = None,
     src_ports: int = 1,
     batch_size: int = 64,
+    progress: Callable[[int, float], object] | None = None,
 ) -> int:
     """Push `packet` (a whole Ethernet frame) out of `ifname` at kernel speed; return the count.
 
@@ -888,6 +889,11 @@ def generate(
             own, keeping the UDP checksum valid (a zero IPv4 checksum stays zero). Above 1 it
             needs an Ethernet (at most one 802.1Q/802.1ad tag) / IPv4 or IPv6 / UDP template.
         batch_size: packets per kernel batch, 1 to 256.
+        progress: called with `(sent, seconds)` about every 50 ms and once at the end: the
+            packets pushed so far and the time spent pushing them (from the first packet;
+            loading and unloading the program, some 20-100 ms, are not in it), so
+            `sent / seconds` is the run's own rate. An exception it raises stops the
+            generator and propagates.
 
     A veth drops every copy, without counting it, unless its peer runs a native-mode XDP
     program (a generic-mode one does not count) or has GRO on. Copies the interface cannot
@@ -895,11 +901,11 @@ def generate(
     tx_queue_N_xdp_xmit_errors.
 
     The GIL is released while packets are pushed; Ctrl-C raises KeyboardInterrupt within 50 ms
-    (the count so far is then lost).
+    (the count so far is then lost; `progress` saw it up to the last 50 ms).
 
     Raises:
         ValueError: no count and no duration, or a value out of range (the message names it).
-        TypeError: a bool for count, src_ports or batch_size.
+        TypeError: a bool for count, src_ports or batch_size; a `progress` not callable.
         OSError: ENODEV for an unknown interface; EINVAL from a kernel older than 5.18.
         PermissionError: without CAP_BPF and CAP_NET_ADMIN.
     """

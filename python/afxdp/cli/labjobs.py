@@ -142,16 +142,19 @@ def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict
     failure: list[BaseException] = []
 
     def generator(i: int, cpu: int | None) -> None:
-        # In slices of half a second, so the rate lines show what was generated so far.
+        # One run (one program load, one pacing schedule); its progress, every ~50 ms, is what
+        # the rate lines show as sent.
         try:
             if cpu is not None:
                 os.sched_setaffinity(0, {cpu})  # this thread only
-            end = time.monotonic() + duration
             with the_lab.enter("a"):
-                while (left := end - time.monotonic()) > 0.01:
-                    pushed[i] += afxdp.generate(
-                        the_lab.if_a, frame, duration=min(left, 0.5), rate=args.rate
-                    )
+                pushed[i] = afxdp.generate(
+                    the_lab.if_a,
+                    frame,
+                    duration=duration,
+                    rate=args.rate,
+                    progress=lambda sent, _seconds: pushed.__setitem__(i, sent),
+                )
         except BaseException as e:  # reported by the main thread
             failure.append(e)
 
@@ -173,6 +176,7 @@ def _lab_gen_rx(the_lab: Lab, args: argparse.Namespace, duration: float) -> dict
             thread.join()
         if failure:
             raise failure[0]
+        meter.stop()  # the rates are over the sending time, not the drain below
         # What is still in flight arrives within a moment.
         deadline = time.monotonic() + 0.3
         while time.monotonic() < deadline:

@@ -62,6 +62,8 @@ class Meter:
     tx_bytes: int = 0
     start: float = field(default_factory=time.monotonic)
     queues: list[int] | None = None
+    #: Set by :meth:`stop`: the summary's rates are over ``start`` to this.
+    end: float | None = None
 
     def __post_init__(self) -> None:
         self._last = self.start
@@ -114,6 +116,11 @@ class Meter:
         self.tx += n
         self.tx_bytes += n * frame_len
 
+    def stop(self) -> None:
+        """The load is over: the summary's time (and rates) end now, though packets still in
+        flight may be counted after."""
+        self.end = time.monotonic()
+
     def tick(self) -> None:
         now = time.monotonic()
         if now - self._last >= self.interval:
@@ -160,7 +167,7 @@ class Meter:
         return {name: {str(q): round(v) for q, v in values.items()}}
 
     def summary(self, what: str) -> dict[str, Any]:
-        elapsed = max(time.monotonic() - self.start, 1e-9)
+        elapsed = max((self.end or time.monotonic()) - self.start, 1e-9)
         k = self.kernel()
         totals = {
             "received": self.rx,

@@ -34,15 +34,21 @@ const SLICE: Duration = Duration::from_millis(50);
 /// without counting, unless its peer runs a native-mode XDP program (a generic-mode one does
 /// not count) or has GRO on.
 ///
+/// `progress`, a callable, is called with `(sent, seconds)` about every 50 ms and once at the
+/// end: the packets pushed so far and the time spent pushing them (from the first packet;
+/// loading and unloading the generator's program, some 20-100 ms, are not in it), so
+/// `sent / seconds` is the rate of the run itself. An exception it raises stops the generator
+/// and propagates (as Ctrl-C does).
+///
 /// The GIL is released while packets are pushed. Ctrl-C raises KeyboardInterrupt within 50 ms
-/// (the count so far is then lost).
+/// (the count so far is then lost; `progress` has seen it up to the last slice).
 ///
 /// Raises ValueError (no count or duration, a bad value: the message names it), OSError
 /// ENODEV (unknown interface), PermissionError (no CAP_BPF/CAP_NET_ADMIN), OSError EINVAL
 /// (kernel older than 5.18), VerifierError.
 #[pyfunction]
-#[pyo3(signature = (ifname, packet, count = None, *, duration = None, rate = None, src_ports = Int::Val(1), batch_size = Int::Val(64)),
-       text_signature = "(ifname, packet, count=None, *, duration=None, rate=None, src_ports=1, batch_size=64)")]
+#[pyo3(signature = (ifname, packet, count = None, *, duration = None, rate = None, src_ports = Int::Val(1), batch_size = Int::Val(64), progress = None),
+       text_signature = "(ifname, packet, count=None, *, duration=None, rate=None, src_ports=1, batch_size=64, progress=None)")]
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
     py: Python<'_>,
@@ -53,27 +59,30 @@ pub fn generate(
     rate: Option<Float>,
     src_ports: Int,
     batch_size: Int,
+    progress: Option<Bound<'_, PyAny>>,
 ) -> Result<u64> {
-    let count = count
-        .map(|c| c.get("count"))
-        .transpose()?
-        .map(|c| {
-            u64::try_from(c)
-                .map_err(|_| Error::value(format!("invalid count {c}: must be >= 0 or None")))
-        })
-        .transpose()?;
+    if let Some(p) = &progress
+        && !p.is_callable()
+    {
+        return Err(Error::type_(format!(
+            "progress must be a callable taking (sent, seconds), not {}",
+            p.get_type().name()?
+        )));
+    }
+    let count = count.map(|c| c.get_u64("count")).transpose()?;
     let (duration, rate) = (Float::get(duration, "duration")?, Float::get(rate, "rate")?);
     let duration = match duration {
         None => None,
         Some(d) => Some(Duration::try_from_secs_f64(d).map_err(|_| {
+            // `{d:?}`: 1e300, not its 301 digits.
             Error::value(format!(
-                "invalid duration {d}: must be a finite number of seconds >= 0, or None"
+                "invalid duration {d:?}: must be a number of seconds from 0 to 2**64, or None"
             ))
         })?),
     };
     let src_ports = src_ports.get("src_ports")?;
     let src_ports = u32::try_from(src_ports).map_err(|_| {
-        Error::value(format!("invalid src_ports {src_ports}: must be from 1 to 65535"))
+        Error::value(format!("invalid src_ports {src_ports}: must be from 1 to 65536"))
     })?;
     let batch_size = batch_size.get("batch_size")?;
     let batch_size = u32::try_from(batch_size).map_err(|_| {
@@ -92,6 +101,12 @@ pub fn generate(
             Ok(done) => {
                 if let Err(interrupt) = py.check_signals() {
                     break Err(interrupt.into());
+                }
+                // No lock is held: the generator is this call's own.
+                if let Some(p) = &progress
+                    && let Err(e) = p.call1((generator.sent(), generator.elapsed().as_secs_f64()))
+                {
+                    break Err(e.into());
                 }
                 if done {
                     break Ok(generator.sent());

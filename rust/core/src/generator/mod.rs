@@ -204,6 +204,8 @@ pub struct Generator {
     sent: u64,
     /// When the first chunk started.
     started: Option<Instant>,
+    /// When the count or the duration was reached.
+    finished: Option<Instant>,
     /// Packets per second measured over the last chunk; sizes the next one.
     pps_estimate: Option<f64>,
     /// Rate pacing: the schedule is `sent - pace_base` packets at `pace_origin` + that / rate.
@@ -271,6 +273,7 @@ impl Generator {
             batch_size: options.batch_size,
             sent: 0,
             started: None,
+            finished: None,
             pps_estimate: None,
             pace_origin: None,
             pace_base: 0,
@@ -280,6 +283,16 @@ impl Generator {
     /// Packets pushed so far (exactly: see the module documentation).
     pub fn sent(&self) -> u64 {
         self.sent
+    }
+
+    /// How long the generator has been pushing: from the start of the first chunk to when the
+    /// count or the duration was reached (or to now, while it is not); zero before the first
+    /// [`run_for`](Self::run_for). Loading and unloading the program are not in it, so
+    /// [`sent`](Self::sent) divided by this is the rate of the run itself.
+    pub fn elapsed(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |started| {
+            self.finished.unwrap_or_else(Instant::now).saturating_duration_since(started)
+        })
     }
 
     /// Whether the count or the duration has been reached.
@@ -308,6 +321,7 @@ impl Generator {
         loop {
             let now = Instant::now();
             if self.count.is_some_and(|count| self.sent >= count) || end.is_some_and(|e| now >= e) {
+                self.finished.get_or_insert(now);
                 return Ok(true);
             }
             if slice_end.is_some_and(|e| now >= e) {
@@ -319,7 +333,11 @@ impl Generator {
             }
             let chunk = self.chunk_size(now, end);
             if self.push(chunk)? {
-                return Ok(self.is_done());
+                let done = self.is_done();
+                if done {
+                    self.finished.get_or_insert_with(Instant::now);
+                }
+                return Ok(done);
             }
         }
     }
