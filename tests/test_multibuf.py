@@ -373,8 +373,11 @@ def test_to_list_and_pcap_records_are_whole_packets(lab_factory, tmp_path) -> No
         records = pcap.read_pcap(tmp_path / "mb.pcap")
         assert [(data, length) for _, data, length in records] == [(p, len(p)) for p in sent]
         assert [round(t) for t, _, _ in records] == [10**9, 10**9]
+        # write_all makes every frame a whole packet: the chain's flags go.
         tx = pair.tx.alloc(2)
+        tx[0].more = True
         tx.write_all(b"\x01" * 60)
+        assert [f.more for f in tx] == [False, False] and len(tx.packets()) == 2
         tx[0].more = True
         tx[1].more = True  # the last frame continues: no packet ends
         with pytest.raises(ValueError, match="more"):

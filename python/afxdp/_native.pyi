@@ -289,7 +289,8 @@ class FrameBatch:
     def __getitem__(self, i: SupportsIndex, /) -> Frame: ...
     def __iter__(self) -> Iterator[Frame]: ...
     def write_all(self, packet: Buffer) -> None:
-        """Copy `packet` into every frame and set every length (all or none)."""
+        """Copy `packet` into every frame and set every length (all or none); each frame is then
+        a whole packet (on a multi-buffer batch, `more` is cleared)."""
     def write_at(self, offset: int, data: Buffer) -> None:
         """Write `data` at `offset` of every packet (its first frame), lengths unchanged."""
     def swap_macs(self) -> None:

@@ -223,8 +223,9 @@ impl PyFrameBatch {
         Ok(list.try_iter()?.into_any().unbind())
     }
 
-    /// Copies `packet` into every frame and sets every length (one Rust loop). Either all frames
-    /// are written or, if the packet is too long for them, none.
+    /// Copies `packet` into every frame and sets every length (one Rust loop); each frame is then
+    /// a whole packet (on a multi-buffer batch, `more` is cleared). Either all frames are
+    /// written or, if the packet is too long for them, none.
     fn write_all(&self, packet: &Bound<'_, PyAny>) -> Result<()> {
         with_bytes(packet, |p| self.with(|b| Ok(b.write_all(p)?)))
     }

@@ -338,8 +338,9 @@ impl Batch {
         out
     }
 
-    /// Copies `packet` into every frame; checked against the smallest capacity first, so either
-    /// every frame is written or none.
+    /// Copies `packet` into every frame, each then a whole packet (a multi-buffer chain's
+    /// [`FrameDesc::MORE`] flags are cleared); checked against the smallest capacity first, so
+    /// either every frame is written or none.
     pub fn write_all(&mut self, packet: &[u8]) -> Result<()> {
         for i in 0..self.frames.len() {
             let capacity = self.capacity(i)?;
@@ -349,6 +350,7 @@ impl Batch {
         }
         for i in 0..self.frames.len() {
             self.write(i, packet)?;
+            self.frames[i].options &= !FrameDesc::MORE;
         }
         Ok(())
     }
